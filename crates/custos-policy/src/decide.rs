@@ -1,0 +1,371 @@
+//! The decision: may this accessor use these categories of this subject for this purpose.
+//!
+//! [`Policy::decide`] is pure and in memory: the compiled policy plus the subject's state in,
+//! a [`Decision`] out. Every read, export, report and disclosure the vault makes goes through
+//! it (DESIGN.md invariant 1).
+
+use crate::ids::{AccessorId, CategoryId, CategorySet, PurposeId, PurposeSet, RecipientId};
+use crate::{Basis, Policy};
+
+/// What is asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// The caller.
+    pub accessor: AccessorId,
+    /// Why it asks.
+    pub purpose: PurposeId,
+    /// What it asks for.
+    pub categories: CategorySet,
+    /// Who the data goes to when it is disclosed onwards, beyond the accessor's own recipient.
+    pub recipient: Option<RecipientId>,
+    /// Whether the caller gave a reference (legal process number, verified authority).
+    pub has_reference: bool,
+}
+
+/// Lifecycle of a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectStatus {
+    /// Normal.
+    Active,
+    /// Account closed: only legal and contract purposes remain.
+    Deactivated,
+    /// Keys destroyed: nothing exists.
+    Erased,
+}
+
+/// What is known of a subject's age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeStatus {
+    /// Not asked.
+    Unknown,
+    /// At or above the policy's minimum age.
+    AtLeastMinimum,
+    /// Below the minimum age: nothing may be used (C053).
+    UnderMinimum,
+}
+
+/// A category held about a subject, with the purposes its values were collected for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The category.
+    pub category: CategoryId,
+    /// Purposes stated when it was collected (union over collections).
+    pub collected_for: PurposeSet,
+}
+
+/// The subject's state that a decision depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// Lifecycle.
+    pub status: SubjectStatus,
+    /// Age.
+    pub age: AgeStatus,
+    /// Categories held, each with its collection purposes.
+    pub held: Vec<Held>,
+    /// Purposes the person currently consents to (with their descendants).
+    pub consents: PurposeSet,
+    /// Purposes the person objected to (with their descendants).
+    pub objections: PurposeSet,
+}
+
+impl Subject {
+    /// An active adult of unknown age holding nothing, consenting to nothing.
+    pub fn new() -> Self {
+        Self {
+            status: SubjectStatus::Active,
+            age: AgeStatus::Unknown,
+            held: Vec::new(),
+            consents: PurposeSet::EMPTY,
+            objections: PurposeSet::EMPTY,
+        }
+    }
+
+    /// Records that categories were collected for purposes.
+    pub fn hold(&mut self, categories: CategorySet, purposes: PurposeSet) {
+        for c in categories.iter() {
+            match self.held.iter_mut().find(|h| h.category == c) {
+                Some(h) => h.collected_for = h.collected_for.union(purposes),
+                None => self.held.push(Held {
+                    category: c,
+                    collected_for: purposes,
+                }),
+            }
+        }
+    }
+
+    /// The categories held.
+    pub fn held_categories(&self) -> CategorySet {
+        self.held.iter().map(|h| h.category).collect()
+    }
+}
+
+impl Default for Subject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Outcome of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Everything asked is permitted.
+    Permit,
+    /// Some categories are permitted, others withheld.
+    Partial,
+    /// Nothing is permitted.
+    Deny,
+}
+
+impl Effect {
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permit => "permit",
+            Self::Partial => "partial",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// Why something was withheld or denied. The `code` of each is stable: clients and the ledger
+/// store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The accessor may not pursue this purpose.
+    PurposeNotAllowedForAccessor,
+    /// The recipient may not receive anything for this purpose.
+    RecipientNotAllowedForPurpose,
+    /// The subject was erased.
+    SubjectErased,
+    /// The subject is below the policy's minimum age.
+    SubjectUnderMinimumAge,
+    /// The subject is deactivated and the purpose is neither legal nor contractual.
+    SubjectDeactivated,
+    /// Nothing of this category is held.
+    NotHeld,
+    /// More than the accessor or recipient may have for the purpose.
+    ExceedsMinimumNecessary,
+    /// Not collected for this purpose, and its basis allows no other way (C016).
+    NotCollectedForPurpose,
+    /// The purpose needs consent and there is none (C042).
+    ConsentMissing,
+    /// The person objected to this purpose.
+    Objected,
+    /// The purpose needs a reference (legal process, verified authority) and none was given.
+    ReferenceMissing,
+}
+
+impl Reason {
+    /// Stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PurposeNotAllowedForAccessor => "purpose_not_allowed_for_accessor",
+            Self::RecipientNotAllowedForPurpose => "recipient_not_allowed_for_purpose",
+            Self::SubjectErased => "subject_erased",
+            Self::SubjectUnderMinimumAge => "subject_under_minimum_age",
+            Self::SubjectDeactivated => "subject_deactivated",
+            Self::NotHeld => "not_held",
+            Self::ExceedsMinimumNecessary => "exceeds_minimum_necessary",
+            Self::NotCollectedForPurpose => "not_collected_for_purpose",
+            Self::ConsentMissing => "consent_missing",
+            Self::Objected => "objected",
+            Self::ReferenceMissing => "reference_missing",
+        }
+    }
+
+    /// One sentence a person can read.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::PurposeNotAllowedForAccessor => "the policy does not let this accessor pursue this purpose",
+            Self::RecipientNotAllowedForPurpose => "the policy lets this recipient receive nothing for this purpose",
+            Self::SubjectErased => "the subject was erased; nothing about them exists",
+            Self::SubjectUnderMinimumAge => "the subject is under the policy's minimum age; their data may not be used",
+            Self::SubjectDeactivated => "the subject's account is deactivated; only legal and contractual purposes remain",
+            Self::NotHeld => "nothing of this category is held about the subject",
+            Self::ExceedsMinimumNecessary => "more than the minimum the policy lets this accessor or recipient have for this purpose",
+            Self::NotCollectedForPurpose => "it was not collected for this purpose and using it so needs the person's consent",
+            Self::ConsentMissing => "this purpose needs the person's consent, which they have not given",
+            Self::Objected => "the person objected to this purpose",
+            Self::ReferenceMissing => "this purpose needs a reference (legal process, verified authority) and none was given",
+        }
+    }
+}
+
+/// Why what was permitted was permitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ground {
+    /// The values were collected for this purpose or a broader one.
+    CollectedFor,
+    /// The person consents to the purpose.
+    Consent,
+    /// A legal purpose, with a reference.
+    LegalReference,
+}
+
+impl Ground {
+    /// Stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CollectedFor => "collected_for_purpose",
+            Self::Consent => "consent_given",
+            Self::LegalReference => "legal_reference",
+        }
+    }
+}
+
+/// A category withheld, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withheld {
+    /// The category.
+    pub category: CategoryId,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Permit, partial or deny.
+    pub effect: Effect,
+    /// Categories that may be used.
+    pub permitted: CategorySet,
+    /// Categories that may not, each with its reason, in category order.
+    pub withheld: Vec<Withheld>,
+    /// When the whole request was refused before looking at categories, why.
+    pub denial: Option<Reason>,
+    /// Why what is permitted is permitted.
+    pub ground: Option<Ground>,
+    /// The recipient data goes to when this is a disclosure: the ledger records a disclosure.
+    pub disclosure_to: Option<RecipientId>,
+    /// The accessor, purpose and recipient that decided (for the ledger and `explain`).
+    pub accessor: AccessorId,
+    /// The purpose.
+    pub purpose: PurposeId,
+}
+
+impl Decision {
+    /// The reason for a category, if withheld.
+    pub fn reason_for(&self, c: CategoryId) -> Option<Reason> {
+        self.withheld.iter().find(|w| w.category == c).map(|w| w.reason)
+    }
+}
+
+impl Policy {
+    /// Decides a request against a subject's state.
+    ///
+    /// In order: the accessor must be allowed the purpose (and its recipient allowed to
+    /// receive for it); the subject must exist, be of age, and be active unless the purpose is
+    /// legal or contractual; then per category: minimum necessary, held, and the purpose's
+    /// basis — collected for it (service, contract, opt-out unless objected), current consent
+    /// (consent), or a reference (legal).
+    pub fn decide(&self, req: &Request, subject: &Subject) -> Decision {
+        let mut d = Decision {
+            effect: Effect::Deny,
+            permitted: CategorySet::EMPTY,
+            withheld: Vec::new(),
+            denial: None,
+            ground: None,
+            disclosure_to: None,
+            accessor: req.accessor,
+            purpose: req.purpose,
+        };
+        let (Some(accessor), Some(purpose)) = (self.accessor(req.accessor), self.purpose(req.purpose)) else {
+            return deny_all(d, req.categories, Reason::PurposeNotAllowedForAccessor);
+        };
+        // INVARIANT: deny by default — an accessor gets nothing for a purpose it was not given.
+        if !accessor.allowed.contains(req.purpose) {
+            return deny_all(d, req.categories, Reason::PurposeNotAllowedForAccessor);
+        }
+        let mut cap = accessor.limits.get(req.purpose.index()).copied().flatten();
+        // A disclosure to the accessor's own recipient and onwards to another: each must be
+        // allowed the purpose, and gets no more than its minimum.
+        for r in [accessor.recipient, req.recipient].into_iter().flatten() {
+            let allow = self.recipient(r).and_then(|x| x.allows.get(req.purpose.index()).copied().flatten());
+            match allow {
+                None => return deny_all(d, req.categories, Reason::RecipientNotAllowedForPurpose),
+                Some(set) => cap = Some(cap.map_or(set, |c| c.intersection(set))),
+            }
+            if self.recipient(r).is_some_and(|x| x.kind.is_external()) {
+                d.disclosure_to = Some(r);
+            }
+        }
+        match (subject.status, subject.age) {
+            (SubjectStatus::Erased, _) => return deny_all(d, req.categories, Reason::SubjectErased),
+            (_, AgeStatus::UnderMinimum) => return deny_all(d, req.categories, Reason::SubjectUnderMinimumAge),
+            (SubjectStatus::Deactivated, _) if !matches!(purpose.basis, Basis::Legal | Basis::Contract) => {
+                return deny_all(d, req.categories, Reason::SubjectDeactivated);
+            }
+            _ => {}
+        }
+        let basis_failure = if purpose.requires_reference && !req.has_reference {
+            Some(Reason::ReferenceMissing)
+        } else {
+            match purpose.basis {
+                Basis::Consent if !purpose.ancestors.intersects(&subject.consents) => Some(Reason::ConsentMissing),
+                Basis::OptOut if purpose.ancestors.intersects(&subject.objections) => Some(Reason::Objected),
+                _ => None,
+            }
+        };
+        for c in req.categories.iter() {
+            let reason = if cap.is_some_and(|cap| !cap.contains(c)) {
+                Some(Reason::ExceedsMinimumNecessary)
+            } else if let Some(held) = subject.held.iter().find(|h| h.category == c) {
+                match (basis_failure, purpose.basis) {
+                    (Some(r), _) => Some(r),
+                    (None, Basis::Consent | Basis::Legal) => None,
+                    // INVARIANT: C016 — used only for the purposes stated at collection.
+                    (None, _) if purpose.ancestors.intersects(&held.collected_for) => None,
+                    (None, _) => Some(Reason::NotCollectedForPurpose),
+                }
+            } else {
+                Some(Reason::NotHeld)
+            };
+            match reason {
+                None => d.permitted.insert(c),
+                Some(reason) => d.withheld.push(Withheld { category: c, reason }),
+            }
+        }
+        if !d.permitted.is_empty() {
+            d.ground = Some(match purpose.basis {
+                Basis::Consent => Ground::Consent,
+                Basis::Legal => Ground::LegalReference,
+                _ => Ground::CollectedFor,
+            });
+        }
+        d.effect = match (d.permitted.is_empty(), d.withheld.is_empty()) {
+            (false, true) => Effect::Permit,
+            (false, false) => Effect::Partial,
+            (true, _) => Effect::Deny,
+        };
+        if d.effect == Effect::Deny {
+            d.disclosure_to = None;
+        }
+        d
+    }
+
+    /// The clause ids behind a decision: those of its purpose, accessor and recipient, and of
+    /// the policy header when the subject's age decided.
+    pub fn decision_clauses(&self, d: &Decision) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        if let Some(p) = self.purpose(d.purpose) {
+            out.extend(p.clauses.iter().map(String::as_str));
+        }
+        if let Some(r) = d.disclosure_to.and_then(|r| self.recipient(r)) {
+            out.extend(r.clauses.iter().map(String::as_str));
+        }
+        if d.denial == Some(Reason::SubjectUnderMinimumAge) {
+            out.extend(self.header_clauses().iter().map(String::as_str));
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+fn deny_all(mut d: Decision, categories: CategorySet, reason: Reason) -> Decision {
+    d.effect = Effect::Deny;
+    d.denial = Some(reason);
+    d.disclosure_to = None;
+    d.withheld = categories.iter().map(|category| Withheld { category, reason }).collect();
+    d
+}

@@ -1,0 +1,578 @@
+//! The Custos policy language.
+//!
+//! A privacy policy is written once as TOML ([`model`]); [`Policy::from_path`] parses and
+//! validates it, reporting every problem as `path:line:column: message`, and compiles it to dense
+//! ids and bitsets. The compiled [`Policy`] answers the two questions the vault asks:
+//!
+//! - may this service collect these categories, in this role, for these purposes
+//!   ([`Policy::check_collection`]);
+//! - may this accessor use these categories of this subject for this purpose
+//!   ([`Policy::decide`]), a pure in-memory function that costs well under a microsecond.
+//!
+//! The same policy renders the notice people read ([`render`]), is compared with its
+//! previous version ([`diff`]) and is traced clause by clause ([`trace`]).
+//!
+//! **Architecture invariant:** this crate does no IO beyond reading policy files in
+//! [`Policy::from_path`], and has no async.
+
+pub mod collect;
+mod compile;
+pub mod decide;
+pub mod ids;
+mod load;
+pub mod model;
+pub mod source;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use collect::{CollectionError, CollectionPlan, CollectionRequest};
+pub use decide::{Decision, Effect, Ground, Held, Reason, Request, Subject, SubjectStatus, AgeStatus, Withheld};
+pub use ids::{AccessorId, CategoryId, CategorySet, CollectionId, PurposeId, PurposeSet, RecipientId, ServiceId};
+pub use load::{BUILTIN_NAME, BUILTIN_WEBEX_2010, BUILTIN_WEBEX_2010_TRACE};
+pub use source::{Diagnostic, Diagnostics, Location, Sources};
+
+use model::PolicyFile;
+
+/// Legal basis of a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Basis {
+    /// Needed for what the person asked for.
+    Service,
+    /// Only with the person's opt-in consent.
+    Consent,
+    /// Allowed until the person objects.
+    OptOut,
+    /// Legal process, fraud, safety; needs a legal reference.
+    Legal,
+    /// Needed to perform a contract.
+    Contract,
+}
+
+impl Basis {
+    /// Keywords as written in policy files.
+    pub const NAMES: &'static [&'static str] = &["service", "consent", "opt_out", "legal", "contract"];
+
+    /// Parses a keyword.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "service" => Self::Service,
+            "consent" => Self::Consent,
+            "opt_out" => Self::OptOut,
+            "legal" => Self::Legal,
+            "contract" => Self::Contract,
+            _ => return None,
+        })
+    }
+
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Consent => "consent",
+            Self::OptOut => "opt_out",
+            Self::Legal => "legal",
+            Self::Contract => "contract",
+        }
+    }
+
+    /// How strongly the basis protects the person: a change to a lower rank is material.
+    pub fn protection(self) -> u8 {
+        match self {
+            Self::Consent => 3,
+            Self::OptOut => 2,
+            Self::Service | Self::Contract => 1,
+            Self::Legal => 0,
+        }
+    }
+}
+
+/// Kind of recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecipientKind {
+    /// Within the controller.
+    Internal,
+    /// Parent company or subsidiary.
+    Affiliate,
+    /// Vendor processing on the controller's behalf.
+    Processor,
+    /// Third party using data for its own marketing.
+    MarketingPartner,
+    /// The business customer whose service the person used.
+    Customer,
+    /// The person's employer.
+    Employer,
+    /// The purchaser of the person's service.
+    Purchaser,
+    /// Another user who adds the person as a contact.
+    Contact,
+    /// Anyone: published.
+    Public,
+    /// A court, regulator or police.
+    Authority,
+}
+
+impl RecipientKind {
+    /// Keywords as written in policy files.
+    pub const NAMES: &'static [&'static str] = &[
+        "internal",
+        "affiliate",
+        "processor",
+        "marketing_partner",
+        "customer",
+        "employer",
+        "purchaser",
+        "contact",
+        "public",
+        "authority",
+    ];
+
+    /// Parses a keyword.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "internal" => Self::Internal,
+            "affiliate" => Self::Affiliate,
+            "processor" => Self::Processor,
+            "marketing_partner" => Self::MarketingPartner,
+            "customer" => Self::Customer,
+            "employer" => Self::Employer,
+            "purchaser" => Self::Purchaser,
+            "contact" => Self::Contact,
+            "public" => Self::Public,
+            "authority" => Self::Authority,
+            _ => return None,
+        })
+    }
+
+    /// Whether a disclosure to it leaves the controller's group.
+    pub fn is_external(self) -> bool {
+        !matches!(self, Self::Internal)
+    }
+}
+
+/// How long something is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeriodKind {
+    /// Used once, never stored.
+    Transient,
+    /// A number of days.
+    Days(u32),
+    /// Until the account is closed.
+    Account,
+}
+
+/// A compiled category.
+#[derive(Debug, Clone)]
+pub struct CategoryInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Identifies a person on its own.
+    pub identifier: bool,
+    /// Never stored.
+    pub transient: bool,
+    /// Retention of its values.
+    pub retention: Option<PeriodKind>,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A compiled purpose.
+#[derive(Debug, Clone)]
+pub struct PurposeInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Legal basis.
+    pub basis: Basis,
+    /// Broader purpose.
+    pub parent: Option<PurposeId>,
+    /// The purpose and every purpose above it.
+    pub ancestors: PurposeSet,
+    /// The purpose and every purpose below it.
+    pub descendants: PurposeSet,
+    /// Each use needs a reference (legal process, verified authority).
+    pub requires_reference: bool,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A compiled accessor.
+#[derive(Debug, Clone)]
+pub struct AccessorInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// The external recipient it acts for.
+    pub recipient: Option<RecipientId>,
+    /// Purposes as declared.
+    pub declared: PurposeSet,
+    /// Purposes it may pursue, with descendants.
+    pub allowed: PurposeSet,
+    /// Per purpose, the most categories it may read.
+    pub limits: Vec<Option<CategorySet>>,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A compiled recipient.
+#[derive(Debug, Clone)]
+pub struct RecipientInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Kind.
+    pub kind: RecipientKind,
+    /// Per purpose, the minimum categories it may receive; `None`: nothing for that purpose.
+    pub allows: Vec<Option<CategorySet>>,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A compiled service.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Roles people have in it.
+    pub roles: Vec<RoleInfo>,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A compiled role of a service.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Categories collected.
+    pub collects: CategorySet,
+    /// Categories the person may choose to give.
+    pub optional: CategorySet,
+    /// Purposes as declared.
+    pub purposes: PurposeSet,
+    /// Purposes a collection may state: the declared ones and their descendants.
+    pub allowed_purposes: PurposeSet,
+    /// Record collections kept.
+    pub records: Vec<CollectionId>,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A compiled record collection.
+#[derive(Debug, Clone)]
+pub struct CollectionInfo {
+    /// Declared id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Fields of a record.
+    pub fields: Vec<FieldInfo>,
+    /// Categories of all fields.
+    pub categories: CategorySet,
+    /// Retention of its records.
+    pub retention: Option<PeriodKind>,
+    /// Clauses it encodes.
+    pub clauses: Vec<String>,
+}
+
+/// A field of a record collection.
+#[derive(Debug, Clone)]
+pub struct FieldInfo {
+    /// Field name.
+    pub name: String,
+    /// Category of the value.
+    pub category: CategoryId,
+    /// May be absent.
+    pub optional: bool,
+}
+
+/// The compiled tables.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyTables {
+    pub(crate) header_clauses: Vec<String>,
+    pub(crate) minimum_age: Option<u32>,
+    pub(crate) categories: Vec<CategoryInfo>,
+    pub(crate) category_index: HashMap<String, CategoryId>,
+    pub(crate) purposes: Vec<PurposeInfo>,
+    pub(crate) purpose_index: HashMap<String, PurposeId>,
+    pub(crate) accessors: Vec<AccessorInfo>,
+    pub(crate) accessor_index: HashMap<String, AccessorId>,
+    pub(crate) recipients: Vec<RecipientInfo>,
+    pub(crate) recipient_index: HashMap<String, RecipientId>,
+    pub(crate) services: Vec<ServiceInfo>,
+    pub(crate) service_index: HashMap<String, ServiceId>,
+    pub(crate) collections: Vec<CollectionInfo>,
+    pub(crate) collection_index: HashMap<String, CollectionId>,
+}
+
+/// A validated, compiled policy. It cannot hold a dangling reference: every id in it resolved.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    sources: Sources,
+    file: PolicyFile,
+    t: PolicyTables,
+}
+
+/// An id that names nothing the policy declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownId {
+    /// What kind of element was named: `category`, `purpose`, …
+    pub kind: &'static str,
+    /// The name given.
+    pub name: String,
+    /// Message with the nearest declared id, when there is one.
+    pub message: String,
+}
+
+impl std::fmt::Display for UnknownId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UnknownId {}
+
+impl Policy {
+    /// Parses, validates and compiles policy text; `name` is used in diagnostics.
+    pub fn from_str(name: &str, text: &str) -> Result<Self, Diagnostics> {
+        let mut sources = Sources::default();
+        sources.add(name, text);
+        Self::from_sources(sources)
+    }
+
+    /// Reads a policy file, or a folder of policy files.
+    pub fn from_path(path: &Path) -> Result<Self, Diagnostics> {
+        Self::from_sources(load::read_path(path)?)
+    }
+
+    /// The built-in WebEx privacy policy of April 2010.
+    pub fn builtin() -> Result<Self, Diagnostics> {
+        Self::from_str(BUILTIN_NAME, BUILTIN_WEBEX_2010)
+    }
+
+    /// Validates and compiles already-read sources.
+    pub fn from_sources(sources: Sources) -> Result<Self, Diagnostics> {
+        let merged = match load::merge(&sources) {
+            Ok(m) => m,
+            Err(items) => return Err(Diagnostics { sources, items }),
+        };
+        match compile::compile(&merged) {
+            Ok(t) => Ok(Self {
+                sources,
+                file: merged.file,
+                t,
+            }),
+            Err(items) => Err(Diagnostics { sources, items }),
+        }
+    }
+
+    /// The files the policy was read from.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The policy as written (all files merged); `file().policy` is always present.
+    pub fn file(&self) -> &PolicyFile {
+        &self.file
+    }
+
+    /// The `[policy]` header.
+    pub fn header(&self) -> &model::Header {
+        #[expect(clippy::expect_used, reason = "compile refuses a policy without a header")]
+        self.file.policy.as_ref().expect("validated policy has a header")
+    }
+
+    /// The policy id.
+    pub fn id(&self) -> &str {
+        self.header().id.get_ref()
+    }
+
+    /// The version id, which collections name as the notice shown.
+    pub fn version(&self) -> &str {
+        self.header().version.get_ref()
+    }
+
+    /// Minimum age of a subject, if the policy sets one.
+    pub fn minimum_age(&self) -> Option<u32> {
+        self.t.minimum_age
+    }
+
+    /// Clauses the header encodes.
+    pub fn header_clauses(&self) -> &[String] {
+        &self.t.header_clauses
+    }
+
+    /// Categories in declaration order.
+    pub fn categories(&self) -> &[CategoryInfo] {
+        &self.t.categories
+    }
+    /// Purposes in declaration order.
+    pub fn purposes(&self) -> &[PurposeInfo] {
+        &self.t.purposes
+    }
+    /// Accessors in declaration order.
+    pub fn accessors(&self) -> &[AccessorInfo] {
+        &self.t.accessors
+    }
+    /// Recipients in declaration order.
+    pub fn recipients(&self) -> &[RecipientInfo] {
+        &self.t.recipients
+    }
+    /// Services in declaration order.
+    pub fn services(&self) -> &[ServiceInfo] {
+        &self.t.services
+    }
+    /// Record collections in declaration order.
+    pub fn collections(&self) -> &[CollectionInfo] {
+        &self.t.collections
+    }
+
+    /// A category by id.
+    pub fn category(&self, id: CategoryId) -> Option<&CategoryInfo> {
+        self.t.categories.get(id.index())
+    }
+    /// A purpose by id.
+    pub fn purpose(&self, id: PurposeId) -> Option<&PurposeInfo> {
+        self.t.purposes.get(id.index())
+    }
+    /// An accessor by id.
+    pub fn accessor(&self, id: AccessorId) -> Option<&AccessorInfo> {
+        self.t.accessors.get(id.index())
+    }
+    /// A recipient by id.
+    pub fn recipient(&self, id: RecipientId) -> Option<&RecipientInfo> {
+        self.t.recipients.get(id.index())
+    }
+    /// A service by id.
+    pub fn service(&self, id: ServiceId) -> Option<&ServiceInfo> {
+        self.t.services.get(id.index())
+    }
+    /// A record collection by id.
+    pub fn collection(&self, id: CollectionId) -> Option<&CollectionInfo> {
+        self.t.collections.get(id.index())
+    }
+
+    /// Resolves a category name.
+    pub fn category_id(&self, name: &str) -> Result<CategoryId, UnknownId> {
+        lookup(&self.t.category_index, "category", "category", name)
+    }
+    /// Resolves a purpose name.
+    pub fn purpose_id(&self, name: &str) -> Result<PurposeId, UnknownId> {
+        lookup(&self.t.purpose_index, "purpose", "purpose", name)
+    }
+    /// Resolves an accessor name.
+    pub fn accessor_id(&self, name: &str) -> Result<AccessorId, UnknownId> {
+        lookup(&self.t.accessor_index, "accessor", "accessor", name)
+    }
+    /// Resolves a recipient name.
+    pub fn recipient_id(&self, name: &str) -> Result<RecipientId, UnknownId> {
+        lookup(&self.t.recipient_index, "recipient", "recipient", name)
+    }
+    /// Resolves a service name.
+    pub fn service_id(&self, name: &str) -> Result<ServiceId, UnknownId> {
+        lookup(&self.t.service_index, "service", "service", name)
+    }
+    /// Resolves a record collection name.
+    pub fn collection_id(&self, name: &str) -> Result<CollectionId, UnknownId> {
+        lookup(&self.t.collection_index, "record collection", "collection", name)
+    }
+
+    /// Resolves category names into a set.
+    pub fn category_set<S: AsRef<str>>(&self, names: &[S]) -> Result<CategorySet, UnknownId> {
+        names.iter().map(|n| self.category_id(n.as_ref())).collect()
+    }
+    /// Resolves purpose names into a set.
+    pub fn purpose_set<S: AsRef<str>>(&self, names: &[S]) -> Result<PurposeSet, UnknownId> {
+        names.iter().map(|n| self.purpose_id(n.as_ref())).collect()
+    }
+
+    /// Ids of the categories in a set, in declaration order.
+    pub fn category_names(&self, set: CategorySet) -> Vec<&str> {
+        set.iter().filter_map(|c| self.category(c).map(|c| c.id.as_str())).collect()
+    }
+    /// Ids of the purposes in a set, in declaration order.
+    pub fn purpose_names(&self, set: PurposeSet) -> Vec<&str> {
+        set.iter().filter_map(|p| self.purpose(p).map(|p| p.id.as_str())).collect()
+    }
+
+    /// Every clause id an element of the policy cites, with the elements citing it, as
+    /// `kind:id` strings (`purpose:marketing.partners`).
+    pub fn clause_elements(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let f = &self.file;
+        let mut add = |kind: &str, id: &str, clauses: &[model::Str]| {
+            for c in clauses {
+                map.entry(c.get_ref().clone()).or_default().push(format!("{kind}:{id}"));
+            }
+        };
+        if let Some(h) = &f.policy {
+            add("policy", h.id.get_ref(), &h.clauses);
+        }
+        if let Some(c) = &f.contacts {
+            add("contacts", "contacts", &c.clauses);
+        }
+        for x in &f.category {
+            add("category", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.purpose {
+            add("purpose", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.accessor {
+            add("accessor", x.id.get_ref(), &x.clauses);
+            for l in &x.limit {
+                add("accessor-limit", &format!("{}/{}", x.id.get_ref(), l.purpose.get_ref()), &l.clauses);
+            }
+        }
+        for x in &f.service {
+            add("service", x.id.get_ref(), &x.clauses);
+            for r in &x.role {
+                add("role", &format!("{}/{}", x.id.get_ref(), r.id.get_ref()), &r.clauses);
+            }
+        }
+        for x in &f.collection {
+            add("collection", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.recipient {
+            add("recipient", x.id.get_ref(), &x.clauses);
+            for l in &x.allow {
+                add("recipient-allow", &format!("{}/{}", x.id.get_ref(), l.purpose.get_ref()), &l.clauses);
+            }
+        }
+        for x in &f.retention {
+            add("retention", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.cookie {
+            add("cookie", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.region {
+            add("region", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.transfer {
+            add("transfer", x.to.get_ref(), &x.clauses);
+        }
+        for x in &f.right {
+            add("right", x.id.get_ref(), &x.clauses);
+        }
+        for x in &f.statement {
+            add("statement", x.id.get_ref(), &x.clauses);
+        }
+        map
+    }
+}
+
+fn lookup<T: Copy>(map: &HashMap<String, T>, kind: &'static str, table: &str, name: &str) -> Result<T, UnknownId> {
+    map.get(name).copied().ok_or_else(|| UnknownId {
+        kind,
+        name: name.to_string(),
+        message: compile::unknown_message(kind, table, name, map.keys().map(String::as_str)),
+    })
+}
