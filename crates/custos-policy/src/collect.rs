@@ -1,8 +1,8 @@
 //! The collection check: may this service collect these categories about a person in this
 //! role, for these purposes, having shown this notice (C004, C016, C053).
 
-use crate::ids::{CategorySet, CollectionId, PurposeSet, ServiceId};
 use crate::Policy;
+use crate::ids::{CategorySet, CollectionId, PurposeSet, ServiceId};
 
 /// A proposed collection, as a service states it.
 #[derive(Debug, Clone, Default)]
@@ -51,16 +51,27 @@ pub struct CollectionPlan {
 
 impl Policy {
     /// Checks a collection. Every problem is reported, not just the first.
-    pub fn check_collection(&self, req: &CollectionRequest<'_>) -> Result<CollectionPlan, Vec<CollectionError>> {
+    pub fn check_collection(
+        &self,
+        req: &CollectionRequest<'_>,
+    ) -> Result<CollectionPlan, Vec<CollectionError>> {
         let mut errors = Vec::new();
         let mut err = |code: &'static str, field: String, message: String| {
-            errors.push(CollectionError { code, field, message });
+            errors.push(CollectionError {
+                code,
+                field,
+                message,
+            });
         };
         if req.notice != self.version() {
             err(
                 "unknown_notice_version",
                 "notice".into(),
-                format!("notice version `{}` is not the current policy version `{}`; show the current notice and send its version", req.notice, self.version()),
+                format!(
+                    "notice version `{}` is not the current policy version `{}`; show the current notice and send its version",
+                    req.notice,
+                    self.version()
+                ),
             );
         }
         if let (Some(age), Some(min)) = (req.age, self.minimum_age()) {
@@ -69,7 +80,9 @@ impl Policy {
                 err(
                     "subject_under_minimum_age",
                     "age".into(),
-                    format!("the policy does not collect personal information from people under {min}"),
+                    format!(
+                        "the policy does not collect personal information from people under {min}"
+                    ),
                 );
                 return Err(errors);
             }
@@ -84,19 +97,29 @@ impl Policy {
         let Some(svc) = self.service(service) else {
             return Err(errors);
         };
-        let Some((role_index, role)) = svc.roles.iter().enumerate().find(|(_, r)| r.id == req.role) else {
+        let Some((role_index, role)) = svc.roles.iter().enumerate().find(|(_, r)| r.id == req.role)
+        else {
             let names: Vec<&str> = svc.roles.iter().map(|r| r.id.as_str()).collect();
             let hint = crate::source::nearest(req.role, names.iter().copied())
                 .map(|n| format!("did you mean `{n}`?"))
                 .unwrap_or_else(|| format!("roles of `{}`: {}", svc.id, names.join(", ")));
-            err("unknown_role", "role".into(), format!("service `{}` has no role `{}`; {hint}", svc.id, req.role));
+            err(
+                "unknown_role",
+                "role".into(),
+                format!("service `{}` has no role `{}`; {hint}", svc.id, req.role),
+            );
             return Err(errors);
         };
         if req.purposes.is_empty() {
             err(
                 "purpose_required",
                 "purposes".into(),
-                format!("state at least one purpose (C004); role `{}` of `{}` collects for: {}", role.id, svc.id, self.purpose_names(role.purposes).join(", ")),
+                format!(
+                    "state at least one purpose (C004); role `{}` of `{}` collects for: {}",
+                    role.id,
+                    svc.id,
+                    self.purpose_names(role.purposes).join(", ")
+                ),
             );
         }
         let mut purposes = PurposeSet::EMPTY;
@@ -106,13 +129,22 @@ impl Policy {
                 Ok(id) if !role.allowed_purposes.contains(id) => err(
                     "purpose_not_stated_for_role",
                     format!("purposes[{i}]"),
-                    format!("role `{}` of `{}` does not collect for `{p}`; it collects for: {}", role.id, svc.id, self.purpose_names(role.purposes).join(", ")),
+                    format!(
+                        "role `{}` of `{}` does not collect for `{p}`; it collects for: {}",
+                        role.id,
+                        svc.id,
+                        self.purpose_names(role.purposes).join(", ")
+                    ),
                 ),
                 Ok(id) => purposes.insert(id),
             }
         }
         if req.categories.is_empty() {
-            err("no_data", "data".into(), "no data to collect; `data` maps category ids to values".into());
+            err(
+                "no_data",
+                "data".into(),
+                "no data to collect; `data` maps category ids to values".into(),
+            );
         }
         let declared = role.collects.union(role.optional);
         let mut categories = CategorySet::EMPTY;
@@ -122,7 +154,12 @@ impl Policy {
                 Ok(id) if !declared.contains(id) => err(
                     "category_not_declared_for_role",
                     format!("data.{c}"),
-                    format!("role `{}` of `{}` does not collect `{c}`; it collects: {}", role.id, svc.id, self.category_names(declared).join(", ")),
+                    format!(
+                        "role `{}` of `{}` does not collect `{c}`; it collects: {}",
+                        role.id,
+                        svc.id,
+                        self.category_names(declared).join(", ")
+                    ),
                 ),
                 Ok(id) => categories.insert(id),
             }

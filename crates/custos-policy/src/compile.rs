@@ -71,7 +71,13 @@ impl Ctx {
         self.error(file, s.span(), message);
     }
 
-    fn keyword<'a>(&mut self, file: FileId, s: &'a Str, what: &str, allowed: &[&str]) -> Option<&'a str> {
+    fn keyword<'a>(
+        &mut self,
+        file: FileId,
+        s: &'a Str,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<&'a str> {
         let v = s.get_ref().as_str();
         if allowed.contains(&v) {
             return Some(v);
@@ -82,7 +88,10 @@ impl Ctx {
         self.at(
             file,
             s,
-            format!("unknown {what} `{v}`; {hint}expected one of {}", allowed.join(", ")),
+            format!(
+                "unknown {what} `{v}`; {hint}expected one of {}",
+                allowed.join(", ")
+            ),
         );
         None
     }
@@ -147,11 +156,25 @@ impl<T: DenseId> Names<T> {
             );
         }
         if self.map.contains_key(name) {
-            ctx.at(file, id, format!("duplicate {} id `{name}`; each id is declared once", self.kind));
+            ctx.at(
+                file,
+                id,
+                format!(
+                    "duplicate {} id `{name}`; each id is declared once",
+                    self.kind
+                ),
+            );
             return None;
         }
         if self.order.len() >= MAX_ELEMENTS {
-            ctx.at(file, id, format!("too many {} elements; a policy declares at most {MAX_ELEMENTS}", self.kind));
+            ctx.at(
+                file,
+                id,
+                format!(
+                    "too many {} elements; a policy declares at most {MAX_ELEMENTS}",
+                    self.kind
+                ),
+            );
             return None;
         }
         let dense = T::from_index(self.order.len());
@@ -166,12 +189,23 @@ impl<T: DenseId> Names<T> {
         if let Some(id) = self.map.get(name) {
             return Some(*id);
         }
-        ctx.at(file, r, unknown_message(self.kind, self.table, name, self.order.iter().map(String::as_str)));
+        ctx.at(
+            file,
+            r,
+            unknown_message(
+                self.kind,
+                self.table,
+                name,
+                self.order.iter().map(String::as_str),
+            ),
+        );
         None
     }
 
     fn resolve_set(&self, ctx: &mut Ctx, file: FileId, refs: &[Str]) -> IdSet<T> {
-        refs.iter().filter_map(|r| self.resolve(ctx, file, r)).collect()
+        refs.iter()
+            .filter_map(|r| self.resolve(ctx, file, r))
+            .collect()
     }
 }
 
@@ -191,7 +225,8 @@ pub(crate) fn unknown_message<'a>(
 fn valid_id(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Parses a retention period: `transient`, `account`, or ISO 8601 `PnY`, `PnM`, `PnW`, `PnD`.
@@ -217,9 +252,19 @@ pub(crate) fn parse_period(s: &str) -> Option<PeriodKind> {
 fn valid_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
-        && s.get(5..7).and_then(|m| m.parse::<u8>().ok()).is_some_and(|m| (1..=12).contains(&m))
-        && s.get(8..10).and_then(|d| d.parse::<u8>().ok()).is_some_and(|d| (1..=31).contains(&d))
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && s.get(5..7)
+            .and_then(|m| m.parse::<u8>().ok())
+            .is_some_and(|m| (1..=12).contains(&m))
+        && s.get(8..10)
+            .and_then(|d| d.parse::<u8>().ok())
+            .is_some_and(|d| (1..=31).contains(&d))
 }
 
 pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
@@ -254,20 +299,38 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
                     _ => ctx.error(hfile, range.span(), "invalid `clause_range`; write the first and last clause id with the same prefix and width, e.g. [\"C001\", \"C080\"]"),
                 }
             }
-            _ => ctx.error(hfile, range.span(), "`clause_range` takes two clause ids, the first and the last"),
+            _ => ctx.error(
+                hfile,
+                range.span(),
+                "`clause_range` takes two clause ids, the first and the last",
+            ),
         }
     }
     if !valid_date(header.effective.get_ref()) {
-        ctx.at(hfile, &header.effective, format!("invalid date `{}`; write `YYYY-MM-DD`", header.effective.get_ref()));
+        ctx.at(
+            hfile,
+            &header.effective,
+            format!(
+                "invalid date `{}`; write `YYYY-MM-DD`",
+                header.effective.get_ref()
+            ),
+        );
     }
     if header.version.get_ref().trim().is_empty() {
-        ctx.at(hfile, &header.version, "empty `version`; name the version, e.g. its effective date");
+        ctx.at(
+            hfile,
+            &header.version,
+            "empty `version`; name the version, e.g. its effective date",
+        );
     }
     let header_clauses = ctx.clauses(hfile, &header.clauses);
     let minimum_age = header.minimum_age.as_ref().map(|a| *a.get_ref());
     if let Some(c) = &f.contacts {
         let cfile = o.contacts.unwrap_or(hfile);
-        for e in [&c.privacy_email, &c.unsubscribe_email].into_iter().flatten() {
+        for e in [&c.privacy_email, &c.unsubscribe_email]
+            .into_iter()
+            .flatten()
+        {
             if !e.get_ref().contains('@') {
                 ctx.at(cfile, e, format!("invalid email address `{}`", e.get_ref()));
             }
@@ -291,7 +354,11 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         let file = zip(&o.retention, i);
         let id = r.id.get_ref();
         if retentions.contains_key(id) {
-            ctx.at(file, &r.id, format!("duplicate retention id `{id}`; each id is declared once"));
+            ctx.at(
+                file,
+                &r.id,
+                format!("duplicate retention id `{id}`; each id is declared once"),
+            );
         }
         match parse_period(r.period.get_ref()) {
             Some(p) => {
@@ -304,7 +371,14 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     for (i, r) in f.region.iter().enumerate() {
         let file = zip(&o.region, i);
         if regions.contains(r.id.get_ref()) {
-            ctx.at(file, &r.id, format!("duplicate region id `{}`; each id is declared once", r.id.get_ref()));
+            ctx.at(
+                file,
+                &r.id,
+                format!(
+                    "duplicate region id `{}`; each id is declared once",
+                    r.id.get_ref()
+                ),
+            );
         }
         regions.push(r.id.get_ref().clone());
         ctx.clauses(file, &r.clauses);
@@ -313,13 +387,31 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         let r = r.as_ref()?;
         let found = retentions.get(r.get_ref()).copied();
         if found.is_none() {
-            ctx.at(file, r, unknown_message("retention", "retention", r.get_ref(), retentions.keys().map(String::as_str)));
+            ctx.at(
+                file,
+                r,
+                unknown_message(
+                    "retention",
+                    "retention",
+                    r.get_ref(),
+                    retentions.keys().map(String::as_str),
+                ),
+            );
         }
         found
     };
     let resolve_region = |ctx: &mut Ctx, file: FileId, r: &Str| {
         if !regions.contains(r.get_ref()) {
-            ctx.at(file, r, unknown_message("region", "region", r.get_ref(), regions.iter().map(String::as_str)));
+            ctx.at(
+                file,
+                r,
+                unknown_message(
+                    "region",
+                    "region",
+                    r.get_ref(),
+                    regions.iter().map(String::as_str),
+                ),
+            );
         }
     };
 
@@ -374,7 +466,10 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
                 }
             },
         };
-        let parent = p.parent.as_ref().and_then(|r| purposes.resolve(&mut ctx, file, r));
+        let parent = p
+            .parent
+            .as_ref()
+            .and_then(|r| purposes.resolve(&mut ctx, file, r));
         parents.push(parent);
         purpose_infos.push(PurposeInfo {
             id: p.id.get_ref().clone(),
@@ -383,6 +478,7 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             parent,
             ancestors: PurposeSet::EMPTY,
             descendants: PurposeSet::EMPTY,
+            consent_scope: PurposeSet::EMPTY,
             requires_reference: p.requires_reference || basis == Basis::Legal,
             clauses: ctx.clauses(file, &p.clauses),
         });
@@ -418,8 +514,20 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             info.ancestors = seen;
         }
     }
+    let consent_purposes: PurposeSet = purpose_infos
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.basis == Basis::Consent)
+        .map(|(i, _)| PurposeId::from_index(i))
+        .collect();
     for i in 0..purpose_infos.len() {
-        let ancestors = purpose_infos.get(i).map(|p| p.ancestors).unwrap_or_default();
+        let ancestors = purpose_infos
+            .get(i)
+            .map(|p| p.ancestors)
+            .unwrap_or_default();
+        if let Some(info) = purpose_infos.get_mut(i) {
+            info.consent_scope = ancestors.intersection(consent_purposes);
+        }
         for a in ancestors.iter() {
             if let Some(info) = purpose_infos.get_mut(a.index()) {
                 info.descendants.insert(PurposeId::from_index(i));
@@ -427,7 +535,12 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         }
     }
     let n_purposes = purpose_infos.len();
-    let descendants = |p: PurposeId| purpose_infos.get(p.index()).map(|x| x.descendants).unwrap_or_default();
+    let descendants = |p: PurposeId| {
+        purpose_infos
+            .get(p.index())
+            .map(|x| x.descendants)
+            .unwrap_or_default()
+    };
 
     // Limits: for each purpose, the categories from the nearest ancestor-or-self limit.
     let limit_table = |ctx: &mut Ctx, file: FileId, limits: &[Limit]| -> Vec<Option<CategorySet>> {
@@ -436,12 +549,26 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             let cats = categories.resolve_set(ctx, file, &l.categories);
             ctx.clauses(file, &l.clauses);
             if l.categories.is_empty() {
-                ctx.at(file, &l.purpose, format!("limit for `{}` lists no categories; list the minimum categories needed", l.purpose.get_ref()));
+                ctx.at(
+                    file,
+                    &l.purpose,
+                    format!(
+                        "limit for `{}` lists no categories; list the minimum categories needed",
+                        l.purpose.get_ref()
+                    ),
+                );
             }
             if let Some(p) = purposes.resolve(ctx, file, &l.purpose) {
                 if let Some(slot) = own.get_mut(p.index()) {
                     if slot.is_some() {
-                        ctx.at(file, &l.purpose, format!("a second limit for purpose `{}`; merge them into one", l.purpose.get_ref()));
+                        ctx.at(
+                            file,
+                            &l.purpose,
+                            format!(
+                                "a second limit for purpose `{}`; merge them into one",
+                                l.purpose.get_ref()
+                            ),
+                        );
                     }
                     *slot = Some(slot.unwrap_or_default().union(cats));
                 }
@@ -449,12 +576,14 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         }
         (0..n_purposes)
             .map(|i| {
+                // Nearest first; bounded so that a (reported) cycle cannot loop.
                 let mut cur = Some(PurposeId::from_index(i));
-                while let Some(p) = cur {
+                for _ in 0..n_purposes {
+                    let p = cur?;
                     if let Some(Some(set)) = own.get(p.index()) {
                         return Some(*set);
                     }
-                    cur = purpose_infos.get(p.index()).and_then(|x| x.parent).filter(|q| *q != p);
+                    cur = purpose_infos.get(p.index()).and_then(|x| x.parent);
                 }
                 None
             })
@@ -465,10 +594,19 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     for (i, r) in f.recipient.iter().enumerate() {
         let file = zip(&o.recipient, i);
         let kind = r.kind.as_ref().and_then(|k| {
-            ctx.keyword(file, k, "recipient kind", RecipientKind::NAMES).and_then(RecipientKind::parse)
+            ctx.keyword(file, k, "recipient kind", RecipientKind::NAMES)
+                .and_then(RecipientKind::parse)
         });
         if r.kind.is_none() {
-            ctx.at(file, &r.id, format!("recipient `{}` has no `kind`; add one of {}", r.id.get_ref(), RecipientKind::NAMES.join(", ")));
+            ctx.at(
+                file,
+                &r.id,
+                format!(
+                    "recipient `{}` has no `kind`; add one of {}",
+                    r.id.get_ref(),
+                    RecipientKind::NAMES.join(", ")
+                ),
+            );
         }
         if let Some(region) = &r.region {
             resolve_region(&mut ctx, file, region);
@@ -489,11 +627,23 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     let mut accessor_infos = Vec::new();
     for (i, a) in f.accessor.iter().enumerate() {
         let file = zip(&o.accessor, i);
-        let recipient = a.recipient.as_ref().and_then(|r| recipients.resolve(&mut ctx, file, r));
+        let recipient = a
+            .recipient
+            .as_ref()
+            .and_then(|r| recipients.resolve(&mut ctx, file, r));
         let declared = purposes.resolve_set(&mut ctx, file, &a.purposes);
-        let allowed = declared.iter().fold(PurposeSet::EMPTY, |acc, p| acc.union(descendants(p)));
+        let allowed = declared
+            .iter()
+            .fold(PurposeSet::EMPTY, |acc, p| acc.union(descendants(p)));
         if a.purposes.is_empty() {
-            ctx.at(file, &a.id, format!("accessor `{}` lists no `purposes`; an accessor pursues at least one purpose", a.id.get_ref()));
+            ctx.at(
+                file,
+                &a.id,
+                format!(
+                    "accessor `{}` lists no `purposes`; an accessor pursues at least one purpose",
+                    a.id.get_ref()
+                ),
+            );
         }
         for l in &a.limit {
             if let Some(p) = purposes.map.get(l.purpose.get_ref()) {
@@ -520,7 +670,15 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         let mut fields: Vec<FieldInfo> = Vec::new();
         for fd in &c.field {
             if fields.iter().any(|x| x.name == *fd.name.get_ref()) {
-                ctx.at(file, &fd.name, format!("duplicate field `{}` in collection `{}`", fd.name.get_ref(), c.id.get_ref()));
+                ctx.at(
+                    file,
+                    &fd.name,
+                    format!(
+                        "duplicate field `{}` in collection `{}`",
+                        fd.name.get_ref(),
+                        c.id.get_ref()
+                    ),
+                );
             }
             if let Some(cat) = categories.resolve(&mut ctx, file, &fd.category) {
                 fields.push(FieldInfo {
@@ -550,10 +708,25 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         let mut roles: Vec<RoleInfo> = Vec::new();
         for r in &s.role {
             if roles.iter().any(|x| x.id == *r.id.get_ref()) {
-                ctx.at(file, &r.id, format!("duplicate role `{}` in service `{}`", r.id.get_ref(), s.id.get_ref()));
+                ctx.at(
+                    file,
+                    &r.id,
+                    format!(
+                        "duplicate role `{}` in service `{}`",
+                        r.id.get_ref(),
+                        s.id.get_ref()
+                    ),
+                );
             }
             if !valid_id(r.id.get_ref()) {
-                ctx.at(file, &r.id, format!("invalid role id `{}`; use lowercase letters, digits, `.`, `_` and `-`", r.id.get_ref()));
+                ctx.at(
+                    file,
+                    &r.id,
+                    format!(
+                        "invalid role id `{}`; use lowercase letters, digits, `.`, `_` and `-`",
+                        r.id.get_ref()
+                    ),
+                );
             }
             let collects = categories.resolve_set(&mut ctx, file, &r.collects);
             let optional = categories.resolve_set(&mut ctx, file, &r.optional);
@@ -561,14 +734,20 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             if r.purposes.is_empty() {
                 ctx.at(file, &r.id, format!("role `{}` of service `{}` states no `purposes`; every collection must say why (C004)", r.id.get_ref(), s.id.get_ref()));
             }
-            let records: Vec<CollectionId> = r.records.iter().filter_map(|c| collections.resolve(&mut ctx, file, c)).collect();
+            let records: Vec<CollectionId> = r
+                .records
+                .iter()
+                .filter_map(|c| collections.resolve(&mut ctx, file, c))
+                .collect();
             roles.push(RoleInfo {
                 id: r.id.get_ref().clone(),
                 name: r.name.clone(),
                 collects,
                 optional,
                 purposes: stated,
-                allowed_purposes: stated.iter().fold(PurposeSet::EMPTY, |acc, p| acc.union(descendants(p))),
+                allowed_purposes: stated
+                    .iter()
+                    .fold(PurposeSet::EMPTY, |acc, p| acc.union(descendants(p))),
                 records,
                 clauses: ctx.clauses(file, &r.clauses),
             });
@@ -600,7 +779,11 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         let file = zip(&o.right, i);
         if let Some(id) = ctx.keyword(file, &r.id, "right", RIGHTS) {
             if rights_seen.contains(&id) {
-                ctx.at(file, &r.id, format!("duplicate right `{id}`; each right is declared once"));
+                ctx.at(
+                    file,
+                    &r.id,
+                    format!("duplicate right `{id}`; each right is declared once"),
+                );
             }
             rights_seen.push(id);
         }
@@ -613,7 +796,14 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     for (i, s) in f.statement.iter().enumerate() {
         let file = zip(&o.statement, i);
         if statements_seen.contains(&s.id.get_ref().as_str()) {
-            ctx.at(file, &s.id, format!("duplicate statement id `{}`; each id is declared once", s.id.get_ref()));
+            ctx.at(
+                file,
+                &s.id,
+                format!(
+                    "duplicate statement id `{}`; each id is declared once",
+                    s.id.get_ref()
+                ),
+            );
         }
         statements_seen.push(s.id.get_ref());
         match (&s.section, &s.service) {
@@ -623,7 +813,14 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             (None, Some(svc)) => {
                 services.resolve(&mut ctx, file, svc);
             }
-            _ => ctx.at(file, &s.id, format!("statement `{}` needs exactly one of `section` or `service`", s.id.get_ref())),
+            _ => ctx.at(
+                file,
+                &s.id,
+                format!(
+                    "statement `{}` needs exactly one of `section` or `service`",
+                    s.id.get_ref()
+                ),
+            ),
         }
         ctx.clauses(file, &s.clauses);
     }

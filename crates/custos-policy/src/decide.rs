@@ -176,17 +176,33 @@ impl Reason {
     /// One sentence a person can read.
     pub fn explain(self) -> &'static str {
         match self {
-            Self::PurposeNotAllowedForAccessor => "the policy does not let this accessor pursue this purpose",
-            Self::RecipientNotAllowedForPurpose => "the policy lets this recipient receive nothing for this purpose",
+            Self::PurposeNotAllowedForAccessor => {
+                "the policy does not let this accessor pursue this purpose"
+            }
+            Self::RecipientNotAllowedForPurpose => {
+                "the policy lets this recipient receive nothing for this purpose"
+            }
             Self::SubjectErased => "the subject was erased; nothing about them exists",
-            Self::SubjectUnderMinimumAge => "the subject is under the policy's minimum age; their data may not be used",
-            Self::SubjectDeactivated => "the subject's account is deactivated; only legal and contractual purposes remain",
+            Self::SubjectUnderMinimumAge => {
+                "the subject is under the policy's minimum age; their data may not be used"
+            }
+            Self::SubjectDeactivated => {
+                "the subject's account is deactivated; only legal and contractual purposes remain"
+            }
             Self::NotHeld => "nothing of this category is held about the subject",
-            Self::ExceedsMinimumNecessary => "more than the minimum the policy lets this accessor or recipient have for this purpose",
-            Self::NotCollectedForPurpose => "it was not collected for this purpose and using it so needs the person's consent",
-            Self::ConsentMissing => "this purpose needs the person's consent, which they have not given",
+            Self::ExceedsMinimumNecessary => {
+                "more than the minimum the policy lets this accessor or recipient have for this purpose"
+            }
+            Self::NotCollectedForPurpose => {
+                "it was not collected for this purpose and using it so needs the person's consent"
+            }
+            Self::ConsentMissing => {
+                "this purpose needs the person's consent, which they have not given"
+            }
             Self::Objected => "the person objected to this purpose",
-            Self::ReferenceMissing => "this purpose needs a reference (legal process, verified authority) and none was given",
+            Self::ReferenceMissing => {
+                "this purpose needs a reference (legal process, verified authority) and none was given"
+            }
         }
     }
 }
@@ -246,7 +262,10 @@ pub struct Decision {
 impl Decision {
     /// The reason for a category, if withheld.
     pub fn reason_for(&self, c: CategoryId) -> Option<Reason> {
-        self.withheld.iter().find(|w| w.category == c).map(|w| w.reason)
+        self.withheld
+            .iter()
+            .find(|w| w.category == c)
+            .map(|w| w.reason)
     }
 }
 
@@ -269,7 +288,9 @@ impl Policy {
             accessor: req.accessor,
             purpose: req.purpose,
         };
-        let (Some(accessor), Some(purpose)) = (self.accessor(req.accessor), self.purpose(req.purpose)) else {
+        let (Some(accessor), Some(purpose)) =
+            (self.accessor(req.accessor), self.purpose(req.purpose))
+        else {
             return deny_all(d, req.categories, Reason::PurposeNotAllowedForAccessor);
         };
         // INVARIANT: deny by default — an accessor gets nothing for a purpose it was not given.
@@ -280,7 +301,9 @@ impl Policy {
         // A disclosure to the accessor's own recipient and onwards to another: each must be
         // allowed the purpose, and gets no more than its minimum.
         for r in [accessor.recipient, req.recipient].into_iter().flatten() {
-            let allow = self.recipient(r).and_then(|x| x.allows.get(req.purpose.index()).copied().flatten());
+            let allow = self
+                .recipient(r)
+                .and_then(|x| x.allows.get(req.purpose.index()).copied().flatten());
             match allow {
                 None => return deny_all(d, req.categories, Reason::RecipientNotAllowedForPurpose),
                 Some(set) => cap = Some(cap.map_or(set, |c| c.intersection(set))),
@@ -290,9 +313,15 @@ impl Policy {
             }
         }
         match (subject.status, subject.age) {
-            (SubjectStatus::Erased, _) => return deny_all(d, req.categories, Reason::SubjectErased),
-            (_, AgeStatus::UnderMinimum) => return deny_all(d, req.categories, Reason::SubjectUnderMinimumAge),
-            (SubjectStatus::Deactivated, _) if !matches!(purpose.basis, Basis::Legal | Basis::Contract) => {
+            (SubjectStatus::Erased, _) => {
+                return deny_all(d, req.categories, Reason::SubjectErased);
+            }
+            (_, AgeStatus::UnderMinimum) => {
+                return deny_all(d, req.categories, Reason::SubjectUnderMinimumAge);
+            }
+            (SubjectStatus::Deactivated, _)
+                if !matches!(purpose.basis, Basis::Legal | Basis::Contract) =>
+            {
                 return deny_all(d, req.categories, Reason::SubjectDeactivated);
             }
             _ => {}
@@ -301,8 +330,12 @@ impl Policy {
             Some(Reason::ReferenceMissing)
         } else {
             match purpose.basis {
-                Basis::Consent if !purpose.ancestors.intersects(&subject.consents) => Some(Reason::ConsentMissing),
-                Basis::OptOut if purpose.ancestors.intersects(&subject.objections) => Some(Reason::Objected),
+                Basis::Consent if !purpose.consent_scope.intersects(&subject.consents) => {
+                    Some(Reason::ConsentMissing)
+                }
+                Basis::OptOut if purpose.ancestors.intersects(&subject.objections) => {
+                    Some(Reason::Objected)
+                }
                 _ => None,
             }
         };
@@ -322,7 +355,10 @@ impl Policy {
             };
             match reason {
                 None => d.permitted.insert(c),
-                Some(reason) => d.withheld.push(Withheld { category: c, reason }),
+                Some(reason) => d.withheld.push(Withheld {
+                    category: c,
+                    reason,
+                }),
             }
         }
         if !d.permitted.is_empty() {
@@ -366,6 +402,9 @@ fn deny_all(mut d: Decision, categories: CategorySet, reason: Reason) -> Decisio
     d.effect = Effect::Deny;
     d.denial = Some(reason);
     d.disclosure_to = None;
-    d.withheld = categories.iter().map(|category| Withheld { category, reason }).collect();
+    d.withheld = categories
+        .iter()
+        .map(|category| Withheld { category, reason })
+        .collect();
     d
 }

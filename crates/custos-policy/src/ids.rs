@@ -147,7 +147,9 @@ impl<T: DenseId> IdSet<T> {
     /// Whether the set holds an element.
     pub fn contains(&self, id: T) -> bool {
         let i = id.index();
-        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     /// The elements, in ascending order.
@@ -192,7 +194,10 @@ mod tests {
         let b: CategorySet = [5, 200].map(CategoryId).into_iter().collect();
         assert_eq!(a.len(), 4);
         assert!(a.contains(CategoryId(255)) && !a.contains(CategoryId(1)));
-        assert_eq!(a.intersection(b).iter().collect::<Vec<_>>(), vec![CategoryId(5)]);
+        assert_eq!(
+            a.intersection(b).iter().collect::<Vec<_>>(),
+            vec![CategoryId(5)]
+        );
         assert_eq!(a.union(b).len(), 5);
         assert!(a.difference(b).is_subset(&a) && !a.difference(b).contains(CategoryId(5)));
         assert!(a.intersects(&b));

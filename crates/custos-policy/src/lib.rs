@@ -18,17 +18,25 @@
 pub mod collect;
 mod compile;
 pub mod decide;
+pub mod diff;
 pub mod ids;
 mod load;
 pub mod model;
+pub mod render;
 pub mod source;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 pub use collect::{CollectionError, CollectionPlan, CollectionRequest};
-pub use decide::{Decision, Effect, Ground, Held, Reason, Request, Subject, SubjectStatus, AgeStatus, Withheld};
-pub use ids::{AccessorId, CategoryId, CategorySet, CollectionId, PurposeId, PurposeSet, RecipientId, ServiceId};
+pub use decide::{
+    AgeStatus, Decision, Effect, Ground, Held, Reason, Request, Subject, SubjectStatus, Withheld,
+};
+pub use ids::{
+    AccessorId, CategoryId, CategorySet, CollectionId, PurposeId, PurposeSet, RecipientId,
+    ServiceId,
+};
 pub use load::{BUILTIN_NAME, BUILTIN_WEBEX_2010, BUILTIN_WEBEX_2010_TRACE};
 pub use source::{Diagnostic, Diagnostics, Location, Sources};
 
@@ -51,7 +59,8 @@ pub enum Basis {
 
 impl Basis {
     /// Keywords as written in policy files.
-    pub const NAMES: &'static [&'static str] = &["service", "consent", "opt_out", "legal", "contract"];
+    pub const NAMES: &'static [&'static str] =
+        &["service", "consent", "opt_out", "legal", "contract"];
 
     /// Parses a keyword.
     pub fn parse(s: &str) -> Option<Self> {
@@ -193,6 +202,9 @@ pub struct PurposeInfo {
     pub ancestors: PurposeSet,
     /// The purpose and every purpose below it.
     pub descendants: PurposeSet,
+    /// The purpose and the purposes above it whose basis is consent: consent to one of them
+    /// covers this purpose. Consent to an opt-out or service purpose covers nothing.
+    pub consent_scope: PurposeSet,
     /// Each use needs a reference (legal process, verified authority).
     pub requires_reference: bool,
     /// Clauses it encodes.
@@ -387,8 +399,14 @@ impl Policy {
 
     /// The `[policy]` header.
     pub fn header(&self) -> &model::Header {
-        #[expect(clippy::expect_used, reason = "compile refuses a policy without a header")]
-        self.file.policy.as_ref().expect("validated policy has a header")
+        #[expect(
+            clippy::expect_used,
+            reason = "compile refuses a policy without a header"
+        )]
+        self.file
+            .policy
+            .as_ref()
+            .expect("validated policy has a header")
     }
 
     /// The policy id.
@@ -483,7 +501,12 @@ impl Policy {
     }
     /// Resolves a record collection name.
     pub fn collection_id(&self, name: &str) -> Result<CollectionId, UnknownId> {
-        lookup(&self.t.collection_index, "record collection", "collection", name)
+        lookup(
+            &self.t.collection_index,
+            "record collection",
+            "collection",
+            name,
+        )
     }
 
     /// Resolves category names into a set.
@@ -497,11 +520,15 @@ impl Policy {
 
     /// Ids of the categories in a set, in declaration order.
     pub fn category_names(&self, set: CategorySet) -> Vec<&str> {
-        set.iter().filter_map(|c| self.category(c).map(|c| c.id.as_str())).collect()
+        set.iter()
+            .filter_map(|c| self.category(c).map(|c| c.id.as_str()))
+            .collect()
     }
     /// Ids of the purposes in a set, in declaration order.
     pub fn purpose_names(&self, set: PurposeSet) -> Vec<&str> {
-        set.iter().filter_map(|p| self.purpose(p).map(|p| p.id.as_str())).collect()
+        set.iter()
+            .filter_map(|p| self.purpose(p).map(|p| p.id.as_str()))
+            .collect()
     }
 
     /// Every clause id an element of the policy cites, with the elements citing it, as
@@ -511,7 +538,9 @@ impl Policy {
         let f = &self.file;
         let mut add = |kind: &str, id: &str, clauses: &[model::Str]| {
             for c in clauses {
-                map.entry(c.get_ref().clone()).or_default().push(format!("{kind}:{id}"));
+                map.entry(c.get_ref().clone())
+                    .or_default()
+                    .push(format!("{kind}:{id}"));
             }
         };
         if let Some(h) = &f.policy {
@@ -529,13 +558,21 @@ impl Policy {
         for x in &f.accessor {
             add("accessor", x.id.get_ref(), &x.clauses);
             for l in &x.limit {
-                add("accessor-limit", &format!("{}/{}", x.id.get_ref(), l.purpose.get_ref()), &l.clauses);
+                add(
+                    "accessor-limit",
+                    &format!("{}/{}", x.id.get_ref(), l.purpose.get_ref()),
+                    &l.clauses,
+                );
             }
         }
         for x in &f.service {
             add("service", x.id.get_ref(), &x.clauses);
             for r in &x.role {
-                add("role", &format!("{}/{}", x.id.get_ref(), r.id.get_ref()), &r.clauses);
+                add(
+                    "role",
+                    &format!("{}/{}", x.id.get_ref(), r.id.get_ref()),
+                    &r.clauses,
+                );
             }
         }
         for x in &f.collection {
@@ -544,7 +581,11 @@ impl Policy {
         for x in &f.recipient {
             add("recipient", x.id.get_ref(), &x.clauses);
             for l in &x.allow {
-                add("recipient-allow", &format!("{}/{}", x.id.get_ref(), l.purpose.get_ref()), &l.clauses);
+                add(
+                    "recipient-allow",
+                    &format!("{}/{}", x.id.get_ref(), l.purpose.get_ref()),
+                    &l.clauses,
+                );
             }
         }
         for x in &f.retention {
@@ -569,7 +610,12 @@ impl Policy {
     }
 }
 
-fn lookup<T: Copy>(map: &HashMap<String, T>, kind: &'static str, table: &str, name: &str) -> Result<T, UnknownId> {
+fn lookup<T: Copy>(
+    map: &HashMap<String, T>,
+    kind: &'static str,
+    table: &str,
+    name: &str,
+) -> Result<T, UnknownId> {
     map.get(name).copied().ok_or_else(|| UnknownId {
         kind,
         name: name.to_string(),

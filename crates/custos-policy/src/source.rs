@@ -134,7 +134,10 @@ impl Diagnostics {
     }
 
     fn primary_path(&self) -> &str {
-        self.sources.ids().next().map_or("<policy>", |f| self.sources.path(f))
+        self.sources
+            .ids()
+            .next()
+            .map_or("<policy>", |f| self.sources.path(f))
     }
 }
 
@@ -150,7 +153,10 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The declared id closest to `wanted`, when it is close enough to be a likely typo.
-pub(crate) fn nearest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    wanted: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (wanted.chars().count() / 3).max(2);
     candidates
         .map(|c| (edit_distance(wanted, c), c))
@@ -194,7 +200,10 @@ mod tests {
     #[test]
     fn nearest_finds_typos_only() {
         let ids = ["contact.email", "contact.name", "network.ip_address"];
-        assert_eq!(nearest("contact.emial", ids.into_iter()), Some("contact.email"));
+        assert_eq!(
+            nearest("contact.emial", ids.into_iter()),
+            Some("contact.email")
+        );
         assert_eq!(nearest("zzzzzz", ids.into_iter()), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

@@ -1,0 +1,303 @@
+//! Clause traceability: which clause of the policy is kept by code, and how.
+//!
+//! `trace.toml` beside a policy maps every clause to one status: `enforced` (the policy
+//! elements citing it and the tests that fail when its rule is removed), `planned` (the
+//! capability that will enforce it, not built yet), or `notice-only` (why code cannot keep it;
+//! it is rendered in the notice).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::Policy;
+use crate::source::{Diagnostic, Diagnostics, Location, Sources};
+
+/// Capabilities a planned clause may wait for.
+pub const CAPABILITIES: &[&str] = &[
+    "encrypted-storage",
+    "transport-security",
+    "consent-and-mailings",
+    "rights-requests",
+    "disclosures-and-reports",
+    "service-practices",
+    "policy-lifecycle",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceFile {
+    #[serde(default)]
+    clause: Vec<ClauseEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClauseEntry {
+    id: Spanned<String>,
+    status: Spanned<String>,
+    #[serde(default)]
+    tests: Vec<Spanned<String>>,
+    capability: Option<Spanned<String>>,
+    reason: Option<String>,
+    note: Option<String>,
+}
+
+/// How a clause is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Kept by code: these tests fail when the rule is removed.
+    Enforced {
+        /// Names of the test functions that prove it.
+        tests: Vec<String>,
+    },
+    /// To be kept by a capability not built yet.
+    Planned {
+        /// Which capability.
+        capability: String,
+    },
+    /// Rendered in the notice; code cannot keep it.
+    NoticeOnly {
+        /// Why code cannot keep it.
+        reason: String,
+    },
+}
+
+impl Status {
+    /// `enforced`, `planned` or `notice-only`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Enforced { .. } => "enforced",
+            Self::Planned { .. } => "planned",
+            Self::NoticeOnly { .. } => "notice-only",
+        }
+    }
+}
+
+/// One clause's trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClauseTrace {
+    /// Clause id, e.g. `C036`.
+    pub id: String,
+    /// How it is kept.
+    pub status: Status,
+    /// The policy elements citing the clause, as `kind:id`.
+    pub elements: Vec<String>,
+    /// A remark for auditors.
+    pub note: Option<String>,
+}
+
+/// The trace of a whole policy.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// Every clause, in id order.
+    pub clauses: Vec<ClauseTrace>,
+}
+
+impl Trace {
+    /// How many clauses have each status: (enforced, planned, notice-only).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |l: &str| {
+            self.clauses
+                .iter()
+                .filter(|c| c.status.label() == l)
+                .count()
+        };
+        (count("enforced"), count("planned"), count("notice-only"))
+    }
+
+    /// Every test name the trace cites, with the clause citing it.
+    pub fn tests(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.clauses.iter().flat_map(|c| match &c.status {
+            Status::Enforced { tests } => {
+                tests.iter().map(|t| (c.id.as_str(), t.as_str())).collect()
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// Reads a trace file against its policy and checks it: every clause of the policy's range
+/// appears once with a valid status; an enforced clause names tests and is cited by at least
+/// one policy element; a notice-only clause is cited by an element, so the notice carries it.
+pub fn load(policy: &Policy, name: &str, text: &str) -> Result<Trace, Diagnostics> {
+    let mut sources = Sources::default();
+    let file = sources.add(name, text);
+    let fail = |sources: Sources, items| Err(Diagnostics { sources, items });
+    let parsed: TraceFile = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let d = Diagnostic::at(
+                Location {
+                    file,
+                    span: e.span().unwrap_or(0..0),
+                },
+                e.message().trim().replace('\n', " "),
+            );
+            return fail(sources, vec![d]);
+        }
+    };
+    let elements = policy.clause_elements();
+    let expected = clause_ids(policy);
+    let mut errors = Vec::new();
+    let mut at = |s: std::ops::Range<usize>, m: String| {
+        errors.push(Diagnostic::at(Location { file, span: s }, m))
+    };
+    let mut seen: BTreeMap<String, ClauseTrace> = BTreeMap::new();
+    for e in parsed.clause {
+        let id = e.id.get_ref().clone();
+        if !expected.contains(&id) {
+            at(
+                e.id.span(),
+                format!(
+                    "unknown clause `{id}`; the policy's clauses run from `{}` to `{}`",
+                    expected.first().map_or("", String::as_str),
+                    expected.last().map_or("", String::as_str)
+                ),
+            );
+            continue;
+        }
+        if seen.contains_key(&id) {
+            at(
+                e.id.span(),
+                format!("clause `{id}` traced twice; keep one entry"),
+            );
+            continue;
+        }
+        let cited = elements.get(&id).cloned().unwrap_or_default();
+        let status = match e.status.get_ref().as_str() {
+            "enforced" => {
+                if e.tests.is_empty() {
+                    at(
+                        e.id.span(),
+                        format!(
+                            "enforced clause `{id}` names no `tests`; name the tests that fail when its rule is removed"
+                        ),
+                    );
+                }
+                if cited.is_empty() {
+                    at(
+                        e.id.span(),
+                        format!(
+                            "enforced clause `{id}` is cited by no policy element; add `{id}` to the `clauses` of the elements that encode it"
+                        ),
+                    );
+                }
+                Status::Enforced {
+                    tests: e.tests.iter().map(|t| t.get_ref().clone()).collect(),
+                }
+            }
+            "planned" => match &e.capability {
+                Some(c) if CAPABILITIES.contains(&c.get_ref().as_str()) => Status::Planned {
+                    capability: c.get_ref().clone(),
+                },
+                Some(c) => {
+                    at(
+                        c.span(),
+                        format!(
+                            "unknown capability `{}`; expected one of {}",
+                            c.get_ref(),
+                            CAPABILITIES.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+                None => {
+                    at(
+                        e.id.span(),
+                        format!(
+                            "planned clause `{id}` names no `capability`; say which capability will enforce it: {}",
+                            CAPABILITIES.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            },
+            "notice-only" => {
+                if cited.is_empty() {
+                    at(
+                        e.id.span(),
+                        format!(
+                            "notice-only clause `{id}` is cited by no policy element, so the notice would not carry it; add a `[[statement]]` citing it"
+                        ),
+                    );
+                }
+                match &e.reason {
+                    Some(r) if !r.trim().is_empty() => Status::NoticeOnly { reason: r.clone() },
+                    _ => {
+                        at(
+                            e.id.span(),
+                            format!(
+                                "notice-only clause `{id}` gives no `reason`; say why code cannot keep it"
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            }
+            other => {
+                at(
+                    e.status.span(),
+                    format!("unknown status `{other}`; expected enforced, planned or notice-only"),
+                );
+                continue;
+            }
+        };
+        if !matches!(status, Status::Enforced { .. }) && !e.tests.is_empty() {
+            at(
+                e.id.span(),
+                format!(
+                    "clause `{id}` is not enforced but names tests; mark it enforced or drop the tests"
+                ),
+            );
+        }
+        seen.insert(
+            id.clone(),
+            ClauseTrace {
+                id,
+                status,
+                elements: cited,
+                note: e.note,
+            },
+        );
+    }
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|c| !seen.contains_key(*c))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        errors.push(Diagnostic::global(format!(
+            "clauses missing from the trace: {}; add a `[[clause]]` for each",
+            missing.join(", ")
+        )));
+    }
+    if errors.is_empty() {
+        Ok(Trace {
+            clauses: seen.into_values().collect(),
+        })
+    } else {
+        fail(sources, errors)
+    }
+}
+
+/// Every clause id in the policy's `clause_range`, in order.
+pub fn clause_ids(policy: &Policy) -> Vec<String> {
+    let Some(range) = &policy.header().clause_range else {
+        return Vec::new();
+    };
+    let [lo, hi] = range.get_ref().as_slice() else {
+        return Vec::new();
+    };
+    let digits = lo.chars().rev().take_while(char::is_ascii_digit).count();
+    let prefix = lo.get(..lo.len() - digits).unwrap_or("");
+    let (Some(a), Some(b)) = (
+        lo.get(lo.len() - digits..)
+            .and_then(|n| n.parse::<u32>().ok()),
+        hi.get(hi.len() - digits..)
+            .and_then(|n| n.parse::<u32>().ok()),
+    ) else {
+        return Vec::new();
+    };
+    (a..=b).map(|n| format!("{prefix}{n:0digits$}")).collect()
+}

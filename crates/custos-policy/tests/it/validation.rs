@@ -1,0 +1,208 @@
+//! Validation: every problem reported, each with `path:line:column` and a way to fix it.
+
+use custos_policy::Policy;
+
+use crate::MINI;
+
+fn errors(text: &str) -> Vec<String> {
+    match Policy::from_str("p.toml", text) {
+        Ok(_) => panic!("policy unexpectedly valid"),
+        Err(d) => d.lines(),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle present")
+        + 1
+}
+
+#[test]
+fn mini_policy_is_valid() {
+    let p = crate::mini();
+    assert_eq!(p.id(), "mini");
+    assert_eq!(p.categories().len(), 3);
+}
+
+#[test]
+fn misspelt_category_names_line_column_and_nearest_id() {
+    let text = MINI.replace(
+        r#"collects = ["contact.email", "contact.name"]"#,
+        r#"collects = ["contact.emial", "contact.name"]"#,
+    );
+    let errs = errors(&text);
+    let line = line_of(&text, "contact.emial");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        errs[0],
+        format!(
+            "p.toml:{line}:13: unknown category `contact.emial`; did you mean `contact.email`?"
+        )
+    );
+}
+
+#[test]
+fn several_errors_in_one_run() {
+    let text = MINI
+        .replace(r#"purposes = ["account"]"#, r#"purposes = ["acount"]"#)
+        .replace(
+            r#"categories = ["contact.email"]"#,
+            r#"categories = ["contact.mail"]"#,
+        )
+        .replace(r#"clauses = ["C003"]"#, r#"clauses = ["C099"]"#);
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown purpose `acount`; did you mean `account`?"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown category `contact.mail`; did you mean `contact.email`?"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown clause `C099`; clause ids run from `C001` to `C010`"))
+    );
+}
+
+#[test]
+fn toml_syntax_error_has_a_location() {
+    let text = MINI.replace(r#"name = "Log in""#, r#"name = "Log in"#);
+    let errs = errors(&text);
+    let line = line_of(&text, r#"name = "Log in"#);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with(&format!("p.toml:{line}:")), "{errs:?}");
+}
+
+#[test]
+fn unknown_key_is_an_error() {
+    let text = MINI.replace(r#"kind = "financial""#, r#"knid = "financial""#);
+    let errs = errors(&text);
+    assert!(errs[0].contains("unknown field `knid`"), "{errs:?}");
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let text = MINI.replace(r#"id = "contact.name""#, r#"id = "contact.email""#);
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("duplicate category id `contact.email`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn purpose_cycles_are_refused() {
+    let text = MINI.replace(
+        "id = \"account\"\nname = \"Run the account\"",
+        "id = \"account\"\nparent = \"account.login\"\nname = \"Run the account\"",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.contains("is its own ancestor")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn purpose_without_basis_is_refused() {
+    let text = MINI.replace(
+        "name = \"Log in\"\nbasis = \"service\"",
+        "name = \"Log in\"",
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("purpose `account.login` has no `basis`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn misspelt_basis_suggests_the_keyword() {
+    let text = MINI.replace(r#"basis = "opt_out""#, r#"basis = "optout""#);
+    let errs = errors(&text);
+    assert!(
+        errs[0].contains("unknown basis `optout`; did you mean `opt_out`?"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn recipient_without_minimum_categories_is_refused() {
+    let text = MINI.replace(
+        "[[recipient.allow]]\npurpose = \"marketing.partners\"\ncategories = [\"contact.email\"]\n",
+        "",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("recipient `partner` has no `[[recipient.allow]]`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn role_without_purposes_is_refused() {
+    let text = MINI.replace(r#"purposes = ["account", "marketing"]"#, "");
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.contains("states no `purposes`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn missing_header_is_refused() {
+    let errs = errors("[[category]]\nid = \"a\"\nname = \"A\"\n");
+    assert!(errs[0].contains("no `[policy]` table"), "{errs:?}");
+}
+
+#[test]
+fn bad_retention_period_is_refused() {
+    let text =
+        format!("{MINI}\n[[retention]]\nid = \"logs\"\nname = \"Logs\"\nperiod = \"30 days\"\n");
+    let errs = errors(&text);
+    assert!(
+        errs[0].contains("invalid retention period `30 days`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_folder_of_files_is_one_policy() {
+    let dir = std::env::temp_dir().join(format!("custos-policy-folder-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let split = MINI.find("[[service]]").unwrap();
+    std::fs::write(dir.join("a.toml"), &MINI[..split]).unwrap();
+    std::fs::write(
+        dir.join("b.toml"),
+        MINI[split..].replace("contact.name", "contact.nmae"),
+    )
+    .unwrap();
+    let err = Policy::from_path(&dir).unwrap_err().lines();
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].starts_with(&format!("{}:", dir.join("b.toml").display())),
+        "{err:?}"
+    );
+    std::fs::write(dir.join("b.toml"), &MINI[split..]).unwrap();
+    let p = Policy::from_path(&dir).unwrap();
+    assert_eq!(p.services().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_ids_at_run_time_are_errors_with_suggestions() {
+    let p = crate::mini();
+    let e = p.category_id("contact.emial").unwrap_err();
+    assert_eq!(
+        e.message,
+        "unknown category `contact.emial`; did you mean `contact.email`?"
+    );
+    assert!(p.purpose_id("nonsense-purpose-id").is_err());
+    assert!(p.accessor_id("").is_err());
+}
