@@ -53,6 +53,8 @@ const RIGHTS: &[&str] = &[
 ];
 const CHANNELS: &[&str] = &["online", "email", "postal", "link"];
 const COOKIE_KINDS: &[&str] = &["cookie", "web_beacon"];
+/// Most clauses a `clause_range` may span.
+const MAX_CLAUSES: u32 = 10_000;
 
 struct Ctx {
     diagnostics: Vec<Diagnostic>,
@@ -240,13 +242,14 @@ pub(crate) fn parse_period(s: &str) -> Option<PeriodKind> {
         _ => {}
     }
     let rest = s.strip_prefix('P')?;
-    let (num, unit) = rest.split_at(rest.len().checked_sub(1)?);
+    let unit = rest.chars().last()?;
+    let num = rest.strip_suffix(unit)?;
     let n: u32 = num.parse().ok().filter(|n| *n > 0)?;
     let days = match unit {
-        "D" => n,
-        "W" => n.checked_mul(7)?,
-        "M" => n.checked_mul(30)?,
-        "Y" => n.checked_mul(365)?,
+        'D' => n,
+        'W' => n.checked_mul(7)?,
+        'M' => n.checked_mul(30)?,
+        'Y' => n.checked_mul(365)?,
         _ => return None,
     };
     Some(PeriodKind::Days(days))
@@ -294,6 +297,11 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
                     n.parse::<u32>().ok().map(|n| (p.to_string(), digits, n))
                 };
                 match (split(lo), split(hi)) {
+                    (Some((_, _, a)), Some((_, _, b))) if b.saturating_sub(a) >= MAX_CLAUSES => ctx.error(
+                        hfile,
+                        range.span(),
+                        format!("`clause_range` spans {} clauses; a policy has at most {MAX_CLAUSES}", u64::from(b - a) + 1),
+                    ),
                     (Some((p1, w1, a)), Some((p2, w2, b))) if p1 == p2 && w1 == w2 && a <= b => {
                         ctx.clause_prefix = p1;
                         ctx.clause_width = w1;
@@ -457,8 +465,18 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     // Purposes: basis, parent, cycles, ancestors.
     let mut purpose_infos: Vec<PurposeInfo> = Vec::new();
     let mut parents: Vec<Option<PurposeId>> = Vec::new();
+    // Purposes whose basis is missing or misspelt: already reported, so the checks that
+    // depend on a basis skip them instead of piling up follow-on errors.
+    let mut unknown_basis = PurposeSet::EMPTY;
     for (i, p) in f.purpose.iter().enumerate() {
         let file = zip(&o.purpose, i);
+        if p.basis
+            .as_ref()
+            .and_then(|b| Basis::parse(b.get_ref()))
+            .is_none()
+        {
+            unknown_basis.insert(PurposeId::from_index(i));
+        }
         let basis = match &p.basis {
             None => {
                 ctx.at(file, &p.id, format!("purpose `{}` has no `basis`; add `basis = ` one of service, consent, opt_out, legal, contract", p.id.get_ref()));
@@ -486,6 +504,7 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             descendants: PurposeSet::EMPTY,
             consent_scope: PurposeSet::EMPTY,
             requires_reference: p.requires_reference || basis == Basis::Legal,
+            requires_recipient: p.requires_recipient,
             clauses: ctx.clauses(file, &p.clauses),
         });
     }
@@ -537,6 +556,28 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         for a in ancestors.iter() {
             if let Some(info) = purpose_infos.get_mut(a.index()) {
                 info.descendants.insert(PurposeId::from_index(i));
+            }
+        }
+    }
+    // A refinement may not protect the person less than what it refines: objecting to a
+    // purpose must stop its children, and consent to a parent must not be needed less.
+    for (i, p) in f.purpose.iter().enumerate() {
+        let info = purpose_infos.get(i);
+        let parent = info
+            .and_then(|x| x.parent)
+            .and_then(|q| purpose_infos.get(q.index()));
+        if let (Some(info), Some(parent), Some(r)) = (info, parent, &p.parent) {
+            let known = !unknown_basis.contains(PurposeId::from_index(i))
+                && info.parent.is_some_and(|q| !unknown_basis.contains(q));
+            if known && info.basis.protection() < parent.basis.protection() {
+                ctx.at(
+                    zip(&o.purpose, i),
+                    r,
+                    format!(
+                        "purpose `{}` (basis {}) refines `{}` (basis {}) but protects less; give it a basis at least as protective, or move it out from under `{}`",
+                        info.id, info.basis.as_str(), parent.id, parent.basis.as_str(), parent.id
+                    ),
+                );
             }
         }
     }
@@ -659,6 +700,28 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             }
         }
         let limits = limit_table(&mut ctx, file, &a.limit);
+        // Consent opens a purpose to every held category, so minimum necessary must come
+        // from a limit: the accessor's own, or its recipient's allowance.
+        let recipient_allows = recipient
+            .and_then(|r| recipient_infos.get(r.index()))
+            .map(|r| &r.allows);
+        for p in allowed.iter() {
+            let Some(info) = purpose_infos.get(p.index()) else {
+                continue;
+            };
+            let capped = limits.get(p.index()).is_some_and(Option::is_some)
+                || recipient_allows.is_some_and(|a| a.get(p.index()).is_some_and(Option::is_some));
+            if info.basis == Basis::Consent && !capped && !unknown_basis.contains(p) {
+                ctx.at(
+                    file,
+                    &a.id,
+                    format!(
+                        "accessor `{}` may pursue consent purpose `{}` with no limit; add an `[[accessor.limit]]` for it listing the categories it needs",
+                        a.id.get_ref(), info.id
+                    ),
+                );
+            }
+        }
         accessor_infos.push(AccessorInfo {
             id: a.id.get_ref().clone(),
             name: a.name.clone(),

@@ -62,9 +62,11 @@ pub struct Subject {
     pub age: AgeStatus,
     /// Categories held, each with its collection purposes.
     pub held: Vec<Held>,
-    /// Purposes the person currently consents to (with their descendants).
+    /// Exactly the purposes the person consents to, as recorded; do not expand them:
+    /// consent to a consent-basis purpose covers its refinements, and `decide` works that out.
     pub consents: PurposeSet,
-    /// Purposes the person objected to (with their descendants).
+    /// Exactly the purposes the person objected to, as recorded; an objection covers the
+    /// purpose's refinements, and `decide` works that out.
     pub objections: PurposeSet,
 }
 
@@ -153,6 +155,8 @@ pub enum Reason {
     Objected,
     /// The purpose needs a reference (legal process, verified authority) and none was given.
     ReferenceMissing,
+    /// The purpose is a disclosure and no external recipient was named.
+    RecipientRequired,
 }
 
 impl Reason {
@@ -170,6 +174,7 @@ impl Reason {
             Self::ConsentMissing => "consent_missing",
             Self::Objected => "objected",
             Self::ReferenceMissing => "reference_missing",
+            Self::RecipientRequired => "recipient_required",
         }
     }
 
@@ -202,6 +207,9 @@ impl Reason {
             Self::Objected => "the person objected to this purpose",
             Self::ReferenceMissing => {
                 "this purpose needs a reference (legal process, verified authority) and none was given"
+            }
+            Self::RecipientRequired => {
+                "this purpose is a disclosure; name the recipient it goes to"
             }
         }
     }
@@ -326,15 +334,22 @@ impl Policy {
             }
             _ => {}
         }
+        if purpose.requires_recipient && d.disclosure_to.is_none() {
+            return deny_all(d, req.categories, Reason::RecipientRequired);
+        }
         let basis_failure = if purpose.requires_reference && !req.has_reference {
             Some(Reason::ReferenceMissing)
         } else {
             match purpose.basis {
+                // An objection to a purpose stops it and everything refining it; only legal
+                // duties and contracts outlive it.
+                Basis::Consent | Basis::OptOut | Basis::Service
+                    if purpose.ancestors.intersects(&subject.objections) =>
+                {
+                    Some(Reason::Objected)
+                }
                 Basis::Consent if !purpose.consent_scope.intersects(&subject.consents) => {
                     Some(Reason::ConsentMissing)
-                }
-                Basis::OptOut if purpose.ancestors.intersects(&subject.objections) => {
-                    Some(Reason::Objected)
                 }
                 _ => None,
             }

@@ -2407,7 +2407,7 @@ text = "We protect your information."
     fn accessor_allowed_new_purposes_is_material() {
         let d = diff_with(&[(
             "purposes = [\"service\"]\n\n[[accessor.limit]]",
-            "purposes = [\"service\", \"marketing\"]\n\n[[accessor.limit]]",
+            "purposes = [\"service\", \"security\"]\n\n[[accessor.limit]]",
         )]);
         assert_only(
             &d,
@@ -2416,10 +2416,7 @@ text = "We protect your information."
             "accessor:support",
         );
         let s = &d.changes[0].summary;
-        assert!(
-            s.contains("`marketing`") && s.contains("`marketing.partners`"),
-            "{s}"
-        );
+        assert!(s.contains("`security`"), "{s}");
     }
 
     #[test]
@@ -2466,7 +2463,7 @@ text = "We protect your information."
     fn new_accessor_is_material() {
         let d = diff_with(&[(
             "[[recipient]]\nid = \"ad-partner\"",
-            "[[accessor]]\nid = \"analyst\"\nname = \"Analyst\"\npurposes = [\"marketing\"]\n\n[[recipient]]\nid = \"ad-partner\"",
+            "[[accessor]]\nid = \"analyst\"\nname = \"Analyst\"\npurposes = [\"security\"]\n\n[[recipient]]\nid = \"ad-partner\"",
         )]);
         assert_only(&d, ChangeKind::AccessorAdded, true, "accessor:analyst");
     }

@@ -207,6 +207,8 @@ pub struct PurposeInfo {
     pub consent_scope: PurposeSet,
     /// Each use needs a reference (legal process, verified authority).
     pub requires_reference: bool,
+    /// Each use is a disclosure to an external recipient.
+    pub requires_recipient: bool,
     /// Clauses it encodes.
     pub clauses: Vec<String>,
 }
@@ -481,32 +483,27 @@ impl Policy {
 
     /// Resolves a category name.
     pub fn category_id(&self, name: &str) -> Result<CategoryId, UnknownId> {
-        lookup(&self.t.category_index, "category", "category", name)
+        lookup(&self.t.category_index, "category", name)
     }
     /// Resolves a purpose name.
     pub fn purpose_id(&self, name: &str) -> Result<PurposeId, UnknownId> {
-        lookup(&self.t.purpose_index, "purpose", "purpose", name)
+        lookup(&self.t.purpose_index, "purpose", name)
     }
     /// Resolves an accessor name.
     pub fn accessor_id(&self, name: &str) -> Result<AccessorId, UnknownId> {
-        lookup(&self.t.accessor_index, "accessor", "accessor", name)
+        lookup(&self.t.accessor_index, "accessor", name)
     }
     /// Resolves a recipient name.
     pub fn recipient_id(&self, name: &str) -> Result<RecipientId, UnknownId> {
-        lookup(&self.t.recipient_index, "recipient", "recipient", name)
+        lookup(&self.t.recipient_index, "recipient", name)
     }
     /// Resolves a service name.
     pub fn service_id(&self, name: &str) -> Result<ServiceId, UnknownId> {
-        lookup(&self.t.service_index, "service", "service", name)
+        lookup(&self.t.service_index, "service", name)
     }
     /// Resolves a record collection name.
     pub fn collection_id(&self, name: &str) -> Result<CollectionId, UnknownId> {
-        lookup(
-            &self.t.collection_index,
-            "record collection",
-            "collection",
-            name,
-        )
+        lookup(&self.t.collection_index, "record collection", name)
     }
 
     /// Resolves category names into a set.
@@ -613,12 +610,27 @@ impl Policy {
 fn lookup<T: Copy>(
     map: &HashMap<String, T>,
     kind: &'static str,
-    table: &str,
     name: &str,
 ) -> Result<T, UnknownId> {
-    map.get(name).copied().ok_or_else(|| UnknownId {
-        kind,
-        name: name.to_string(),
-        message: compile::unknown_message(kind, table, name, map.keys().map(String::as_str)),
+    map.get(name).copied().ok_or_else(|| {
+        // At run time the policy cannot be edited, so list what it declares instead.
+        let message = match source::nearest(name, map.keys().map(String::as_str)) {
+            Some(n) => format!("unknown {kind} `{name}`; did you mean `{n}`?"),
+            None => {
+                let mut ids: Vec<&str> = map.keys().map(String::as_str).collect();
+                ids.sort_unstable();
+                let shown = ids.len().min(12);
+                let more = if ids.len() > shown { ", …" } else { "" };
+                format!(
+                    "unknown {kind} `{name}`; the policy declares: {}{more}",
+                    ids.get(..shown).unwrap_or_default().join(", ")
+                )
+            }
+        };
+        UnknownId {
+            kind,
+            name: name.to_string(),
+            message,
+        }
     })
 }

@@ -145,6 +145,10 @@ pub struct Purpose {
     /// Whether a use for this purpose needs a reference (legal process, verified authority).
     #[serde(default)]
     pub requires_reference: bool,
+    /// Whether every use is a disclosure: it needs an external recipient (the accessor's own
+    /// or one named in the request), so it is recorded as one and capped by its allowance.
+    #[serde(default)]
+    pub requires_recipient: bool,
     /// Clauses this element encodes.
     #[serde(default)]
     pub clauses: Vec<Str>,

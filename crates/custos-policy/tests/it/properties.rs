@@ -168,6 +168,23 @@ proptest! {
     }
 
     #[test]
+    fn an_objection_to_a_purpose_or_an_ancestor_stops_all_but_legal_and_contract(c in case()) {
+        let p = &policies()[c.which];
+        let d = p.decide(&c.req, &c.subject);
+        // Walk the parents here rather than trust the compiled ancestor sets.
+        let mut objected = false;
+        let mut cur = Some(c.req.purpose);
+        while let Some(x) = cur {
+            objected |= c.subject.objections.contains(x);
+            cur = p.purpose(x).unwrap().parent;
+        }
+        let basis = p.purpose(c.req.purpose).unwrap().basis;
+        if objected && !matches!(basis, Basis::Legal | Basis::Contract) {
+            prop_assert!(d.permitted.is_empty(), "{:?}", d);
+        }
+    }
+
+    #[test]
     fn an_accessor_not_allowed_a_purpose_gets_nothing(c in case()) {
         let p = &policies()[c.which];
         let d = p.decide(&c.req, &c.subject);

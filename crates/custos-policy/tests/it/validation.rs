@@ -154,6 +154,60 @@ fn a_second_contacts_table_in_another_file_names_that_file_and_line() {
 }
 
 #[test]
+fn a_child_purpose_protecting_less_than_its_parent_is_refused() {
+    // `marketing` is opt-out; a service-basis child would outlive an objection to it.
+    let text = MINI.replace(
+        "parent = \"marketing\"\nname = \"Share with partners\"\nbasis = \"consent\"",
+        "parent = \"marketing\"\nname = \"Share with partners\"\nbasis = \"service\"",
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("purpose `marketing.partners` (basis service) refines `marketing` (basis opt_out) but protects less"), "{errs:?}");
+}
+
+#[test]
+fn a_consent_purpose_without_a_limit_is_refused() {
+    // Consent opens every held category; minimum necessary must come from a limit.
+    let text = MINI.replace(
+        "purposes = [\"account\"]",
+        "purposes = [\"account\", \"marketing.partners\"]",
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains(
+            "accessor `app` may pursue consent purpose `marketing.partners` with no limit"
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_non_ascii_retention_period_is_an_error_not_a_panic() {
+    let text = format!("{MINI}\n[[retention]]\nid = \"logs\"\nname = \"Logs\"\nperiod = \"P6é\"\n");
+    let errs = errors(&text);
+    assert!(
+        errs[0].contains("invalid retention period `P6é`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_huge_clause_range_is_refused() {
+    let text = MINI.replace(
+        "clause_range = [\"C001\", \"C010\"]",
+        "clause_range = [\"C0000000001\", \"C4000000000\"]",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .contains("`clause_range` spans 4000000000 clauses; a policy has at most 10000")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn purpose_cycles_are_refused() {
     let text = MINI.replace(
         "id = \"account\"\nname = \"Run the account\"",
@@ -278,7 +332,7 @@ mod robustness {
         /// Any edit of a valid policy is either valid or reported with locations inside the
         /// file; the parser never panics.
         #[test]
-        fn mutated_policies_never_panic_and_point_inside_the_file(at in 0usize..MINI.len(), cut in 0usize..40, insert in "[a-z\"=\\[\\]. \n]{0,12}") {
+        fn mutated_policies_never_panic_and_point_inside_the_file(at in 0usize..MINI.len(), cut in 0usize..40, insert in "[a-zé€\"=\\[\\]. \n]{0,12}") {
             let start = MINI.char_indices().map(|(i, _)| i).find(|&i| i >= at).unwrap_or(MINI.len());
             let end = MINI.char_indices().map(|(i, _)| i).find(|&i| i >= start + cut).unwrap_or(MINI.len());
             let text = format!("{}{}{}", &MINI[..start], insert, &MINI[end..]);

@@ -495,6 +495,15 @@ fn every_recipient_region_is_covered_by_a_transfer() {
     let f = p.file();
     assert!(!f.transfer.is_empty());
     for r in &f.recipient {
+        let kind = r.kind.as_ref().unwrap().get_ref().as_str();
+        if matches!(kind, "affiliate" | "processor") {
+            assert!(
+                r.region.is_some(),
+                "{} {} has no region",
+                kind,
+                r.id.get_ref()
+            );
+        }
         if let Some(region) = &r.region {
             let covered = f.transfer.iter().any(|t| {
                 t.to.get_ref() == region.get_ref()
@@ -929,7 +938,7 @@ fn contacts_see_presence_only_and_employer_sees_profile() {
         ),
         &s,
     );
-    assert_eq!(names(&p, &d), ["contact.name", "presence.status"]);
+    assert_eq!(names(&p, &d), ["presence.status"]);
     let d = ask(
         &p,
         simple(
@@ -1134,4 +1143,87 @@ fn service_families_are_declared() {
     assert_eq!(family("connect"), "connect");
     assert_eq!(family("mail"), "mail");
     assert_eq!(family("meet"), "meet");
+}
+
+// C031, C032 (decision side): unsubscribing from marketing stops every kind of marketing.
+
+#[test]
+fn objecting_to_marketing_stops_partner_sharing_too() {
+    let p = builtin();
+    let mut s = collected_by(&p, "website/account-holder", &["contact.email"]);
+    s.consents
+        .insert(p.purpose_id("marketing.partners").unwrap());
+    let share = || Ask {
+        accessor: "marketing",
+        purpose: "marketing.partners",
+        categories: &["contact.email"],
+        recipient: Some("marketing-partner"),
+        reference: false,
+    };
+    assert_eq!(ask(&p, share(), &s).effect, Effect::Permit);
+    s.objections.insert(p.purpose_id("marketing").unwrap());
+    let d = ask(&p, share(), &s);
+    assert_eq!(d.effect, Effect::Deny);
+    assert_eq!(d.withheld[0].reason, Reason::Objected);
+}
+
+#[test]
+fn disclosure_purposes_need_a_named_recipient() {
+    let p = builtin();
+    let mut s = collected_by(
+        &p,
+        "website/account-holder",
+        &["contact.email", "contact.title"],
+    );
+    s.consents
+        .insert(p.purpose_id("marketing.partners").unwrap());
+    // Without naming the partner, the marketing team cannot pursue partner marketing at all.
+    let d = ask(
+        &p,
+        simple(
+            "marketing",
+            "marketing.partners",
+            &["contact.email", "contact.title"],
+        ),
+        &s,
+    );
+    assert_eq!(d.denial, Some(Reason::RecipientRequired));
+    for purpose in [
+        "marketing.partners",
+        "employer.access",
+        "reports.customer_usage",
+        "mail.purchaser_access",
+    ] {
+        assert!(
+            p.purpose(p.purpose_id(purpose).unwrap())
+                .unwrap()
+                .requires_recipient,
+            "{purpose}"
+        );
+    }
+}
+
+#[test]
+fn consent_does_not_open_categories_beyond_the_purpose() {
+    let p = builtin();
+    let mut s = collected_by(
+        &p,
+        "website/customer",
+        &["contact.email", "payment.card_number"],
+    );
+    s.consents.insert(p.purpose_id("newsletters").unwrap());
+    let d = ask(
+        &p,
+        simple(
+            "website",
+            "newsletters",
+            &["contact.email", "payment.card_number"],
+        ),
+        &s,
+    );
+    assert_eq!(names(&p, &d), ["contact.email"]);
+    assert_eq!(
+        d.reason_for(p.category_id("payment.card_number").unwrap()),
+        Some(Reason::ExceedsMinimumNecessary)
+    );
 }
