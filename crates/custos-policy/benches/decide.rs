@@ -27,7 +27,7 @@ fn cases(p: &Policy) -> Vec<Case> {
             .iter()
             .find(|r| r.id == role)
             .unwrap()
-            .purposes
+            .allowed_purposes
     };
     let subject = |cats: &[&str], svc: &str, role: &str| {
         let mut s = Subject::new();

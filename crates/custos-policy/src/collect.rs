@@ -39,7 +39,10 @@ pub struct CollectionPlan {
     pub service: ServiceId,
     /// Index of the role in the service.
     pub role: usize,
-    /// The purposes stated; the values keep them.
+    /// The purposes the values may serve: those stated and every purpose refining them in
+    /// this policy version. Store them with the values (by name) and give them back as
+    /// [`crate::Held::collected_for`]: a later version's new refinements then cannot reach
+    /// data collected before it (DESIGN.md invariant 3).
     pub purposes: PurposeSet,
     /// Categories to store.
     pub store: CategorySet,
@@ -174,7 +177,7 @@ impl Policy {
         Ok(CollectionPlan {
             service,
             role: role_index,
-            purposes,
+            purposes: self.scope_of(purposes),
             store: categories.difference(transient),
             transient,
             records: role.records.clone(),

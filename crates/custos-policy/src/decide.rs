@@ -49,7 +49,9 @@ pub enum AgeStatus {
 pub struct Held {
     /// The category.
     pub category: CategoryId,
-    /// Purposes stated when it was collected (union over collections).
+    /// The purposes its values may serve: the collection's scope, as computed by the policy
+    /// version in force when it was collected ([`crate::CollectionPlan::purposes`], or
+    /// [`Policy::scope_of`] the stated purposes); the union over collections.
     pub collected_for: PurposeSet,
 }
 
@@ -362,7 +364,7 @@ impl Policy {
                     (Some(r), _) => Some(r),
                     (None, Basis::Consent | Basis::Legal) => None,
                     // INVARIANT: C016 — used only for the purposes stated at collection.
-                    (None, _) if purpose.ancestors.intersects(&held.collected_for) => None,
+                    (None, _) if held.collected_for.contains(req.purpose) => None,
                     (None, _) => Some(Reason::NotCollectedForPurpose),
                 }
             } else {

@@ -515,6 +515,15 @@ impl Policy {
         names.iter().map(|n| self.purpose_id(n.as_ref())).collect()
     }
 
+    /// The purposes a collection stating `stated` lets values serve: each stated purpose and
+    /// every purpose refining it, in this version. Computed once, at collection, and kept with
+    /// the values, so a later version cannot widen it.
+    pub fn scope_of(&self, stated: PurposeSet) -> PurposeSet {
+        stated.iter().fold(PurposeSet::EMPTY, |acc, p| {
+            acc.union(self.purpose(p).map(|x| x.descendants).unwrap_or_default())
+        })
+    }
+
     /// Ids of the categories in a set, in declaration order.
     pub fn category_names(&self, set: CategorySet) -> Vec<&str> {
         set.iter()

@@ -295,10 +295,10 @@ fn build_request(p: &Policy, a: &ExplainArgs) -> Result<(Request, Subject), Stri
             .service(svc)
             .and_then(|svc| svc.roles.iter().find(|x| x.id == r))
             .ok_or_else(|| format!("--collected-by: service `{s}` has no role `{r}`"))?;
-        collected_for = collected_for.union(role.purposes);
+        collected_for = collected_for.union(role.allowed_purposes);
     }
     let mut subject = Subject::new();
-    subject.hold(categories, collected_for);
+    subject.hold(categories, p.scope_of(collected_for));
     subject.consents = p
         .purpose_set(&a.consents)
         .map_err(|e| format!("--consent: {e}"))?;

@@ -17,7 +17,7 @@ fn collected_by(p: &Policy, service_role: &str, categories: &[&str]) -> Subject 
         .find(|x| x.id == r)
         .unwrap_or_else(|| panic!("no role {service_role}"));
     let mut subject = Subject::new();
-    subject.hold(p.category_set(categories).unwrap(), role.purposes);
+    subject.hold(p.category_set(categories).unwrap(), role.allowed_purposes);
     subject
 }
 
@@ -985,7 +985,7 @@ fn mail_owner_collection_and_filtering() {
     s.hold(
         p.category_set(&["mail.messages", "mail.filter_metadata"])
             .unwrap(),
-        owner.purposes,
+        owner.allowed_purposes,
     );
     let d = ask(
         &p,
@@ -1225,5 +1225,62 @@ fn consent_does_not_open_categories_beyond_the_purpose() {
     assert_eq!(
         d.reason_for(p.category_id("payment.card_number").unwrap()),
         Some(Reason::ExceedsMinimumNecessary)
+    );
+}
+
+// Invariant 3 (C016): a later version never widens what old data may be used for.
+
+#[test]
+fn a_new_refinement_in_a_later_version_does_not_reach_old_data() {
+    let v1 = builtin();
+    let plan = v1
+        .check_collection(&collect(
+            "website",
+            "account-holder",
+            &["account"],
+            &["contact.email"],
+        ))
+        .unwrap();
+    let stored: Vec<&str> = v1.purpose_names(plan.purposes);
+    assert!(
+        stored.contains(&"account.profile"),
+        "the scope holds the refinements of v1"
+    );
+    // Version 2 refines `account` with a new purpose; the website may pursue it (it pursues
+    // `account` and everything below).
+    let text = custos_policy::BUILTIN_WEBEX_2010
+        .replace("version = \"2010-04-24\"", "version = \"2011-01-01\"")
+        + "\n[[purpose]]\nid = \"account.insights\"\nparent = \"account\"\nbasis = \"service\"\nname = \"Account insights\"\n";
+    let v2 = Policy::from_str("v2.toml", &text).unwrap();
+    let mut old = Subject::new();
+    old.hold(
+        v2.category_set(&["contact.email"]).unwrap(),
+        v2.purpose_set(&stored).unwrap(),
+    );
+    let d = ask(
+        &v2,
+        simple("website", "account.insights", &["contact.email"]),
+        &old,
+    );
+    assert_eq!(d.withheld[0].reason, Reason::NotCollectedForPurpose);
+    // The same use of data collected under version 2 is permitted: its notice said so.
+    let mut req = collect(
+        "website",
+        "account-holder",
+        &["account"],
+        &["contact.email"],
+    );
+    req.notice = "2011-01-01";
+    let plan = v2.check_collection(&req).unwrap();
+    let mut new = Subject::new();
+    new.hold(v2.category_set(&["contact.email"]).unwrap(), plan.purposes);
+    assert_eq!(
+        ask(
+            &v2,
+            simple("website", "account.insights", &["contact.email"]),
+            &new
+        )
+        .effect,
+        Effect::Permit
     );
 }
