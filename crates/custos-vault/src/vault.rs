@@ -121,6 +121,9 @@ pub struct ReadResult {
     pub withheld: BTreeMap<String, String>,
     /// `permit`, `partial` or `deny`.
     pub effect: String,
+    /// When the whole request was refused before looking at categories, the reason code
+    /// (`subject_erased`, `purpose_not_allowed_for_accessor`, …).
+    pub denial: Option<String>,
     /// Sequence number of the ledger entry recording the decision.
     pub ledger_seq: u64,
 }
@@ -490,6 +493,7 @@ impl Vault {
         let seq = self.record(d)?;
         let mut out = ReadResult {
             effect: decision.effect.as_str().to_string(),
+            denial: decision.denial.map(|r| r.code().to_string()),
             ledger_seq: seq,
             ..ReadResult::default()
         };
@@ -580,6 +584,7 @@ impl Vault {
             .withheld
             .iter()
             .map(|w| w.reason.code())
+            .chain(decision.denial.map(|r| r.code()))
             .chain(decision.ground.map(|g| g.code()))
             .collect();
         reasons.sort_unstable();
