@@ -174,8 +174,18 @@ impl MasterKey {
         let fail = |e: std::io::Error| {
             Error::MasterKey(format!("cannot write `{}`: {}", path.display(), e.kind()))
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(fail)?;
+        if let Some(parent) = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+        {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                builder.mode(0o700);
+            }
+            builder.create(parent).map_err(fail)?;
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);

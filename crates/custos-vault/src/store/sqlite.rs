@@ -127,9 +127,19 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in a data directory and applies migrations.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Storage(format!("cannot create `{}`: {}", dir.display(), e.kind()))
-        })?;
+        if !dir.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                // The data directory is the operator's alone.
+                use std::os::unix::fs::DirBuilderExt as _;
+                builder.mode(0o700);
+            }
+            builder.create(dir).map_err(|e| {
+                Error::Storage(format!("cannot create `{}`: {}", dir.display(), e.kind()))
+            })?;
+        }
         let conn = Connection::open(dir.join(DATA_FILE))?;
         conn.execute(
             "ATTACH DATABASE ?1 AS keys",

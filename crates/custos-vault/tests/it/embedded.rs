@@ -19,6 +19,8 @@ fn first_start_creates_a_private_master_key() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
     }
     for f in ["custos.db", "keys.db"] {
         assert!(dir.join(f).exists(), "{f}");
