@@ -202,6 +202,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Appends many records in one transaction.
     fn append_records(&self, records: &[RecordRow]) -> Result<()>;
 
+    /// Deletes every record whose retention deadline is at or before `now_ms`; returns how
+    /// many.
+    fn delete_expired_records(&self, now_ms: i64) -> Result<u64>;
+
     /// Records a consent or objection event.
     fn put_consent(&self, consent: &ConsentRow) -> Result<()>;
     /// A subject's consent and objection events, oldest first.

@@ -280,8 +280,8 @@ impl Vault {
         subject: &SubjectId,
         input: &CollectionInput,
     ) -> Result<()> {
-        let plan = self.check(accessor, Some(subject), input)?;
         let row = self.active_subject(subject)?;
+        let plan = self.check(accessor, Some(subject), input)?;
         let dek = self.data_key(subject)?;
         if input.age.is_some() && row.age == Age::Unknown {
             self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
@@ -307,6 +307,14 @@ impl Vault {
         subject: Option<&SubjectId>,
         input: &CollectionInput,
     ) -> Result<custos_policy::CollectionPlan> {
+        if let Err(e) = self.policy.accessor_id(accessor) {
+            // INVARIANT: deny by default — an undeclared caller collects nothing.
+            let mut d = self.draft("?", "collect", subject.map_or("", |s| s.as_str()));
+            d.effect = "refused".into();
+            d.reasons = "unknown_accessor".into();
+            self.record(d)?;
+            return Err(Error::invalid("unknown_accessor", e.message));
+        }
         let purposes: Vec<&str> = input.purposes.iter().map(String::as_str).collect();
         let categories: Vec<&str> = input.data.keys().map(String::as_str).collect();
         let req = CollectionRequest {
@@ -615,10 +623,7 @@ impl Vault {
             let Ok(c) = self.policy.category_id(&v.category) else {
                 continue;
             };
-            s.hold(
-                CategorySet::EMPTY.union([c].into_iter().collect()),
-                self.purposes_known(&v.purposes),
-            );
+            s.hold([c].into_iter().collect(), self.purposes_known(&v.purposes));
         }
         let (consents, objections) = self.consent_state(&row.id)?;
         s.consents = consents;
@@ -828,10 +833,16 @@ impl Vault {
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
-        let rows = if row.status == Status::Erased {
+        let now = now_ms();
+        let rows: Vec<RecordRow> = if row.status == Status::Erased {
             Vec::new()
         } else {
-            self.store.records(&subject.0, collection)?
+            // A record past its retention deadline is no longer held, purged or not.
+            self.store
+                .records(&subject.0, collection)?
+                .into_iter()
+                .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
+                .collect()
         };
         let (consents, objections) = self.consent_state(&row.id)?;
         let base = {
@@ -950,6 +961,16 @@ impl Vault {
         Ok(())
     }
 
+    /// Deletes every record past its retention deadline; returns how many.
+    pub fn purge_expired(&self, actor: &str) -> Result<u64> {
+        let n = self.store.delete_expired_records(now_ms())?;
+        let mut d = self.draft(actor, "purge_expired", "");
+        d.effect = "done".into();
+        d.reasons = format!("count:{n}");
+        self.record(d)?;
+        Ok(n)
+    }
+
     /// Deactivates a subject's account: only legal and contractual purposes remain.
     pub fn deactivate(&self, actor: &str, subject: &SubjectId) -> Result<()> {
         self.active_subject(subject)?;
@@ -1025,6 +1046,17 @@ impl Vault {
         given: bool,
         method: &str,
     ) -> Result<()> {
+        let slug = !method.is_empty()
+            && method.len() <= 64
+            && method
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !slug {
+            return Err(Error::invalid(
+                "invalid_method",
+                "name the method as a short lowercase slug, like `privacy-center`",
+            ));
+        }
         self.active_subject(subject)?;
         self.store.put_consent(&ConsentRow {
             subject: subject.0.clone(),

@@ -7,6 +7,7 @@
 //! reads the chain head. Migrations run under another advisory lock, so servers starting
 //! together apply them once.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use postgres::{Client, NoTls, Row};
@@ -109,9 +110,15 @@ CREATE TABLE custos_keys.secrets (
 );
 "];
 
-/// The PostgreSQL store: one connection per process, shared behind a mutex.
+/// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
+/// hold up reads.
+const POOL: usize = 4;
+
+/// The PostgreSQL store: a small pool of connections.
 pub struct PostgresStore {
-    client: Mutex<Client>,
+    first: Mutex<Client>,
+    rest: Vec<Mutex<Client>>,
+    next: AtomicUsize,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -123,15 +130,31 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects and applies migrations.
     pub fn connect(url: &str) -> Result<Self> {
-        let mut client = Client::connect(url, NoTls)?;
-        migrate(&mut client)?;
+        let mut first = Client::connect(url, NoTls)?;
+        migrate(&mut first)?;
+        let mut rest = Vec::with_capacity(POOL - 1);
+        for _ in 1..POOL {
+            rest.push(Mutex::new(Client::connect(url, NoTls)?));
+        }
         Ok(Self {
-            client: Mutex::new(client),
+            first: Mutex::new(first),
+            rest,
+            next: AtomicUsize::new(0),
         })
     }
 
+    /// A free connection if there is one, else the next in turn.
     fn lock(&self) -> MutexGuard<'_, Client> {
-        self.client
+        let all = || std::iter::once(&self.first).chain(&self.rest);
+        for c in all() {
+            if let Ok(guard) = c.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % (1 + self.rest.len());
+        all()
+            .nth(i)
+            .unwrap_or(&self.first)
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -430,6 +453,13 @@ impl Store for PostgresStore {
                 time_ms: r.get(5),
             })
             .collect())
+    }
+
+    fn delete_expired_records(&self, now_ms: i64) -> Result<u64> {
+        Ok(self.lock().execute(
+            "DELETE FROM records WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= $1",
+            &[&now_ms],
+        )?)
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {

@@ -487,6 +487,14 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
+    fn delete_expired_records(&self, now_ms: i64) -> Result<u64> {
+        let n = self.lock().execute(
+            "DELETE FROM records WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= ?1",
+            params![now_ms],
+        )?;
+        Ok(n as u64)
+    }
+
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
         self.lock().execute(
             "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)

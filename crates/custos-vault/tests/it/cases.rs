@@ -704,9 +704,95 @@ pub fn checkpoints_signed(h: Harness) {
     assert_eq!(ver.checkpoints, 1);
     assert_eq!(h.count("SELECT COUNT(*) FROM ledger_checkpoints"), 1);
     // A forged signature is caught at its entry.
-    h.exec("UPDATE ledger_checkpoints SET signature = replace(signature, substr(signature, 1, 1), CASE WHEN substr(signature, 1, 1) = 'a' THEN 'b' ELSE 'a' END)");
+    let signature = h.text("SELECT signature FROM ledger_checkpoints");
+    h.exec(
+        "UPDATE ledger_checkpoints SET signature = replace(signature, substr(signature, 1, 1), \
+         CASE WHEN substr(signature, 1, 1) = 'a' THEN 'b' ELSE 'a' END)",
+    );
     assert_eq!(v.verify_ledger().unwrap().first_bad, Some(1000));
-    // A chain rewritten after the checkpoint (recomputed hashes) is caught too.
+    h.exec(&format!(
+        "UPDATE ledger_checkpoints SET signature = '{signature}'"
+    ));
+    assert!(v.verify_ledger().unwrap().ok());
+    // A chain rewritten from entry 5 on, every hash recomputed, by someone without the
+    // signing key: the chain is consistent again, but the signed checkpoint no longer is.
+    let store = h.store().unwrap();
+    let mut entries = store.ledger_page(1, 10_000).unwrap();
+    let start = 4; // index of seq 5
+    entries[start].draft.actor = "mallory".into();
+    let head = &entries[start - 1];
+    let drafts: Vec<_> = entries[start..].iter().map(|e| e.draft.clone()).collect();
+    let forged = custos_vault::ledger::chain(head.seq, &head.hash, &drafts);
+    let mut sql = String::from("BEGIN;");
+    for e in &forged {
+        sql.push_str(&format!(
+            "UPDATE ledger SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
+            e.draft.actor, e.prev_hash, e.hash, e.seq
+        ));
+    }
+    sql.push_str("COMMIT;");
+    h.exec(&sql);
+    let ver = v.verify_ledger().unwrap();
+    assert_eq!(ver.first_bad, Some(1000), "{ver:?}");
+}
+
+pub fn retention_deadline(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Rex", "rex@example.com"))
+        .unwrap();
+    for m in ["old", "new"] {
+        v.append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["service.meetings".into()],
+            m,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM records WHERE retain_until_ms IS NOT NULL"),
+        2,
+        "activity logs have a deadline"
+    );
+    h.exec("UPDATE records SET retain_until_ms = 1 WHERE seq = (SELECT MIN(seq) FROM records)");
+    let rr = v
+        .read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+        )
+        .unwrap();
+    assert_eq!(
+        rr.records
+            .iter()
+            .map(|r| r.value.as_str())
+            .collect::<Vec<_>>(),
+        ["new"]
+    );
+    assert_eq!(v.purge_expired("retention").unwrap(), 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM records"), 1);
+}
+
+pub fn undeclared_callers_and_methods(h: Harness) {
+    let v = h.vault();
+    let e = v
+        .collect("nobody", &attendee("Sam", "sam@example.com"))
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_accessor");
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
+    assert_eq!(last_entry(v).draft.reasons, "unknown_accessor");
+    let id = v
+        .collect("website", &registration("sam@example.com", &["account"]))
+        .unwrap();
+    let e = v
+        .give_consent("subject", &id, "newsletters", "Sam Example")
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_method");
+    let e = v.read("nobody", &id, &read("account")).unwrap_err();
+    assert_eq!(e.code(), "unknown_accessor");
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -34,6 +34,8 @@ macro_rules! conformance {
                 reopen_is_idempotent,
                 concurrent_writers_lose_nothing,
                 checkpoints_signed,
+                retention_deadline,
+                undeclared_callers_and_methods,
             );
         }
     };
