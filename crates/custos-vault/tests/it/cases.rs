@@ -795,6 +795,51 @@ pub fn undeclared_callers_and_methods(h: Harness) {
     assert_eq!(e.code(), "unknown_accessor");
 }
 
+pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Tia", "tia@example.com"))
+        .unwrap();
+    // The ledger refuses every append: a read must fail closed, returning nothing.
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
+        );
+    }
+    let e = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap_err();
+    assert_eq!(e.code(), "storage_failure");
+    assert!(!e.to_string().contains("tia@example.com"));
+    assert!(
+        v.read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings"
+        )
+        .is_err()
+    );
+    h.exec(if h.is_sqlite() {
+        "DROP TRIGGER ledger_down"
+    } else {
+        "DROP TRIGGER ledger_down ON ledger"
+    });
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "tia@example.com");
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

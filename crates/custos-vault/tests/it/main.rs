@@ -36,6 +36,7 @@ macro_rules! conformance {
                 checkpoints_signed,
                 retention_deadline,
                 undeclared_callers_and_methods,
+                no_data_without_a_durable_ledger_entry,
             );
         }
     };
