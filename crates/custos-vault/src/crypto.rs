@@ -208,7 +208,7 @@ impl MasterKey {
     }
 
     /// Unwraps what [`MasterKey::wrap`] made for the same `label`.
-    pub fn unwrap(&self, label: &str, wrapped: &[u8]) -> Result<Secret> {
+    pub(crate) fn unwrap(&self, label: &str, wrapped: &[u8]) -> Result<Secret> {
         let plain = Zeroizing::new(open(&self.key, &aad(&["wrap", label]), wrapped)?);
         let arr: [u8; 32] = plain
             .as_slice()
@@ -248,7 +248,7 @@ impl DataKey {
     }
 
     /// Unwraps a subject's data key.
-    pub fn unwrap(kek: &MasterKey, subject: &str, wrapped: &[u8]) -> Result<Self> {
+    pub(crate) fn unwrap(kek: &MasterKey, subject: &str, wrapped: &[u8]) -> Result<Self> {
         Ok(Self {
             key: kek.unwrap(&dek_label(subject), wrapped)?,
         })
@@ -260,7 +260,7 @@ impl DataKey {
     }
 
     /// Decrypts a field value sealed for exactly this (subject, category).
-    pub fn open_value(&self, subject: &str, category: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open_value(&self, subject: &str, category: &str, sealed: &[u8]) -> Result<Vec<u8>> {
         open(&self.key, &value_aad(subject, category), sealed)
     }
 
@@ -276,7 +276,7 @@ impl DataKey {
     }
 
     /// Decrypts a record sealed for exactly this (subject, collection, record id).
-    pub fn open_record(
+    pub(crate) fn open_record(
         &self,
         subject: &str,
         collection: &str,
