@@ -694,7 +694,7 @@ impl Vault {
         purposes: &[String],
         value: &str,
     ) -> Result<String> {
-        let (rows, _) = self.prepare_records(accessor, subject, collection, purposes, &[value])?;
+        let rows = self.prepare_records(accessor, subject, collection, purposes, &[value])?;
         self.store.append_records(&rows)?;
         let mut d = self.draft(accessor, "append_record", subject.as_str());
         d.categories = collection.to_string();
@@ -716,7 +716,7 @@ impl Vault {
         purposes: &[String],
         values: &[&str],
     ) -> Result<u64> {
-        let (rows, _) = self.prepare_records(accessor, subject, collection, purposes, values)?;
+        let rows = self.prepare_records(accessor, subject, collection, purposes, values)?;
         self.store.append_records(&rows)?;
         let mut d = self.draft(accessor, "append_record", subject.as_str());
         d.categories = collection.to_string();
@@ -734,7 +734,7 @@ impl Vault {
         collection: &str,
         purposes: &[String],
         values: &[&str],
-    ) -> Result<(Vec<RecordRow>, ())> {
+    ) -> Result<Vec<RecordRow>> {
         self.policy
             .accessor_id(accessor)
             .map_err(|e| Error::invalid("unknown_accessor", e.message))?;
@@ -748,9 +748,36 @@ impl Vault {
                 "state at least one purpose for the record",
             ));
         }
-        self.policy
+        let stated = self
+            .policy
             .purpose_set(purposes)
             .map_err(|e| Error::invalid("unknown_purpose", e.message))?;
+        // INVARIANT: deny by default — a record is kept only by a role the subject was
+        // collected in that keeps this collection, and only for purposes that role states.
+        let mut allowed = PurposeSet::EMPTY;
+        for v in self.store.values(&subject.0)? {
+            let role = self
+                .policy
+                .service_id(&v.service)
+                .ok()
+                .and_then(|s| self.policy.service(s))
+                .and_then(|s| s.roles.iter().find(|r| r.id == v.role));
+            if let Some(role) = role.filter(|r| r.records.contains(&cid)) {
+                allowed = allowed.union(role.allowed_purposes);
+            }
+        }
+        if allowed.is_empty() {
+            return Err(Error::invalid(
+                "collection_not_kept_for_subject",
+                format!("no role this subject was collected in keeps `{collection}` records"),
+            ));
+        }
+        if !stated.is_subset(&allowed) {
+            return Err(Error::invalid(
+                "purpose_not_stated_for_role",
+                format!("the roles keeping `{collection}` do not state these purposes"),
+            ));
+        }
         let info = self
             .policy
             .collection(cid)
@@ -782,7 +809,7 @@ impl Vault {
                 time_ms: now,
             });
         }
-        Ok((rows, ()))
+        Ok(rows)
     }
 
     /// Reads a subject's records of a collection for a purpose. Records are grouped by the
