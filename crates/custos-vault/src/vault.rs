@@ -154,6 +154,9 @@ pub struct RecordsResult {
     pub ledger_seq: u64,
 }
 
+/// Sealed value rows and their blind-index terms `(category, term)`.
+type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
+
 /// Actor name for operations the vault's operator starts.
 pub const OPERATOR: &str = "operator";
 
@@ -254,6 +257,14 @@ impl Vault {
         let plan = self.check(accessor, None, input)?;
         let id = SubjectId::generate()?;
         let dek = DataKey::generate()?;
+        let (rows, index) = self.seal_values(
+            &id,
+            &dek,
+            input,
+            plan.store,
+            plan.purposes,
+            &BTreeMap::new(),
+        )?;
         let age = match input.age {
             Some(_) => Age::AtLeastMinimum,
             None => Age::Unknown,
@@ -267,8 +278,9 @@ impl Vault {
                 created_ms: now_ms(),
             },
             &dek.wrap(&self.kek, &id.0)?,
+            &rows,
+            &index,
         )?;
-        self.store_values(&id, &dek, input, plan.store, plan.purposes)?;
         self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
         Ok(id)
     }
@@ -296,7 +308,9 @@ impl Vault {
             .into_iter()
             .map(|v| (v.category, v.purposes))
             .collect();
-        self.store_values_merged(subject, &dek, input, plan.store, plan.purposes, &held)?;
+        let (rows, index) =
+            self.seal_values(subject, &dek, input, plan.store, plan.purposes, &held)?;
+        self.store.put_values(&rows, &index)?;
         self.ledger_collect(accessor, Some(subject), input, "permit", "")?;
         Ok(())
     }
@@ -386,18 +400,8 @@ impl Vault {
         self.record(d)
     }
 
-    fn store_values(
-        &self,
-        subject: &SubjectId,
-        dek: &DataKey,
-        input: &CollectionInput,
-        store: CategorySet,
-        purposes: PurposeSet,
-    ) -> Result<()> {
-        self.store_values_merged(subject, dek, input, store, purposes, &BTreeMap::new())
-    }
-
-    fn store_values_merged(
+    /// Seals the values to store, with the blind-index terms of identifier categories.
+    fn seal_values(
         &self,
         subject: &SubjectId,
         dek: &DataKey,
@@ -405,7 +409,7 @@ impl Vault {
         store: CategorySet,
         purposes: PurposeSet,
         held: &BTreeMap<String, Vec<String>>,
-    ) -> Result<()> {
+    ) -> Result<SealedValues> {
         let now = now_ms();
         let stated: Vec<String> = self
             .policy
@@ -443,7 +447,7 @@ impl Vault {
                 time_ms: now,
             });
         }
-        self.store.put_values(&rows, &index)
+        Ok((rows, index))
     }
 
     // ---- reads ------------------------------------------------------------------------
