@@ -189,6 +189,25 @@ impl Vault {
         Self::open(Arc::new(SqliteStore::open(dir)?), policy, kek)
     }
 
+    /// Opens the vault as `custos` commands name it: PostgreSQL when a database URL is given
+    /// (master key from `CUSTOS_MASTER_KEY`), else SQLite in `data` (master key from the
+    /// environment or `<data>/master.key`, which is created only when `create_key_file`).
+    pub fn open_location(
+        data: &Path,
+        database_url: Option<&str>,
+        policy: Arc<Policy>,
+        create_key_file: bool,
+    ) -> Result<Self> {
+        match database_url {
+            Some(url) => Self::open_postgres(url, policy, MasterKey::load(None, false)?),
+            None if create_key_file => Self::open_embedded(data, policy),
+            None => {
+                let kek = MasterKey::load(Some(data), false)?;
+                Self::open(Arc::new(SqliteStore::open(data)?), policy, kek)
+            }
+        }
+    }
+
     /// Opens a vault on PostgreSQL; the master key must come from the caller (environment).
     pub fn open_postgres(url: &str, policy: Arc<Policy>, kek: MasterKey) -> Result<Self> {
         Self::open(Arc::new(PostgresStore::connect(url)?), policy, kek)
