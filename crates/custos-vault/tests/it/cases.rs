@@ -582,15 +582,20 @@ pub fn blind_index_lookup(h: Harness) {
     // Only identifier categories are indexed: the email, not the name.
     assert_eq!(h.count("SELECT COUNT(*) FROM blind_index"), 1);
     // A changed email: the new one finds the subject, the old one nothing.
-    v.collect_more("meeting-center", &id, &attendee("Ned", "ned@new.example.com"))
-        .unwrap();
+    v.collect_more(
+        "meeting-center",
+        &id,
+        &attendee("Ned", "ned@new.example.com"),
+    )
+    .unwrap();
     assert_eq!(
         v.find_by_identifier("contact.email", "ned@new.example.com")
             .unwrap(),
         Some(id)
     );
     assert_eq!(
-        v.find_by_identifier("contact.email", "ned@example.com").unwrap(),
+        v.find_by_identifier("contact.email", "ned@example.com")
+            .unwrap(),
         None
     );
     assert_eq!(h.count("SELECT COUNT(*) FROM blind_index"), 1);
