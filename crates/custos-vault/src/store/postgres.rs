@@ -118,6 +118,7 @@ const POOL: usize = 4;
 
 /// The PostgreSQL store: a small pool of connections.
 pub struct PostgresStore {
+    url: String,
     first: Mutex<Conn>,
     rest: Vec<Mutex<Conn>>,
     next: AtomicUsize,
@@ -197,14 +198,26 @@ impl PostgresStore {
             rest.push(Mutex::new(Conn::new(Client::connect(url, NoTls)?)));
         }
         Ok(Self {
+            url: url.to_string(),
             first: Mutex::new(Conn::new(first)),
             rest,
             next: AtomicUsize::new(0),
         })
     }
 
-    /// A free connection if there is one, else the next in turn.
+    /// A free connection if there is one, else the next in turn. A connection the server
+    /// closed (restart, failover) is replaced; if that fails the caller gets the error.
     fn lock(&self) -> MutexGuard<'_, Conn> {
+        let mut guard = self.pick();
+        if guard.client.is_closed() {
+            if let Ok(client) = Client::connect(&self.url, NoTls) {
+                *guard = Conn::new(client);
+            }
+        }
+        guard
+    }
+
+    fn pick(&self) -> MutexGuard<'_, Conn> {
         let all = || std::iter::once(&self.first).chain(&self.rest);
         for c in all() {
             if let Ok(guard) = c.try_lock() {

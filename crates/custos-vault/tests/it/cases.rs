@@ -879,6 +879,34 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
     assert!(v.verify_ledger().unwrap().ok());
 }
 
+pub fn connection_loss_recovers(h: Harness) {
+    if h.is_sqlite() {
+        return; // no server to lose
+    }
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Uma", "uma@example.com"))
+        .unwrap();
+    // The server drops every connection of the vault's database (a restart, a failover).
+    h.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    let mut failures = 0;
+    let r = loop {
+        match v.read("meeting-center", &id, &read("service.meetings")) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert_eq!(e.code(), "storage_failure");
+                failures += 1;
+                assert!(failures < 20, "the store never reconnected");
+            }
+        }
+    };
+    assert_eq!(r.data["contact.email"], "uma@example.com");
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -37,6 +37,7 @@ macro_rules! conformance {
                 retention_deadline,
                 undeclared_callers_and_methods,
                 no_data_without_a_durable_ledger_entry,
+                connection_loss_recovers,
             );
         }
     };
