@@ -1,6 +1,7 @@
 //! The `custos` binary: a thin clap front over the Custos crates.
 
 mod policy_cmd;
+mod vault_cmd;
 
 use std::process::ExitCode;
 
@@ -20,11 +21,19 @@ enum Command {
     /// Check, render, trace, explain and compare policy files.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Create and revoke API keys; rotate the master key.
+    #[command(subcommand)]
+    Keys(vault_cmd::KeysCommand),
+    /// Check the ledger.
+    #[command(subcommand)]
+    Audit(vault_cmd::AuditCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Keys(cmd) => vault_cmd::keys(cmd),
+        Command::Audit(cmd) => vault_cmd::audit(cmd),
     }
 }

@@ -8,6 +8,7 @@
 )]
 
 mod policy;
+mod vault;
 
 use std::process::{Command, Output};
 

@@ -1,0 +1,416 @@
+//! Envelope encryption, blind indexes and the ledger signing key.
+//!
+//! - The **master key** (KEK, 32 bytes) comes from `CUSTOS_MASTER_KEY` (hex or base64) or from
+//!   `<data>/master.key`, created 0600 on first embedded start. It never touches the database.
+//! - Each subject has a random **data key** (DEK), stored only wrapped by the KEK
+//!   (AES-256-GCM, AAD = the subject id) in the key table, apart from the data.
+//! - Each value is AES-256-GCM under its subject's DEK with a random 96-bit nonce; the AAD
+//!   binds it to its row (subject + category, or subject + collection + record id), so a
+//!   ciphertext moved to another row fails to decrypt.
+//! - The **blind index key** and the **ledger signing seed** are random secrets stored wrapped
+//!   by the KEK, so rotating the KEK re-wraps them and changes no index or signature.
+//!
+//! Every secret lives in a [`Zeroizing`] buffer and is wiped when dropped.
+
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Environment variable holding the master key (64 hex digits or base64 of 32 bytes).
+pub const MASTER_KEY_ENV: &str = "CUSTOS_MASTER_KEY";
+/// Name of the master key file in the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+const NONCE_LEN: usize = 12;
+const DECRYPT_FAILED: &str = "decryption failed";
+
+/// 32 bytes of secret key material, wiped on drop.
+pub type Secret = Zeroizing<[u8; 32]>;
+
+/// Fills a buffer from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| Error::Crypto("no randomness available"))?;
+    Ok(b)
+}
+
+/// A fresh random secret.
+pub fn random_secret() -> Result<Secret> {
+    let mut s = Zeroizing::new([0u8; 32]);
+    getrandom::fill(s.as_mut_slice()).map_err(|_| Error::Crypto("no randomness available"))?;
+    Ok(s)
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()))
+        .collect()
+}
+
+/// SHA-256.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The master key (KEK). It wraps data keys and vault secrets, and is never stored in the
+/// database.
+#[derive(Clone)]
+pub struct MasterKey {
+    key: Secret,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// A master key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            key: Zeroizing::new(bytes),
+        }
+    }
+
+    /// A new random master key.
+    pub fn generate() -> Result<Self> {
+        Ok(Self {
+            key: random_secret()?,
+        })
+    }
+
+    /// Parses 64 hex digits or base64 of 32 bytes (surrounding whitespace ignored).
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        let bytes = Zeroizing::new(match unhex(t) {
+            Some(b) if t.len() == 64 => b,
+            _ => base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|_| {
+                    Error::MasterKey("expected 64 hex digits or base64 of 32 bytes".into())
+                })?,
+        });
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::MasterKey("expected 32 bytes".into()))?;
+        Ok(Self::from_bytes(arr))
+    }
+
+    /// The key as 64 hex digits, for writing a key file.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex(self.key.as_slice()))
+    }
+
+    /// Reads a key file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::MasterKey(format!("cannot read `{}`: {}", path.display(), e.kind()))
+        })?);
+        Self::parse(&text)
+    }
+
+    /// The key from `CUSTOS_MASTER_KEY` if set, else from `<data>/master.key`.
+    ///
+    /// When neither exists and `create` is true (embedded SQLite start), a new key is written
+    /// to `<data>/master.key` with mode 0600 and a warning to back it up is printed on stderr:
+    /// without that file the vault's data cannot be decrypted.
+    pub fn load(data_dir: Option<&Path>, create: bool) -> Result<Self> {
+        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+            let text = Zeroizing::new(text);
+            return Self::parse(&text);
+        }
+        let Some(dir) = data_dir else {
+            return Err(Error::MasterKey(format!(
+                "set `{MASTER_KEY_ENV}` to 64 hex digits or base64 of 32 bytes"
+            )));
+        };
+        let path = dir.join(MASTER_KEY_FILE);
+        if path.exists() {
+            return Self::from_file(&path);
+        }
+        if !create {
+            return Err(Error::MasterKey(format!(
+                "no `{}` and `{MASTER_KEY_ENV}` is not set",
+                path.display()
+            )));
+        }
+        let key = Self::generate()?;
+        key.write_new_file(&path)?;
+        eprintln!(
+            "WARNING: created a new master key in {}\n\
+             WARNING: back it up somewhere safe and apart from the data: without it nothing in \
+             this vault can be decrypted",
+            path.display()
+        );
+        Ok(key)
+    }
+
+    /// Writes the key to a new file, readable by its owner only.
+    pub fn write_new_file(&self, path: &Path) -> Result<()> {
+        use std::io::Write as _;
+        let fail = |e: std::io::Error| {
+            Error::MasterKey(format!("cannot write `{}`: {}", path.display(), e.kind()))
+        };
+        if let Some(parent) = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+        {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                builder.mode(0o700);
+            }
+            builder.create(parent).map_err(fail)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(fail)?;
+        let mut line = self.to_hex();
+        line.push('\n');
+        f.write_all(line.as_bytes()).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+        Ok(())
+    }
+
+    /// Wraps a secret (a DEK or a vault secret) for the row named by `label`.
+    pub fn wrap(&self, label: &str, secret: &Secret) -> Result<Vec<u8>> {
+        seal(&self.key, &aad(&["wrap", label]), secret.as_slice())
+    }
+
+    /// Unwraps what [`MasterKey::wrap`] made for the same `label`.
+    pub(crate) fn unwrap(&self, label: &str, wrapped: &[u8]) -> Result<Secret> {
+        let plain = Zeroizing::new(open(&self.key, &aad(&["wrap", label]), wrapped)?);
+        let arr: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Crypto(DECRYPT_FAILED))?;
+        Ok(Zeroizing::new(arr))
+    }
+}
+
+/// The label a subject's DEK is wrapped under.
+pub fn dek_label(subject: &str) -> String {
+    format!("dek:{subject}")
+}
+
+/// A subject's data key.
+pub struct DataKey {
+    key: Secret,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// A new random data key.
+    pub fn generate() -> Result<Self> {
+        Ok(Self {
+            key: random_secret()?,
+        })
+    }
+
+    /// Wraps it under the master key, bound to its subject.
+    pub fn wrap(&self, kek: &MasterKey, subject: &str) -> Result<Vec<u8>> {
+        kek.wrap(&dek_label(subject), &self.key)
+    }
+
+    /// Unwraps a subject's data key.
+    pub(crate) fn unwrap(kek: &MasterKey, subject: &str, wrapped: &[u8]) -> Result<Self> {
+        Ok(Self {
+            key: kek.unwrap(&dek_label(subject), wrapped)?,
+        })
+    }
+
+    /// Encrypts a field value, bound to (subject, category).
+    pub fn seal_value(&self, subject: &str, category: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        seal(&self.key, &value_aad(subject, category), plain)
+    }
+
+    /// Decrypts a field value sealed for exactly this (subject, category).
+    pub(crate) fn open_value(
+        &self,
+        subject: &str,
+        category: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        open(&self.key, &value_aad(subject, category), sealed)
+    }
+
+    /// Encrypts a record, bound to (subject, collection, record id).
+    pub fn seal_record(
+        &self,
+        subject: &str,
+        collection: &str,
+        record: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
+        seal(&self.key, &record_aad(subject, collection, record), plain)
+    }
+
+    /// Decrypts a record sealed for exactly this (subject, collection, record id).
+    pub(crate) fn open_record(
+        &self,
+        subject: &str,
+        collection: &str,
+        record: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        open(&self.key, &record_aad(subject, collection, record), sealed)
+    }
+}
+
+fn value_aad(subject: &str, category: &str) -> Vec<u8> {
+    aad(&["value", subject, category])
+}
+
+fn record_aad(subject: &str, collection: &str, record: &str) -> Vec<u8> {
+    aad(&["record", subject, collection, record])
+}
+
+/// Length-prefixed, so no two different tuples share an encoding.
+fn aad(parts: &[&str]) -> Vec<u8> {
+    let mut out = b"custos/v1".to_vec();
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+/// `nonce || ciphertext+tag`.
+fn seal(key: &Secret, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    let cipher =
+        Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::Crypto("bad key length"))?;
+    let nonce_bytes = random_bytes::<NONCE_LEN>()?;
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: plain, aad })
+        .map_err(|_| Error::Crypto("encryption failed"))?;
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open(key: &Secret, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+    let cipher =
+        Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::Crypto("bad key length"))?;
+    let (nonce, ct) = sealed
+        .split_at_checked(NONCE_LEN)
+        .ok_or(Error::Crypto(DECRYPT_FAILED))?;
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .map_err(|_| Error::Crypto(DECRYPT_FAILED))
+}
+
+/// Keyed HMAC-SHA256 index over identifier values: finds a subject by email without storing
+/// the email in plaintext or as a guessable unkeyed hash.
+pub struct BlindIndex {
+    key: Secret,
+}
+
+impl std::fmt::Debug for BlindIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlindIndex(..)")
+    }
+}
+
+impl BlindIndex {
+    /// An index under a secret key.
+    pub fn new(key: Secret) -> Self {
+        Self { key }
+    }
+
+    /// The index term of a value of a category: HMAC over the category and the value
+    /// trimmed and lowercased, as hex.
+    pub fn term(&self, category: &str, value: &str) -> Result<String> {
+        let normalized = Zeroizing::new(value.trim().to_lowercase());
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
+            .map_err(|_| Error::Crypto("bad key length"))?;
+        mac.update(&aad(&["index", category]));
+        mac.update(normalized.as_bytes());
+        Ok(hex(&mac.finalize().into_bytes()))
+    }
+}
+
+/// Path of the master key file in a data directory.
+pub fn master_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(MASTER_KEY_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn value_bound_to_its_row() {
+        let kek = MasterKey::generate().unwrap();
+        let dek = DataKey::generate().unwrap();
+        let wrapped = dek.wrap(&kek, "s1").unwrap();
+        assert!(DataKey::unwrap(&kek, "s2", &wrapped).is_err());
+        let dek = DataKey::unwrap(&kek, "s1", &wrapped).unwrap();
+        let ct = dek.seal_value("s1", "contact.email", b"a@b.c").unwrap();
+        assert_eq!(
+            dek.open_value("s1", "contact.email", &ct).unwrap(),
+            b"a@b.c"
+        );
+        assert!(dek.open_value("s2", "contact.email", &ct).is_err());
+        assert!(dek.open_value("s1", "contact.name", &ct).is_err());
+        let rc = dek.seal_record("s1", "chat", "r1", b"hi").unwrap();
+        assert!(dek.open_record("s1", "chat", "r2", &rc).is_err());
+        assert_eq!(dek.open_record("s1", "chat", "r1", &rc).unwrap(), b"hi");
+        let other = MasterKey::generate().unwrap();
+        assert!(DataKey::unwrap(&other, "s1", &wrapped).is_err());
+    }
+
+    #[test]
+    fn master_key_parses_hex_and_base64() {
+        let k = MasterKey::generate().unwrap();
+        let h = k.to_hex();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(unhex(&h).unwrap());
+        assert_eq!(*MasterKey::parse(&h).unwrap().to_hex(), *h);
+        assert_eq!(*MasterKey::parse(&b64).unwrap().to_hex(), *h);
+        assert!(MasterKey::parse("abc").is_err());
+    }
+
+    #[test]
+    fn blind_index_normalizes() {
+        let idx = BlindIndex::new(random_secret().unwrap());
+        let a = idx.term("contact.email", " Ann@Example.COM ").unwrap();
+        assert_eq!(a, idx.term("contact.email", "ann@example.com").unwrap());
+        assert_ne!(a, idx.term("contact.name", "ann@example.com").unwrap());
+    }
+}

@@ -1,0 +1,24 @@
+//! The Custos vault: personal information stored encrypted per subject, let out only through
+//! a decision of the policy, every decision recorded in a tamper-evident ledger.
+//!
+//! - [`crypto`]: master key, per-subject data keys, blind index.
+//! - [`store`]: the [`Store`] trait and its SQLite and PostgreSQL backends.
+//! - [`ledger`]: the hash chain, signed checkpoints, group commit and verification.
+//! - [`vault`]: the [`Vault`] facade every caller goes through.
+//!
+//! **Architecture invariant:** this crate knows no HTTP; it depends on `custos-policy` for
+//! every decision and never decides anything itself.
+
+pub mod crypto;
+pub mod error;
+pub mod ledger;
+pub mod store;
+pub mod vault;
+
+pub use crypto::MasterKey;
+pub use error::{Error, Result};
+pub use ledger::{LedgerEntry, Verification};
+pub use store::Store;
+pub use store::postgres::PostgresStore;
+pub use store::sqlite::SqliteStore;
+pub use vault::{CollectionInput, ReadInput, ReadResult, Record, RecordsResult, SubjectId, Vault};

@@ -1,0 +1,258 @@
+//! The `Store` trait: what the vault needs from a database, and nothing about policy or
+//! plaintext. Every value it sees is already ciphertext, a hash or an id.
+//!
+//! Two backends: [`sqlite`] (embedded, the default) and [`postgres`] (many servers, one
+//! database). One conformance suite (`tests/it/conformance.rs`) runs against both.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::ledger::{Checkpoint, Draft, LedgerEntry};
+
+/// Lifecycle of a subject, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Normal.
+    Active,
+    /// Account closed.
+    Deactivated,
+    /// Data key destroyed, values and records deleted.
+    Erased,
+}
+
+impl Status {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deactivated => "deactivated",
+            Self::Erased => "erased",
+        }
+    }
+
+    /// Parses a stored name; anything unknown reads as erased, the safe side.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "deactivated" => Self::Deactivated,
+            _ => Self::Erased,
+        }
+    }
+}
+
+/// What is known of a subject's age, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Not asked.
+    Unknown,
+    /// At or above the policy's minimum age.
+    AtLeastMinimum,
+    /// Below it.
+    UnderMinimum,
+}
+
+impl Age {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::AtLeastMinimum => "at_least_minimum",
+            Self::UnderMinimum => "under_minimum",
+        }
+    }
+
+    /// Parses a stored name; anything unknown reads as under minimum, the safe side.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "unknown" => Self::Unknown,
+            "at_least_minimum" => Self::AtLeastMinimum,
+            _ => Self::UnderMinimum,
+        }
+    }
+}
+
+/// A subject row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRow {
+    /// Random id.
+    pub id: String,
+    /// Lifecycle.
+    pub status: Status,
+    /// Age.
+    pub age: Age,
+    /// Tenants the subject belongs to.
+    pub tenants: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A field value row: one (subject, category).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueRow {
+    /// Subject id.
+    pub subject: String,
+    /// Category id.
+    pub category: String,
+    /// `nonce || ciphertext`, bound to (subject, category).
+    pub ciphertext: Vec<u8>,
+    /// Purposes stated at collection (union over collections), ids.
+    pub purposes: Vec<String>,
+    /// Notice version shown at the latest collection.
+    pub notice: String,
+    /// Service that collected it.
+    pub service: String,
+    /// Role of the subject in that service.
+    pub role: String,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// A record row: append-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Random record id.
+    pub id: String,
+    /// Subject id.
+    pub subject: String,
+    /// Record collection id.
+    pub collection: String,
+    /// `nonce || ciphertext`, bound to (subject, collection, record id).
+    pub ciphertext: Vec<u8>,
+    /// Purposes stated when it was appended.
+    pub purposes: Vec<String>,
+    /// Notice version in force when it was appended.
+    pub notice: String,
+    /// When it must be deleted, ms since the epoch; `None`: with the account.
+    pub retain_until_ms: Option<i64>,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// A consent or objection event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// Subject id.
+    pub subject: String,
+    /// Purpose id.
+    pub purpose: String,
+    /// `consent` or `objection`.
+    pub kind: String,
+    /// Given (true) or withdrawn (false).
+    pub given: bool,
+    /// Notice version shown.
+    pub notice: String,
+    /// How it was given: `privacy-center`, `api`, …
+    pub method: String,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// An API key row; the key itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    /// SHA-256 of the key, hex.
+    pub hash: String,
+    /// The accessor the key acts as.
+    pub accessor: String,
+    /// Revoked keys authenticate nobody.
+    pub revoked: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// Re-wraps one key: `(kind, name, wrapped) -> rewrapped`, kind `dek` or `secret`.
+pub type Rewrap<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<Vec<u8>> + 'a;
+
+/// What the vault needs from a database. Implementations must be safe to share between
+/// threads; each method is one transaction unless said otherwise.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// A vault secret (blind index key, signing seed), wrapped by the master key.
+    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a vault secret unless one of that name exists; returns the stored one.
+    fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
+
+    /// Creates a subject with its wrapped data key, first values and their index terms, in
+    /// one transaction.
+    fn create_subject(
+        &self,
+        subject: &SubjectRow,
+        wrapped_dek: &[u8],
+        values: &[ValueRow],
+        index: &[(String, String)],
+    ) -> Result<()>;
+    /// A subject.
+    fn subject(&self, id: &str) -> Result<Option<SubjectRow>>;
+    /// Sets a subject's age status.
+    fn set_age(&self, id: &str, age: Age) -> Result<()>;
+    /// Sets a subject's lifecycle status.
+    fn set_status(&self, id: &str, status: Status) -> Result<()>;
+    /// Adds a tenant membership.
+    fn add_tenant(&self, id: &str, tenant: &str) -> Result<()>;
+    /// A subject's wrapped data key; `None` once erased.
+    fn wrapped_dek(&self, id: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Inserts or replaces field values and their blind-index terms `(category, term)`.
+    fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()>;
+    /// A subject's field values.
+    fn values(&self, subject: &str) -> Result<Vec<ValueRow>>;
+    /// The subject holding a blind-index term.
+    fn find_by_term(&self, category: &str, term: &str) -> Result<Option<String>>;
+
+    /// Appends a record.
+    fn append_record(&self, record: &RecordRow) -> Result<()>;
+    /// A subject's records of a collection, in append order.
+    fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>>;
+    /// Appends many records in one transaction.
+    fn append_records(&self, records: &[RecordRow]) -> Result<()>;
+
+    /// Deletes every record whose retention deadline is at or before `now_ms`; returns how
+    /// many.
+    fn delete_expired_records(&self, now_ms: i64) -> Result<u64>;
+
+    /// Records a consent or objection event.
+    fn put_consent(&self, consent: &ConsentRow) -> Result<()>;
+    /// A subject's consent and objection events, oldest first.
+    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>>;
+
+    /// Erases a subject: destroys its data key, deletes its values, records, index terms and
+    /// consents, and marks it erased with the given age status.
+    fn erase_subject(&self, id: &str, age: Age) -> Result<()>;
+
+    /// Stores an API key hash.
+    fn put_api_key(&self, key: &ApiKeyRow) -> Result<()>;
+    /// The API key with this hash.
+    fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>>;
+    /// Revokes every key of an accessor; returns how many were revoked.
+    fn revoke_api_keys(&self, accessor: &str) -> Result<u64>;
+
+    /// Re-wraps every wrapped key (data keys and vault secrets) in one transaction:
+    /// `rewrap(kind, name, wrapped)` where kind is `dek` or `secret`.
+    fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64>;
+
+    /// Appends drafts to the ledger in one durable transaction, under the chain-head lock,
+    /// chaining them with [`crate::ledger::chain`].
+    fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>>;
+    /// Ledger entries from `from_seq`, at most `limit`, in order.
+    fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>>;
+    /// Stores a signed checkpoint (ignored if one exists at that seq).
+    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    /// Every signed checkpoint.
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+}
+
+/// Joins ids for a text column.
+pub(crate) fn join(ids: &[String]) -> String {
+    ids.join(",")
+}
+
+/// Splits a text column of ids.
+pub(crate) fn split(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,751 @@
+//! The scale backend: PostgreSQL via the synchronous `postgres` crate.
+//!
+//! Many `custos serve` processes may share one database. Wrapped keys live in their own
+//! schema, `custos_keys`, so they can be granted, dumped and backed up apart from the data.
+//! Commits are durable with PostgreSQL's default `synchronous_commit = on`. The ledger stays
+//! one chain across servers: each append takes a transaction-scoped advisory lock before it
+//! reads the chain head. Migrations run under another advisory lock, so servers starting
+//! together apply them once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use std::collections::HashMap;
+
+use postgres::{Client, NoTls, Row, Statement};
+
+use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+use super::{Rewrap, join, split};
+use crate::error::Result;
+use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
+
+const LOCK_MIGRATE: i64 = 0x6375_7374_6f73_0001;
+const LOCK_LEDGER: i64 = 0x6375_7374_6f73_0002;
+
+/// Schema migrations, applied in order; `custos_meta.schema_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE subjects (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    age TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE subject_tenants (
+    subject TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    PRIMARY KEY (subject, tenant)
+);
+CREATE TABLE field_values (
+    subject TEXT NOT NULL,
+    category TEXT NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    purposes TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    service TEXT NOT NULL,
+    role TEXT NOT NULL,
+    time_ms BIGINT NOT NULL,
+    PRIMARY KEY (subject, category)
+);
+CREATE TABLE blind_index (
+    category TEXT NOT NULL,
+    term TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (category, term, subject)
+);
+CREATE INDEX blind_index_subject ON blind_index (subject);
+CREATE TABLE records (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    purposes TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    retain_until_ms BIGINT,
+    time_ms BIGINT NOT NULL
+);
+CREATE INDEX records_subject ON records (subject, collection, seq);
+CREATE TABLE consents (
+    seq BIGSERIAL PRIMARY KEY,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    given BOOLEAN NOT NULL,
+    notice TEXT NOT NULL,
+    method TEXT NOT NULL,
+    time_ms BIGINT NOT NULL
+);
+CREATE INDEX consents_subject ON consents (subject, seq);
+CREATE TABLE api_keys (
+    hash TEXT PRIMARY KEY,
+    accessor TEXT NOT NULL,
+    revoked BOOLEAN NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE ledger (
+    seq BIGINT PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE ledger_checkpoints (
+    seq BIGINT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE SCHEMA IF NOT EXISTS custos_keys;
+CREATE TABLE custos_keys.subject_keys (
+    subject TEXT PRIMARY KEY,
+    wrapped BYTEA NOT NULL
+);
+CREATE TABLE custos_keys.secrets (
+    name TEXT PRIMARY KEY,
+    wrapped BYTEA NOT NULL
+);
+"];
+
+/// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
+/// hold up reads.
+const POOL: usize = 4;
+
+/// The PostgreSQL store: a small pool of connections.
+pub struct PostgresStore {
+    url: String,
+    first: Mutex<Conn>,
+    rest: Vec<Mutex<Conn>>,
+    next: AtomicUsize,
+}
+
+/// A connection with its prepared statements: a cached statement costs one round trip per
+/// query instead of two.
+struct Conn {
+    client: Client,
+    cache: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.cache.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&Param<'_>],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query(&s, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&Param<'_>],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_opt(&s, params)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&Param<'_>],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.execute(&s, params)
+    }
+
+    fn transaction(&mut self) -> Result<postgres::Transaction<'_>, postgres::Error> {
+        self.client.transaction()
+    }
+}
+
+type Param<'a> = dyn postgres::types::ToSql + Sync + 'a;
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresStore(..)")
+    }
+}
+
+impl PostgresStore {
+    /// Connects and applies migrations.
+    pub fn connect(url: &str) -> Result<Self> {
+        let mut first = Client::connect(url, NoTls)?;
+        migrate(&mut first)?;
+        let mut rest = Vec::with_capacity(POOL - 1);
+        for _ in 1..POOL {
+            rest.push(Mutex::new(Conn::new(Client::connect(url, NoTls)?)));
+        }
+        Ok(Self {
+            url: url.to_string(),
+            first: Mutex::new(Conn::new(first)),
+            rest,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A free connection if there is one, else the next in turn. A connection the server
+    /// closed (restart, failover) is replaced; if that fails the caller gets the error.
+    fn lock(&self) -> MutexGuard<'_, Conn> {
+        let mut guard = self.pick();
+        if guard.client.is_closed() {
+            if let Ok(client) = Client::connect(&self.url, NoTls) {
+                *guard = Conn::new(client);
+            }
+        }
+        guard
+    }
+
+    fn pick(&self) -> MutexGuard<'_, Conn> {
+        let all = || std::iter::once(&self.first).chain(&self.rest);
+        for c in all() {
+            if let Ok(guard) = c.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % (1 + self.rest.len());
+        all()
+            .nth(i)
+            .unwrap_or(&self.first)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS custos_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )?;
+    let applied: usize = tx
+        .query_opt(
+            "SELECT value FROM custos_meta WHERE key = 'schema_version'",
+            &[],
+        )?
+        .and_then(|r| r.get::<_, String>(0).parse().ok())
+        .unwrap_or(0);
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.batch_execute(m)?;
+        tx.execute(
+            "INSERT INTO custos_meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&(i + 1).to_string()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn ledger_row(r: &Row) -> LedgerEntry {
+    LedgerEntry {
+        seq: to_u64(r.get(0)),
+        draft: Draft {
+            time_ms: r.get(1),
+            actor: r.get(2),
+            action: r.get(3),
+            subject: r.get(4),
+            purpose: r.get(5),
+            recipient: r.get(6),
+            categories: r.get(7),
+            effect: r.get(8),
+            reasons: r.get(9),
+        },
+        prev_hash: r.get(10),
+        hash: r.get(11),
+    }
+}
+
+/// Inserts or replaces field values and their index terms inside a transaction.
+fn write_values(
+    tx: &mut postgres::Transaction<'_>,
+    values: &[ValueRow],
+    index: &[(String, String)],
+) -> Result<()> {
+    let put = tx.prepare(
+        "INSERT INTO field_values
+           (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (subject, category) DO UPDATE SET
+           ciphertext = excluded.ciphertext, purposes = excluded.purposes,
+           notice = excluded.notice, service = excluded.service,
+           role = excluded.role, time_ms = excluded.time_ms",
+    )?;
+    for v in values {
+        tx.execute(
+            &put,
+            &[
+                &v.subject,
+                &v.category,
+                &v.ciphertext,
+                &join(&v.purposes),
+                &v.notice,
+                &v.service,
+                &v.role,
+                &v.time_ms,
+            ],
+        )?;
+    }
+    if let Some(subject) = values.first().map(|v| &v.subject) {
+        for (category, term) in index {
+            tx.execute(
+                "DELETE FROM blind_index WHERE subject = $1 AND category = $2",
+                &[subject, category],
+            )?;
+            tx.execute(
+                "INSERT INTO blind_index (category, term, subject) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[category, term, subject],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT wrapped FROM custos_keys.secrets WHERE name = $1",
+                &[&name],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO custos_keys.secrets (name, wrapped) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&name, &wrapped],
+        )?;
+        let row = tx.query_one(
+            "SELECT wrapped FROM custos_keys.secrets WHERE name = $1",
+            &[&name],
+        )?;
+        tx.commit()?;
+        Ok(row.get(0))
+    }
+
+    fn create_subject(
+        &self,
+        s: &SubjectRow,
+        wrapped_dek: &[u8],
+        values: &[ValueRow],
+        index: &[(String, String)],
+    ) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO custos_keys.subject_keys (subject, wrapped) VALUES ($1, $2)",
+            &[&s.id, &wrapped_dek],
+        )?;
+        tx.execute(
+            "INSERT INTO subjects (id, status, age, created_ms) VALUES ($1, $2, $3, $4)",
+            &[&s.id, &s.status.as_str(), &s.age.as_str(), &s.created_ms],
+        )?;
+        for t in &s.tenants {
+            tx.execute(
+                "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&s.id, t],
+            )?;
+        }
+        write_values(&mut tx, values, index)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
+        let mut c = self.lock();
+        let Some(row) = c.query_opt(
+            "SELECT status, age, created_ms FROM subjects WHERE id = $1",
+            &[&id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let tenants = c
+            .query(
+                "SELECT tenant FROM subject_tenants WHERE subject = $1 ORDER BY tenant",
+                &[&id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(Some(SubjectRow {
+            id: id.to_string(),
+            status: Status::parse(row.get(0)),
+            age: Age::parse(row.get(1)),
+            tenants,
+            created_ms: row.get(2),
+        }))
+    }
+
+    fn set_age(&self, id: &str, age: Age) -> Result<()> {
+        self.lock().execute(
+            "UPDATE subjects SET age = $2 WHERE id = $1",
+            &[&id, &age.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn set_status(&self, id: &str, status: Status) -> Result<()> {
+        self.lock().execute(
+            "UPDATE subjects SET status = $2 WHERE id = $1",
+            &[&id, &status.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn add_tenant(&self, id: &str, tenant: &str) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&id, &tenant],
+        )?;
+        Ok(())
+    }
+
+    fn wrapped_dek(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT wrapped FROM custos_keys.subject_keys WHERE subject = $1",
+                &[&id],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        write_values(&mut tx, values, index)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT category, ciphertext, purposes, notice, service, role, time_ms
+                 FROM field_values WHERE subject = $1 ORDER BY category",
+                &[&subject],
+            )?
+            .iter()
+            .map(|r| ValueRow {
+                subject: subject.to_string(),
+                category: r.get(0),
+                ciphertext: r.get(1),
+                purposes: split(r.get(2)),
+                notice: r.get(3),
+                service: r.get(4),
+                role: r.get(5),
+                time_ms: r.get(6),
+            })
+            .collect())
+    }
+
+    fn find_by_term(&self, category: &str, term: &str) -> Result<Option<String>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT subject FROM blind_index WHERE category = $1 AND term = $2
+                 ORDER BY subject LIMIT 1",
+                &[&category, &term],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn append_record(&self, record: &RecordRow) -> Result<()> {
+        self.append_records(std::slice::from_ref(record))
+    }
+
+    fn append_records(&self, records: &[RecordRow]) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let stmt = tx.prepare(
+            "INSERT INTO records
+               (id, subject, collection, ciphertext, purposes, notice, retain_until_ms, time_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )?;
+        for r in records {
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &r.subject,
+                    &r.collection,
+                    &r.ciphertext,
+                    &join(&r.purposes),
+                    &r.notice,
+                    &r.retain_until_ms,
+                    &r.time_ms,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
+                 FROM records WHERE subject = $1 AND collection = $2 ORDER BY seq",
+                &[&subject, &collection],
+            )?
+            .iter()
+            .map(|r| RecordRow {
+                id: r.get(0),
+                subject: subject.to_string(),
+                collection: collection.to_string(),
+                ciphertext: r.get(1),
+                purposes: split(r.get(2)),
+                notice: r.get(3),
+                retain_until_ms: r.get(4),
+                time_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    fn delete_expired_records(&self, now_ms: i64) -> Result<u64> {
+        Ok(self.lock().execute(
+            "DELETE FROM records WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= $1",
+            &[&now_ms],
+        )?)
+    }
+
+    fn put_consent(&self, c: &ConsentRow) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &c.subject, &c.purpose, &c.kind, &c.given, &c.notice, &c.method, &c.time_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT purpose, kind, given, notice, method, time_ms
+                 FROM consents WHERE subject = $1 ORDER BY seq",
+                &[&subject],
+            )?
+            .iter()
+            .map(|r| ConsentRow {
+                subject: subject.to_string(),
+                purpose: r.get(0),
+                kind: r.get(1),
+                given: r.get(2),
+                notice: r.get(3),
+                method: r.get(4),
+                time_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    fn erase_subject(&self, id: &str, age: Age) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        // INVARIANT: erasable by key — the data key goes in the same transaction as the data.
+        tx.execute(
+            "DELETE FROM custos_keys.subject_keys WHERE subject = $1",
+            &[&id],
+        )?;
+        for table in [
+            "field_values",
+            "records",
+            "blind_index",
+            "consents",
+            "subject_tenants",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE subject = $1"), &[&id])?;
+        }
+        tx.execute(
+            "UPDATE subjects SET status = 'erased', age = $2 WHERE id = $1",
+            &[&id, &age.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO api_keys (hash, accessor, revoked, created_ms) VALUES ($1, $2, $3, $4)",
+            &[&k.hash, &k.accessor, &k.revoked, &k.created_ms],
+        )?;
+        Ok(())
+    }
+
+    fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT hash, accessor, revoked, created_ms FROM api_keys WHERE hash = $1",
+                &[&hash],
+            )?
+            .map(|r| ApiKeyRow {
+                hash: r.get(0),
+                accessor: r.get(1),
+                revoked: r.get(2),
+                created_ms: r.get(3),
+            }))
+    }
+
+    fn revoke_api_keys(&self, accessor: &str) -> Result<u64> {
+        Ok(self.lock().execute(
+            "UPDATE api_keys SET revoked = TRUE WHERE accessor = $1 AND NOT revoked",
+            &[&accessor],
+        )?)
+    }
+
+    fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let mut n = 0u64;
+        for (kind, table, col) in [
+            ("dek", "custos_keys.subject_keys", "subject"),
+            ("secret", "custos_keys.secrets", "name"),
+        ] {
+            let rows = tx.query(
+                &format!("SELECT {col}, wrapped FROM {table} FOR UPDATE"),
+                &[],
+            )?;
+            for r in rows {
+                let name: String = r.get(0);
+                let wrapped: Vec<u8> = r.get(1);
+                let new = rewrap(kind, &name, &wrapped)?;
+                tx.execute(
+                    &format!("UPDATE {table} SET wrapped = $2 WHERE {col} = $1"),
+                    &[&name, &new],
+                )?;
+                n += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        // INVARIANT: one chain across servers — the advisory lock is held from reading the
+        // head to commit, so appends from every server are serialized.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_LEDGER])?;
+        let (head_seq, head_hash) = tx
+            .query_opt(
+                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+                &[],
+            )?
+            .map_or((0, GENESIS.to_string()), |r| {
+                (to_u64(r.get(0)), r.get::<_, String>(1))
+            });
+        let entries = ledger::chain(head_seq, &head_hash, drafts);
+        let stmt = tx.prepare(
+            "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+               categories, effect, reasons, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )?;
+        for e in &entries {
+            let d = &e.draft;
+            tx.execute(
+                &stmt,
+                &[
+                    &to_i64(e.seq),
+                    &d.time_ms,
+                    &d.actor,
+                    &d.action,
+                    &d.subject,
+                    &d.purpose,
+                    &d.recipient,
+                    &d.categories,
+                    &d.effect,
+                    &d.reasons,
+                    &e.prev_hash,
+                    &e.hash,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(entries)
+    }
+
+    fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
+                   effect, reasons, prev_hash, hash
+                 FROM ledger WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                &[&to_i64(from_seq), &to_i64(limit)],
+            )?
+            .iter()
+            .map(ledger_row)
+            .collect())
+    }
+
+    fn put_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&to_i64(c.seq), &c.hash, &c.signature],
+        )?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT seq, hash, signature FROM ledger_checkpoints ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(|r| Checkpoint {
+                seq: to_u64(r.get(0)),
+                hash: r.get(1),
+                signature: r.get(2),
+            })
+            .collect())
+    }
+}

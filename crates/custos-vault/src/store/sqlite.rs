@@ -1,0 +1,750 @@
+//! The embedded backend: SQLite via rusqlite (bundled).
+//!
+//! Layout in the data directory: `custos.db` holds subjects, values, records, consents, keys'
+//! hashes and the ledger; `keys.db`, attached as schema `keys`, holds the wrapped data keys
+//! and vault secrets — so a copy of `custos.db` alone cannot decrypt anything, even with the
+//! master key. Both run in WAL mode with `synchronous = FULL`: a commit returns after the WAL
+//! is fsynced, which is what "the ledger entry is durable before the data" needs; the
+//! ledger's group commit keeps that to one fsync per batch. `secure_delete` is on, so erased
+//! keys and values are overwritten in the files, and an erasure truncates the key WAL.
+//!
+//! SQLite does not make a transaction spanning two WAL databases atomic across a crash; the
+//! order of writes makes a torn one harmless: a subject's key is written before its row,
+//! and an erasure deletes the key first.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+
+use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+use super::{Rewrap, join, split};
+use crate::error::{Error, Result};
+use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
+
+/// Name of the data database in the data directory.
+pub const DATA_FILE: &str = "custos.db";
+/// Name of the key database in the data directory.
+pub const KEYS_FILE: &str = "keys.db";
+
+/// Schema migrations, applied in order on open; `meta.schema_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE subjects (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    age TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE subject_tenants (
+    subject TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    PRIMARY KEY (subject, tenant)
+);
+CREATE TABLE field_values (
+    subject TEXT NOT NULL,
+    category TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    purposes TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    service TEXT NOT NULL,
+    role TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    PRIMARY KEY (subject, category)
+);
+CREATE TABLE blind_index (
+    category TEXT NOT NULL,
+    term TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (category, term, subject)
+);
+CREATE INDEX blind_index_subject ON blind_index (subject);
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    purposes TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    retain_until_ms INTEGER,
+    time_ms INTEGER NOT NULL
+);
+CREATE INDEX records_subject ON records (subject, collection, seq);
+CREATE TABLE consents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    given INTEGER NOT NULL,
+    notice TEXT NOT NULL,
+    method TEXT NOT NULL,
+    time_ms INTEGER NOT NULL
+);
+CREATE INDEX consents_subject ON consents (subject, seq);
+CREATE TABLE api_keys (
+    hash TEXT PRIMARY KEY,
+    accessor TEXT NOT NULL,
+    revoked INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE ledger (
+    seq INTEGER PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE ledger_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TABLE keys.subject_keys (
+    subject TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL
+);
+CREATE TABLE keys.secrets (
+    name TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL
+);
+"];
+
+/// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).
+const READERS: usize = 2;
+
+/// The SQLite store. One writer connection behind a mutex (SQLite has one writer anyway, and
+/// the ledger's group commit batches the writes that matter), and a few reader connections,
+/// so reads are not held up behind a commit's fsync.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+    dir: PathBuf,
+}
+
+fn connect(dir: &Path) -> Result<Connection> {
+    let conn = Connection::open(dir.join(DATA_FILE))?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS keys",
+        params![dir.join(KEYS_FILE).to_string_lossy()],
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in a data directory and applies migrations.
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                // The data directory is the operator's alone.
+                use std::os::unix::fs::DirBuilderExt as _;
+                builder.mode(0o700);
+            }
+            builder.create(dir).map_err(|e| {
+                Error::Storage(format!("cannot create `{}`: {}", dir.display(), e.kind()))
+            })?;
+        }
+        let conn = connect(dir)?;
+        for schema in ["main", "keys"] {
+            let mode: String =
+                conn.query_row(&format!("PRAGMA {schema}.journal_mode = WAL"), [], |r| {
+                    r.get(0)
+                })?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::Storage("cannot enable write-ahead logging".into()));
+            }
+            // INVARIANT: audit before data — a commit returns only after the WAL is fsynced.
+            conn.execute_batch(&format!(
+                "PRAGMA {schema}.synchronous = FULL; PRAGMA {schema}.secure_delete = ON;"
+            ))?;
+        }
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        let mut store = Self {
+            conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next: AtomicUsize::new(0),
+            dir: dir.to_path_buf(),
+        };
+        store.migrate()?;
+        for _ in 0..READERS {
+            store.readers.push(Mutex::new(connect(dir)?));
+        }
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let conn = self
+            .conn
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        )?;
+        let applied: usize = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(applied) {
+            tx.execute_batch(m)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![(i + 1).to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn write(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A free reader if there is one, else the next in turn (the writer when there are none).
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        for c in &self.readers {
+            if let Ok(guard) = c.try_lock() {
+                return guard;
+            }
+        }
+        let n = self.readers.len().max(1);
+        match self
+            .readers
+            .get(self.next.fetch_add(1, Ordering::Relaxed) % n)
+        {
+            Some(c) => c.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => self.write(),
+        }
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        seq: to_u64(r.get(0)?),
+        draft: Draft {
+            time_ms: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            subject: r.get(4)?,
+            purpose: r.get(5)?,
+            recipient: r.get(6)?,
+            categories: r.get(7)?,
+            effect: r.get(8)?,
+            reasons: r.get(9)?,
+        },
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
+    })
+}
+
+/// Inserts or replaces field values and their index terms inside a transaction.
+fn write_values(
+    tx: &rusqlite::Transaction<'_>,
+    values: &[ValueRow],
+    index: &[(String, String)],
+) -> Result<()> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO field_values
+               (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (subject, category) DO UPDATE SET
+               ciphertext = excluded.ciphertext, purposes = excluded.purposes,
+               notice = excluded.notice, service = excluded.service,
+               role = excluded.role, time_ms = excluded.time_ms",
+    )?;
+    for v in values {
+        put.execute(params![
+            v.subject,
+            v.category,
+            v.ciphertext,
+            join(&v.purposes),
+            v.notice,
+            v.service,
+            v.role,
+            v.time_ms
+        ])?;
+    }
+    let mut unindex =
+        tx.prepare_cached("DELETE FROM blind_index WHERE subject = ?1 AND category = ?2")?;
+    let mut reindex = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blind_index (category, term, subject) VALUES (?1, ?2, ?3)",
+    )?;
+    if let Some(subject) = values.first().map(|v| &v.subject) {
+        for (category, term) in index {
+            unindex.execute(params![subject, category])?;
+            reindex.execute(params![category, term, subject])?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .read()
+            .query_row(
+                "SELECT wrapped FROM keys.secrets WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO keys.secrets (name, wrapped) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![name, wrapped],
+        )?;
+        let stored: Vec<u8> = tx.query_row(
+            "SELECT wrapped FROM keys.secrets WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn create_subject(
+        &self,
+        s: &SubjectRow,
+        wrapped_dek: &[u8],
+        values: &[ValueRow],
+        index: &[(String, String)],
+    ) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO keys.subject_keys (subject, wrapped) VALUES (?1, ?2)",
+            params![s.id, wrapped_dek],
+        )?;
+        tx.execute(
+            "INSERT INTO subjects (id, status, age, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![s.id, s.status.as_str(), s.age.as_str(), s.created_ms],
+        )?;
+        for t in &s.tenants {
+            tx.execute(
+                "INSERT OR IGNORE INTO subject_tenants (subject, tenant) VALUES (?1, ?2)",
+                params![s.id, t],
+            )?;
+        }
+        write_values(&tx, values, index)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
+        let conn = self.read();
+        let row = conn
+            .query_row(
+                "SELECT status, age, created_ms FROM subjects WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((status, age, created_ms)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT tenant FROM subject_tenants WHERE subject = ?1 ORDER BY tenant",
+        )?;
+        let tenants = stmt
+            .query_map(params![id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(Some(SubjectRow {
+            id: id.to_string(),
+            status: Status::parse(&status),
+            age: Age::parse(&age),
+            tenants,
+            created_ms,
+        }))
+    }
+
+    fn set_age(&self, id: &str, age: Age) -> Result<()> {
+        self.write().execute(
+            "UPDATE subjects SET age = ?2 WHERE id = ?1",
+            params![id, age.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn set_status(&self, id: &str, status: Status) -> Result<()> {
+        self.write().execute(
+            "UPDATE subjects SET status = ?2 WHERE id = ?1",
+            params![id, status.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn add_tenant(&self, id: &str, tenant: &str) -> Result<()> {
+        self.write().execute(
+            "INSERT OR IGNORE INTO subject_tenants (subject, tenant) VALUES (?1, ?2)",
+            params![id, tenant],
+        )?;
+        Ok(())
+    }
+
+    fn wrapped_dek(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .read()
+            .query_row(
+                "SELECT wrapped FROM keys.subject_keys WHERE subject = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        write_values(&tx, values, index)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT category, ciphertext, purposes, notice, service, role, time_ms
+             FROM field_values WHERE subject = ?1 ORDER BY category",
+        )?;
+        let rows = stmt
+            .query_map(params![subject], |r| {
+                Ok(ValueRow {
+                    subject: subject.to_string(),
+                    category: r.get(0)?,
+                    ciphertext: r.get(1)?,
+                    purposes: split(&r.get::<_, String>(2)?),
+                    notice: r.get(3)?,
+                    service: r.get(4)?,
+                    role: r.get(5)?,
+                    time_ms: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn find_by_term(&self, category: &str, term: &str) -> Result<Option<String>> {
+        Ok(self
+            .read()
+            .query_row(
+                "SELECT subject FROM blind_index WHERE category = ?1 AND term = ?2
+                 ORDER BY subject LIMIT 1",
+                params![category, term],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn append_record(&self, record: &RecordRow) -> Result<()> {
+        self.append_records(std::slice::from_ref(record))
+    }
+
+    fn append_records(&self, records: &[RecordRow]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO records
+                   (id, subject, collection, ciphertext, purposes, notice, retain_until_ms, time_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for r in records {
+                stmt.execute(params![
+                    r.id,
+                    r.subject,
+                    r.collection,
+                    r.ciphertext,
+                    join(&r.purposes),
+                    r.notice,
+                    r.retain_until_ms,
+                    r.time_ms
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
+             FROM records WHERE subject = ?1 AND collection = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![subject, collection], |r| {
+                Ok(RecordRow {
+                    id: r.get(0)?,
+                    subject: subject.to_string(),
+                    collection: collection.to_string(),
+                    ciphertext: r.get(1)?,
+                    purposes: split(&r.get::<_, String>(2)?),
+                    notice: r.get(3)?,
+                    retain_until_ms: r.get(4)?,
+                    time_ms: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn delete_expired_records(&self, now_ms: i64) -> Result<u64> {
+        let n = self.write().execute(
+            "DELETE FROM records WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= ?1",
+            params![now_ms],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn put_consent(&self, c: &ConsentRow) -> Result<()> {
+        self.write().execute(
+            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT purpose, kind, given, notice, method, time_ms
+             FROM consents WHERE subject = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![subject], |r| {
+                Ok(ConsentRow {
+                    subject: subject.to_string(),
+                    purpose: r.get(0)?,
+                    kind: r.get(1)?,
+                    given: r.get(2)?,
+                    notice: r.get(3)?,
+                    method: r.get(4)?,
+                    time_ms: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn erase_subject(&self, id: &str, age: Age) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // INVARIANT: erasable by key — the data key goes first; without it nothing of the
+        // subject decrypts, whatever copy of the data survives.
+        tx.execute(
+            "DELETE FROM keys.subject_keys WHERE subject = ?1",
+            params![id],
+        )?;
+        for table in [
+            "field_values",
+            "records",
+            "blind_index",
+            "consents",
+            "subject_tenants",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE subject = ?1"),
+                params![id],
+            )?;
+        }
+        tx.execute(
+            "UPDATE subjects SET status = 'erased', age = ?2 WHERE id = ?1",
+            params![id, age.as_str()],
+        )?;
+        tx.commit()?;
+        // Old frames of the key database's WAL may still hold the wrapped key: truncate it.
+        let _ = conn.query_row("PRAGMA keys.wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(())
+    }
+
+    fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {
+        self.write().execute(
+            "INSERT INTO api_keys (hash, accessor, revoked, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![k.hash, k.accessor, k.revoked, k.created_ms],
+        )?;
+        Ok(())
+    }
+
+    fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
+        Ok(self
+            .read()
+            .query_row(
+                "SELECT hash, accessor, revoked, created_ms FROM api_keys WHERE hash = ?1",
+                params![hash],
+                |r| {
+                    Ok(ApiKeyRow {
+                        hash: r.get(0)?,
+                        accessor: r.get(1)?,
+                        revoked: r.get(2)?,
+                        created_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn revoke_api_keys(&self, accessor: &str) -> Result<u64> {
+        let n = self.write().execute(
+            "UPDATE api_keys SET revoked = 1 WHERE accessor = ?1 AND revoked = 0",
+            params![accessor],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = 0u64;
+        for (kind, table, col) in [
+            ("dek", "keys.subject_keys", "subject"),
+            ("secret", "keys.secrets", "name"),
+        ] {
+            let rows = {
+                let mut stmt = tx.prepare(&format!("SELECT {col}, wrapped FROM {table}"))?;
+                stmt.query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let mut update =
+                tx.prepare(&format!("UPDATE {table} SET wrapped = ?2 WHERE {col} = ?1"))?;
+            for (name, wrapped) in rows {
+                update.execute(params![name, rewrap(kind, &name, &wrapped)?])?;
+                n += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>> {
+        let mut conn = self.write();
+        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock before the head is read,
+        // so no other writer (thread or process) can append in between.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (head_seq, head_hash) = tx
+            .query_row(
+                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        let entries = ledger::chain(head_seq, &head_hash, drafts);
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+                   categories, effect, reasons, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for e in &entries {
+                let d = &e.draft;
+                stmt.execute(params![
+                    to_i64(e.seq),
+                    d.time_ms,
+                    d.actor,
+                    d.action,
+                    d.subject,
+                    d.purpose,
+                    d.recipient,
+                    d.categories,
+                    d.effect,
+                    d.reasons,
+                    e.prev_hash,
+                    e.hash
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(entries)
+    }
+
+    fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
+               effect, reasons, prev_hash, hash
+             FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![to_i64(from_seq), to_i64(limit)], ledger_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        self.write().execute(
+            "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![to_i64(c.seq), c.hash, c.signature],
+        )?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let conn = self.read();
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, hash, signature FROM ledger_checkpoints ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Checkpoint {
+                    seq: to_u64(r.get(0)?),
+                    hash: r.get(1)?,
+                    signature: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

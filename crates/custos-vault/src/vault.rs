@@ -1,0 +1,1246 @@
+//! The vault: collection, purpose-limited reads, records, consent, age, erasure and API keys,
+//! each decided by the policy and ledgered.
+//!
+//! **Architecture invariant:** this is the only module that decrypts values, and it does so
+//! only in [`Vault::read`] and [`Vault::read_records`], after `Policy::decide` permitted the
+//! categories and the ledger entry for that decision is durable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use custos_policy::{
+    AgeStatus, Basis, CategorySet, CollectionRequest, Decision, Effect, PeriodKind, Policy,
+    PurposeSet, Request, Subject, SubjectStatus,
+};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, BlindIndex, DataKey, MasterKey, hex, sha256};
+use crate::error::{Error, Result};
+use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+
+/// A subject's id: random, 128 bits, UUID-shaped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubjectId(String);
+
+impl SubjectId {
+    fn generate() -> Result<Self> {
+        let mut b = crypto::random_bytes::<16>()?;
+        // Version 4, variant 1: a well-formed random UUID.
+        if let Some(x) = b.get_mut(6) {
+            *x = (*x & 0x0f) | 0x40;
+        }
+        if let Some(x) = b.get_mut(8) {
+            *x = (*x & 0x3f) | 0x80;
+        }
+        let h = hex(&b);
+        let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
+        Ok(Self(format!(
+            "{}-{}-{}-{}-{}",
+            part(0..8),
+            part(8..12),
+            part(12..16),
+            part(16..20),
+            part(20..32)
+        )))
+    }
+
+    /// Parses an id: 36 characters of lowercase hex and dashes.
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = s.len() == 36
+            && s.bytes().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+            });
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(Error::invalid(
+                "invalid_subject_id",
+                "a subject id is a lowercase uuid",
+            ))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SubjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A collection, as a service states it.
+#[derive(Debug, Clone, Default)]
+pub struct CollectionInput {
+    /// The service collecting.
+    pub service: String,
+    /// The person's role in it.
+    pub role: String,
+    /// The purposes the person was told.
+    pub purposes: Vec<String>,
+    /// The notice version shown.
+    pub notice: String,
+    /// The person's age in years, when known.
+    pub age: Option<u32>,
+    /// The tenant (business customer) the person belongs to.
+    pub tenant: Option<String>,
+    /// Category id → value.
+    pub data: BTreeMap<String, String>,
+}
+
+/// A purpose-limited read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadInput {
+    /// Why the caller reads.
+    pub purpose: String,
+    /// Categories wanted; `None`: every category held.
+    pub categories: Option<Vec<String>>,
+    /// Who the data goes to onwards, if anyone.
+    pub recipient: Option<String>,
+    /// Legal process number or verified authority, for legal purposes. Not ledgered in
+    /// clear: the ledger records only that one was given.
+    pub reference: Option<String>,
+}
+
+/// What a read returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Category → plaintext, for what the policy permitted.
+    pub data: BTreeMap<String, String>,
+    /// Category → reason code, for what it withheld.
+    pub withheld: BTreeMap<String, String>,
+    /// `permit`, `partial` or `deny`.
+    pub effect: String,
+    /// When the whole request was refused before looking at categories, the reason code
+    /// (`subject_erased`, `purpose_not_allowed_for_accessor`, …).
+    pub denial: Option<String>,
+    /// Sequence number of the ledger entry recording the decision.
+    pub ledger_seq: u64,
+}
+
+/// A record returned by [`Vault::read_records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Record id.
+    pub id: String,
+    /// Its content.
+    pub value: String,
+    /// Purposes stated when appended.
+    pub purposes: Vec<String>,
+    /// Milliseconds since the epoch.
+    pub time_ms: i64,
+}
+
+/// What [`Vault::read_records`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordsResult {
+    /// Records the policy permitted, in append order.
+    pub records: Vec<Record>,
+    /// Records withheld: how many, per reason code.
+    pub withheld: BTreeMap<String, u64>,
+    /// `permit`, `partial` or `deny`.
+    pub effect: String,
+    /// Sequence number of the ledger entry.
+    pub ledger_seq: u64,
+}
+
+/// Sealed value rows and their blind-index terms `(category, term)`.
+type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
+
+/// Actor name for operations the vault's operator starts.
+pub const OPERATOR: &str = "operator";
+
+const SECRET_INDEX: &str = "blind-index";
+const SECRET_SIGNING: &str = "ledger-signing";
+
+/// The vault.
+#[derive(Debug)]
+pub struct Vault {
+    policy: Arc<Policy>,
+    store: Arc<dyn Store>,
+    kek: MasterKey,
+    index: BlindIndex,
+    signer: CheckpointSigner,
+    ledger: Ledger,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Vault {
+    /// Opens the embedded vault in a data directory: SQLite there, and the master key from
+    /// `CUSTOS_MASTER_KEY` or `<data>/master.key` (created, with a warning, on first start).
+    pub fn open_embedded(dir: &Path, policy: Arc<Policy>) -> Result<Self> {
+        let kek = MasterKey::load(Some(dir), true)?;
+        Self::open(Arc::new(SqliteStore::open(dir)?), policy, kek)
+    }
+
+    /// Opens the vault as `custos` commands name it: PostgreSQL when a database URL is given
+    /// (master key from `CUSTOS_MASTER_KEY`), else SQLite in `data` (master key from the
+    /// environment or `<data>/master.key`, which is created only when `create_key_file`).
+    pub fn open_location(
+        data: &Path,
+        database_url: Option<&str>,
+        policy: Arc<Policy>,
+        create_key_file: bool,
+    ) -> Result<Self> {
+        match database_url {
+            Some(url) => Self::open_postgres(url, policy, MasterKey::load(None, false)?),
+            None if create_key_file => Self::open_embedded(data, policy),
+            None => {
+                let kek = MasterKey::load(Some(data), false)?;
+                Self::open(Arc::new(SqliteStore::open(data)?), policy, kek)
+            }
+        }
+    }
+
+    /// Opens a vault on PostgreSQL; the master key must come from the caller (environment).
+    pub fn open_postgres(url: &str, policy: Arc<Policy>, kek: MasterKey) -> Result<Self> {
+        Self::open(Arc::new(PostgresStore::connect(url)?), policy, kek)
+    }
+
+    /// Opens a vault over any store. Fails when the master key does not open the store's
+    /// secrets.
+    pub fn open(store: Arc<dyn Store>, policy: Arc<Policy>, kek: MasterKey) -> Result<Self> {
+        let index = BlindIndex::new(vault_secret(&*store, &kek, SECRET_INDEX)?);
+        let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
+        let ledger = Ledger::start(Arc::clone(&store), signer.clone())?;
+        Ok(Self {
+            policy,
+            store,
+            kek,
+            index,
+            signer,
+            ledger,
+        })
+    }
+
+    /// The policy enforced.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Public key of the ledger's checkpoint signatures, hex.
+    pub fn ledger_public_key(&self) -> String {
+        self.signer.public_key()
+    }
+
+    fn record(&self, d: Draft) -> Result<u64> {
+        Ok(self.ledger.append(d)?.seq)
+    }
+
+    /// The purpose as the ledger may keep it: its id if declared, `?` if not (an unknown
+    /// name could be a value), empty if none.
+    fn declared_purpose(&self, purpose: &str) -> String {
+        if purpose.is_empty() {
+            return String::new();
+        }
+        declared_or(self.policy.purpose_id(purpose).is_ok(), purpose).to_string()
+    }
+
+    fn draft(&self, actor: &str, action: &str, subject: &str) -> Draft {
+        Draft {
+            time_ms: now_ms(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            ..Draft::default()
+        }
+    }
+
+    // ---- collection -------------------------------------------------------------------
+
+    /// Collects data about a new subject. The policy's collection check decides; a refusal
+    /// is ledgered without the data, and nothing is kept about a person under the minimum
+    /// age (C053).
+    pub fn collect(&self, accessor: &str, input: &CollectionInput) -> Result<SubjectId> {
+        let plan = self.check(accessor, None, input)?;
+        let id = SubjectId::generate()?;
+        let dek = DataKey::generate()?;
+        let (rows, index) = self.seal_values(
+            &id,
+            &dek,
+            input,
+            plan.store,
+            plan.purposes,
+            &BTreeMap::new(),
+        )?;
+        let age = match input.age {
+            Some(_) => Age::AtLeastMinimum,
+            None => Age::Unknown,
+        };
+        self.store.create_subject(
+            &SubjectRow {
+                id: id.0.clone(),
+                status: Status::Active,
+                age,
+                tenants: input.tenant.iter().cloned().collect(),
+                created_ms: now_ms(),
+            },
+            &dek.wrap(&self.kek, &id.0)?,
+            &rows,
+            &index,
+        )?;
+        self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
+        Ok(id)
+    }
+
+    /// Collects more data about an existing subject.
+    pub fn collect_more(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &CollectionInput,
+    ) -> Result<()> {
+        let row = self.active_subject(subject)?;
+        let plan = self.check(accessor, Some(subject), input)?;
+        let dek = self.data_key(subject)?;
+        if input.age.is_some() && row.age == Age::Unknown {
+            self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
+        }
+        if let Some(t) = &input.tenant {
+            self.store.add_tenant(&subject.0, t)?;
+        }
+        // Values keep every purpose they were ever collected for (C016: never fewer).
+        let held: BTreeMap<String, Vec<String>> = self
+            .store
+            .values(&subject.0)?
+            .into_iter()
+            .map(|v| (v.category, v.purposes))
+            .collect();
+        let (rows, index) =
+            self.seal_values(subject, &dek, input, plan.store, plan.purposes, &held)?;
+        self.store.put_values(&rows, &index)?;
+        self.ledger_collect(accessor, Some(subject), input, "permit", "")?;
+        Ok(())
+    }
+
+    fn check(
+        &self,
+        accessor: &str,
+        subject: Option<&SubjectId>,
+        input: &CollectionInput,
+    ) -> Result<custos_policy::CollectionPlan> {
+        if let Err(e) = self.policy.accessor_id(accessor) {
+            // INVARIANT: deny by default — an undeclared caller collects nothing.
+            let mut d = self.draft("?", "collect", subject.map_or("", |s| s.as_str()));
+            d.effect = "refused".into();
+            d.reasons = "unknown_accessor".into();
+            self.record(d)?;
+            return Err(Error::invalid("unknown_accessor", e.message));
+        }
+        let purposes: Vec<&str> = input.purposes.iter().map(String::as_str).collect();
+        let categories: Vec<&str> = input.data.keys().map(String::as_str).collect();
+        let req = CollectionRequest {
+            service: &input.service,
+            role: &input.role,
+            purposes: &purposes,
+            notice: &input.notice,
+            age: input.age,
+            categories: &categories,
+        };
+        match self.policy.check_collection(&req) {
+            Ok(plan) => Ok(plan),
+            Err(errors) => {
+                let codes: Vec<&str> = errors.iter().map(|e| e.code).collect();
+                let under_age = codes.contains(&"subject_under_minimum_age");
+                // INVARIANT: C053 — a person under the minimum age: nothing kept, and what
+                // is already held about them is erased now.
+                if let (true, Some(s)) = (under_age, subject) {
+                    self.erase_as(accessor, s, Age::UnderMinimum, "subject_under_minimum_age")?;
+                }
+                // The refusal is ledgered with the request's names only, never its values,
+                // and without a subject id for a new person.
+                self.ledger_collect(accessor, subject, input, "refused", &codes.join(","))?;
+                Err(Error::CollectionRefused(errors))
+            }
+        }
+    }
+
+    fn ledger_collect(
+        &self,
+        accessor: &str,
+        subject: Option<&SubjectId>,
+        input: &CollectionInput,
+        effect: &str,
+        reasons: &str,
+    ) -> Result<u64> {
+        let mut d = self.draft(accessor, "collect", subject.map_or("", |s| s.as_str()));
+        // Only declared ids go to the ledger: an unknown name could be a value.
+        d.purpose = input
+            .purposes
+            .iter()
+            .map(|p| declared_or(self.policy.purpose_id(p).is_ok(), p))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Only declared category ids go to the ledger: an unknown key could be a value.
+        d.categories = input
+            .data
+            .keys()
+            .filter(|c| self.policy.category_id(c).is_ok())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",");
+        let role_declared = self
+            .policy
+            .service_id(&input.service)
+            .ok()
+            .and_then(|s| self.policy.service(s))
+            .is_some_and(|s| s.roles.iter().any(|r| r.id == input.role));
+        d.recipient = format!(
+            "{}/{}",
+            declared_or(
+                self.policy.service_id(&input.service).is_ok(),
+                &input.service
+            ),
+            declared_or(role_declared, &input.role)
+        );
+        d.effect = effect.to_string();
+        d.reasons = reasons.to_string();
+        self.record(d)
+    }
+
+    /// Seals the values to store, with the blind-index terms of identifier categories.
+    fn seal_values(
+        &self,
+        subject: &SubjectId,
+        dek: &DataKey,
+        input: &CollectionInput,
+        store: CategorySet,
+        purposes: PurposeSet,
+        held: &BTreeMap<String, Vec<String>>,
+    ) -> Result<SealedValues> {
+        let now = now_ms();
+        let stated: Vec<String> = self
+            .policy
+            .purpose_names(purposes)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let mut rows = Vec::new();
+        let mut index = Vec::new();
+        for (category, value) in &input.data {
+            let Ok(cid) = self.policy.category_id(category) else {
+                continue;
+            };
+            // INVARIANT: C027 — transient categories are used once and never stored.
+            if !store.contains(cid) {
+                continue;
+            }
+            let mut ps = held.get(category).cloned().unwrap_or_default();
+            for p in &stated {
+                if !ps.contains(p) {
+                    ps.push(p.clone());
+                }
+            }
+            if self.policy.category(cid).is_some_and(|c| c.identifier) {
+                index.push((category.clone(), self.index.term(category, value)?));
+            }
+            rows.push(ValueRow {
+                subject: subject.0.clone(),
+                category: category.clone(),
+                ciphertext: dek.seal_value(&subject.0, category, value.as_bytes())?,
+                purposes: ps,
+                notice: input.notice.clone(),
+                service: input.service.clone(),
+                role: input.role.clone(),
+                time_ms: now,
+            });
+        }
+        Ok((rows, index))
+    }
+
+    // ---- reads ------------------------------------------------------------------------
+
+    /// Reads a subject's values for a purpose. The policy decides per category; the decision
+    /// is ledgered durably before any plaintext is produced. A refused request (no purpose,
+    /// unknown purpose, category or recipient, purpose not allowed) is ledgered too.
+    pub fn read(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+    ) -> Result<ReadResult> {
+        let mut d = self.draft(accessor, "read", subject.as_str());
+        d.purpose = self.declared_purpose(&input.purpose);
+        d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
+            declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
+        });
+        let row = self.store.subject(&subject.0)?;
+        let values = match &row {
+            Some(r) if r.status != Status::Erased => self.store.values(&subject.0)?,
+            _ => Vec::new(),
+        };
+        let req = match self.resolve_request(accessor, input, || {
+            values.iter().map(|v| v.category.clone()).collect()
+        }) {
+            Ok(req) => req,
+            Err((code, err)) => {
+                d.categories = input
+                    .categories
+                    .iter()
+                    .flatten()
+                    .filter(|c| self.policy.category_id(c).is_ok())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",");
+                d.effect = "deny".into();
+                d.reasons = code.into();
+                self.record(d)?;
+                return Err(err);
+            }
+        };
+        let Some(row) = row else {
+            d.categories = self.policy.category_names(req.categories).join(",");
+            d.effect = "deny".into();
+            d.reasons = "subject_not_found".into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        };
+        let state = self.subject_state(&row, &values)?;
+        // INVARIANT: no PI leaves without a decision.
+        let decision = self.policy.decide(&req, &state);
+        self.fill_decision(&mut d, &decision, req.categories);
+        // INVARIANT: audit before data — the entry is durable before anything is decrypted.
+        let seq = self.record(d)?;
+        let mut out = ReadResult {
+            effect: decision.effect.as_str().to_string(),
+            denial: decision.denial.map(|r| r.code().to_string()),
+            ledger_seq: seq,
+            ..ReadResult::default()
+        };
+        for w in &decision.withheld {
+            if let Some(c) = self.policy.category(w.category) {
+                out.withheld
+                    .insert(c.id.clone(), w.reason.code().to_string());
+            }
+        }
+        if decision.permitted.is_empty() {
+            return Ok(out);
+        }
+        let dek = self.data_key(subject)?;
+        for v in &values {
+            let Ok(cid) = self.policy.category_id(&v.category) else {
+                continue;
+            };
+            if decision.permitted.contains(cid) {
+                let plain = dek.open_value(&subject.0, &v.category, &v.ciphertext)?;
+                let text = String::from_utf8(plain)
+                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
+                out.data.insert(v.category.clone(), text);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves names to a policy request; every unknown name is an error (deny by default).
+    fn resolve_request(
+        &self,
+        accessor: &str,
+        input: &ReadInput,
+        held: impl FnOnce() -> Vec<String>,
+    ) -> std::result::Result<Request, (&'static str, Error)> {
+        let accessor_id = self.policy.accessor_id(accessor).map_err(|e| {
+            (
+                "unknown_accessor",
+                Error::invalid("unknown_accessor", e.message),
+            )
+        })?;
+        if input.purpose.trim().is_empty() {
+            return Err((
+                "purpose_required",
+                Error::invalid("purpose_required", "state the purpose of the read"),
+            ));
+        }
+        let purpose = self.policy.purpose_id(&input.purpose).map_err(|e| {
+            (
+                "unknown_purpose",
+                Error::invalid("unknown_purpose", e.message),
+            )
+        })?;
+        let recipient = match &input.recipient {
+            None => None,
+            Some(r) => Some(self.policy.recipient_id(r).map_err(|e| {
+                (
+                    "unknown_recipient",
+                    Error::invalid("unknown_recipient", e.message),
+                )
+            })?),
+        };
+        let names = match &input.categories {
+            Some(c) => c.clone(),
+            None => held(),
+        };
+        let categories = self.policy.category_set(&names).map_err(|e| {
+            (
+                "unknown_category",
+                Error::invalid("unknown_category", e.message),
+            )
+        })?;
+        Ok(Request {
+            accessor: accessor_id,
+            purpose,
+            categories,
+            recipient,
+            has_reference: input
+                .reference
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty()),
+        })
+    }
+
+    fn fill_decision(&self, d: &mut Draft, decision: &Decision, asked: CategorySet) {
+        d.categories = self.policy.category_names(asked).join(",");
+        d.effect = decision.effect.as_str().to_string();
+        let mut reasons: Vec<&str> = decision
+            .withheld
+            .iter()
+            .map(|w| w.reason.code())
+            .chain(decision.denial.map(|r| r.code()))
+            .chain(decision.ground.map(|g| g.code()))
+            .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        d.reasons = reasons.join(",");
+        if let Some(r) = decision
+            .disclosure_to
+            .and_then(|r| self.policy.recipient(r))
+        {
+            d.recipient = r.id.clone();
+        }
+    }
+
+    /// The subject's state as the policy's decision needs it.
+    fn subject_state(&self, row: &SubjectRow, values: &[ValueRow]) -> Result<Subject> {
+        let mut s = Subject::new();
+        s.status = match row.status {
+            Status::Active => SubjectStatus::Active,
+            Status::Deactivated => SubjectStatus::Deactivated,
+            Status::Erased => SubjectStatus::Erased,
+        };
+        s.age = match row.age {
+            Age::Unknown => AgeStatus::Unknown,
+            Age::AtLeastMinimum => AgeStatus::AtLeastMinimum,
+            Age::UnderMinimum => AgeStatus::UnderMinimum,
+        };
+        for v in values {
+            let Ok(c) = self.policy.category_id(&v.category) else {
+                continue;
+            };
+            s.hold([c].into_iter().collect(), self.purposes_known(&v.purposes));
+        }
+        let (consents, objections) = self.consent_state(&row.id)?;
+        s.consents = consents;
+        s.objections = objections;
+        Ok(s)
+    }
+
+    /// Purposes named in stored rows that the current policy still declares. A purpose the
+    /// policy dropped grants nothing.
+    fn purposes_known(&self, names: &[String]) -> PurposeSet {
+        names
+            .iter()
+            .filter_map(|p| self.policy.purpose_id(p).ok())
+            .collect()
+    }
+
+    /// Current consents and objections, each with its descendants: the latest event per
+    /// purpose wins; silence is neither.
+    fn consent_state(&self, subject: &str) -> Result<(PurposeSet, PurposeSet)> {
+        let mut latest: BTreeMap<(String, String), bool> = BTreeMap::new();
+        for c in self.store.consents(subject)? {
+            latest.insert((c.kind, c.purpose), c.given);
+        }
+        let mut consents = PurposeSet::EMPTY;
+        let mut objections = PurposeSet::EMPTY;
+        for ((kind, purpose), given) in latest {
+            let Some(info) = self
+                .policy
+                .purpose_id(&purpose)
+                .ok()
+                .and_then(|p| self.policy.purpose(p))
+            else {
+                continue;
+            };
+            if given && kind == "consent" {
+                consents = consents.union(info.descendants);
+            } else if given && kind == "objection" {
+                objections = objections.union(info.descendants);
+            }
+        }
+        Ok((consents, objections))
+    }
+
+    fn active_subject(&self, subject: &SubjectId) -> Result<SubjectRow> {
+        match self.store.subject(&subject.0)? {
+            Some(r) if r.status != Status::Erased && r.age != Age::UnderMinimum => Ok(r),
+            _ => Err(Error::SubjectNotFound),
+        }
+    }
+
+    fn data_key(&self, subject: &SubjectId) -> Result<DataKey> {
+        let wrapped = self
+            .store
+            .wrapped_dek(&subject.0)?
+            .ok_or(Error::SubjectNotFound)?;
+        DataKey::unwrap(&self.kek, &subject.0, &wrapped)
+    }
+
+    // ---- records ----------------------------------------------------------------------
+
+    /// Appends a record of a collection for a subject, kept for the purposes stated and
+    /// until the collection's retention ends.
+    pub fn append_record(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        collection: &str,
+        purposes: &[String],
+        value: &str,
+    ) -> Result<String> {
+        let rows = self.prepare_records(accessor, subject, collection, purposes, &[value])?;
+        self.store.append_records(&rows)?;
+        let mut d = self.draft(accessor, "append_record", subject.as_str());
+        d.categories = collection.to_string();
+        d.purpose = purposes.join(",");
+        d.effect = "done".into();
+        self.record(d)?;
+        rows.into_iter()
+            .next()
+            .map(|r| r.id)
+            .ok_or(Error::Storage("record not stored".into()))
+    }
+
+    /// Appends many records in one transaction (bulk import).
+    pub fn append_records(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        collection: &str,
+        purposes: &[String],
+        values: &[&str],
+    ) -> Result<u64> {
+        let rows = self.prepare_records(accessor, subject, collection, purposes, values)?;
+        self.store.append_records(&rows)?;
+        let mut d = self.draft(accessor, "append_record", subject.as_str());
+        d.categories = collection.to_string();
+        d.purpose = purposes.join(",");
+        d.effect = "done".into();
+        d.reasons = format!("count:{}", rows.len());
+        self.record(d)?;
+        Ok(rows.len() as u64)
+    }
+
+    fn prepare_records(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        collection: &str,
+        purposes: &[String],
+        values: &[&str],
+    ) -> Result<Vec<RecordRow>> {
+        self.policy
+            .accessor_id(accessor)
+            .map_err(|e| Error::invalid("unknown_accessor", e.message))?;
+        let cid = self
+            .policy
+            .collection_id(collection)
+            .map_err(|e| Error::invalid("unknown_collection", e.message))?;
+        if purposes.is_empty() {
+            return Err(Error::invalid(
+                "purpose_required",
+                "state at least one purpose for the record",
+            ));
+        }
+        let stated = self
+            .policy
+            .purpose_set(purposes)
+            .map_err(|e| Error::invalid("unknown_purpose", e.message))?;
+        // INVARIANT: deny by default — a record is kept only by a role the subject was
+        // collected in that keeps this collection, and only for purposes that role states.
+        let mut allowed = PurposeSet::EMPTY;
+        for v in self.store.values(&subject.0)? {
+            let role = self
+                .policy
+                .service_id(&v.service)
+                .ok()
+                .and_then(|s| self.policy.service(s))
+                .and_then(|s| s.roles.iter().find(|r| r.id == v.role));
+            if let Some(role) = role.filter(|r| r.records.contains(&cid)) {
+                allowed = allowed.union(role.allowed_purposes);
+            }
+        }
+        if allowed.is_empty() {
+            return Err(Error::invalid(
+                "collection_not_kept_for_subject",
+                format!("no role this subject was collected in keeps `{collection}` records"),
+            ));
+        }
+        if !stated.is_subset(&allowed) {
+            return Err(Error::invalid(
+                "purpose_not_stated_for_role",
+                format!("the roles keeping `{collection}` do not state these purposes"),
+            ));
+        }
+        let info = self
+            .policy
+            .collection(cid)
+            .ok_or_else(|| Error::invalid("unknown_collection", "unknown record collection"))?;
+        // Keep the scope of this version (the stated purposes and their refinements), so a
+        // later version's new refinements cannot reach these records (invariant 3).
+        let scope: Vec<String> = self
+            .policy
+            .purpose_names(self.policy.scope_of(stated))
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let now = now_ms();
+        let retain_until_ms = match info.retention {
+            Some(PeriodKind::Transient) => {
+                return Err(Error::invalid(
+                    "transient_collection",
+                    format!("records of `{collection}` are never stored"),
+                ));
+            }
+            Some(PeriodKind::Days(days)) => Some(now + i64::from(days) * 86_400_000),
+            Some(PeriodKind::Account) | None => None,
+        };
+        self.active_subject(subject)?;
+        let dek = self.data_key(subject)?;
+        let mut rows = Vec::with_capacity(values.len());
+        for value in values {
+            let id = hex(&crypto::random_bytes::<16>()?);
+            rows.push(RecordRow {
+                ciphertext: dek.seal_record(&subject.0, collection, &id, value.as_bytes())?,
+                id,
+                subject: subject.0.clone(),
+                collection: collection.to_string(),
+                purposes: scope.clone(),
+                notice: self.policy.version().to_string(),
+                retain_until_ms,
+                time_ms: now,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Reads a subject's records of a collection for a purpose. Records are grouped by the
+    /// purposes they were appended for; the policy decides each group over the collection's
+    /// categories, and only records of permitted groups are decrypted, after the ledger entry.
+    pub fn read_records(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        collection: &str,
+        purpose: &str,
+    ) -> Result<RecordsResult> {
+        let mut d = self.draft(accessor, "read_records", subject.as_str());
+        d.purpose = self.declared_purpose(purpose);
+        let input = ReadInput {
+            purpose: purpose.to_string(),
+            ..ReadInput::default()
+        };
+        let resolved = self
+            .resolve_request(accessor, &input, Vec::new)
+            .and_then(|req| {
+                let cid = self.policy.collection_id(collection).map_err(|e| {
+                    (
+                        "unknown_collection",
+                        Error::invalid("unknown_collection", e.message),
+                    )
+                })?;
+                Ok((req, cid))
+            });
+        let (mut req, cid) = match resolved {
+            Ok(x) => x,
+            Err((code, err)) => {
+                d.effect = "deny".into();
+                d.reasons = code.into();
+                self.record(d)?;
+                return Err(err);
+            }
+        };
+        d.categories = collection.to_string();
+        let categories = self
+            .policy
+            .collection(cid)
+            .map_or(CategorySet::EMPTY, |c| c.categories);
+        req.categories = categories;
+        let Some(row) = self.store.subject(&subject.0)? else {
+            d.effect = "deny".into();
+            d.reasons = "subject_not_found".into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        };
+        let now = now_ms();
+        let rows: Vec<RecordRow> = if row.status == Status::Erased {
+            Vec::new()
+        } else {
+            // A record past its retention deadline is no longer held, purged or not.
+            self.store
+                .records(&subject.0, collection)?
+                .into_iter()
+                .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
+                .collect()
+        };
+        let (consents, objections) = self.consent_state(&row.id)?;
+        let base = {
+            let mut s = self.subject_state(&row, &[])?;
+            s.consents = consents;
+            s.objections = objections;
+            s
+        };
+        // One decision per distinct set of stated purposes.
+        let mut decisions: BTreeMap<Vec<String>, Decision> = BTreeMap::new();
+        for r in &rows {
+            if !decisions.contains_key(&r.purposes) {
+                let mut s = base.clone();
+                s.hold(categories, self.purposes_known(&r.purposes));
+                decisions.insert(r.purposes.clone(), self.policy.decide(&req, &s));
+            }
+        }
+        if rows.is_empty() {
+            // Nothing held: the decision still runs, so a forbidden purpose is a denial.
+            decisions.insert(Vec::new(), self.policy.decide(&req, &base));
+        }
+        let permitted = |ps: &Vec<String>| {
+            decisions
+                .get(ps)
+                .is_some_and(|d| d.effect == Effect::Permit)
+        };
+        let mut reasons: Vec<&str> = Vec::new();
+        let mut out = RecordsResult::default();
+        for r in &rows {
+            if !permitted(&r.purposes) {
+                let code = decisions
+                    .get(&r.purposes)
+                    .and_then(|d| d.withheld.first())
+                    .map_or("withheld", |w| w.reason.code());
+                *out.withheld.entry(code.to_string()).or_default() += 1;
+                reasons.push(code);
+            }
+        }
+        for dec in decisions.values() {
+            reasons.extend(dec.withheld.iter().map(|w| w.reason.code()));
+            reasons.extend(dec.ground.map(|g| g.code()));
+        }
+        reasons.sort_unstable();
+        reasons.dedup();
+        let n_permitted = rows.iter().filter(|r| permitted(&r.purposes)).count();
+        let effect = if rows.is_empty() {
+            decisions.values().next().map_or(Effect::Deny, |d| d.effect)
+        } else if n_permitted == rows.len() {
+            Effect::Permit
+        } else if n_permitted == 0 {
+            Effect::Deny
+        } else {
+            Effect::Partial
+        };
+        d.effect = effect.as_str().to_string();
+        d.reasons = reasons.join(",");
+        // INVARIANT: audit before data.
+        out.ledger_seq = self.record(d)?;
+        out.effect = effect.as_str().to_string();
+        if n_permitted == 0 {
+            return Ok(out);
+        }
+        let dek = self.data_key(subject)?;
+        for r in rows.iter().filter(|r| permitted(&r.purposes)) {
+            let plain = dek.open_record(&subject.0, collection, &r.id, &r.ciphertext)?;
+            out.records.push(Record {
+                id: r.id.clone(),
+                value: String::from_utf8(plain)
+                    .map_err(|_| Error::Crypto("decrypted record is not text"))?,
+                purposes: r.purposes.clone(),
+                time_ms: r.time_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- subject lifecycle ------------------------------------------------------------
+
+    /// Records the subject's age. Under the policy's minimum, everything held about them is
+    /// erased at once and the erasure ledgered (C053).
+    pub fn learn_age(&self, actor: &str, subject: &SubjectId, age: u32) -> Result<()> {
+        self.active_subject(subject)?;
+        let under = self.policy.minimum_age().is_some_and(|min| age < min);
+        if under {
+            return self.erase_as(
+                actor,
+                subject,
+                Age::UnderMinimum,
+                "subject_under_minimum_age",
+            );
+        }
+        self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
+        let mut d = self.draft(actor, "learn_age", subject.as_str());
+        d.effect = "done".into();
+        d.reasons = "at_least_minimum_age".into();
+        self.record(d)?;
+        Ok(())
+    }
+
+    /// Erases a subject: destroys its data key and deletes its values and records. The ledger
+    /// keeps the fact, with the subject id only.
+    pub fn erase(&self, actor: &str, subject: &SubjectId) -> Result<()> {
+        let row = self
+            .store
+            .subject(&subject.0)?
+            .ok_or(Error::SubjectNotFound)?;
+        self.erase_as(actor, subject, row.age, "erasure_requested")
+    }
+
+    fn erase_as(&self, actor: &str, subject: &SubjectId, age: Age, reason: &str) -> Result<()> {
+        self.store.erase_subject(&subject.0, age)?;
+        let mut d = self.draft(actor, "erase", subject.as_str());
+        d.effect = "done".into();
+        d.reasons = reason.to_string();
+        self.record(d)?;
+        Ok(())
+    }
+
+    /// Deletes every record past its retention deadline; returns how many.
+    pub fn purge_expired(&self, actor: &str) -> Result<u64> {
+        let n = self.store.delete_expired_records(now_ms())?;
+        let mut d = self.draft(actor, "purge_expired", "");
+        d.effect = "done".into();
+        d.reasons = format!("count:{n}");
+        self.record(d)?;
+        Ok(n)
+    }
+
+    /// Deactivates a subject's account: only legal and contractual purposes remain.
+    pub fn deactivate(&self, actor: &str, subject: &SubjectId) -> Result<()> {
+        self.active_subject(subject)?;
+        self.store.set_status(&subject.0, Status::Deactivated)?;
+        let mut d = self.draft(actor, "deactivate", subject.as_str());
+        d.effect = "done".into();
+        self.record(d)?;
+        Ok(())
+    }
+
+    /// Records the person's consent to a purpose whose basis is consent.
+    pub fn give_consent(
+        &self,
+        actor: &str,
+        subject: &SubjectId,
+        purpose: &str,
+        method: &str,
+    ) -> Result<()> {
+        let info = self.known_purpose(purpose)?;
+        if info != Basis::Consent {
+            return Err(Error::invalid(
+                "purpose_not_consent_based",
+                format!("purpose `{purpose}` is not based on consent; nothing to consent to"),
+            ));
+        }
+        self.consent_event(actor, subject, purpose, "consent", true, method)
+    }
+
+    /// Records that the person withdrew consent to a purpose.
+    pub fn withdraw_consent(
+        &self,
+        actor: &str,
+        subject: &SubjectId,
+        purpose: &str,
+        method: &str,
+    ) -> Result<()> {
+        self.known_purpose(purpose)?;
+        self.consent_event(actor, subject, purpose, "consent", false, method)
+    }
+
+    /// Records the person's objection to a purpose (opt-out).
+    pub fn object(
+        &self,
+        actor: &str,
+        subject: &SubjectId,
+        purpose: &str,
+        method: &str,
+    ) -> Result<()> {
+        self.known_purpose(purpose)?;
+        self.consent_event(actor, subject, purpose, "objection", true, method)
+    }
+
+    fn known_purpose(&self, purpose: &str) -> Result<Basis> {
+        self.policy
+            .purpose_id(purpose)
+            .ok()
+            .and_then(|p| self.policy.purpose(p))
+            .map(|p| p.basis)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "unknown_purpose",
+                    format!("the policy declares no purpose `{purpose}`"),
+                )
+            })
+    }
+
+    fn consent_event(
+        &self,
+        actor: &str,
+        subject: &SubjectId,
+        purpose: &str,
+        kind: &str,
+        given: bool,
+        method: &str,
+    ) -> Result<()> {
+        let slug = !method.is_empty()
+            && method.len() <= 64
+            && method
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !slug {
+            return Err(Error::invalid(
+                "invalid_method",
+                "name the method as a short lowercase slug, like `privacy-center`",
+            ));
+        }
+        self.active_subject(subject)?;
+        self.store.put_consent(&ConsentRow {
+            subject: subject.0.clone(),
+            purpose: purpose.to_string(),
+            kind: kind.to_string(),
+            given,
+            notice: self.policy.version().to_string(),
+            method: method.to_string(),
+            time_ms: now_ms(),
+        })?;
+        let mut d = self.draft(actor, kind, subject.as_str());
+        d.purpose = purpose.to_string();
+        d.effect = if given { "given" } else { "withdrawn" }.into();
+        d.reasons = method.to_string();
+        self.record(d)?;
+        Ok(())
+    }
+
+    /// Finds the subject holding an identifier value (`contact.email`), by blind index.
+    pub fn find_by_identifier(&self, category: &str, value: &str) -> Result<Option<SubjectId>> {
+        let cid = self
+            .policy
+            .category_id(category)
+            .map_err(|e| Error::invalid("unknown_category", e.message))?;
+        if !self.policy.category(cid).is_some_and(|c| c.identifier) {
+            return Err(Error::invalid(
+                "not_an_identifier",
+                format!("category `{category}` is not an identifier; it has no index"),
+            ));
+        }
+        let term = self.index.term(category, value)?;
+        Ok(self.store.find_by_term(category, &term)?.map(SubjectId))
+    }
+
+    // ---- API keys ---------------------------------------------------------------------
+
+    /// Creates an API key for an accessor the policy declares. The key is returned once and
+    /// only its SHA-256 is stored.
+    pub fn create_key(&self, accessor: &str) -> Result<String> {
+        self.policy
+            .accessor_id(accessor)
+            .map_err(|e| Error::invalid("unknown_accessor", e.message))?;
+        let secret = Zeroizing::new(crypto::random_bytes::<32>()?);
+        let key = format!("custos_{}", hex(secret.as_slice()));
+        self.store.put_api_key(&ApiKeyRow {
+            hash: hex(&sha256(key.as_bytes())),
+            accessor: accessor.to_string(),
+            revoked: false,
+            created_ms: now_ms(),
+        })?;
+        let mut d = self.draft(OPERATOR, "create_key", "");
+        d.recipient = accessor.to_string();
+        d.effect = "done".into();
+        self.record(d)?;
+        Ok(key)
+    }
+
+    /// The accessor an API key acts as.
+    pub fn authenticate(&self, key: &str) -> Result<String> {
+        let presented = sha256(key.trim().as_bytes());
+        let row = self.store.api_key(&hex(&presented))?;
+        // Compare in constant time, and against a dummy when there is no row, so timing
+        // tells nothing about which keys exist.
+        let stored = row
+            .as_ref()
+            .map_or_else(|| "0".repeat(64), |r| r.hash.clone());
+        let equal: bool = hex(&presented).as_bytes().ct_eq(stored.as_bytes()).into();
+        match row {
+            Some(r) if equal && !r.revoked => Ok(r.accessor),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// Revokes every key of an accessor; returns how many.
+    pub fn revoke(&self, accessor: &str) -> Result<u64> {
+        let n = self.store.revoke_api_keys(accessor)?;
+        let mut d = self.draft(OPERATOR, "revoke_keys", "");
+        d.recipient = accessor.to_string();
+        d.effect = "done".into();
+        d.reasons = format!("count:{n}");
+        self.record(d)?;
+        Ok(n)
+    }
+
+    /// Re-wraps every data key and vault secret under a new master key; values are untouched.
+    /// After it returns, only the new key opens the vault.
+    pub fn rotate_master(&mut self, new: MasterKey) -> Result<u64> {
+        let old = self.kek.clone();
+        let n = self.store.rewrap_keys(&mut |kind, name, wrapped| {
+            let label = if kind == "dek" {
+                crypto::dek_label(name)
+            } else {
+                secret_label(name)
+            };
+            let secret = old.unwrap(&label, wrapped)?;
+            new.wrap(&label, &secret)
+        })?;
+        self.kek = new;
+        let mut d = self.draft(OPERATOR, "rotate_master_key", "");
+        d.effect = "done".into();
+        d.reasons = format!("count:{n}");
+        self.record(d)?;
+        Ok(n)
+    }
+
+    /// Recomputes the ledger's chain and checks its signed checkpoints.
+    pub fn verify_ledger(&self) -> Result<Verification> {
+        crate::ledger::verify(&*self.store, &self.signer)
+    }
+}
+
+fn declared_or(declared: bool, name: &str) -> &str {
+    if declared { name } else { "?" }
+}
+
+fn secret_label(name: &str) -> String {
+    format!("secret:{name}")
+}
+
+/// A vault secret: unwrapped from the store, or made and stored on first open.
+fn vault_secret(store: &dyn Store, kek: &MasterKey, name: &str) -> Result<crypto::Secret> {
+    let label = secret_label(name);
+    let wrapped = match store.secret(name)? {
+        Some(w) => w,
+        None => store.put_secret_if_absent(name, &kek.wrap(&label, &crypto::random_secret()?)?)?,
+    };
+    kek.unwrap(&label, &wrapped)
+        .map_err(|_| Error::Crypto("the master key does not open this vault"))
+}

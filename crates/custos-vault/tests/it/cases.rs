@@ -1,0 +1,912 @@
+//! The conformance suite: every case runs against both backends (see `main.rs`).
+
+use std::sync::Arc;
+
+use custos_vault::{Error, MasterKey, ReadInput, SubjectId, Vault};
+
+use crate::support::{Harness, attendee, registration};
+
+fn read(purpose: &str) -> ReadInput {
+    ReadInput {
+        purpose: purpose.into(),
+        ..ReadInput::default()
+    }
+}
+
+fn last_entry(v: &Vault) -> custos_vault::LedgerEntry {
+    let store = v.store();
+    let n = v.verify_ledger().unwrap().entries;
+    store.ledger_page(n, 1).unwrap().pop().unwrap()
+}
+
+pub fn collect_and_read(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect(
+            "meeting-center",
+            &attendee("Ann Example", "ann@example.com"),
+        )
+        .unwrap();
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.effect, "permit");
+    assert_eq!(r.data["contact.email"], "ann@example.com");
+    assert_eq!(r.data["contact.name"], "Ann Example");
+    assert!(r.withheld.is_empty());
+    // The ledger entry of the read exists and names categories, never values.
+    let e = last_entry(v);
+    assert_eq!(e.seq, r.ledger_seq);
+    assert_eq!(e.draft.action, "read");
+    assert_eq!(e.draft.subject, id.as_str());
+    assert!(e.draft.categories.contains("contact.email"));
+    // A subset of categories.
+    let only = v
+        .read(
+            "meeting-center",
+            &id,
+            &ReadInput {
+                purpose: "service.meetings".into(),
+                categories: Some(vec!["contact.name".into()]),
+                ..ReadInput::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(only.data.keys().collect::<Vec<_>>(), ["contact.name"]);
+    // Collect more: the new value replaces the old, purposes accumulate.
+    let mut more = attendee("Ann Example", "ann@new.example.com");
+    more.purposes = vec!["support".into()];
+    v.collect_more("meeting-center", &id, &more).unwrap();
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "ann@new.example.com");
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+pub fn refused_reads_are_ledgered(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Bo", "bo@example.com"))
+        .unwrap();
+    let before = v.verify_ledger().unwrap().entries;
+    // No purpose.
+    let e = v.read("meeting-center", &id, &read("")).unwrap_err();
+    assert_eq!(e.code(), "purpose_required");
+    let last = last_entry(v);
+    assert_eq!(
+        (last.draft.effect.as_str(), last.draft.reasons.as_str()),
+        ("deny", "purpose_required")
+    );
+    // Unknown purpose: an error, and its name is not ledgered (it could be a value).
+    let e = v
+        .read("meeting-center", &id, &read("bo@example.com"))
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_purpose");
+    let last = last_entry(v);
+    assert_eq!(last.draft.reasons, "unknown_purpose");
+    assert_eq!(last.draft.purpose, "?");
+    // A purpose the accessor may not pursue: nothing returned, denial ledgered.
+    let r = v.read("mail", &id, &read("service.meetings")).unwrap();
+    assert_eq!(r.effect, "deny");
+    assert!(r.data.is_empty());
+    assert_eq!(
+        r.withheld["contact.email"],
+        "purpose_not_allowed_for_accessor"
+    );
+    let last = last_entry(v);
+    assert_eq!(last.draft.effect, "deny");
+    assert_eq!(last.draft.reasons, "purpose_not_allowed_for_accessor");
+    // A purpose the data was not collected for.
+    let r = v.read("meeting-center", &id, &read("account")).unwrap();
+    assert!(r.data.is_empty());
+    // Unknown category and unknown recipient are errors, ledgered.
+    let e = v
+        .read(
+            "meeting-center",
+            &id,
+            &ReadInput {
+                purpose: "service.meetings".into(),
+                categories: Some(vec!["contact.shoe_size".into()]),
+                ..ReadInput::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_category");
+    let e = v
+        .read(
+            "meeting-center",
+            &id,
+            &ReadInput {
+                purpose: "service.meetings".into(),
+                recipient: Some("nobody".into()),
+                ..ReadInput::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_recipient");
+    // An unknown subject.
+    let ghost = SubjectId::parse("00000000-0000-4000-8000-000000000000").unwrap();
+    assert!(matches!(
+        v.read("meeting-center", &ghost, &read("service.meetings")),
+        Err(Error::SubjectNotFound)
+    ));
+    let after = v.verify_ledger().unwrap();
+    assert!(after.ok());
+    assert_eq!(after.entries, before + 7, "every refusal is ledgered");
+}
+
+pub fn collection_refusals(h: Harness) {
+    let v = h.vault();
+    let mut bad = attendee("Cy", "cy@example.com");
+    bad.data
+        .insert("payment.card_number".into(), "4111111111111111".into());
+    let e = v.collect("meeting-center", &bad).unwrap_err();
+    assert_eq!(e.code(), "category_not_declared_for_role");
+    let mut no_purpose = attendee("Cy", "cy@example.com");
+    no_purpose.purposes.clear();
+    assert_eq!(
+        v.collect("meeting-center", &no_purpose).unwrap_err().code(),
+        "purpose_required"
+    );
+    let mut old_notice = attendee("Cy", "cy@example.com");
+    old_notice.notice = "1999-01".into();
+    assert_eq!(
+        v.collect("meeting-center", &old_notice).unwrap_err().code(),
+        "unknown_notice_version"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
+    let last = last_entry(v);
+    assert_eq!(last.draft.effect, "refused");
+    assert_eq!(last.draft.subject, "");
+    let dump = h.dump();
+    assert!(!contains(&dump, b"4111111111111111"));
+    assert!(!contains(&dump, b"cy@example.com"));
+}
+
+pub fn under_minimum_age(h: Harness) {
+    let v = h.vault();
+    // C053: refused at collection, nothing kept.
+    let mut child = registration("kid@example.com", &["account"]);
+    child.age = Some(12);
+    let e = v.collect("website", &child).unwrap_err();
+    assert_eq!(e.code(), "subject_under_minimum_age");
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM field_values"), 0);
+    let last = last_entry(v);
+    assert_eq!(
+        (
+            last.draft.effect.as_str(),
+            last.draft.reasons.as_str(),
+            last.draft.subject.as_str()
+        ),
+        ("refused", "subject_under_minimum_age", "")
+    );
+    // C053: held data is erased as soon as the age is learned.
+    let id = v
+        .collect("meeting-center", &attendee("Dee", "dee@example.com"))
+        .unwrap();
+    v.learn_age("support", &id, 11).unwrap();
+    assert_eq!(h.count("SELECT COUNT(*) FROM field_values"), 0);
+    assert!(v.store().wrapped_dek(id.as_str()).unwrap().is_none());
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert!(r.data.is_empty());
+    assert_eq!(r.effect, "deny");
+    let last = last_entry(v);
+    assert_eq!(last.draft.action, "read");
+    // And when a later collection states an age under the minimum.
+    let id2 = v
+        .collect("meeting-center", &attendee("Eve", "eve@example.com"))
+        .unwrap();
+    let mut more = attendee("Eve", "eve@example.com");
+    more.age = Some(9);
+    assert_eq!(
+        v.collect_more("meeting-center", &id2, &more)
+            .unwrap_err()
+            .code(),
+        "subject_under_minimum_age"
+    );
+    assert!(v.store().wrapped_dek(id2.as_str()).unwrap().is_none());
+    assert_eq!(h.count("SELECT COUNT(*) FROM field_values"), 0);
+    // An adult's age is recorded and changes nothing else.
+    let id3 = v
+        .collect("meeting-center", &attendee("Fay", "fay@example.com"))
+        .unwrap();
+    v.learn_age("support", &id3, 40).unwrap();
+    assert_eq!(
+        v.read("meeting-center", &id3, &read("service.meetings"))
+            .unwrap()
+            .effect,
+        "permit"
+    );
+}
+
+pub fn canary_never_in_plaintext(h: Harness) {
+    let v = h.vault();
+    let canary = "zq-canary-7f3a9c@example.invalid";
+    let name = "Canaryname Qxjzv";
+    let id = v
+        .collect("meeting-center", &attendee(name, canary))
+        .unwrap();
+    v.append_record(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &["service.meetings".into()],
+        &format!("{{\"note\":\"{canary}\"}}"),
+    )
+    .unwrap();
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], canary);
+    // A refused read and a refused collection carrying the canary.
+    let _ = v.read("meeting-center", &id, &read(canary));
+    let mut bad = attendee(name, canary);
+    bad.service = canary.into();
+    let _ = v.collect("meeting-center", &bad);
+    assert_eq!(
+        v.find_by_identifier("contact.email", canary).unwrap(),
+        Some(id.clone())
+    );
+    let dump = h.dump();
+    assert!(dump.len() > 1000);
+    for needle in [canary, name, "canary-7f3a9c", "Qxjzv"] {
+        assert!(
+            !contains(&dump, needle.as_bytes()),
+            "`{needle}` found in plaintext"
+        );
+        let hex = custos_vault::crypto::hex(needle.as_bytes());
+        assert!(!contains(&dump, hex.as_bytes()), "`{needle}` found as hex");
+    }
+}
+
+pub fn ledger_tamper_detected(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Gil", "gil@example.com"))
+        .unwrap();
+    for _ in 0..6 {
+        v.read("meeting-center", &id, &read("service.meetings"))
+            .unwrap();
+    }
+    let n = v.verify_ledger().unwrap().entries;
+    assert!(n >= 7);
+    let k = 4;
+    for col in [
+        "actor",
+        "action",
+        "subject",
+        "purpose",
+        "recipient",
+        "categories",
+        "effect",
+        "reasons",
+        "prev_hash",
+        "hash",
+    ] {
+        let orig = h.text(&format!("SELECT {col} FROM ledger WHERE seq = {k}"));
+        h.exec(&format!(
+            "UPDATE ledger SET {col} = (CASE WHEN substr({col}, 1, 1) = 'x' THEN 'y' ELSE 'x' END) \
+             || substr({col}, 2) WHERE seq = {k}"
+        ));
+        let bad = v.verify_ledger().unwrap();
+        assert_eq!(bad.first_bad, Some(k), "flipping `{col}` went unnoticed");
+        assert_eq!(bad.entries, k - 1);
+        h.exec(&format!(
+            "UPDATE ledger SET {col} = '{}' WHERE seq = {k}",
+            orig.replace('\'', "''")
+        ));
+        assert!(v.verify_ledger().unwrap().ok(), "restoring `{col}`");
+    }
+    for col in ["time_ms", "seq"] {
+        h.exec(&format!(
+            "UPDATE ledger SET {col} = {col} + 1000000 WHERE seq = {k}"
+        ));
+        assert_eq!(v.verify_ledger().unwrap().first_bad, Some(k), "`{col}`");
+        let key = if col == "seq" { k + 1_000_000 } else { k };
+        h.exec(&format!(
+            "UPDATE ledger SET {col} = {col} - 1000000 WHERE seq = {key}"
+        ));
+        assert!(v.verify_ledger().unwrap().ok());
+    }
+    // A deleted entry, and a truncated tail.
+    h.exec(&format!("DELETE FROM ledger WHERE seq = {n}"));
+    let after = v.verify_ledger().unwrap();
+    assert!(
+        after.ok(),
+        "a truncated tail alone looks like a shorter chain"
+    );
+    h.exec(&format!("DELETE FROM ledger WHERE seq = {k}"));
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(k));
+}
+
+pub fn moved_ciphertext_fails(h: Harness) {
+    let v = h.vault();
+    let a = v
+        .collect("meeting-center", &attendee("Hal", "hal@example.com"))
+        .unwrap();
+    let b = v
+        .collect("meeting-center", &attendee("Ida", "ida@example.com"))
+        .unwrap();
+    // Another subject's ciphertext in A's row.
+    h.exec(&format!(
+        "UPDATE field_values SET ciphertext = (SELECT ciphertext FROM field_values \
+         WHERE subject = '{b}' AND category = 'contact.email') \
+         WHERE subject = '{a}' AND category = 'contact.email'"
+    ));
+    let e = v
+        .read("meeting-center", &a, &read("service.meetings"))
+        .unwrap_err();
+    assert_eq!(e.code(), "crypto_failure");
+    assert_eq!(e.to_string(), "decryption failed");
+    // A's own ciphertext of another category.
+    h.exec(&format!(
+        "UPDATE field_values SET ciphertext = (SELECT ciphertext FROM field_values \
+         WHERE subject = '{b}' AND category = 'contact.name') \
+         WHERE subject = '{b}' AND category = 'contact.email'"
+    ));
+    assert!(
+        v.read("meeting-center", &b, &read("service.meetings"))
+            .is_err()
+    );
+    // B's wrapped key under A's id.
+    h.exec(&format!(
+        "UPDATE keys_table SET wrapped = (SELECT wrapped FROM keys_table WHERE subject = '{b}') \
+         WHERE subject = '{a}'"
+    )
+    .replace("keys_table", if h.is_sqlite() { "keys.subject_keys" } else { "custos_keys.subject_keys" }));
+    assert!(
+        v.read("meeting-center", &a, &read("service.meetings"))
+            .is_err()
+    );
+}
+
+pub fn erasure_leaves_nothing(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Jo", "jo-erase@example.com"))
+        .unwrap();
+    let values: Vec<String> = (0..50).map(|i| format!("attended meeting {i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    v.append_records(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &["service.meetings".into()],
+        &refs,
+    )
+    .unwrap();
+    let wrapped = v.store().wrapped_dek(id.as_str()).unwrap().unwrap();
+    let keep = v
+        .collect("meeting-center", &attendee("Kim", "kim@example.com"))
+        .unwrap();
+    v.erase("privacy-office", &id).unwrap();
+    assert!(v.store().wrapped_dek(id.as_str()).unwrap().is_none());
+    assert!(v.store().values(id.as_str()).unwrap().is_empty());
+    assert!(
+        v.store()
+            .records(id.as_str(), "meeting_attendance")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        v.find_by_identifier("contact.email", "jo-erase@example.com")
+            .unwrap(),
+        None
+    );
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.effect, "deny");
+    assert_eq!(r.denial.as_deref(), Some("subject_erased"));
+    assert_eq!(last_entry(v).draft.reasons, "subject_erased");
+    let rr = v
+        .read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+        )
+        .unwrap();
+    assert!(rr.records.is_empty());
+    // The wrapped key is nowhere in the files any more.
+    if h.is_sqlite() {
+        assert!(!contains(&h.dump(), &wrapped), "erased key still on disk");
+    } else {
+        assert!(!contains(
+            &h.dump(),
+            custos_vault::crypto::hex(&wrapped).as_bytes()
+        ));
+    }
+    // The ledger keeps the fact, without personal information.
+    let erased = v
+        .store()
+        .ledger_page(1, 10_000)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.draft.action == "erase")
+        .unwrap();
+    assert_eq!(erased.draft.subject, id.as_str());
+    assert_eq!(erased.draft.actor, "privacy-office");
+    assert!(v.verify_ledger().unwrap().ok());
+    // Others are untouched.
+    assert_eq!(
+        v.read("meeting-center", &keep, &read("service.meetings"))
+            .unwrap()
+            .effect,
+        "permit"
+    );
+}
+
+pub fn consent_and_objection(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect(
+            "website",
+            &registration("lu@example.com", &["account", "marketing.announcements"]),
+        )
+        .unwrap();
+    // Consent-based purpose: silence is not consent.
+    let r = v.read("marketing", &id, &read("newsletters")).unwrap();
+    assert!(r.data.is_empty(), "{r:?}");
+    assert_eq!(r.withheld["contact.email"], "consent_missing", "{r:?}");
+    // Minimum necessary: what the marketing accessor may not have for it at all.
+    assert_eq!(r.withheld["contact.phone"], "exceeds_minimum_necessary");
+    v.give_consent("subject", &id, "newsletters", "privacy-center")
+        .unwrap();
+    let r = v.read("marketing", &id, &read("newsletters")).unwrap();
+    assert!(r.data.contains_key("contact.email"), "{r:?}");
+    v.withdraw_consent("subject", &id, "newsletters", "privacy-center")
+        .unwrap();
+    let r = v.read("marketing", &id, &read("newsletters")).unwrap();
+    assert!(r.data.is_empty());
+    // Opt-out purpose: allowed until the person objects.
+    let r = v
+        .read("marketing", &id, &read("marketing.announcements"))
+        .unwrap();
+    assert!(r.data.contains_key("contact.email"), "{r:?}");
+    v.object("subject", &id, "marketing", "unsubscribe-link")
+        .unwrap();
+    let r = v
+        .read("marketing", &id, &read("marketing.announcements"))
+        .unwrap();
+    assert!(r.data.is_empty());
+    assert!(r.withheld.values().any(|w| w == "objected"), "{r:?}");
+    // Consent to a purpose that is not consent-based, or unknown, is refused.
+    assert!(v.give_consent("subject", &id, "account", "api").is_err());
+    assert!(v.give_consent("subject", &id, "nope", "api").is_err());
+}
+
+pub fn records_by_purpose(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Mo", "mo@example.com"))
+        .unwrap();
+    v.append_record(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &["service.meetings".into()],
+        "m1",
+    )
+    .unwrap();
+    v.append_record(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &["service.meetings".into()],
+        "m2",
+    )
+    .unwrap();
+    let rr = v
+        .read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+        )
+        .unwrap();
+    assert_eq!(
+        rr.records
+            .iter()
+            .map(|r| r.value.as_str())
+            .collect::<Vec<_>>(),
+        ["m1", "m2"]
+    );
+    let denied = v
+        .read_records("mail", &id, "meeting_attendance", "service.meetings")
+        .unwrap();
+    assert!(denied.records.is_empty());
+    assert_eq!(denied.effect, "deny");
+    assert_eq!(last_entry(v).draft.effect, "deny");
+    assert!(
+        v.read_records("meeting-center", &id, "meeting_attendance", "")
+            .is_err()
+    );
+    assert!(
+        v.append_record(
+            "meeting-center",
+            &id,
+            "no_such",
+            &["service.meetings".into()],
+            "x"
+        )
+        .is_err()
+    );
+    assert!(
+        v.append_record("meeting-center", &id, "meeting_attendance", &[], "x")
+            .is_err()
+    );
+    // A collection no role of the subject keeps, and a purpose its role does not state.
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "mailbox_items",
+            &["service.mail".into()],
+            "x",
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "collection_not_kept_for_subject");
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["marketing".into()],
+            "x",
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "purpose_not_stated_for_role");
+}
+
+pub fn blind_index_lookup(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Ned", "Ned@Example.com"))
+        .unwrap();
+    assert_eq!(
+        v.find_by_identifier("contact.email", "  ned@example.COM ")
+            .unwrap(),
+        Some(id.clone())
+    );
+    assert_eq!(
+        v.find_by_identifier("contact.email", "other@example.com")
+            .unwrap(),
+        None
+    );
+    assert!(v.find_by_identifier("network.ip_address", "x").is_err());
+    // Only identifier categories are indexed: the email, not the name.
+    assert_eq!(h.count("SELECT COUNT(*) FROM blind_index"), 1);
+    // A changed email: the new one finds the subject, the old one nothing.
+    v.collect_more(
+        "meeting-center",
+        &id,
+        &attendee("Ned", "ned@new.example.com"),
+    )
+    .unwrap();
+    assert_eq!(
+        v.find_by_identifier("contact.email", "ned@new.example.com")
+            .unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        v.find_by_identifier("contact.email", "ned@example.com")
+            .unwrap(),
+        None
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM blind_index"), 1);
+}
+
+pub fn api_keys(h: Harness) {
+    let v = h.vault();
+    let key = v.create_key("meeting-center").unwrap();
+    assert_eq!(v.authenticate(&key).unwrap(), "meeting-center");
+    assert!(matches!(
+        v.authenticate("custos_nope"),
+        Err(Error::Unauthorized)
+    ));
+    assert!(v.create_key("nobody").is_err());
+    assert!(!contains(&h.dump(), key.as_bytes()), "key stored in clear");
+    assert_eq!(v.revoke("meeting-center").unwrap(), 1);
+    assert!(matches!(v.authenticate(&key), Err(Error::Unauthorized)));
+}
+
+pub fn rotate_master_key(mut h: Harness) {
+    let id = h
+        .vault()
+        .collect("meeting-center", &attendee("Ola", "ola@example.com"))
+        .unwrap();
+    let new = MasterKey::generate().unwrap();
+    let n = h.vault_mut().rotate_master(new.clone()).unwrap();
+    assert!(n >= 3, "one data key and two vault secrets");
+    let r = h
+        .vault()
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "ola@example.com");
+    h.close();
+    let old = h.kek.clone();
+    let e = h.open(old).unwrap_err();
+    assert_eq!(e.to_string(), "the master key does not open this vault");
+    let v = h.open(new).unwrap();
+    assert_eq!(
+        v.read("meeting-center", &id, &read("service.meetings"))
+            .unwrap()
+            .data["contact.name"],
+        "Ola"
+    );
+    assert_eq!(
+        v.find_by_identifier("contact.email", "ola@example.com")
+            .unwrap(),
+        Some(id)
+    );
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+pub fn reopen_is_idempotent(mut h: Harness) {
+    let id = h
+        .vault()
+        .collect("meeting-center", &attendee("Pia", "pia@example.com"))
+        .unwrap();
+    h.close();
+    for _ in 0..2 {
+        let v = h.open(h.kek.clone()).unwrap();
+        assert_eq!(
+            v.read("meeting-center", &id, &read("service.meetings"))
+                .unwrap()
+                .effect,
+            "permit"
+        );
+    }
+    let v = h.open(h.kek.clone()).unwrap();
+    let ver = v.verify_ledger().unwrap();
+    assert!(ver.ok());
+    assert_eq!(ver.entries, 3);
+}
+
+pub fn concurrent_writers_lose_nothing(h: Harness) {
+    const THREADS: usize = 4;
+    const EACH: usize = 20;
+    // Two vaults on one database: two servers.
+    let servers = [
+        Arc::new(h.open(h.kek.clone()).unwrap()),
+        Arc::new(h.open(h.kek.clone()).unwrap()),
+    ];
+    let mut handles = Vec::new();
+    for t in 0..THREADS {
+        let v = Arc::clone(&servers[t % 2]);
+        handles.push(std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            for i in 0..EACH {
+                let email = format!("u{t}-{i}@example.com");
+                let id = v
+                    .collect("meeting-center", &attendee("User", &email))
+                    .unwrap();
+                let r = v
+                    .read("meeting-center", &id, &read("service.meetings"))
+                    .unwrap();
+                assert_eq!(r.data["contact.email"], email);
+                ids.push((id, email));
+            }
+            ids
+        }));
+    }
+    let all: Vec<(SubjectId, String)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(all.len(), THREADS * EACH);
+    let v = h.vault();
+    for (id, email) in &all {
+        assert_eq!(
+            v.find_by_identifier("contact.email", email)
+                .unwrap()
+                .as_ref(),
+            Some(id)
+        );
+    }
+    let ver = v.verify_ledger().unwrap();
+    assert!(ver.ok(), "{ver:?}");
+    assert_eq!(ver.entries as usize, 2 * THREADS * EACH);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM subjects") as usize,
+        THREADS * EACH
+    );
+}
+
+pub fn checkpoints_signed(h: Harness) {
+    let v = Arc::new(h.open(h.kek.clone()).unwrap());
+    let id = v
+        .collect("meeting-center", &attendee("Quin", "quin@example.com"))
+        .unwrap();
+    // Enough entries for one checkpoint; concurrent readers share commits.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let v = Arc::clone(&v);
+        let id = id.clone();
+        handles.push(std::thread::spawn(move || {
+            for _ in 0..130 {
+                v.read("meeting-center", &id, &read("service.meetings"))
+                    .unwrap();
+            }
+        }));
+    }
+    for t in handles {
+        t.join().unwrap();
+    }
+    let ver = v.verify_ledger().unwrap();
+    assert!(ver.ok());
+    assert_eq!(ver.checkpoints, 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM ledger_checkpoints"), 1);
+    // A forged signature is caught at its entry.
+    let signature = h.text("SELECT signature FROM ledger_checkpoints");
+    h.exec(
+        "UPDATE ledger_checkpoints SET signature = replace(signature, substr(signature, 1, 1), \
+         CASE WHEN substr(signature, 1, 1) = 'a' THEN 'b' ELSE 'a' END)",
+    );
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(1000));
+    h.exec(&format!(
+        "UPDATE ledger_checkpoints SET signature = '{signature}'"
+    ));
+    assert!(v.verify_ledger().unwrap().ok());
+    // A chain rewritten from entry 5 on, every hash recomputed, by someone without the
+    // signing key: the chain is consistent again, but the signed checkpoint no longer is.
+    let store = h.store().unwrap();
+    let mut entries = store.ledger_page(1, 10_000).unwrap();
+    let start = 4; // index of seq 5
+    entries[start].draft.actor = "mallory".into();
+    let head = &entries[start - 1];
+    let drafts: Vec<_> = entries[start..].iter().map(|e| e.draft.clone()).collect();
+    let forged = custos_vault::ledger::chain(head.seq, &head.hash, &drafts);
+    let mut sql = String::from("BEGIN;");
+    for e in &forged {
+        sql.push_str(&format!(
+            "UPDATE ledger SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
+            e.draft.actor, e.prev_hash, e.hash, e.seq
+        ));
+    }
+    sql.push_str("COMMIT;");
+    h.exec(&sql);
+    let ver = v.verify_ledger().unwrap();
+    assert_eq!(ver.first_bad, Some(1000), "{ver:?}");
+}
+
+pub fn retention_deadline(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Rex", "rex@example.com"))
+        .unwrap();
+    for m in ["old", "new"] {
+        v.append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["service.meetings".into()],
+            m,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM records WHERE retain_until_ms IS NOT NULL"),
+        2,
+        "activity logs have a deadline"
+    );
+    h.exec("UPDATE records SET retain_until_ms = 1 WHERE seq = (SELECT MIN(seq) FROM records)");
+    let rr = v
+        .read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+        )
+        .unwrap();
+    assert_eq!(
+        rr.records
+            .iter()
+            .map(|r| r.value.as_str())
+            .collect::<Vec<_>>(),
+        ["new"]
+    );
+    assert_eq!(v.purge_expired("retention").unwrap(), 1);
+    assert_eq!(h.count("SELECT COUNT(*) FROM records"), 1);
+}
+
+pub fn undeclared_callers_and_methods(h: Harness) {
+    let v = h.vault();
+    let e = v
+        .collect("nobody", &attendee("Sam", "sam@example.com"))
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_accessor");
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
+    assert_eq!(last_entry(v).draft.reasons, "unknown_accessor");
+    let id = v
+        .collect("website", &registration("sam@example.com", &["account"]))
+        .unwrap();
+    let e = v
+        .give_consent("subject", &id, "newsletters", "Sam Example")
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_method");
+    let e = v.read("nobody", &id, &read("account")).unwrap_err();
+    assert_eq!(e.code(), "unknown_accessor");
+}
+
+pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Tia", "tia@example.com"))
+        .unwrap();
+    // The ledger refuses every append: a read must fail closed, returning nothing.
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
+        );
+    }
+    let e = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap_err();
+    assert_eq!(e.code(), "storage_failure");
+    assert!(!e.to_string().contains("tia@example.com"));
+    assert!(
+        v.read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings"
+        )
+        .is_err()
+    );
+    h.exec(if h.is_sqlite() {
+        "DROP TRIGGER ledger_down"
+    } else {
+        "DROP TRIGGER ledger_down ON ledger"
+    });
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "tia@example.com");
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+pub fn connection_loss_recovers(h: Harness) {
+    if h.is_sqlite() {
+        return; // no server to lose
+    }
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Uma", "uma@example.com"))
+        .unwrap();
+    // The server drops every connection of the vault's database (a restart, a failover).
+    h.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    let mut failures = 0;
+    let r = loop {
+        match v.read("meeting-center", &id, &read("service.meetings")) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert_eq!(e.code(), "storage_failure");
+                failures += 1;
+                assert!(failures < 20, "the store never reconnected");
+            }
+        }
+    };
+    assert_eq!(r.data["contact.email"], "uma@example.com");
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,55 @@
+//! The vault's integration tests: one binary. Every conformance case runs against SQLite
+//! and PostgreSQL (`CUSTOS_TEST_DATABASE_URL`, default the local server; unreachable is a
+//! failure, not a skip).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+mod cases;
+mod embedded;
+mod support;
+
+macro_rules! conformance {
+    ($backend:ident, $make:path) => {
+        mod $backend {
+            conformance!(@cases $make;
+                collect_and_read,
+                refused_reads_are_ledgered,
+                collection_refusals,
+                under_minimum_age,
+                canary_never_in_plaintext,
+                ledger_tamper_detected,
+                moved_ciphertext_fails,
+                erasure_leaves_nothing,
+                consent_and_objection,
+                records_by_purpose,
+                blind_index_lookup,
+                api_keys,
+                rotate_master_key,
+                reopen_is_idempotent,
+                concurrent_writers_lose_nothing,
+                checkpoints_signed,
+                retention_deadline,
+                undeclared_callers_and_methods,
+                no_data_without_a_durable_ledger_entry,
+                connection_loss_recovers,
+            );
+        }
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                crate::cases::$case($make());
+            }
+        )*
+    };
+}
+
+conformance!(sqlite, crate::support::Harness::sqlite);
+conformance!(postgres, crate::support::Harness::postgres);

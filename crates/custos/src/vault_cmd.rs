@@ -1,0 +1,189 @@
+//! `custos keys …` and `custos audit …`: the vault's operator commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use custos_vault::crypto::{MASTER_KEY_ENV, master_key_path};
+use custos_vault::{MasterKey, Vault};
+
+/// Environment variable holding the new master key for `keys rotate-master`.
+const NEW_MASTER_KEY_ENV: &str = "CUSTOS_NEW_MASTER_KEY";
+
+/// Where the vault is.
+#[derive(Debug, Args)]
+pub struct Location {
+    /// Data directory of the embedded (SQLite) vault.
+    #[arg(long, default_value = "./custos-data", conflicts_with = "database_url")]
+    data: PathBuf,
+    /// PostgreSQL URL; the master key then comes from `CUSTOS_MASTER_KEY`.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The policy enforced (default: the built-in WebEx 2010 policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key for an accessor the policy declares; prints the key alone, once.
+    Create {
+        /// The accessor the key acts as.
+        #[arg(long)]
+        accessor: String,
+        #[command(flatten)]
+        at: Location,
+    },
+    /// Revoke every API key of an accessor.
+    Revoke {
+        /// The accessor.
+        #[arg(long)]
+        accessor: String,
+        #[command(flatten)]
+        at: Location,
+    },
+    /// Re-wrap every data key under a new master key; values are untouched.
+    ///
+    /// The new key comes from `--new-key-file` or `CUSTOS_NEW_MASTER_KEY`. When the current
+    /// key is `<data>/master.key`, that file is replaced by the new key once the re-wrap is
+    /// committed; when it is `CUSTOS_MASTER_KEY`, set that to the new key afterwards.
+    RotateMaster {
+        /// A file holding the new key (64 hex digits or base64 of 32 bytes).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        at: Location,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the ledger's hash chain and check its signed checkpoints.
+    ///
+    /// Exits 0 when the ledger is intact; otherwise names the first entry that does not
+    /// match and exits 1.
+    Verify {
+        #[command(flatten)]
+        at: Location,
+    },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn open(at: &Location, create_key: bool) -> Result<Vault, ExitCode> {
+    let policy = Arc::new(crate::policy_cmd::load(at.policy.as_deref())?);
+    let result = Vault::open_location(&at.data, at.database_url.as_deref(), policy, create_key);
+    result.map_err(fail)
+}
+
+pub fn keys(cmd: KeysCommand) -> ExitCode {
+    match cmd {
+        KeysCommand::Create { accessor, at } => {
+            let vault = match open(&at, true) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            match vault.create_key(&accessor) {
+                Ok(key) => {
+                    println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        KeysCommand::Revoke { accessor, at } => {
+            let vault = match open(&at, false) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            match vault.revoke(&accessor) {
+                Ok(n) => {
+                    eprintln!("revoked {n} key(s) of `{accessor}`");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        KeysCommand::RotateMaster { new_key_file, at } => rotate(new_key_file.as_deref(), &at),
+    }
+}
+
+fn rotate(new_key_file: Option<&Path>, at: &Location) -> ExitCode {
+    let new = match (new_key_file, std::env::var(NEW_MASTER_KEY_ENV)) {
+        (Some(path), _) => MasterKey::from_file(path),
+        (None, Ok(text)) => MasterKey::parse(&text),
+        (None, Err(_)) => {
+            return fail(format!(
+                "give the new key with `--new-key-file PATH` or `{NEW_MASTER_KEY_ENV}`"
+            ));
+        }
+    };
+    let new = match new {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
+    let mut vault = match open(at, false) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let n = match vault.rotate_master(new.clone()) {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
+    drop(vault);
+    eprintln!("re-wrapped {n} key(s) under the new master key");
+    if at.database_url.is_some() || std::env::var_os(MASTER_KEY_ENV).is_some() {
+        eprintln!("set `{MASTER_KEY_ENV}` to the new key before the next start");
+        return ExitCode::SUCCESS;
+    }
+    // The vault now opens only with the new key: put it where the next start looks.
+    let path = master_key_path(&at.data);
+    let next = path.with_extension("key.next");
+    let _ = std::fs::remove_file(&next);
+    if let Err(e) = new.write_new_file(&next) {
+        return fail(e);
+    }
+    if let Err(e) = std::fs::rename(&next, &path) {
+        return fail(format!(
+            "cannot replace `{}`: {}; the new key is in `{}`",
+            path.display(),
+            e.kind(),
+            next.display()
+        ));
+    }
+    eprintln!(
+        "`{}` now holds the new key; back it up, and destroy copies of the old one",
+        path.display()
+    );
+    ExitCode::SUCCESS
+}
+
+pub fn audit(cmd: AuditCommand) -> ExitCode {
+    let AuditCommand::Verify { at } = cmd;
+    let vault = match open(&at, false) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match vault.verify_ledger() {
+        Ok(v) if v.ok() => {
+            println!(
+                "ledger intact: {} entries, {} signed checkpoints, head {}",
+                v.entries, v.checkpoints, v.head
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            let seq = v.first_bad.unwrap_or_default();
+            println!(
+                "ledger broken at entry {seq}: it does not match the chain ({} entries before it verify)",
+                v.entries
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => fail(e),
+    }
+}

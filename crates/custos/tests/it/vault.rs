@@ -1,0 +1,82 @@
+//! `custos keys …` and `custos audit verify` on an embedded vault.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn custos(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CUSTOS_MASTER_KEY")
+        .env_remove("CUSTOS_NEW_MASTER_KEY")
+        .output()
+        .expect("custos runs")
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("custos_cli_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn keys_create_prints_the_key_alone_and_audit_verifies() {
+    let dir = temp("keys");
+    let out = custos(&dir, &["keys", "create", "--accessor", "meeting-center"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("custos_") && lines[0].len() == 71);
+    // First start: the key file is made, and the operator is told to back it up.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("back it up"));
+    assert!(dir.join("custos-data/master.key").exists());
+
+    let out = custos(&dir, &["keys", "create", "--accessor", "nobody"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+
+    let out = custos(&dir, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ledger intact"));
+
+    // Any changed byte in the ledger: exit 1, naming the entry.
+    let db = rusqlite::Connection::open(dir.join("custos-data/custos.db")).unwrap();
+    db.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 1", [])
+        .unwrap();
+    drop(db);
+    let out = custos(&dir, &["audit", "verify", "--data", "custos-data"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("broken at entry 1"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rotate_master_rewraps_and_replaces_the_key_file() {
+    let dir = temp("rotate");
+    let out = custos(&dir, &["keys", "create", "--accessor", "meeting-center"]);
+    assert!(out.status.success());
+    let old = std::fs::read_to_string(dir.join("custos-data/master.key")).unwrap();
+    let new = "ab".repeat(32);
+    std::fs::write(dir.join("new.key"), &new).unwrap();
+    let out = custos(
+        &dir,
+        &["keys", "rotate-master", "--new-key-file", "new.key"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let now = std::fs::read_to_string(dir.join("custos-data/master.key")).unwrap();
+    assert_ne!(now, old);
+    assert_eq!(now.trim(), new);
+    let out = custos(&dir, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The old key no longer opens the vault.
+    std::fs::write(dir.join("custos-data/master.key"), old).unwrap();
+    let out = custos(&dir, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not open this vault"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
