@@ -753,6 +753,14 @@ pub fn checkpoints_signed(h: Harness) {
         "UPDATE ledger_checkpoints SET signature = '{signature}'"
     ));
     assert!(v.verify_ledger().unwrap().ok());
+    // A removed checkpoint is caught: each is written in its entry's own transaction.
+    let hash = h.text("SELECT hash FROM ledger_checkpoints");
+    h.exec("DELETE FROM ledger_checkpoints");
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(1000));
+    h.exec(&format!(
+        "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (1000, '{hash}', '{signature}')"
+    ));
+    assert!(v.verify_ledger().unwrap().ok());
     // A chain rewritten from entry 5 on, every hash recomputed, by someone without the
     // signing key: the chain is consistent again, but the signed checkpoint no longer is.
     let store = h.store().unwrap();
