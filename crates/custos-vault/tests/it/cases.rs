@@ -915,6 +915,30 @@ pub fn connection_loss_recovers(h: Harness) {
     assert!(v.verify_ledger().unwrap().ok());
 }
 
+pub fn deactivation_keeps_only_contract_and_legal(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect(
+            "website",
+            &registration("vi@example.com", &["account", "support", "contract"]),
+        )
+        .unwrap();
+    let before = v.read("billing", &id, &read("contract")).unwrap();
+    assert!(before.data.contains_key("contact.name"), "{before:?}");
+    assert!(
+        !v.read("support", &id, &read("support"))
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    v.deactivate("subject", &id).unwrap();
+    let r = v.read("support", &id, &read("support")).unwrap();
+    assert!(r.data.is_empty());
+    assert_eq!(r.denial.as_deref(), Some("subject_deactivated"));
+    let after = v.read("billing", &id, &read("contract")).unwrap();
+    assert_eq!(after.data, before.data, "contract purposes remain");
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
