@@ -257,6 +257,11 @@ impl Vault {
         declared_or(self.policy.purpose_id(purpose).is_ok(), purpose).to_string()
     }
 
+    /// The accessor as the ledger may keep it: its id if declared, `?` if not.
+    fn declared_accessor<'a>(&self, accessor: &'a str) -> &'a str {
+        declared_or(self.policy.accessor_id(accessor).is_ok(), accessor)
+    }
+
     fn draft(&self, actor: &str, action: &str, subject: &str) -> Draft {
         Draft {
             time_ms: now_ms(),
@@ -480,7 +485,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
-        let mut d = self.draft(accessor, "read", subject.as_str());
+        let mut d = self.draft(self.declared_accessor(accessor), "read", subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
             declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
@@ -845,7 +850,11 @@ impl Vault {
         collection: &str,
         purpose: &str,
     ) -> Result<RecordsResult> {
-        let mut d = self.draft(accessor, "read_records", subject.as_str());
+        let mut d = self.draft(
+            self.declared_accessor(accessor),
+            "read_records",
+            subject.as_str(),
+        );
         d.purpose = self.declared_purpose(purpose);
         let input = ReadInput {
             purpose: purpose.to_string(),

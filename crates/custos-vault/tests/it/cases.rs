@@ -838,8 +838,15 @@ pub fn undeclared_callers_and_methods(h: Harness) {
         .give_consent("subject", &id, "newsletters", "Sam Example")
         .unwrap_err();
     assert_eq!(e.code(), "invalid_method");
-    let e = v.read("nobody", &id, &read("account")).unwrap_err();
+    let e = v
+        .read("nobody@example.com", &id, &read("account"))
+        .unwrap_err();
     assert_eq!(e.code(), "unknown_accessor");
+    let last = last_entry(v);
+    assert_eq!(
+        (last.draft.actor.as_str(), last.draft.reasons.as_str()),
+        ("?", "unknown_accessor")
+    );
 }
 
 pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
