@@ -289,7 +289,7 @@ impl Vault {
             plan.purposes,
             &BTreeMap::new(),
         )?;
-        let age = match input.age {
+        let age = match stated_age(input) {
             Some(_) => Age::AtLeastMinimum,
             None => Age::Unknown,
         };
@@ -319,7 +319,7 @@ impl Vault {
         let row = self.active_subject(subject)?;
         let plan = self.check(accessor, Some(subject), input)?;
         let dek = self.data_key(subject)?;
-        if input.age.is_some() && row.age == Age::Unknown {
+        if stated_age(input).is_some() && row.age == Age::Unknown {
             self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
         }
         if let Some(t) = &input.tenant {
@@ -360,7 +360,7 @@ impl Vault {
             role: &input.role,
             purposes: &purposes,
             notice: &input.notice,
-            age: input.age,
+            age: stated_age(input),
             categories: &categories,
         };
         match self.policy.check_collection(&req) {
@@ -1224,6 +1224,22 @@ impl Vault {
     /// Recomputes the ledger's chain and checks its signed checkpoints.
     pub fn verify_ledger(&self) -> Result<Verification> {
         crate::ledger::verify(&*self.store, &self.signer)
+    }
+}
+
+/// The category whose value, when a whole number, is the person's age in years.
+pub const AGE_CATEGORY: &str = "person.age";
+
+/// The youngest age the collection states: its `age` field or an age value in its data.
+/// INVARIANT: C053 — an age typed into a form counts as much as one sent in `age`.
+fn stated_age(input: &CollectionInput) -> Option<u32> {
+    let in_data = input
+        .data
+        .get(AGE_CATEGORY)
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match (input.age, in_data) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

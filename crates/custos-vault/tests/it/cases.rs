@@ -182,6 +182,15 @@ pub fn under_minimum_age(h: Harness) {
         ),
         ("refused", "subject_under_minimum_age", "")
     );
+    // An age given as data counts too.
+    let mut typed = registration("kid2@example.com", &["account"]);
+    typed.age = None;
+    typed.data.insert("person.age".into(), " 12 ".into());
+    assert_eq!(
+        v.collect("website", &typed).unwrap_err().code(),
+        "subject_under_minimum_age"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
     // C053: held data is erased as soon as the age is learned.
     let id = v
         .collect("meeting-center", &attendee("Dee", "dee@example.com"))
