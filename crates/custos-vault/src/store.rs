@@ -164,6 +164,9 @@ pub struct ApiKeyRow {
 /// Re-wraps one key: `(kind, name, wrapped) -> rewrapped`, kind `dek` or `secret`.
 pub type Rewrap<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<Vec<u8>> + 'a;
 
+/// The signed checkpoint due at an entry, if any.
+pub type Checkpointer<'a> = dyn Fn(&LedgerEntry) -> Option<Checkpoint> + 'a;
+
 /// What the vault needs from a database. Implementations must be safe to share between
 /// threads; each method is one transaction unless said otherwise.
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -234,12 +237,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64>;
 
     /// Appends drafts to the ledger in one durable transaction, under the chain-head lock,
-    /// chaining them with [`crate::ledger::chain`].
-    fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>>;
+    /// chaining them with [`crate::ledger::chain`]; in the same transaction stores the
+    /// checkpoint `checkpoint` returns for an entry, so no checkpoint can go missing.
+    fn append_ledger(
+        &self,
+        drafts: &[Draft],
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<Vec<LedgerEntry>>;
     /// Ledger entries from `from_seq`, at most `limit`, in order.
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>>;
-    /// Stores a signed checkpoint (ignored if one exists at that seq).
-    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// Every signed checkpoint.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 }

@@ -257,6 +257,11 @@ impl Vault {
         declared_or(self.policy.purpose_id(purpose).is_ok(), purpose).to_string()
     }
 
+    /// The accessor as the ledger may keep it: its id if declared, `?` if not.
+    fn declared_accessor<'a>(&self, accessor: &'a str) -> &'a str {
+        declared_or(self.policy.accessor_id(accessor).is_ok(), accessor)
+    }
+
     fn draft(&self, actor: &str, action: &str, subject: &str) -> Draft {
         Draft {
             time_ms: now_ms(),
@@ -284,7 +289,7 @@ impl Vault {
             plan.purposes,
             &BTreeMap::new(),
         )?;
-        let age = match input.age {
+        let age = match stated_age(input) {
             Some(_) => Age::AtLeastMinimum,
             None => Age::Unknown,
         };
@@ -314,7 +319,7 @@ impl Vault {
         let row = self.active_subject(subject)?;
         let plan = self.check(accessor, Some(subject), input)?;
         let dek = self.data_key(subject)?;
-        if input.age.is_some() && row.age == Age::Unknown {
+        if stated_age(input).is_some() && row.age == Age::Unknown {
             self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
         }
         if let Some(t) = &input.tenant {
@@ -355,7 +360,7 @@ impl Vault {
             role: &input.role,
             purposes: &purposes,
             notice: &input.notice,
-            age: input.age,
+            age: stated_age(input),
             categories: &categories,
         };
         match self.policy.check_collection(&req) {
@@ -480,7 +485,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
-        let mut d = self.draft(accessor, "read", subject.as_str());
+        let mut d = self.draft(self.declared_accessor(accessor), "read", subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
             declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
@@ -853,7 +858,11 @@ impl Vault {
         collection: &str,
         purpose: &str,
     ) -> Result<RecordsResult> {
-        let mut d = self.draft(accessor, "read_records", subject.as_str());
+        let mut d = self.draft(
+            self.declared_accessor(accessor),
+            "read_records",
+            subject.as_str(),
+        );
         d.purpose = self.declared_purpose(purpose);
         let input = ReadInput {
             purpose: purpose.to_string(),
@@ -1223,6 +1232,22 @@ impl Vault {
     /// Recomputes the ledger's chain and checks its signed checkpoints.
     pub fn verify_ledger(&self) -> Result<Verification> {
         crate::ledger::verify(&*self.store, &self.signer)
+    }
+}
+
+/// The category whose value, when a whole number, is the person's age in years.
+pub const AGE_CATEGORY: &str = "person.age";
+
+/// The youngest age the collection states: its `age` field or an age value in its data.
+/// INVARIANT: C053 — an age typed into a form counts as much as one sent in `age`.
+fn stated_age(input: &CollectionInput) -> Option<u32> {
+    let in_data = input
+        .data
+        .get(AGE_CATEGORY)
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match (input.age, in_data) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
-use super::{Rewrap, join, split};
+use super::{Checkpointer, Rewrap, join, split};
 use crate::error::Result;
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 
@@ -666,7 +666,11 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>> {
+    fn append_ledger(
+        &self,
+        drafts: &[Draft],
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<Vec<LedgerEntry>> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
         // INVARIANT: one chain across servers — the advisory lock is held from reading the
@@ -706,6 +710,13 @@ impl Store for PostgresStore {
                 ],
             )?;
         }
+        for c in entries.iter().filter_map(checkpoint) {
+            tx.execute(
+                "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&to_i64(c.seq), &c.hash, &c.signature],
+            )?;
+        }
         tx.commit()?;
         Ok(entries)
     }
@@ -722,15 +733,6 @@ impl Store for PostgresStore {
             .iter()
             .map(ledger_row)
             .collect())
-    }
-
-    fn put_checkpoint(&self, c: &Checkpoint) -> Result<()> {
-        self.lock().execute(
-            "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&to_i64(c.seq), &c.hash, &c.signature],
-        )?;
-        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

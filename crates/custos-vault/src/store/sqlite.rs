@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
-use super::{Rewrap, join, split};
+use super::{Checkpointer, Rewrap, join, split};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 
@@ -668,7 +668,11 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>> {
+    fn append_ledger(
+        &self,
+        drafts: &[Draft],
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<Vec<LedgerEntry>> {
         let mut conn = self.write();
         // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock before the head is read,
         // so no other writer (thread or process) can append in between.
@@ -705,6 +709,13 @@ impl Store for SqliteStore {
                     e.hash
                 ])?;
             }
+            let mut sign = tx.prepare_cached(
+                "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            for c in entries.iter().filter_map(checkpoint) {
+                sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
+            }
         }
         tx.commit()?;
         Ok(entries)
@@ -721,15 +732,6 @@ impl Store for SqliteStore {
             .query_map(params![to_i64(from_seq), to_i64(limit)], ledger_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
-    }
-
-    fn put_checkpoint(&self, c: &Checkpoint) -> Result<()> {
-        self.write().execute(
-            "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
-            params![to_i64(c.seq), c.hash, c.signature],
-        )?;
-        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

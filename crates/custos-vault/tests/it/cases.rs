@@ -182,6 +182,15 @@ pub fn under_minimum_age(h: Harness) {
         ),
         ("refused", "subject_under_minimum_age", "")
     );
+    // An age given as data counts too.
+    let mut typed = registration("kid2@example.com", &["account"]);
+    typed.age = None;
+    typed.data.insert("person.age".into(), " 12 ".into());
+    assert_eq!(
+        v.collect("website", &typed).unwrap_err().code(),
+        "subject_under_minimum_age"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
     // C053: held data is erased as soon as the age is learned.
     let id = v
         .collect("meeting-center", &attendee("Dee", "dee@example.com"))
@@ -753,6 +762,14 @@ pub fn checkpoints_signed(h: Harness) {
         "UPDATE ledger_checkpoints SET signature = '{signature}'"
     ));
     assert!(v.verify_ledger().unwrap().ok());
+    // A removed checkpoint is caught: each is written in its entry's own transaction.
+    let hash = h.text("SELECT hash FROM ledger_checkpoints");
+    h.exec("DELETE FROM ledger_checkpoints");
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(1000));
+    h.exec(&format!(
+        "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (1000, '{hash}', '{signature}')"
+    ));
+    assert!(v.verify_ledger().unwrap().ok());
     // A chain rewritten from entry 5 on, every hash recomputed, by someone without the
     // signing key: the chain is consistent again, but the signed checkpoint no longer is.
     let store = h.store().unwrap();
@@ -830,8 +847,15 @@ pub fn undeclared_callers_and_methods(h: Harness) {
         .give_consent("subject", &id, "newsletters", "Sam Example")
         .unwrap_err();
     assert_eq!(e.code(), "invalid_method");
-    let e = v.read("nobody", &id, &read("account")).unwrap_err();
+    let e = v
+        .read("nobody@example.com", &id, &read("account"))
+        .unwrap_err();
     assert_eq!(e.code(), "unknown_accessor");
+    let last = last_entry(v);
+    assert_eq!(
+        (last.draft.actor.as_str(), last.draft.reasons.as_str()),
+        ("?", "unknown_accessor")
+    );
 }
 
 pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
@@ -905,6 +929,30 @@ pub fn connection_loss_recovers(h: Harness) {
     };
     assert_eq!(r.data["contact.email"], "uma@example.com");
     assert!(v.verify_ledger().unwrap().ok());
+}
+
+pub fn deactivation_keeps_only_contract_and_legal(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect(
+            "website",
+            &registration("vi@example.com", &["account", "support", "contract"]),
+        )
+        .unwrap();
+    let before = v.read("billing", &id, &read("contract")).unwrap();
+    assert!(before.data.contains_key("contact.name"), "{before:?}");
+    assert!(
+        !v.read("support", &id, &read("support"))
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    v.deactivate("subject", &id).unwrap();
+    let r = v.read("support", &id, &read("support")).unwrap();
+    assert!(r.data.is_empty());
+    assert_eq!(r.denial.as_deref(), Some("subject_deactivated"));
+    let after = v.read("billing", &id, &read("contract")).unwrap();
+    assert_eq!(after.data, before.data, "contract purposes remain");
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

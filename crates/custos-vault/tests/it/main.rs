@@ -38,6 +38,7 @@ macro_rules! conformance {
                 undeclared_callers_and_methods,
                 no_data_without_a_durable_ledger_entry,
                 connection_loss_recovers,
+                deactivation_keeps_only_contract_and_legal,
             );
         }
     };
