@@ -17,9 +17,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// How many `#[test]` functions named `name` the workspace's crates define.
+/// How many tests named `name` the workspace's crates define: `#[test]` functions, and the
+/// vault's conformance cases (`pub fn name(h: Harness)`), which its `conformance!` macro runs
+/// against every backend (an unlisted case would be dead code, which clippy refuses).
 fn test_definitions(files: &[(PathBuf, String)], name: &str) -> usize {
     let needle = format!("fn {name}(");
+    let cases = [
+        format!("pub fn {name}(h: Harness)"),
+        format!("pub fn {name}(mut h: Harness)"),
+    ];
     files
         .iter()
         .map(|(_, text)| {
@@ -28,9 +34,9 @@ fn test_definitions(files: &[(PathBuf, String)], name: &str) -> usize {
                 .iter()
                 .enumerate()
                 .filter(|(i, l)| {
-                    l.trim_start().starts_with(&needle)
-                        && *i > 0
-                        && lines[i - 1].trim() == "#[test]"
+                    let l = l.trim_start();
+                    (l.starts_with(&needle) && *i > 0 && lines[i - 1].trim() == "#[test]")
+                        || cases.iter().any(|c| l.starts_with(c.as_str()))
                 })
                 .count()
         })
