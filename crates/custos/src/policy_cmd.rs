@@ -404,8 +404,8 @@ fn render(path: Option<&Path>, format: Format, no_clauses: bool) -> ExitCode {
         doc.strip_clauses();
     }
     match format {
-        Format::Md => print!("{}", doc.to_markdown()),
-        Format::Html => print!("{}", doc.to_html()),
+        Format::Md => emit(&doc.to_markdown()),
+        Format::Html => emit(&doc.to_html()),
     }
     ExitCode::SUCCESS
 }
@@ -426,11 +426,18 @@ fn diff(old: &Path, new: &Path, as_json: bool) -> ExitCode {
             "material": d.is_material(), "changes": changes});
         println!("{out:#}");
     } else {
-        print!("{}", d.to_markdown());
+        emit(&d.to_markdown());
     }
     if d.is_material() {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Writes to stdout; a closed pipe (`custos policy render | head`) ends quietly.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

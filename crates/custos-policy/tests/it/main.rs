@@ -8,6 +8,7 @@
 )]
 
 mod properties;
+mod trace;
 mod validation;
 mod webex;
 

@@ -206,3 +206,32 @@ fn unknown_ids_at_run_time_are_errors_with_suggestions() {
     assert!(p.purpose_id("nonsense-purpose-id").is_err());
     assert!(p.accessor_id("").is_err());
 }
+
+mod robustness {
+    use custos_policy::Policy;
+    use proptest::prelude::*;
+
+    use crate::MINI;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any edit of a valid policy is either valid or reported with locations inside the
+        /// file; the parser never panics.
+        #[test]
+        fn mutated_policies_never_panic_and_point_inside_the_file(at in 0usize..MINI.len(), cut in 0usize..40, insert in "[a-z\"=\\[\\]. \n]{0,12}") {
+            let start = MINI.char_indices().map(|(i, _)| i).find(|&i| i >= at).unwrap_or(MINI.len());
+            let end = MINI.char_indices().map(|(i, _)| i).find(|&i| i >= start + cut).unwrap_or(MINI.len());
+            let text = format!("{}{}{}", &MINI[..start], insert, &MINI[end..]);
+            if let Err(d) = Policy::from_str("m.toml", &text) {
+                prop_assert!(!d.items.is_empty());
+                let lines = text.lines().count().max(1);
+                for line in d.lines() {
+                    let rest = line.strip_prefix("m.toml:").unwrap();
+                    let n: usize = rest.split(':').next().unwrap().trim().parse().unwrap_or(1);
+                    prop_assert!(n >= 1 && n <= lines + 1, "{line}");
+                }
+            }
+        }
+    }
+}

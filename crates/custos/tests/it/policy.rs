@@ -1,0 +1,219 @@
+//! `custos policy …`.
+
+use crate::{custos, root, stderr, stdout};
+
+fn webex() -> String {
+    root()
+        .join("policies/webex-2010/policy.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_accepts_the_webex_policy_file_and_the_builtin() {
+    let o = custos(&["policy", "check", &webex()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("ok: policy `webex-2010` version `2010-04-24`"));
+    assert!(custos(&["policy", "check"]).status.success());
+}
+
+#[test]
+fn check_names_line_column_and_nearest_id_of_a_misspelt_category() {
+    let text = std::fs::read_to_string(webex()).unwrap();
+    let at = text.find("collects = [").unwrap();
+    let rel = text[at..].find("\"contact.email\"").unwrap();
+    let bad = format!(
+        "{}\"contact.emial\"{}",
+        &text[..at + rel],
+        &text[at + rel + "\"contact.email\"".len()..]
+    );
+    let line = text[..at + rel].lines().count();
+    let dir = std::env::temp_dir().join(format!("custos-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, bad).unwrap();
+    let o = custos(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!("{}:{line}:", path.display())),
+        "{err}"
+    );
+    assert!(
+        first.ends_with("unknown category `contact.emial`; did you mean `contact.email`?"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trace_lists_all_80_clauses_with_counts() {
+    let o = custos(&["policy", "trace", &webex()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for i in 1..=80 {
+        assert!(out.contains(&format!("C{i:03}  ")), "C{i:03} missing");
+    }
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("80 clauses: ")
+            && last.contains("enforced")
+            && last.contains("notice-only"),
+        "{last}"
+    );
+}
+
+#[test]
+fn explain_support_reading_a_registration_email_is_permitted() {
+    let o = custos(&[
+        "policy",
+        "explain",
+        &webex(),
+        "--accessor",
+        "support",
+        "--purpose",
+        "support",
+        "--category",
+        "contact.email",
+        "--collected-by",
+        "website/account-holder",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("effect: permit\n"), "{}", stdout(&o));
+}
+
+#[test]
+fn explain_marketing_partner_without_consent_is_denied_citing_c036_c042() {
+    let args = [
+        "policy",
+        "explain",
+        "--accessor",
+        "marketing",
+        "--purpose",
+        "marketing.partners",
+        "--category",
+        "contact.email",
+        "--collected-by",
+        "website/account-holder",
+        "--recipient",
+        "marketing-partner",
+        "--json",
+    ];
+    let o = custos(&args);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["effect"], "deny");
+    assert_eq!(v["withheld"]["contact.email"]["reason"], "consent_missing");
+    let clauses: Vec<&str> = v["clauses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        clauses.contains(&"C036") && clauses.contains(&"C042"),
+        "{clauses:?}"
+    );
+    let mut with_consent = args.to_vec();
+    with_consent.extend(["--consent", "marketing.partners"]);
+    let v: serde_json::Value = serde_json::from_slice(&custos(&with_consent).stdout).unwrap();
+    assert_eq!(v["effect"], "permit");
+    assert_eq!(v["disclosure_to"], "marketing-partner");
+}
+
+#[test]
+fn explain_payment_processor_extra_categories_are_withheld() {
+    let o = custos(&[
+        "policy",
+        "explain",
+        "--accessor",
+        "payment-processor",
+        "--purpose",
+        "order.payment",
+        "--category",
+        "payment.card_number",
+        "--category",
+        "contact.name",
+        "--category",
+        "contact.email",
+        "--collected-by",
+        "website/customer",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["effect"], "partial");
+    assert_eq!(
+        v["permitted"],
+        serde_json::json!(["contact.name", "payment.card_number"])
+    );
+    assert_eq!(
+        v["withheld"]["contact.email"]["reason"],
+        "exceeds_minimum_necessary"
+    );
+}
+
+#[test]
+fn explain_unknown_ids_are_errors_with_suggestions() {
+    let o = custos(&[
+        "policy",
+        "explain",
+        "--accessor",
+        "suport",
+        "--purpose",
+        "support",
+        "--category",
+        "contact.email",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: --accessor: unknown accessor `suport`; did you mean `support`?"
+    );
+}
+
+#[test]
+fn render_produces_markdown_and_self_contained_html() {
+    let md = custos(&["policy", "render"]);
+    assert!(md.status.success());
+    assert!(stdout(&md).starts_with("# "));
+    let html = custos(&["policy", "render", "--format", "html"]);
+    let page = stdout(&html);
+    assert!(
+        page.starts_with("<!doctype html>") || page.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &page[..40]
+    );
+    for external in ["src=", "<link", "@import", "url("] {
+        assert!(!page.contains(external), "html notice contains {external}");
+    }
+}
+
+#[test]
+fn diff_flags_a_weakened_basis_as_material() {
+    let text = std::fs::read_to_string(webex()).unwrap();
+    let at = text.find("id = \"marketing.partners\"").unwrap();
+    let basis = at + text[at..].find("basis = \"consent\"").unwrap();
+    let new = format!(
+        "{}basis = \"opt_out\"{}",
+        &text[..basis],
+        &text[basis + "basis = \"consent\"".len()..]
+    );
+    let dir = std::env::temp_dir().join(format!("custos-cli-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy-v2.toml");
+    std::fs::write(&path, new).unwrap();
+    let o = custos(&["policy", "diff", &webex(), path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["material"], true);
+    assert!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "basis_weakened" && c["element"] == "purpose:marketing.partners")
+    );
+    let same = custos(&["policy", "diff", &webex(), &webex()]);
+    assert_eq!(same.status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
