@@ -139,3 +139,18 @@ async fn graceful_shutdown_finishes_and_the_server_stops() {
     app.stop().await;
     assert!(tokio::net::TcpStream::connect(app.addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_its_time_is_answered_503() {
+    let app = TestApp::spawn_with(custos_server::Config {
+        request_timeout: std::time::Duration::ZERO,
+        ..custos_server::Config::default()
+    })
+    .await;
+    // The vault runs on the blocking pool, so no keyed request finishes in zero time.
+    let r = app
+        .get("/v1/ledger/verify", Some(app.key("meeting-center")))
+        .await;
+    r.problem(503, "request_timeout");
+    assert!(r.header("x-request-id").is_some());
+}

@@ -79,6 +79,10 @@ impl Response {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(Config::default()).await
+    }
+
+    pub async fn spawn_with(config: Config) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("custos_server_it_{}_{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -97,7 +101,7 @@ impl TestApp {
         let sink = Arc::clone(&logs);
         let state = AppState::with(
             Arc::new(vault),
-            Config::default(),
+            config,
             Log::to(move |l| sink.lock().unwrap().push(l.to_string())),
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
