@@ -25,6 +25,7 @@ pub mod pages;
 pub mod problem;
 pub mod records;
 pub mod subjects;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -189,11 +190,15 @@ pub fn app(state: AppState) -> Router {
 /// Serves the app on a listener until `shutdown` completes; requests in flight finish first.
 /// Every acknowledged write's ledger entry is already durable (the vault commits it before
 /// answering), so nothing is left to flush but dropping the vault.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await

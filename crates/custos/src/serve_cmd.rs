@@ -24,6 +24,12 @@ pub struct ServeArgs {
     /// The policy enforced (default: the built-in WebEx 2010 policy).
     #[arg(long, env = "CUSTOS_POLICY")]
     policy: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with `--tls-key`).
+    #[arg(long, env = "CUSTOS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "CUSTOS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Load a small synthetic WebEx world and print an API key per demo accessor.
     #[arg(long)]
     demo: bool,
@@ -68,6 +74,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot load the demo world: {e}")),
         }
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match custos_server::tls::config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(e),
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,13 +97,22 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "custos: listening on http://{addr} (policy {policy_name}, {location}); \
+            "custos: listening on {scheme}://{addr} (policy {policy_name}, {location}); \
              get an API key with `custos keys create --accessor NAME {key_hint}`"
         );
-        custos_server::serve(listener, state, custos_server::shutdown_signal())
-            .await
-            .map_err(|e| format!("server failed: {e}"))
+        let shutdown = custos_server::shutdown_signal();
+        match tls {
+            Some(cfg) => {
+                let listener =
+                    custos_server::tls::TlsListener::new(listener, cfg, state.log().clone())
+                        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+                custos_server::serve(listener, state, shutdown).await
+            }
+            None => custos_server::serve(listener, state, shutdown).await,
+        }
+        .map_err(|e| format!("server failed: {e}"))
     });
     // Requests in flight have finished; every acknowledged entry is durable. Dropping the
     // last handle stops the ledger writer.

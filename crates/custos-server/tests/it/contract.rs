@@ -143,14 +143,16 @@ async fn graceful_shutdown_finishes_and_the_server_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_its_time_is_answered_503() {
     let app = TestApp::spawn_with(custos_server::Config {
-        request_timeout: std::time::Duration::ZERO,
+        request_timeout: std::time::Duration::from_millis(300),
         ..custos_server::Config::default()
     })
     .await;
-    // The vault runs on the blocking pool, so no keyed request finishes in zero time.
-    let r = app
-        .get("/v1/ledger/verify", Some(app.key("meeting-center")))
-        .await;
+    // A body announced and never sent: the request cannot finish in time.
+    let raw = format!(
+        "POST /v1/subjects HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\n{{",
+        app.key("meeting-center")
+    );
+    let r = app.raw(raw.as_bytes()).await;
     r.problem(503, "request_timeout");
     assert!(r.header("x-request-id").is_some());
 }

@@ -12,3 +12,4 @@ mod canary;
 mod contract;
 mod subjects;
 mod support;
+mod tls;

@@ -83,6 +83,22 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: Config) -> Self {
+        Self::spawn_inner(config, None).await
+    }
+
+    /// The app behind TLS, with the test certificate of `fixtures/`.
+    pub async fn spawn_tls() -> Self {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+        let tls =
+            custos_server::tls::config(&dir.join("localhost.crt"), &dir.join("localhost.key"))
+                .unwrap();
+        Self::spawn_inner(Config::default(), Some(tls)).await
+    }
+
+    async fn spawn_inner(
+        config: Config,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("custos_server_it_{}_{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -107,9 +123,17 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(custos_server::serve(listener, state, async {
+        let stop = async {
             let _ = rx.await;
-        }));
+        };
+        let server = match tls {
+            Some(cfg) => {
+                let log = state.log().clone();
+                let listener = custos_server::tls::TlsListener::new(listener, cfg, log).unwrap();
+                tokio::spawn(custos_server::serve(listener, state, stop))
+            }
+            None => tokio::spawn(custos_server::serve(listener, state, stop)),
+        };
         Self {
             addr,
             dir,
