@@ -288,3 +288,61 @@ impl IntoResponse for Problem {
         res
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly on what they did not expect"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_tells_the_client_nothing_and_the_log_everything() {
+        let p = Problem::from(VaultError::Storage("database error 53100 at /srv/x".into()));
+        assert_eq!(p.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = p.body().to_string();
+        assert!(!body.contains("53100") && !body.contains("/srv"), "{body}");
+        assert_eq!(p.body()["code"], "internal_error");
+        let res = p.into_response();
+        let logged = res.extensions().get::<InternalDetail>().unwrap();
+        assert!(logged.0.contains("storage_failure") && logged.0.contains("53100"));
+    }
+
+    #[test]
+    fn every_code_has_one_status_and_a_lowercase_title() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, status, title) in CODES {
+            assert!(seen.insert(*code), "`{code}` is listed twice");
+            assert!(StatusCode::from_u16(*status).is_ok());
+            assert!(!title.ends_with('.') && title.chars().next().unwrap().is_lowercase());
+        }
+        assert_eq!(
+            status_of("unknown_purpose").0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(status_of("missing_api_key").0, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_refused_collection_lists_every_field() {
+        let p = Problem::from(VaultError::CollectionRefused(vec![
+            custos_policy::CollectionError {
+                code: "unknown_role",
+                field: "role".into(),
+                message: "no role `x`".into(),
+            },
+            custos_policy::CollectionError {
+                code: "unknown_category",
+                field: "data.y".into(),
+                message: "unknown category `y`".into(),
+            },
+        ]));
+        let b = p.body();
+        assert_eq!(b["code"], "unknown_role");
+        assert_eq!(b["field"], "role");
+        assert_eq!(b["errors"][1]["field"], "data.y");
+        assert_eq!(b["status"], 422);
+    }
+}

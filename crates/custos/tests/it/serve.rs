@@ -202,3 +202,28 @@ fn sigterm_stops_the_server_cleanly() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn configuration_comes_from_custos_environment_variables_too() {
+    let dir = temp("env");
+    let mut child = custos(&dir)
+        .arg("serve")
+        .env("CUSTOS_LISTEN", "127.0.0.1:0")
+        .env("CUSTOS_DATA", "from-env")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on"))
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.contains("http://127.0.0.1:"), "{line}");
+    assert!(line.contains("embedded SQLite in from-env"), "{line}");
+    assert!(dir.join("from-env").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+}
