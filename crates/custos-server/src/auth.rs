@@ -1,7 +1,5 @@
 //! `Authorization: Bearer <api key>` → the accessor the key acts as.
 
-use std::sync::Arc;
-
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -26,8 +24,8 @@ impl Caller {
     }
 
     /// The policy enforced (names and rules only; no personal information).
-    pub fn policy(&self) -> &custos_policy::Policy {
-        self.state.0.vault.policy()
+    pub fn policy(&self) -> Option<&custos_policy::Policy> {
+        self.state.0.vault.as_deref().map(Vault::policy)
     }
 
     /// The server's metrics.
@@ -35,19 +33,15 @@ impl Caller {
         self.state.metrics()
     }
 
-    /// Runs a vault operation as this caller on the blocking pool: the vault is synchronous
-    /// and waits on SQLite or PostgreSQL and on the ledger's group commit.
+    /// Runs a vault operation as this caller on a vault thread: the vault is synchronous and
+    /// waits on SQLite or PostgreSQL and on the ledger's group commit.
     pub async fn run<T, F>(&self, op: F) -> Result<T, Problem>
     where
         T: Send + 'static,
         F: FnOnce(&Vault, &str) -> custos_vault::Result<T> + Send + 'static,
     {
-        let vault = Arc::clone(&self.state.0.vault);
         let accessor = self.accessor.clone();
-        tokio::task::spawn_blocking(move || op(&vault, &accessor))
-            .await
-            .map_err(|e| Problem::internal(format!("vault task failed: {e}")))?
-            .map_err(Problem::from)
+        self.state.on_vault(move |v| op(v, &accessor)).await
     }
 }
 
@@ -68,19 +62,20 @@ impl FromRequestParts<AppState> for Caller {
             return Err(invalid());
         }
         let key = key.trim().to_string();
-        let authenticated = {
-            let vault = Arc::clone(&state.0.vault);
-            tokio::task::spawn_blocking(move || vault.authenticate(&key))
-                .await
-                .map_err(|e| Problem::internal(format!("auth task failed: {e}")))?
-        };
+        // Unauthorized becomes a value here, so it is told apart from a failing store.
+        let authenticated = state
+            .on_vault(move |v| match v.authenticate(&key) {
+                Ok(accessor) => Ok(Some(accessor)),
+                Err(custos_vault::Error::Unauthorized) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
         match authenticated {
-            Ok(accessor) => Ok(Self {
+            Some(accessor) => Ok(Self {
                 accessor,
                 state: state.clone(),
             }),
-            Err(custos_vault::Error::Unauthorized) => Err(invalid()),
-            Err(e) => Err(Problem::from(e)),
+            None => Err(invalid()),
         }
     }
 }

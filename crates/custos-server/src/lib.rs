@@ -26,6 +26,7 @@ pub mod problem;
 pub mod records;
 pub mod subjects;
 pub mod tls;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest a request may take before it is answered `503 request_timeout`.
     pub request_timeout: Duration,
+    /// Threads that run vault calls: at most this many run at once.
+    pub vault_threads: usize,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            vault_threads: 16,
         }
     }
 }
@@ -108,8 +112,9 @@ pub struct AppState(Arc<Shared>);
 
 #[derive(Debug)]
 struct Shared {
-    // Private: handlers reach the vault only through `Caller`.
-    vault: Arc<Vault>,
+    // Private: handlers reach the vault only through `Caller`. `None` only while dropping.
+    vault: Option<Arc<Vault>>,
+    workers: workers::Workers,
     metrics: Metrics,
     config: Config,
     log: Log,
@@ -120,20 +125,23 @@ struct Shared {
 }
 
 impl AppState {
-    /// State over a vault, with default limits, logging to standard error.
-    pub fn new(vault: Arc<Vault>) -> Self {
+    /// State over a vault, with default limits, logging to standard error. Fails when the
+    /// vault's threads cannot be started.
+    pub fn new(vault: Arc<Vault>) -> std::io::Result<Self> {
         Self::with(vault, Config::default(), Log::stderr())
     }
 
     /// State with explicit limits and log.
-    pub fn with(vault: Arc<Vault>, config: Config, log: Log) -> Self {
+    pub fn with(vault: Arc<Vault>, config: Config, log: Log) -> std::io::Result<Self> {
+        let workers = workers::Workers::start(config.vault_threads)?;
         let notice_html = custos_policy::render::html(vault.policy());
         let openapi = openapi::document(vault.policy()).to_string();
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
-        Self(Arc::new(Shared {
-            vault,
+        Ok(Self(Arc::new(Shared {
+            vault: Some(vault),
+            workers,
             metrics: Metrics::default(),
             config,
             log,
@@ -141,7 +149,26 @@ impl AppState {
             openapi,
             boot,
             requests: AtomicU64::new(0),
-        }))
+        })))
+    }
+
+    /// Runs a vault call on a vault thread.
+    async fn on_vault<T, F>(&self, f: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Vault) -> custos_vault::Result<T> + Send + 'static,
+    {
+        let vault = self
+            .0
+            .vault
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or_else(|| Problem::internal("the vault is closed"))?;
+        self.0
+            .workers
+            .run(move || f(&vault))
+            .await?
+            .map_err(Problem::from)
     }
 
     /// The metrics.
@@ -157,6 +184,21 @@ impl AppState {
     fn next_request_id(&self) -> String {
         let n = self.0.requests.fetch_add(1, Ordering::Relaxed) + 1;
         format!("{:08x}-{n}", self.0.boot)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping the last handle closes the vault's PostgreSQL clients, which must not
+        // happen on a thread inside a Tokio runtime (see `workers.rs`).
+        if let Some(vault) = self.vault.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("custos-vault-close".into())
+                    .spawn(move || drop(vault))
+                    .map(std::thread::JoinHandle::join);
+            }
+        }
     }
 }
 

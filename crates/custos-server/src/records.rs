@@ -110,7 +110,7 @@ pub async fn read(
 }
 
 fn request_denial(caller: &Caller, purpose: &str) -> Option<&'static str> {
-    let policy = caller.policy();
+    let policy = caller.policy()?;
     let accessor = policy.accessor_id(caller.accessor()).ok()?;
     let p = policy.purpose_id(purpose).ok()?;
     let info = policy.accessor(accessor)?;

@@ -88,7 +88,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let state = AppState::new(Arc::clone(&vault));
+    let state = match AppState::new(Arc::clone(&vault)) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot start the vault threads: {e}")),
+    };
     let policy_name = format!("{} {}", vault.policy().id(), vault.policy().version());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{NOBODY, NOTICE, TestApp};
+use crate::support::{Backend, NOBODY, NOTICE, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collect_then_read_for_the_purpose_then_refused_for_another_with_the_reason() {
@@ -345,4 +345,32 @@ async fn decisions_answer_without_data_and_are_ledgered() {
         )
         .await;
     assert_eq!(r.problem(400, "invalid_subject_id")["field"], "subject");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_runs_on_postgresql_too() {
+    let app = TestApp::spawn_on(Backend::Postgres).await;
+    let key = Some(app.key("meeting-center"));
+    let subject = app.attendee("Ada Lovelace", "ada@example.com").await;
+    let r = app
+        .get(
+            &format!("/v1/subjects/{subject}?purpose=service.meetings"),
+            key,
+        )
+        .await;
+    assert_eq!(
+        r.json()["data"]["contact.name"],
+        "Ada Lovelace",
+        "{}",
+        r.body
+    );
+    let r = app
+        .get(&format!("/v1/subjects/{subject}?purpose=support"), key)
+        .await;
+    assert_eq!(r.json()["effect"], "deny", "{}", r.body);
+    app.get(&format!("/v1/subjects/{subject}?purpose=marketing"), key)
+        .await
+        .problem(403, "purpose_not_allowed_for_accessor");
+    let v = app.get("/v1/ledger/verify", key).await.json();
+    assert_eq!(v["ok"], true);
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use custos_policy::Policy;
 use custos_server::{AppState, Config, Log};
-use custos_vault::{MasterKey, SqliteStore, Vault};
+use custos_vault::{MasterKey, PostgresStore, SqliteStore, Store, Vault};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,8 +29,31 @@ fn policy() -> Arc<Policy> {
     Arc::clone(P.get_or_init(|| Arc::new(Policy::builtin().expect("builtin policy"))))
 }
 
+/// Where the test vault is.
+pub enum Backend {
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `CUSTOS_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use. Unreachable is a failure, never a skip.
+fn postgres_admin_url() -> String {
+    std::env::var("CUSTOS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let (server, _) = base.rsplit_once('/').expect("database url has a path");
+    format!("{server}/{db}{query}")
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
+    postgres_db: Option<String>,
     pub dir: PathBuf,
     pub logs: Arc<Mutex<Vec<String>>>,
     pub keys: BTreeMap<String, String>,
@@ -83,7 +106,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: Config) -> Self {
-        Self::spawn_inner(config, None).await
+        Self::spawn_inner(config, None, Backend::Sqlite).await
+    }
+
+    pub async fn spawn_on(backend: Backend) -> Self {
+        Self::spawn_inner(Config::default(), None, backend).await
     }
 
     /// The app behind TLS, with the test certificate of `fixtures/`.
@@ -92,34 +119,53 @@ impl TestApp {
         let tls =
             custos_server::tls::config(&dir.join("localhost.crt"), &dir.join("localhost.key"))
                 .unwrap();
-        Self::spawn_inner(Config::default(), Some(tls)).await
+        Self::spawn_inner(Config::default(), Some(tls), Backend::Sqlite).await
     }
 
     async fn spawn_inner(
         config: Config,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        backend: Backend,
     ) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("custos_server_it_{}_{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let vault = Vault::open(
-            Arc::new(SqliteStore::open(&dir).unwrap()),
-            policy(),
-            MasterKey::generate().unwrap(),
-        )
+        // On a plain thread: the postgres client may not run (nor be dropped) inside a
+        // runtime, which is also why the server runs vault calls on its own threads.
+        let vault_dir = dir.clone();
+        let (vault, keys, postgres_db) = std::thread::spawn(move || {
+            let (store, postgres_db): (Arc<dyn Store>, _) = match backend {
+                Backend::Sqlite => (Arc::new(SqliteStore::open(&vault_dir).unwrap()), None),
+                Backend::Postgres => {
+                    let admin = postgres_admin_url();
+                    let db = format!("custos_server_it_{}_{n}", std::process::id());
+                    let url = with_db(&admin, &db);
+                    let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+                        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
+                    c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .unwrap();
+                    c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+                    (Arc::new(PostgresStore::connect(&url).unwrap()), Some(db))
+                }
+            };
+            let vault = Vault::open(store, policy(), MasterKey::generate().unwrap()).unwrap();
+            let keys: BTreeMap<String, String> = ACCESSORS
+                .iter()
+                .map(|a| ((*a).to_string(), vault.create_key(a).unwrap()))
+                .collect();
+            (Arc::new(vault), keys, postgres_db)
+        })
+        .join()
         .unwrap();
-        let keys = ACCESSORS
-            .iter()
-            .map(|a| ((*a).to_string(), vault.create_key(a).unwrap()))
-            .collect();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&logs);
         let state = AppState::with(
-            Arc::new(vault),
+            vault,
             config,
             Log::to(move |l| sink.lock().unwrap().push(l.to_string())),
-        );
+        )
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -136,6 +182,7 @@ impl TestApp {
         };
         Self {
             addr,
+            postgres_db,
             dir,
             logs,
             keys,
@@ -243,6 +290,16 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(db) = self.postgres_db.take() {
+            // Off the runtime's threads: the postgres client blocks.
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+                }
+            })
+            .join();
+        }
     }
 }
 
