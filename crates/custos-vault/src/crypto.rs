@@ -260,7 +260,12 @@ impl DataKey {
     }
 
     /// Decrypts a field value sealed for exactly this (subject, category).
-    pub(crate) fn open_value(&self, subject: &str, category: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open_value(
+        &self,
+        subject: &str,
+        category: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         open(&self.key, &value_aad(subject, category), sealed)
     }
 

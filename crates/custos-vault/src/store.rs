@@ -175,8 +175,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a vault secret unless one of that name exists; returns the stored one.
     fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
 
-    /// Creates a subject with its wrapped data key, in one transaction.
-    fn create_subject(&self, subject: &SubjectRow, wrapped_dek: &[u8]) -> Result<()>;
+    /// Creates a subject with its wrapped data key, first values and their index terms, in
+    /// one transaction.
+    fn create_subject(
+        &self,
+        subject: &SubjectRow,
+        wrapped_dek: &[u8],
+        values: &[ValueRow],
+        index: &[(String, String)],
+    ) -> Result<()>;
     /// A subject.
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>>;
     /// Sets a subject's age status.

@@ -154,6 +154,9 @@ pub struct RecordsResult {
     pub ledger_seq: u64,
 }
 
+/// Sealed value rows and their blind-index terms `(category, term)`.
+type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
+
 /// Actor name for operations the vault's operator starts.
 pub const OPERATOR: &str = "operator";
 
@@ -184,6 +187,25 @@ impl Vault {
     pub fn open_embedded(dir: &Path, policy: Arc<Policy>) -> Result<Self> {
         let kek = MasterKey::load(Some(dir), true)?;
         Self::open(Arc::new(SqliteStore::open(dir)?), policy, kek)
+    }
+
+    /// Opens the vault as `custos` commands name it: PostgreSQL when a database URL is given
+    /// (master key from `CUSTOS_MASTER_KEY`), else SQLite in `data` (master key from the
+    /// environment or `<data>/master.key`, which is created only when `create_key_file`).
+    pub fn open_location(
+        data: &Path,
+        database_url: Option<&str>,
+        policy: Arc<Policy>,
+        create_key_file: bool,
+    ) -> Result<Self> {
+        match database_url {
+            Some(url) => Self::open_postgres(url, policy, MasterKey::load(None, false)?),
+            None if create_key_file => Self::open_embedded(data, policy),
+            None => {
+                let kek = MasterKey::load(Some(data), false)?;
+                Self::open(Arc::new(SqliteStore::open(data)?), policy, kek)
+            }
+        }
     }
 
     /// Opens a vault on PostgreSQL; the master key must come from the caller (environment).
@@ -254,6 +276,14 @@ impl Vault {
         let plan = self.check(accessor, None, input)?;
         let id = SubjectId::generate()?;
         let dek = DataKey::generate()?;
+        let (rows, index) = self.seal_values(
+            &id,
+            &dek,
+            input,
+            plan.store,
+            plan.purposes,
+            &BTreeMap::new(),
+        )?;
         let age = match input.age {
             Some(_) => Age::AtLeastMinimum,
             None => Age::Unknown,
@@ -267,8 +297,9 @@ impl Vault {
                 created_ms: now_ms(),
             },
             &dek.wrap(&self.kek, &id.0)?,
+            &rows,
+            &index,
         )?;
-        self.store_values(&id, &dek, input, plan.store, plan.purposes)?;
         self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
         Ok(id)
     }
@@ -296,7 +327,9 @@ impl Vault {
             .into_iter()
             .map(|v| (v.category, v.purposes))
             .collect();
-        self.store_values_merged(subject, &dek, input, plan.store, plan.purposes, &held)?;
+        let (rows, index) =
+            self.seal_values(subject, &dek, input, plan.store, plan.purposes, &held)?;
+        self.store.put_values(&rows, &index)?;
         self.ledger_collect(accessor, Some(subject), input, "permit", "")?;
         Ok(())
     }
@@ -386,18 +419,8 @@ impl Vault {
         self.record(d)
     }
 
-    fn store_values(
-        &self,
-        subject: &SubjectId,
-        dek: &DataKey,
-        input: &CollectionInput,
-        store: CategorySet,
-        purposes: PurposeSet,
-    ) -> Result<()> {
-        self.store_values_merged(subject, dek, input, store, purposes, &BTreeMap::new())
-    }
-
-    fn store_values_merged(
+    /// Seals the values to store, with the blind-index terms of identifier categories.
+    fn seal_values(
         &self,
         subject: &SubjectId,
         dek: &DataKey,
@@ -405,7 +428,7 @@ impl Vault {
         store: CategorySet,
         purposes: PurposeSet,
         held: &BTreeMap<String, Vec<String>>,
-    ) -> Result<()> {
+    ) -> Result<SealedValues> {
         let now = now_ms();
         let stated: Vec<String> = self
             .policy
@@ -443,7 +466,7 @@ impl Vault {
                 time_ms: now,
             });
         }
-        self.store.put_values(&rows, &index)
+        Ok((rows, index))
     }
 
     // ---- reads ------------------------------------------------------------------------
@@ -694,7 +717,7 @@ impl Vault {
         purposes: &[String],
         value: &str,
     ) -> Result<String> {
-        let (rows, _) = self.prepare_records(accessor, subject, collection, purposes, &[value])?;
+        let rows = self.prepare_records(accessor, subject, collection, purposes, &[value])?;
         self.store.append_records(&rows)?;
         let mut d = self.draft(accessor, "append_record", subject.as_str());
         d.categories = collection.to_string();
@@ -716,7 +739,7 @@ impl Vault {
         purposes: &[String],
         values: &[&str],
     ) -> Result<u64> {
-        let (rows, _) = self.prepare_records(accessor, subject, collection, purposes, values)?;
+        let rows = self.prepare_records(accessor, subject, collection, purposes, values)?;
         self.store.append_records(&rows)?;
         let mut d = self.draft(accessor, "append_record", subject.as_str());
         d.categories = collection.to_string();
@@ -734,7 +757,7 @@ impl Vault {
         collection: &str,
         purposes: &[String],
         values: &[&str],
-    ) -> Result<(Vec<RecordRow>, ())> {
+    ) -> Result<Vec<RecordRow>> {
         self.policy
             .accessor_id(accessor)
             .map_err(|e| Error::invalid("unknown_accessor", e.message))?;
@@ -748,9 +771,36 @@ impl Vault {
                 "state at least one purpose for the record",
             ));
         }
-        self.policy
+        let stated = self
+            .policy
             .purpose_set(purposes)
             .map_err(|e| Error::invalid("unknown_purpose", e.message))?;
+        // INVARIANT: deny by default — a record is kept only by a role the subject was
+        // collected in that keeps this collection, and only for purposes that role states.
+        let mut allowed = PurposeSet::EMPTY;
+        for v in self.store.values(&subject.0)? {
+            let role = self
+                .policy
+                .service_id(&v.service)
+                .ok()
+                .and_then(|s| self.policy.service(s))
+                .and_then(|s| s.roles.iter().find(|r| r.id == v.role));
+            if let Some(role) = role.filter(|r| r.records.contains(&cid)) {
+                allowed = allowed.union(role.allowed_purposes);
+            }
+        }
+        if allowed.is_empty() {
+            return Err(Error::invalid(
+                "collection_not_kept_for_subject",
+                format!("no role this subject was collected in keeps `{collection}` records"),
+            ));
+        }
+        if !stated.is_subset(&allowed) {
+            return Err(Error::invalid(
+                "purpose_not_stated_for_role",
+                format!("the roles keeping `{collection}` do not state these purposes"),
+            ));
+        }
         let info = self
             .policy
             .collection(cid)
@@ -782,7 +832,7 @@ impl Vault {
                 time_ms: now,
             });
         }
-        Ok((rows, ()))
+        Ok(rows)
     }
 
     /// Reads a subject's records of a collection for a purpose. Records are grouped by the

@@ -76,16 +76,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn open(at: &Location, create_key: bool) -> Result<Vault, ExitCode> {
     let policy = Arc::new(crate::policy_cmd::load(at.policy.as_deref())?);
-    let result = match &at.database_url {
-        Some(url) => {
-            MasterKey::load(None, false).and_then(|kek| Vault::open_postgres(url, policy, kek))
-        }
-        None if create_key => Vault::open_embedded(&at.data, policy),
-        None => MasterKey::load(Some(&at.data), false).and_then(|kek| {
-            let store = custos_vault::SqliteStore::open(&at.data)?;
-            Vault::open(Arc::new(store), policy, kek)
-        }),
-    };
+    let result = Vault::open_location(&at.data, at.database_url.as_deref(), policy, create_key);
     result.map_err(fail)
 }
 

@@ -212,6 +212,52 @@ fn ledger_row(r: &Row) -> LedgerEntry {
     }
 }
 
+/// Inserts or replaces field values and their index terms inside a transaction.
+fn write_values(
+    tx: &mut postgres::Transaction<'_>,
+    values: &[ValueRow],
+    index: &[(String, String)],
+) -> Result<()> {
+    let put = tx.prepare(
+        "INSERT INTO field_values
+           (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (subject, category) DO UPDATE SET
+           ciphertext = excluded.ciphertext, purposes = excluded.purposes,
+           notice = excluded.notice, service = excluded.service,
+           role = excluded.role, time_ms = excluded.time_ms",
+    )?;
+    for v in values {
+        tx.execute(
+            &put,
+            &[
+                &v.subject,
+                &v.category,
+                &v.ciphertext,
+                &join(&v.purposes),
+                &v.notice,
+                &v.service,
+                &v.role,
+                &v.time_ms,
+            ],
+        )?;
+    }
+    if let Some(subject) = values.first().map(|v| &v.subject) {
+        for (category, term) in index {
+            tx.execute(
+                "DELETE FROM blind_index WHERE subject = $1 AND category = $2",
+                &[subject, category],
+            )?;
+            tx.execute(
+                "INSERT INTO blind_index (category, term, subject) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[category, term, subject],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -243,7 +289,13 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    fn create_subject(&self, s: &SubjectRow, wrapped_dek: &[u8]) -> Result<()> {
+    fn create_subject(
+        &self,
+        s: &SubjectRow,
+        wrapped_dek: &[u8],
+        values: &[ValueRow],
+        index: &[(String, String)],
+    ) -> Result<()> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
         tx.execute(
@@ -261,6 +313,7 @@ impl Store for PostgresStore {
                 &[&s.id, t],
             )?;
         }
+        write_values(&mut tx, values, index)?;
         tx.commit()?;
         Ok(())
     }
@@ -328,43 +381,7 @@ impl Store for PostgresStore {
     fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
-        let put = tx.prepare(
-            "INSERT INTO field_values
-               (subject, category, ciphertext, purposes, notice, service, role, time_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (subject, category) DO UPDATE SET
-               ciphertext = excluded.ciphertext, purposes = excluded.purposes,
-               notice = excluded.notice, service = excluded.service,
-               role = excluded.role, time_ms = excluded.time_ms",
-        )?;
-        for v in values {
-            tx.execute(
-                &put,
-                &[
-                    &v.subject,
-                    &v.category,
-                    &v.ciphertext,
-                    &join(&v.purposes),
-                    &v.notice,
-                    &v.service,
-                    &v.role,
-                    &v.time_ms,
-                ],
-            )?;
-        }
-        if let Some(subject) = values.first().map(|v| &v.subject) {
-            for (category, term) in index {
-                tx.execute(
-                    "DELETE FROM blind_index WHERE subject = $1 AND category = $2",
-                    &[subject, category],
-                )?;
-                tx.execute(
-                    "INSERT INTO blind_index (category, term, subject) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                    &[category, term, subject],
-                )?;
-            }
-        }
+        write_values(&mut tx, values, index)?;
         tx.commit()?;
         Ok(())
     }

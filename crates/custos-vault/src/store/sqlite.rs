@@ -13,6 +13,7 @@
 //! and an erasure deletes the key first.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
@@ -116,12 +117,28 @@ CREATE TABLE keys.secrets (
 );
 "];
 
-/// The SQLite store. One connection, shared behind a mutex: SQLite has one writer anyway,
-/// and the ledger's group commit batches the writes that matter.
+/// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).
+const READERS: usize = 2;
+
+/// The SQLite store. One writer connection behind a mutex (SQLite has one writer anyway, and
+/// the ledger's group commit batches the writes that matter), and a few reader connections,
+/// so reads are not held up behind a commit's fsync.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
     dir: PathBuf,
+}
+
+fn connect(dir: &Path) -> Result<Connection> {
+    let conn = Connection::open(dir.join(DATA_FILE))?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS keys",
+        params![dir.join(KEYS_FILE).to_string_lossy()],
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 impl SqliteStore {
@@ -140,12 +157,7 @@ impl SqliteStore {
                 Error::Storage(format!("cannot create `{}`: {}", dir.display(), e.kind()))
             })?;
         }
-        let conn = Connection::open(dir.join(DATA_FILE))?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS keys",
-            params![dir.join(KEYS_FILE).to_string_lossy()],
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = connect(dir)?;
         for schema in ["main", "keys"] {
             let mode: String =
                 conn.query_row(&format!("PRAGMA {schema}.journal_mode = WAL"), [], |r| {
@@ -162,9 +174,14 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
         let mut store = Self {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
         };
         store.migrate()?;
+        for _ in 0..READERS {
+            store.readers.push(Mutex::new(connect(dir)?));
+        }
         Ok(store)
     }
 
@@ -203,10 +220,27 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn write(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A free reader if there is one, else the next in turn (the writer when there are none).
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        for c in &self.readers {
+            if let Ok(guard) = c.try_lock() {
+                return guard;
+            }
+        }
+        let n = self.readers.len().max(1);
+        match self
+            .readers
+            .get(self.next.fetch_add(1, Ordering::Relaxed) % n)
+        {
+            Some(c) => c.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => self.write(),
+        }
     }
 }
 
@@ -237,6 +271,47 @@ fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
     })
 }
 
+/// Inserts or replaces field values and their index terms inside a transaction.
+fn write_values(
+    tx: &rusqlite::Transaction<'_>,
+    values: &[ValueRow],
+    index: &[(String, String)],
+) -> Result<()> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO field_values
+               (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (subject, category) DO UPDATE SET
+               ciphertext = excluded.ciphertext, purposes = excluded.purposes,
+               notice = excluded.notice, service = excluded.service,
+               role = excluded.role, time_ms = excluded.time_ms",
+    )?;
+    for v in values {
+        put.execute(params![
+            v.subject,
+            v.category,
+            v.ciphertext,
+            join(&v.purposes),
+            v.notice,
+            v.service,
+            v.role,
+            v.time_ms
+        ])?;
+    }
+    let mut unindex =
+        tx.prepare_cached("DELETE FROM blind_index WHERE subject = ?1 AND category = ?2")?;
+    let mut reindex = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blind_index (category, term, subject) VALUES (?1, ?2, ?3)",
+    )?;
+    if let Some(subject) = values.first().map(|v| &v.subject) {
+        for (category, term) in index {
+            unindex.execute(params![subject, category])?;
+            reindex.execute(params![category, term, subject])?;
+        }
+    }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
@@ -244,7 +319,7 @@ impl Store for SqliteStore {
 
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .lock()
+            .read()
             .query_row(
                 "SELECT wrapped FROM keys.secrets WHERE name = ?1",
                 params![name],
@@ -254,7 +329,7 @@ impl Store for SqliteStore {
     }
 
     fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
-        let mut conn = self.lock();
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO keys.secrets (name, wrapped) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -269,8 +344,14 @@ impl Store for SqliteStore {
         Ok(stored)
     }
 
-    fn create_subject(&self, s: &SubjectRow, wrapped_dek: &[u8]) -> Result<()> {
-        let mut conn = self.lock();
+    fn create_subject(
+        &self,
+        s: &SubjectRow,
+        wrapped_dek: &[u8],
+        values: &[ValueRow],
+        index: &[(String, String)],
+    ) -> Result<()> {
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO keys.subject_keys (subject, wrapped) VALUES (?1, ?2)",
@@ -286,12 +367,13 @@ impl Store for SqliteStore {
                 params![s.id, t],
             )?;
         }
+        write_values(&tx, values, index)?;
         tx.commit()?;
         Ok(())
     }
 
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
-        let conn = self.lock();
+        let conn = self.read();
         let row = conn
             .query_row(
                 "SELECT status, age, created_ms FROM subjects WHERE id = ?1",
@@ -324,7 +406,7 @@ impl Store for SqliteStore {
     }
 
     fn set_age(&self, id: &str, age: Age) -> Result<()> {
-        self.lock().execute(
+        self.write().execute(
             "UPDATE subjects SET age = ?2 WHERE id = ?1",
             params![id, age.as_str()],
         )?;
@@ -332,7 +414,7 @@ impl Store for SqliteStore {
     }
 
     fn set_status(&self, id: &str, status: Status) -> Result<()> {
-        self.lock().execute(
+        self.write().execute(
             "UPDATE subjects SET status = ?2 WHERE id = ?1",
             params![id, status.as_str()],
         )?;
@@ -340,7 +422,7 @@ impl Store for SqliteStore {
     }
 
     fn add_tenant(&self, id: &str, tenant: &str) -> Result<()> {
-        self.lock().execute(
+        self.write().execute(
             "INSERT OR IGNORE INTO subject_tenants (subject, tenant) VALUES (?1, ?2)",
             params![id, tenant],
         )?;
@@ -349,7 +431,7 @@ impl Store for SqliteStore {
 
     fn wrapped_dek(&self, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .lock()
+            .read()
             .query_row(
                 "SELECT wrapped FROM keys.subject_keys WHERE subject = ?1",
                 params![id],
@@ -359,48 +441,15 @@ impl Store for SqliteStore {
     }
 
     fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()> {
-        let mut conn = self.lock();
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT INTO field_values
-                   (subject, category, ciphertext, purposes, notice, service, role, time_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (subject, category) DO UPDATE SET
-                   ciphertext = excluded.ciphertext, purposes = excluded.purposes,
-                   notice = excluded.notice, service = excluded.service,
-                   role = excluded.role, time_ms = excluded.time_ms",
-            )?;
-            for v in values {
-                put.execute(params![
-                    v.subject,
-                    v.category,
-                    v.ciphertext,
-                    join(&v.purposes),
-                    v.notice,
-                    v.service,
-                    v.role,
-                    v.time_ms
-                ])?;
-            }
-            let mut unindex =
-                tx.prepare_cached("DELETE FROM blind_index WHERE subject = ?1 AND category = ?2")?;
-            let mut reindex = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blind_index (category, term, subject) VALUES (?1, ?2, ?3)",
-            )?;
-            if let Some(subject) = values.first().map(|v| &v.subject) {
-                for (category, term) in index {
-                    unindex.execute(params![subject, category])?;
-                    reindex.execute(params![category, term, subject])?;
-                }
-            }
-        }
+        write_values(&tx, values, index)?;
         tx.commit()?;
         Ok(())
     }
 
     fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT category, ciphertext, purposes, notice, service, role, time_ms
              FROM field_values WHERE subject = ?1 ORDER BY category",
@@ -424,7 +473,7 @@ impl Store for SqliteStore {
 
     fn find_by_term(&self, category: &str, term: &str) -> Result<Option<String>> {
         Ok(self
-            .lock()
+            .read()
             .query_row(
                 "SELECT subject FROM blind_index WHERE category = ?1 AND term = ?2
                  ORDER BY subject LIMIT 1",
@@ -439,7 +488,7 @@ impl Store for SqliteStore {
     }
 
     fn append_records(&self, records: &[RecordRow]) -> Result<()> {
-        let mut conn = self.lock();
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
@@ -465,7 +514,7 @@ impl Store for SqliteStore {
     }
 
     fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
              FROM records WHERE subject = ?1 AND collection = ?2 ORDER BY seq",
@@ -488,7 +537,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_expired_records(&self, now_ms: i64) -> Result<u64> {
-        let n = self.lock().execute(
+        let n = self.write().execute(
             "DELETE FROM records WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= ?1",
             params![now_ms],
         )?;
@@ -496,7 +545,7 @@ impl Store for SqliteStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
-        self.lock().execute(
+        self.write().execute(
             "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -507,7 +556,7 @@ impl Store for SqliteStore {
     }
 
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT purpose, kind, given, notice, method, time_ms
              FROM consents WHERE subject = ?1 ORDER BY seq",
@@ -529,7 +578,7 @@ impl Store for SqliteStore {
     }
 
     fn erase_subject(&self, id: &str, age: Age) -> Result<()> {
-        let mut conn = self.lock();
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // INVARIANT: erasable by key — the data key goes first; without it nothing of the
         // subject decrypts, whatever copy of the data survives.
@@ -560,7 +609,7 @@ impl Store for SqliteStore {
     }
 
     fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {
-        self.lock().execute(
+        self.write().execute(
             "INSERT INTO api_keys (hash, accessor, revoked, created_ms) VALUES (?1, ?2, ?3, ?4)",
             params![k.hash, k.accessor, k.revoked, k.created_ms],
         )?;
@@ -569,7 +618,7 @@ impl Store for SqliteStore {
 
     fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
         Ok(self
-            .lock()
+            .read()
             .query_row(
                 "SELECT hash, accessor, revoked, created_ms FROM api_keys WHERE hash = ?1",
                 params![hash],
@@ -586,7 +635,7 @@ impl Store for SqliteStore {
     }
 
     fn revoke_api_keys(&self, accessor: &str) -> Result<u64> {
-        let n = self.lock().execute(
+        let n = self.write().execute(
             "UPDATE api_keys SET revoked = 1 WHERE accessor = ?1 AND revoked = 0",
             params![accessor],
         )?;
@@ -594,7 +643,7 @@ impl Store for SqliteStore {
     }
 
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {
-        let mut conn = self.lock();
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut n = 0u64;
         for (kind, table, col) in [
@@ -620,7 +669,7 @@ impl Store for SqliteStore {
     }
 
     fn append_ledger(&self, drafts: &[Draft]) -> Result<Vec<LedgerEntry>> {
-        let mut conn = self.lock();
+        let mut conn = self.write();
         // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock before the head is read,
         // so no other writer (thread or process) can append in between.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -662,7 +711,7 @@ impl Store for SqliteStore {
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
                effect, reasons, prev_hash, hash
@@ -675,7 +724,7 @@ impl Store for SqliteStore {
     }
 
     fn put_checkpoint(&self, c: &Checkpoint) -> Result<()> {
-        self.lock().execute(
+        self.write().execute(
             "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
              ON CONFLICT DO NOTHING",
             params![to_i64(c.seq), c.hash, c.signature],
@@ -684,7 +733,7 @@ impl Store for SqliteStore {
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn
             .prepare_cached("SELECT seq, hash, signature FROM ledger_checkpoints ORDER BY seq")?;
         let rows = stmt

@@ -540,6 +540,27 @@ pub fn records_by_purpose(h: Harness) {
         v.append_record("meeting-center", &id, "meeting_attendance", &[], "x")
             .is_err()
     );
+    // A collection no role of the subject keeps, and a purpose its role does not state.
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "mailbox_items",
+            &["service.mail".into()],
+            "x",
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "collection_not_kept_for_subject");
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["marketing".into()],
+            "x",
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "purpose_not_stated_for_role");
 }
 
 pub fn blind_index_lookup(h: Harness) {

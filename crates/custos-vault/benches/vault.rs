@@ -1,0 +1,342 @@
+//! Vault throughput: enforced vs raw reads, bulk collection, erasure of a subject with many
+//! records, ledger append and verify. Prints a Markdown table.
+//!
+//! ```sh
+//! cargo bench -p custos-vault --bench vault                      # SQLite in a temp dir
+//! CUSTOS_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!   cargo bench -p custos-vault --bench vault                    # and PostgreSQL
+//! ```
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark fails loudly"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use custos_policy::Policy;
+use custos_vault::ledger::{Draft, Ledger};
+use custos_vault::{
+    CollectionInput, MasterKey, PostgresStore, ReadInput, SqliteStore, Store, SubjectId, Vault,
+};
+
+const THREADS: usize = 8;
+
+fn attendee(i: usize) -> CollectionInput {
+    static NOTICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let notice = NOTICE
+        .get_or_init(|| Policy::builtin().unwrap().version().to_string())
+        .clone();
+    CollectionInput {
+        service: "meeting-center".into(),
+        role: "attendee".into(),
+        purposes: vec!["service.meetings".into()],
+        notice,
+        age: None,
+        tenant: Some("acme".into()),
+        data: BTreeMap::from([
+            ("contact.name".into(), format!("User {i}")),
+            ("contact.email".into(), format!("user{i}@example.com")),
+            ("network.ip_address".into(), "192.0.2.7".into()),
+        ]),
+    }
+}
+
+fn per_sec(n: usize, d: Duration) -> String {
+    let r = n as f64 / d.as_secs_f64();
+    if r >= 1000.0 {
+        format!("{:.1} k/s", r / 1000.0)
+    } else {
+        format!("{r:.0} /s")
+    }
+}
+
+fn per_op(n: usize, d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6 / n as f64;
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+fn row(backend: &str, case: &str, n: usize, d: Duration) {
+    println!(
+        "| {backend} | {case} | {n} | {} | {} |",
+        per_op(n, d),
+        per_sec(n, d)
+    );
+}
+
+fn parallel<F: Fn(usize) + Send + Sync + 'static>(threads: usize, f: F) -> Duration {
+    let f = Arc::new(f);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || f(t))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    start.elapsed()
+}
+
+fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
+    let store = make_store();
+    let policy = Arc::new(Policy::builtin().unwrap());
+    let vault =
+        Arc::new(Vault::open(Arc::clone(&store), policy, MasterKey::generate().unwrap()).unwrap());
+
+    // Bulk collection.
+    let n = 1000;
+    let start = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(vault.collect("meeting-center", &attendee(i)).unwrap());
+    }
+    row(backend, "collect, 1 thread", n, start.elapsed());
+    let per = 250;
+    let v = Arc::clone(&vault);
+    let d = parallel(THREADS, move |t| {
+        for i in 0..per {
+            v.collect("meeting-center", &attendee(100_000 + t * per + i))
+                .unwrap();
+        }
+    });
+    row(
+        backend,
+        &format!("collect, {THREADS} threads"),
+        THREADS * per,
+        d,
+    );
+
+    // Raw read: the same rows and key fetched, the same AES-GCM work, no decision, no ledger.
+    let read = ReadInput {
+        purpose: "service.meetings".into(),
+        ..ReadInput::default()
+    };
+    let key = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
+    let nonce = [1u8; 12];
+    let sealed: Vec<Vec<u8>> = ["User 1", "user1@example.com", "192.0.2.7"]
+        .iter()
+        .map(|p| {
+            key.encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: p.as_bytes(),
+                    aad: b"aad",
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let wrapped = key
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &[0u8; 32],
+                aad: b"wrap",
+            },
+        )
+        .unwrap();
+    let reads = 2000;
+    let start = Instant::now();
+    for i in 0..reads {
+        let id = &ids[i % ids.len()];
+        let values = store.values(id.as_str()).unwrap();
+        let w = store.wrapped_dek(id.as_str()).unwrap().unwrap();
+        assert!(!values.is_empty() && !w.is_empty());
+        let _dek = key
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &wrapped,
+                    aad: b"wrap",
+                },
+            )
+            .unwrap();
+        for s in &sealed {
+            let _ = key
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: s,
+                        aad: b"aad",
+                    },
+                )
+                .unwrap();
+        }
+    }
+    let raw = start.elapsed();
+    row(
+        backend,
+        "raw read (no decision, no ledger), 1 thread",
+        reads,
+        raw,
+    );
+    let start = Instant::now();
+    for i in 0..reads {
+        let r = vault
+            .read("meeting-center", &ids[i % ids.len()], &read)
+            .unwrap();
+        assert_eq!(r.data.len(), 3);
+    }
+    let enforced = start.elapsed();
+    row(
+        backend,
+        "enforced read (decide + durable ledger), 1 thread",
+        reads,
+        enforced,
+    );
+    let per = 500;
+    let v = Arc::clone(&vault);
+    let ids_shared: Arc<Vec<SubjectId>> = Arc::new(ids.clone());
+    let r2 = read.clone();
+    let d = parallel(THREADS, move |t| {
+        for i in 0..per {
+            let id = &ids_shared[(t * per + i) % ids_shared.len()];
+            v.read("meeting-center", id, &r2).unwrap();
+        }
+    });
+    row(
+        backend,
+        &format!("enforced read, {THREADS} threads (group commit)"),
+        THREADS * per,
+        d,
+    );
+    println!(
+        "| {backend} | enforced / raw, 1 thread | | {:.1}× | |",
+        enforced.as_secs_f64() / raw.as_secs_f64()
+    );
+
+    // Erasure of a subject with 100k records.
+    let big = &ids[0];
+    let values: Vec<String> = (0..10_000)
+        .map(|i| format!("attended meeting {i}"))
+        .collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    for _ in 0..10 {
+        vault
+            .append_records(
+                "meeting-center",
+                big,
+                "meeting_attendance",
+                &["service.meetings".into()],
+                &refs,
+            )
+            .unwrap();
+    }
+    row(
+        backend,
+        "append records, 10k per transaction",
+        100_000,
+        start.elapsed(),
+    );
+    let start = Instant::now();
+    vault.erase("bench", big).unwrap();
+    let d = start.elapsed();
+    println!(
+        "| {backend} | erase a subject with 100k records | 1 | {} | |",
+        per_op(1, d)
+    );
+
+    // Ledger alone, on a fresh database.
+    drop(vault);
+    let store = make_store();
+    let signer_seed = custos_vault::crypto::random_secret().unwrap();
+    let ledger = Arc::new(
+        Ledger::start(
+            Arc::clone(&store),
+            custos_vault::ledger::CheckpointSigner::new(&signer_seed),
+        )
+        .unwrap(),
+    );
+    let draft = Draft {
+        time_ms: 1,
+        actor: "meeting-center".into(),
+        action: "read".into(),
+        subject: ids[1].to_string(),
+        purpose: "service.meetings".into(),
+        recipient: String::new(),
+        categories: "contact.email,contact.name,network.ip_address".into(),
+        effect: "permit".into(),
+        reasons: "collected_for_purpose".into(),
+    };
+    let n = 1000;
+    let start = Instant::now();
+    for _ in 0..n {
+        ledger.append(draft.clone()).unwrap();
+    }
+    row(backend, "ledger append, 1 thread", n, start.elapsed());
+    let per = 2000;
+    let l = Arc::clone(&ledger);
+    let dr = draft.clone();
+    let d = parallel(16, move |_| {
+        for _ in 0..per {
+            l.append(dr.clone()).unwrap();
+        }
+    });
+    row(
+        backend,
+        "ledger append, 16 threads (group commit)",
+        16 * per,
+        d,
+    );
+    drop(ledger);
+    let start = Instant::now();
+    let signer = custos_vault::ledger::CheckpointSigner::new(&signer_seed);
+    let v = custos_vault::ledger::verify(&*store, &signer).unwrap();
+    let d = start.elapsed();
+    assert!(v.ok() && v.checkpoints >= 30, "{v:?}");
+    let entries = usize::try_from(v.entries).unwrap();
+    row(backend, "ledger verify (chain + checkpoints)", entries, d);
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("| backend | case | n | per op | rate |");
+    println!("| --- | --- | --- | --- | --- |");
+    let dirs = std::cell::RefCell::new(Vec::new());
+    let sqlite = || -> Arc<dyn Store> {
+        let dir = std::env::temp_dir().join(format!(
+            "custos_bench_{}_{}",
+            std::process::id(),
+            dirs.borrow().len()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dirs.borrow_mut().push(dir.clone());
+        Arc::new(SqliteStore::open(&dir).unwrap())
+    };
+    run("sqlite", &sqlite);
+    for d in dirs.borrow().iter() {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    if let Ok(admin) = std::env::var("CUSTOS_BENCH_DATABASE_URL") {
+        let dbs = std::cell::RefCell::new(Vec::new());
+        let postgres = || -> Arc<dyn Store> {
+            let db = format!("custos_bench_{}_{}", std::process::id(), dbs.borrow().len());
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+            dbs.borrow_mut().push(db.clone());
+            let (server, _) = admin.rsplit_once('/').unwrap();
+            Arc::new(PostgresStore::connect(&format!("{server}/{db}")).unwrap())
+        };
+        run("postgres", &postgres);
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        for db in dbs.borrow().iter() {
+            let _ = c.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"));
+        }
+    }
+}
