@@ -164,6 +164,9 @@ impl<T: DenseId> Names<T> {
                     self.kind
                 ),
             );
+            // Keep positions aligned with the element lists, so later ids do not shift and
+            // cause false follow-on errors.
+            self.order.push(name.clone());
             return None;
         }
         if self.order.len() >= MAX_ELEMENTS {
@@ -305,6 +308,9 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
                 "`clause_range` takes two clause ids, the first and the last",
             ),
         }
+    }
+    if !valid_id(header.id.get_ref()) {
+        ctx.at(hfile, &header.id, format!("invalid policy id `{}`; use lowercase letters, digits, `.`, `_` and `-`, starting with a letter", header.id.get_ref()));
     }
     if !valid_date(header.effective.get_ref()) {
         ctx.at(
@@ -760,8 +766,20 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         });
     }
 
+    let mut cookies_seen: Vec<&str> = Vec::new();
     for (i, c) in f.cookie.iter().enumerate() {
         let file = zip(&o.cookie, i);
+        if cookies_seen.contains(&c.id.get_ref().as_str()) {
+            ctx.at(
+                file,
+                &c.id,
+                format!(
+                    "duplicate cookie id `{}`; each id is declared once",
+                    c.id.get_ref()
+                ),
+            );
+        }
+        cookies_seen.push(c.id.get_ref());
         ctx.keyword(file, &c.kind, "cookie kind", COOKIE_KINDS);
         purposes.resolve(&mut ctx, file, &c.purpose);
         categories.resolve(&mut ctx, file, &c.category);

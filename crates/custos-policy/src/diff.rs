@@ -372,10 +372,10 @@ trait Keyed {
 }
 
 macro_rules! keyed_spanned {
-    ($($t:ty => $field:ident),* $(,)?) => {$(
+    ($($t:ty),* $(,)?) => {$(
         impl Keyed for $t {
             fn key(&self) -> &str {
-                self.$field.get_ref()
+                self.id.get_ref()
             }
         }
     )*};
@@ -390,18 +390,16 @@ macro_rules! keyed_plain {
     )*};
 }
 keyed_spanned!(
-    model::Category => id,
-    model::Purpose => id,
-    model::Accessor => id,
-    model::Service => id,
-    model::Role => id,
-    model::Collection => id,
-    model::Recipient => id,
-    model::Retention => id,
-    model::Cookie => id,
-    model::Region => id,
-    model::Right => id,
-    model::Statement => id,
+    model::Category,
+    model::Purpose,
+    model::Service,
+    model::Collection,
+    model::Recipient,
+    model::Retention,
+    model::Cookie,
+    model::Region,
+    model::Right,
+    model::Statement,
 );
 keyed_plain!(
     CategoryInfo,
@@ -413,12 +411,14 @@ keyed_plain!(
     CollectionInfo
 );
 
-fn find<'p, T: Keyed>(items: &'p [T], key: &str) -> Option<&'p T> {
-    items.iter().find(|x| x.key() == key)
+impl Keyed for Transfers<'_> {
+    fn key(&self) -> &str {
+        self.to
+    }
 }
 
-fn has<T: Keyed>(items: &[T], key: &str) -> bool {
-    find(items, key).is_some()
+fn find<'p, T: Keyed>(items: &'p [T], key: &str) -> Option<&'p T> {
+    items.iter().find(|x| x.key() == key)
 }
 
 /// Elements of `a` not in `b`, in `a`'s order.
@@ -457,12 +457,10 @@ fn purps(p: &Policy, set: PurposeSet) -> Vec<&str> {
     p.purpose_names(set)
 }
 
-fn purpose_info<'p>(p: &'p Policy, id: &str) -> Option<&'p PurposeInfo> {
-    p.purpose_id(id).ok().and_then(|i| p.purpose(i))
-}
-
 fn parent_name<'p>(p: &'p Policy, id: &str) -> Option<&'p str> {
-    purpose_info(p, id)
+    p.purpose_id(id)
+        .ok()
+        .and_then(|i| p.purpose(i))
         .and_then(|x| x.parent)
         .and_then(|q| p.purpose(q))
         .map(|q| q.id.as_str())
@@ -487,6 +485,27 @@ fn implied_by_new_purpose(old: &Policy, new: &Policy, purpose: &str, held_before
     false
 }
 
+/// The purposes a holder (accessor, role) gained and lost from `old_held` to `new_held`. A
+/// purpose gained only by being declared under one already held is not a gain (see
+/// [`implied_by_new_purpose`]), and one `new` no longer declares is not a loss: both are
+/// reported at the purpose.
+fn purposes_changed<'p>(
+    old: &Policy,
+    new: &Policy,
+    old_held: &[&'p str],
+    new_held: &[&'p str],
+) -> (Vec<&'p str>, Vec<&'p str>) {
+    let gained = minus(new_held, old_held)
+        .into_iter()
+        .filter(|p| !implied_by_new_purpose(old, new, p, old_held))
+        .collect();
+    let lost = minus(old_held, new_held)
+        .into_iter()
+        .filter(|p| new.purpose_id(p).is_ok())
+        .collect();
+    (gained, lost)
+}
+
 /// The categories a limit table allows for a purpose, by name; `None` when it names none.
 fn cap<'p>(p: &'p Policy, table: &[Option<CategorySet>], purpose: &str) -> Option<Vec<&'p str>> {
     let id = p.purpose_id(purpose).ok()?;
@@ -503,6 +522,34 @@ fn same_cap(a: &Option<Vec<&str>>, b: &Option<Vec<&str>>) -> bool {
         (Some(a), Some(b)) => same(a, b),
         _ => false,
     }
+}
+
+/// How the categories `who` may `verb` for purpose `p` changed from `a` to `b`, two lists
+/// that differ: whether `who` may now `verb` more, and the summary.
+fn cap_changed(who: &str, verb: &str, p: &str, a: &[&str], b: &[&str]) -> (bool, String) {
+    let (more, less) = (minus(b, a), minus(a, b));
+    if more.is_empty() {
+        return (
+            false,
+            format!("{who} may no longer {verb} {} for `{p}`.", list(&less)),
+        );
+    }
+    let also = if less.is_empty() {
+        String::new()
+    } else {
+        format!(", and no longer {}", list(&less))
+    };
+    let summary = format!("{who} may now {verb} {} for `{p}`{also}.", list(&more));
+    (true, summary)
+}
+
+/// Each phrase whose names are not empty, with its `{}` replaced by their [`list`].
+fn phrases(pairs: &[(&[&str], &str)]) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(names, _)| !names.is_empty())
+        .map(|(names, phrase)| phrase.replacen("{}", &list(names), 1))
+        .collect()
 }
 
 fn basis_text(b: Basis) -> &'static str {
@@ -565,6 +612,20 @@ impl Differ<'_> {
         });
     }
 
+    /// A change naming `items`, listed by [`list`] into `summary`, unless there are none.
+    fn push_list<S: AsRef<str>>(
+        &mut self,
+        material: bool,
+        kind: ChangeKind,
+        element: &str,
+        items: &[S],
+        summary: impl FnOnce(String) -> String,
+    ) {
+        if !items.is_empty() {
+            self.push(material, kind, element, summary(list(items)));
+        }
+    }
+
     /// One non-material [`ChangeKind::Reworded`] change listing the reworded fields, if any.
     fn reworded(&mut self, element: String, what: String, words: Words) {
         if !words.0.is_empty() {
@@ -573,10 +634,57 @@ impl Differ<'_> {
         }
     }
 
+    /// A change whose summary is `subject` then `parts`, unless there are none.
+    fn push_parts(
+        &mut self,
+        material: bool,
+        kind: ChangeKind,
+        element: &str,
+        subject: &str,
+        parts: &[String],
+    ) {
+        if !parts.is_empty() {
+            let summary = format!("{subject} {}.", parts.join("; "));
+            self.push(material, kind, element, summary);
+        }
+    }
+
+    /// Compares the elements of one kind by id, as every per-kind method does. Each element of
+    /// `new`, in its order, goes to `added` if `old` lacks it and to `kept` otherwise; the
+    /// wording changes `kept` collects are then reported as one [`ChangeKind::Reworded`] of
+    /// “`what` `id`”. Last, each element of `old` that `new` lacks is reported with `material`,
+    /// `kind` and the summary `removed` writes.
+    ///
+    /// Elements are named `{prefix}{id}`; what follows the `:` of `prefix` (`role:meetings/`)
+    /// also comes before the id in the reworded summary.
+    fn compare<'x, T: Keyed>(
+        &mut self,
+        (prefix, what): (&str, &str),
+        (old, new): (&'x [T], &'x [T]),
+        mut added: impl FnMut(&mut Self, String, &'x T),
+        mut kept: impl FnMut(&mut Self, &str, &'x T, &'x T, &mut Words),
+        (material, kind, removed): (bool, ChangeKind, impl Fn(&'x T) -> String),
+    ) {
+        let scope = prefix.split_once(':').map_or("", |(_, s)| s);
+        for n in new {
+            let element = format!("{prefix}{}", n.key());
+            let Some(o) = find(old, n.key()) else {
+                added(self, element, n);
+                continue;
+            };
+            let mut words = Words::default();
+            kept(self, &element, o, n, &mut words);
+            self.reworded(element, format!("{what} `{scope}{}`", n.key()), words);
+        }
+        for o in old.iter().filter(|o| find(new, o.key()).is_none()) {
+            self.push(material, kind, format!("{prefix}{}", o.key()), removed(o));
+        }
+    }
+
     /// A change of the retention rule an element follows; `None` periods mean no rule.
     fn retention_ref(
         &mut self,
-        element: String,
+        element: &str,
         what: &str,
         old: (Option<&str>, Option<PeriodKind>),
         new: (Option<&str>, Option<PeriodKind>),
@@ -588,18 +696,13 @@ impl Differ<'_> {
             |r: Option<&str>| r.map_or_else(|| "no rule".to_string(), |r| format!("rule `{r}`"));
         let (or, nr) = (rule(old.0), rule(new.0));
         let (kind, material, summary) = match (old.1, new.1) {
-            (Some(a), Some(b)) if b > a => (
-                ChangeKind::RetentionLengthened,
-                true,
-                format!(
-                    "{what} is now kept {} under {nr} (was {} under {or}).",
-                    period_text(b),
-                    period_text(a)
-                ),
-            ),
-            (Some(a), Some(b)) if b < a => (
-                ChangeKind::RetentionShortened,
-                false,
+            (Some(a), Some(b)) if a != b => (
+                if b > a {
+                    ChangeKind::RetentionLengthened
+                } else {
+                    ChangeKind::RetentionShortened
+                },
+                b > a,
                 format!(
                     "{what} is now kept {} under {nr} (was {} under {or}).",
                     period_text(b),
@@ -632,38 +735,22 @@ impl Differ<'_> {
         let (old, new) = (self.old, self.new);
         let (o, n) = (old.header(), new.header());
         let element = format!("policy:{}", new.id());
-        if o.version.get_ref() != n.version.get_ref() {
-            let summary = format!(
-                "Version `{}` replaces version `{}`.",
-                n.version.get_ref(),
-                o.version.get_ref()
-            );
-            self.push(false, ChangeKind::VersionChanged, element.clone(), summary);
+        let (ov, nv) = (o.version.get_ref(), n.version.get_ref());
+        if ov != nv {
+            let summary = format!("Version `{nv}` replaces version `{ov}`.");
+            self.push(false, ChangeKind::VersionChanged, &element, summary);
         }
-        if o.effective.get_ref() != n.effective.get_ref() {
-            let summary = format!(
-                "The statement takes effect on `{}` (was `{}`).",
-                n.effective.get_ref(),
-                o.effective.get_ref()
-            );
-            self.push(
-                false,
-                ChangeKind::EffectiveDateChanged,
-                element.clone(),
-                summary,
-            );
+        let (oe, ne) = (o.effective.get_ref(), n.effective.get_ref());
+        if oe != ne {
+            let summary = format!("The statement takes effect on `{ne}` (was `{oe}`).");
+            self.push(false, ChangeKind::EffectiveDateChanged, &element, summary);
         }
         if o.controller != n.controller {
             let summary = format!(
                 "The controller, who decides what happens to the information, is now “{}” (was “{}”).",
                 n.controller, o.controller
             );
-            self.push(
-                true,
-                ChangeKind::ControllerChanged,
-                element.clone(),
-                summary,
-            );
+            self.push(true, ChangeKind::ControllerChanged, &element, summary);
         }
         if o.parent_company != n.parent_company {
             let name = |p: &Option<String>| {
@@ -675,46 +762,33 @@ impl Differ<'_> {
                 name(&n.parent_company),
                 name(&o.parent_company)
             );
-            self.push(
-                true,
-                ChangeKind::ControllerChanged,
-                element.clone(),
-                summary,
-            );
+            self.push(true, ChangeKind::ControllerChanged, &element, summary);
         }
-        match (old.minimum_age(), new.minimum_age()) {
-            (Some(a), Some(b)) if b < a => {
-                let summary = format!("People from age {b} may now use the services (was {a}).");
-                self.push(
-                    true,
-                    ChangeKind::MinimumAgeLowered,
-                    element.clone(),
-                    summary,
-                );
-            }
-            (Some(a), Some(b)) if b > a => {
-                let summary = format!("People under {b} may no longer use the services (was {a}).");
-                self.push(
-                    false,
-                    ChangeKind::MinimumAgeRaised,
-                    element.clone(),
-                    summary,
-                );
-            }
-            (Some(a), None) => {
-                let summary = format!("The statement no longer sets a minimum age (was {a}).");
-                self.push(
-                    true,
-                    ChangeKind::MinimumAgeRemoved,
-                    element.clone(),
-                    summary,
-                );
-            }
-            (None, Some(b)) => {
-                let summary = format!("People under {b} may no longer use the services.");
-                self.push(false, ChangeKind::MinimumAgeAdded, element.clone(), summary);
-            }
-            _ => {}
+        let age = match (old.minimum_age(), new.minimum_age()) {
+            (Some(a), Some(b)) if b < a => Some((
+                true,
+                ChangeKind::MinimumAgeLowered,
+                format!("People from age {b} may now use the services (was {a})."),
+            )),
+            (Some(a), Some(b)) if b > a => Some((
+                false,
+                ChangeKind::MinimumAgeRaised,
+                format!("People under {b} may no longer use the services (was {a})."),
+            )),
+            (Some(a), None) => Some((
+                true,
+                ChangeKind::MinimumAgeRemoved,
+                format!("The statement no longer sets a minimum age (was {a})."),
+            )),
+            (None, Some(b)) => Some((
+                false,
+                ChangeKind::MinimumAgeAdded,
+                format!("People under {b} may no longer use the services."),
+            )),
+            _ => None,
+        };
+        if let Some((material, kind, summary)) = age {
+            self.push(material, kind, &element, summary);
         }
         let mut w = Words::default();
         w.field("policy id", o.id.get_ref(), n.id.get_ref());
@@ -749,22 +823,18 @@ impl Differ<'_> {
                 (None, Some(n)) => format!("The {label} is now `{n}`."),
                 _ => continue,
             };
-            self.push(
-                false,
-                ChangeKind::ContactChanged,
-                format!("contacts:{key}"),
-                summary,
-            );
+            let element = format!("contacts:{key}");
+            self.push(false, ChangeKind::ContactChanged, element, summary);
         }
     }
 
     fn categories(&mut self) {
         let (old, new) = (self.old, self.new);
         let collected = collected(new);
-        for n in new.categories() {
-            let element = format!("category:{}", n.id);
-            let nf = find(&new.file().category, &n.id);
-            let Some(o) = find(old.categories(), &n.id) else {
+        self.compare(
+            ("category:", "category"),
+            (old.categories(), new.categories()),
+            |d, element, n| {
                 let material = collected.contains(&n.id.as_str());
                 let summary = if material {
                     format!("New category `{}` (“{}”) is collected.", n.id, n.name)
@@ -774,156 +844,119 @@ impl Differ<'_> {
                         n.id, n.name
                     )
                 };
-                self.push(material, ChangeKind::CategoryAdded, element, summary);
-                continue;
-            };
-            let of = find(&old.file().category, &o.id);
-            if o.transient && !n.transient {
-                let summary = format!(
-                    "Category `{}` is no longer transient: its values may now be stored.",
-                    n.id
+                d.push(material, ChangeKind::CategoryAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let id = &n.id;
+                if o.transient && !n.transient {
+                    let summary = format!(
+                        "Category `{id}` is no longer transient: its values may now be stored."
+                    );
+                    d.push(true, ChangeKind::CategoryNoLongerTransient, element, summary);
+                } else if !o.transient && n.transient {
+                    let summary = format!(
+                        "Category `{id}` is now transient: its values are used once and never stored."
+                    );
+                    d.push(false, ChangeKind::CategoryMadeTransient, element, summary);
+                }
+                if !o.identifier && n.identifier {
+                    let summary = format!(
+                        "Category `{id}` now identifies a person: it may be used to find their information."
+                    );
+                    d.push(true, ChangeKind::IdentifierAdded, element, summary);
+                } else if o.identifier && !n.identifier {
+                    let summary = format!("Category `{id}` is no longer used to find a person.");
+                    d.push(false, ChangeKind::IdentifierRemoved, element, summary);
+                }
+                let (of, nf) = (
+                    find(&old.file().category, id),
+                    find(&new.file().category, id),
                 );
-                self.push(
-                    true,
-                    ChangeKind::CategoryNoLongerTransient,
-                    element.clone(),
-                    summary,
+                d.retention_ref(
+                    element,
+                    &format!("Category `{id}`"),
+                    (of.and_then(|f| opt_str(f.retention.as_ref())), o.retention),
+                    (nf.and_then(|f| opt_str(f.retention.as_ref())), n.retention),
                 );
-            } else if !o.transient && n.transient {
-                let summary = format!(
-                    "Category `{}` is now transient: its values are used once and never stored.",
-                    n.id
-                );
-                self.push(
-                    false,
-                    ChangeKind::CategoryMadeTransient,
-                    element.clone(),
-                    summary,
-                );
-            }
-            if !o.identifier && n.identifier {
-                let summary = format!(
-                    "Category `{}` now identifies a person: it may be used to find their information.",
-                    n.id
-                );
-                self.push(true, ChangeKind::IdentifierAdded, element.clone(), summary);
-            } else if o.identifier && !n.identifier {
-                let summary = format!("Category `{}` is no longer used to find a person.", n.id);
-                self.push(
-                    false,
-                    ChangeKind::IdentifierRemoved,
-                    element.clone(),
-                    summary,
-                );
-            }
-            self.retention_ref(
-                element.clone(),
-                &format!("Category `{}`", n.id),
-                (of.and_then(|f| opt_str(f.retention.as_ref())), o.retention),
-                (nf.and_then(|f| opt_str(f.retention.as_ref())), n.retention),
-            );
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            if let (Some(of), Some(nf)) = (of, nf) {
-                w.field(
-                    "kind",
-                    &opt_str(of.kind.as_ref()),
-                    &opt_str(nf.kind.as_ref()),
-                );
-                w.field("description", &of.description, &nf.description);
-            }
-            self.reworded(element, format!("category `{}`", n.id), w);
-        }
-        for o in old.categories() {
-            if !has(new.categories(), &o.id) {
-                let summary = format!(
+                w.name(&o.name, &n.name);
+                if let (Some(of), Some(nf)) = (of, nf) {
+                    let (ok, nk) = (opt_str(of.kind.as_ref()), opt_str(nf.kind.as_ref()));
+                    w.field("kind", &ok, &nk);
+                    w.field("description", &of.description, &nf.description);
+                }
+            },
+            (false, ChangeKind::CategoryRemoved, |o| {
+                format!(
                     "Category `{}` (“{}”) is no longer collected or kept.",
                     o.id, o.name
-                );
-                self.push(
-                    false,
-                    ChangeKind::CategoryRemoved,
-                    format!("category:{}", o.id),
-                    summary,
-                );
-            }
-        }
+                )
+            }),
+        );
     }
 
     fn retention(&mut self) {
-        let (old, new) = (self.old, self.new);
-        let (ol, nl) = (&old.file().retention, &new.file().retention);
-        for n in nl {
-            let id = n.id.get_ref();
-            let element = format!("retention:{id}");
-            let Some(o) = find(ol, id) else {
+        let (old, new) = (self.old.file(), self.new.file());
+        self.compare(
+            ("retention:", "retention rule"),
+            (&old.retention, &new.retention),
+            |d, element, n| {
                 let summary = format!(
-                    "New retention rule `{id}` (“{}”) keeps information for `{}`.",
+                    "New retention rule `{}` (“{}”) keeps information for `{}`.",
+                    n.key(),
                     n.name,
                     n.period.get_ref()
                 );
-                self.push(false, ChangeKind::RetentionRuleAdded, element, summary);
-                continue;
-            };
-            let (op, np) = (o.period.get_ref(), n.period.get_ref());
-            let mut w = Words::default();
-            if op != np {
-                match (parse_period(op), parse_period(np)) {
-                    (Some(a), Some(b)) if a == b => {
-                        w.0.push(format!("period `{np}` (was `{op}`, as long)"))
-                    }
-                    (Some(a), Some(b)) => {
-                        let longer = b > a;
-                        let kind = if longer {
-                            ChangeKind::RetentionLengthened
-                        } else {
-                            ChangeKind::RetentionShortened
-                        };
-                        let summary = format!(
-                            "Information under retention rule `{id}` is now kept {} (`{np}`; was {}, `{op}`).",
-                            period_text(b),
-                            period_text(a)
-                        );
-                        self.push(longer, kind, element.clone(), summary);
-                    }
-                    _ => {
-                        let summary = format!(
-                            "Retention rule `{id}` now keeps information for `{np}` (was `{op}`)."
-                        );
-                        self.push(
-                            true,
-                            ChangeKind::RetentionLengthened,
-                            element.clone(),
-                            summary,
-                        );
+                d.push(false, ChangeKind::RetentionRuleAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let (id, op, np) = (n.key(), o.period.get_ref(), n.period.get_ref());
+                if op != np {
+                    match (parse_period(op), parse_period(np)) {
+                        (Some(a), Some(b)) if a == b => {
+                            w.0.push(format!("period `{np}` (was `{op}`, as long)"))
+                        }
+                        (Some(a), Some(b)) => {
+                            let kind = if b > a {
+                                ChangeKind::RetentionLengthened
+                            } else {
+                                ChangeKind::RetentionShortened
+                            };
+                            let summary = format!(
+                                "Information under retention rule `{id}` is now kept {} (`{np}`; was {}, `{op}`).",
+                                period_text(b),
+                                period_text(a)
+                            );
+                            d.push(b > a, kind, element, summary);
+                        }
+                        _ => {
+                            let summary = format!(
+                                "Retention rule `{id}` now keeps information for `{np}` (was `{op}`)."
+                            );
+                            d.push(true, ChangeKind::RetentionLengthened, element, summary);
+                        }
                     }
                 }
-            }
-            w.name(&o.name, &n.name);
-            w.field("description", &o.description, &n.description);
-            self.reworded(element, format!("retention rule `{id}`"), w);
-        }
-        for o in ol {
-            let id = o.id.get_ref();
-            if !has(nl, id) {
-                let summary = format!("Retention rule `{id}` (“{}”) was removed.", o.name);
-                self.push(
-                    false,
-                    ChangeKind::RetentionRuleRemoved,
-                    format!("retention:{id}"),
-                    summary,
-                );
-            }
-        }
+                w.name(&o.name, &n.name);
+                w.field("description", &o.description, &n.description);
+            },
+            (false, ChangeKind::RetentionRuleRemoved, |o| {
+                format!("Retention rule `{}` (“{}”) was removed.", o.key(), o.name)
+            }),
+        );
     }
 
     fn purposes(&mut self) {
         let (old, new) = (self.old, self.new);
-        for n in new.purposes() {
-            let element = format!("purpose:{}", n.id);
-            let parent = n.parent.and_then(|p| new.purpose(p)).map(|p| p.id.as_str());
-            let Some(o) = find(old.purposes(), &n.id) else {
-                let under = parent.map(|p| format!(", under `{p}`")).unwrap_or_default();
+        let parent = |p: &Policy, info: &PurposeInfo| -> Option<String> {
+            info.parent.and_then(|q| p.purpose(q)).map(|q| q.id.clone())
+        };
+        self.compare(
+            ("purpose:", "purpose"),
+            (old.purposes(), new.purposes()),
+            |d, element, n| {
+                let under = parent(new, n)
+                    .map(|p| format!(", under `{p}`"))
+                    .unwrap_or_default();
                 let summary = format!(
                     "New purpose `{}` (“{}”){under}: information may be used for it {} (basis `{}`).",
                     n.id,
@@ -931,106 +964,79 @@ impl Differ<'_> {
                     basis_text(n.basis),
                     n.basis.as_str()
                 );
-                self.push(true, ChangeKind::PurposeAdded, element, summary);
-                continue;
-            };
-            if o.basis != n.basis {
+                d.push(true, ChangeKind::PurposeAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let id = &n.id;
                 let (ob, nb) = (o.basis, n.basis);
-                let usable_deactivated = |b: Basis| matches!(b, Basis::Legal | Basis::Contract);
-                let (kind, material) = if nb.protection() < ob.protection() {
-                    (ChangeKind::BasisWeakened, true)
-                } else if nb.protection() > ob.protection() {
-                    (ChangeKind::BasisStrengthened, false)
-                } else if usable_deactivated(nb) && !usable_deactivated(ob) {
-                    (ChangeKind::BasisWeakened, true)
-                } else {
-                    (ChangeKind::BasisChanged, false)
-                };
-                let summary = format!(
-                    "Purpose `{}` now has basis `{}`: information is used for it {} (was `{}`: {}).",
-                    n.id,
-                    nb.as_str(),
-                    basis_text(nb),
-                    ob.as_str(),
-                    basis_text(ob)
-                );
-                self.push(material, kind, element.clone(), summary);
-            }
-            let old_parent = o.parent.and_then(|p| old.purpose(p)).map(|p| p.id.as_str());
-            if old_parent != parent {
-                let ancestors = |p: &Policy, info: &PurposeInfo| -> Vec<String> {
-                    purps(p, info.ancestors)
-                        .into_iter()
-                        .filter(|a| *a != info.id)
-                        .map(str::to_string)
-                        .collect()
-                };
-                let (oa, na) = (ancestors(old, o), ancestors(new, n));
-                let gained: Vec<&String> = na.iter().filter(|a| !oa.contains(a)).collect();
-                let place = |p: Option<&str>| {
-                    p.map_or_else(|| "top-level".to_string(), |p| format!("under `{p}`"))
-                };
-                let mut summary = format!(
-                    "Purpose `{}` is now {} (was {})",
-                    n.id,
-                    place(parent),
-                    place(old_parent)
-                );
-                if gained.is_empty() {
-                    summary.push('.');
-                } else {
-                    summary.push_str(&format!(
-                        ": information collected for {} may now be used for it.",
-                        list(&gained)
-                    ));
+                if ob != nb {
+                    let usable_deactivated = |b: Basis| matches!(b, Basis::Legal | Basis::Contract);
+                    let (kind, material) = if nb.protection() < ob.protection() {
+                        (ChangeKind::BasisWeakened, true)
+                    } else if nb.protection() > ob.protection() {
+                        (ChangeKind::BasisStrengthened, false)
+                    } else if usable_deactivated(nb) && !usable_deactivated(ob) {
+                        (ChangeKind::BasisWeakened, true)
+                    } else {
+                        (ChangeKind::BasisChanged, false)
+                    };
+                    let summary = format!(
+                        "Purpose `{id}` now has basis `{}`: information is used for it {} (was `{}`: {}).",
+                        nb.as_str(),
+                        basis_text(nb),
+                        ob.as_str(),
+                        basis_text(ob)
+                    );
+                    d.push(material, kind, element, summary);
                 }
-                self.push(
-                    !gained.is_empty(),
-                    ChangeKind::ParentChanged,
-                    element.clone(),
-                    summary,
-                );
-            }
-            if o.requires_reference && !n.requires_reference {
-                let summary = format!(
-                    "Purpose `{}` no longer needs a reference (legal process, verified authority) for each use.",
-                    n.id
-                );
-                self.push(true, ChangeKind::ReferenceDropped, element.clone(), summary);
-            } else if !o.requires_reference && n.requires_reference {
-                let summary = format!(
-                    "Purpose `{}` now needs a reference (legal process, verified authority) for each use.",
-                    n.id
-                );
-                self.push(
-                    false,
-                    ChangeKind::ReferenceRequired,
-                    element.clone(),
-                    summary,
-                );
-            }
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            let (of, nf) = (
-                find(&old.file().purpose, &n.id),
-                find(&new.file().purpose, &n.id),
-            );
-            if let (Some(of), Some(nf)) = (of, nf) {
-                w.field("description", &of.description, &nf.description);
-            }
-            self.reworded(element, format!("purpose `{}`", n.id), w);
-        }
-        for o in old.purposes() {
-            if !has(new.purposes(), &o.id) {
-                let summary = format!("Purpose `{}` (“{}”) is no longer pursued.", o.id, o.name);
-                self.push(
-                    false,
-                    ChangeKind::PurposeRemoved,
-                    format!("purpose:{}", o.id),
-                    summary,
-                );
-            }
-        }
+                let (op, np) = (parent(old, o), parent(new, n));
+                if op != np {
+                    let ancestors = |p: &Policy, info: &PurposeInfo| -> Vec<String> {
+                        purps(p, info.ancestors)
+                            .into_iter()
+                            .filter(|a| *a != info.id)
+                            .map(str::to_string)
+                            .collect()
+                    };
+                    let (oa, na) = (ancestors(old, o), ancestors(new, n));
+                    let gained: Vec<&String> = na.iter().filter(|a| !oa.contains(a)).collect();
+                    let place = |p: Option<String>| {
+                        p.map_or_else(|| "top-level".to_string(), |p| format!("under `{p}`"))
+                    };
+                    let mut summary =
+                        format!("Purpose `{id}` is now {} (was {})", place(np), place(op));
+                    if gained.is_empty() {
+                        summary.push('.');
+                    } else {
+                        summary.push_str(&format!(
+                            ": information collected for {} may now be used for it.",
+                            list(&gained)
+                        ));
+                    }
+                    d.push(!gained.is_empty(), ChangeKind::ParentChanged, element, summary);
+                }
+                if o.requires_reference && !n.requires_reference {
+                    let summary = format!(
+                        "Purpose `{id}` no longer needs a reference (legal process, verified authority) for each use."
+                    );
+                    d.push(true, ChangeKind::ReferenceDropped, element, summary);
+                } else if !o.requires_reference && n.requires_reference {
+                    let summary = format!(
+                        "Purpose `{id}` now needs a reference (legal process, verified authority) for each use."
+                    );
+                    d.push(false, ChangeKind::ReferenceRequired, element, summary);
+                }
+                w.name(&o.name, &n.name);
+                if let (Some(of), Some(nf)) =
+                    (find(&old.file().purpose, id), find(&new.file().purpose, id))
+                {
+                    w.field("description", &of.description, &nf.description);
+                }
+            },
+            (false, ChangeKind::PurposeRemoved, |o| {
+                format!("Purpose `{}` (“{}”) is no longer pursued.", o.id, o.name)
+            }),
+        );
     }
 
     fn accessors(&mut self) {
@@ -1040,12 +1046,11 @@ impl Differ<'_> {
                 .and_then(|r| p.recipient(r))
                 .map(|r| r.id.clone())
         };
-        for n in new.accessors() {
-            let element = format!("accessor:{}", n.id);
-            let nr = recipient_name(new, n);
-            let Some(o) = find(old.accessors(), &n.id) else {
-                let acting = nr
-                    .as_ref()
+        self.compare(
+            ("accessor:", "accessor"),
+            (old.accessors(), new.accessors()),
+            |d, element, n| {
+                let acting = recipient_name(new, n)
                     .map(|r| format!(", on behalf of recipient `{r}`,"))
                     .unwrap_or_default();
                 let summary = format!(
@@ -1054,129 +1059,77 @@ impl Differ<'_> {
                     n.name,
                     list(&purps(new, n.declared))
                 );
-                self.push(true, ChangeKind::AccessorAdded, element, summary);
-                continue;
-            };
-            let (oa, na) = (purps(old, o.allowed), purps(new, n.allowed));
-            let gained: Vec<&str> = minus(&na, &oa)
-                .into_iter()
-                .filter(|p| !implied_by_new_purpose(old, new, p, &oa))
-                .collect();
-            if !gained.is_empty() {
-                let summary = format!(
-                    "Accessor `{}` may now use information for {}.",
-                    n.id,
-                    list(&gained)
-                );
-                self.push(
-                    true,
-                    ChangeKind::AccessorPurposesAdded,
-                    element.clone(),
-                    summary,
-                );
-            }
-            let lost: Vec<&str> = minus(&oa, &na)
-                .into_iter()
-                .filter(|p| new.purpose_id(p).is_ok())
-                .collect();
-            if !lost.is_empty() {
-                let summary = format!(
-                    "Accessor `{}` may no longer use information for {}.",
-                    n.id,
-                    list(&lost)
-                );
-                self.push(
-                    false,
-                    ChangeKind::AccessorPurposesRemoved,
-                    element.clone(),
-                    summary,
-                );
-            }
-            let or = recipient_name(old, o);
-            if or != nr {
-                let summary = match (&or, &nr) {
-                    (_, Some(r)) => format!(
-                        "Accessor `{}` now acts for recipient `{r}` (was {}): what it reads is disclosed to `{r}`.",
-                        n.id,
+                d.push(true, ChangeKind::AccessorAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let who = format!("Accessor `{}`", n.id);
+                let (oa, na) = (purps(old, o.allowed), purps(new, n.allowed));
+                let (gained, lost) = purposes_changed(old, new, &oa, &na);
+                d.push_list(true, ChangeKind::AccessorPurposesAdded, element, &gained, |l| {
+                    format!("{who} may now use information for {l}.")
+                });
+                d.push_list(false, ChangeKind::AccessorPurposesRemoved, element, &lost, |l| {
+                    format!("{who} may no longer use information for {l}.")
+                });
+                let (or, nr) = (recipient_name(old, o), recipient_name(new, n));
+                let acting = match (&or, &nr) {
+                    (_, Some(r)) if or != nr => Some(format!(
+                        "{who} now acts for recipient `{r}` (was {}): what it reads is disclosed to `{r}`.",
                         or.as_ref()
                             .map_or_else(|| "for none".to_string(), |o| format!("`{o}`"))
-                    ),
-                    (Some(r), None) => format!(
-                        "Accessor `{}` no longer acts for recipient `{r}`: what it reads is no longer limited to what `{r}` may receive.",
-                        n.id
-                    ),
-                    (None, None) => String::new(),
+                    )),
+                    (Some(r), None) => Some(format!(
+                        "{who} no longer acts for recipient `{r}`: what it reads is no longer limited to what `{r}` may receive."
+                    )),
+                    _ => None,
                 };
-                self.push(
-                    true,
-                    ChangeKind::AccessorRecipientChanged,
-                    element.clone(),
-                    summary,
-                );
-            }
-            for p in na.iter().copied().filter(|p| oa.contains(p)) {
-                let (oc, nc) = (cap(old, &o.limits, p), cap(new, &n.limits, p));
-                if same_cap(&oc, &nc) {
-                    continue;
+                if let Some(summary) = acting {
+                    d.push(true, ChangeKind::AccessorRecipientChanged, element, summary);
                 }
-                if let Some(q) = parent_name(new, p).filter(|q| parent_name(old, p) == Some(q)) {
-                    let inherited = oa.contains(&q)
-                        && na.contains(&q)
-                        && same_cap(&cap(old, &o.limits, q), &oc)
-                        && same_cap(&cap(new, &n.limits, q), &nc);
-                    if inherited {
+                for p in na.iter().copied().filter(|p| oa.contains(p)) {
+                    let (oc, nc) = (cap(old, &o.limits, p), cap(new, &n.limits, p));
+                    if same_cap(&oc, &nc) {
                         continue;
                     }
-                }
-                let element = format!("accessor-limit:{}/{p}", n.id);
-                let who = format!("Accessor `{}`", n.id);
-                match (&oc, &nc) {
-                    (Some(a), None) => {
-                        let summary = format!(
-                            "{who} may now read every category for `{p}` (was limited to {}).",
-                            list(a)
-                        );
-                        self.push(true, ChangeKind::AccessorLimitRaised, element, summary);
-                    }
-                    (None, Some(b)) => {
-                        let summary = format!("{who} may now read only {} for `{p}`.", list(b));
-                        self.push(false, ChangeKind::AccessorLimitLowered, element, summary);
-                    }
-                    (Some(a), Some(b)) => {
-                        let (more, less) = (minus(b, a), minus(a, b));
-                        if more.is_empty() {
-                            let summary =
-                                format!("{who} may no longer read {} for `{p}`.", list(&less));
-                            self.push(false, ChangeKind::AccessorLimitLowered, element, summary);
-                        } else {
-                            let also = if less.is_empty() {
-                                String::new()
-                            } else {
-                                format!(", and no longer {}", list(&less))
-                            };
-                            let summary =
-                                format!("{who} may now read {} for `{p}`{also}.", list(&more));
-                            self.push(true, ChangeKind::AccessorLimitRaised, element, summary);
+                    let parent = parent_name(new, p).filter(|q| parent_name(old, p) == Some(q));
+                    if let Some(q) = parent {
+                        let inherited = oa.contains(&q)
+                            && na.contains(&q)
+                            && same_cap(&cap(old, &o.limits, q), &oc)
+                            && same_cap(&cap(new, &n.limits, q), &nc);
+                        if inherited {
+                            continue;
                         }
                     }
-                    (None, None) => {}
+                    let (raised, summary) = match (&oc, &nc) {
+                        (Some(a), None) => (
+                            true,
+                            format!(
+                                "{who} may now read every category for `{p}` (was limited to {}).",
+                                list(a)
+                            ),
+                        ),
+                        (None, Some(b)) => (
+                            false,
+                            format!("{who} may now read only {} for `{p}`.", list(b)),
+                        ),
+                        (Some(a), Some(b)) => cap_changed(&who, "read", p, a, b),
+                        (None, None) => continue,
+                    };
+                    let kind = if raised {
+                        ChangeKind::AccessorLimitRaised
+                    } else {
+                        ChangeKind::AccessorLimitLowered
+                    };
+                    let element = format!("accessor-limit:{}/{p}", n.id);
+                    d.push(raised, kind, element, summary);
                 }
-            }
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            self.reworded(element, format!("accessor `{}`", n.id), w);
-        }
-        for o in old.accessors() {
-            if !has(new.accessors(), &o.id) {
-                let summary = format!("Accessor `{}` (“{}”) was removed.", o.id, o.name);
-                self.push(
-                    false,
-                    ChangeKind::AccessorRemoved,
-                    format!("accessor:{}", o.id),
-                    summary,
-                );
-            }
-        }
+                w.name(&o.name, &n.name);
+            },
+            (false, ChangeKind::AccessorRemoved, |o| {
+                format!("Accessor `{}` (“{}”) was removed.", o.id, o.name)
+            }),
+        );
     }
 
     fn recipients(&mut self) {
@@ -1186,20 +1139,18 @@ impl Differ<'_> {
                 .unwrap_or("recipient")
                 .replace('_', " ")
         };
-        for n in new.recipients() {
-            let element = format!("recipient:{}", n.id);
-            let nf = find(&new.file().recipient, &n.id);
-            let Some(o) = find(old.recipients(), &n.id) else {
+        self.compare(
+            ("recipient:", "recipient"),
+            (old.recipients(), new.recipients()),
+            |d, element, n| {
+                let nf = find(&new.file().recipient, &n.id);
                 let allows: Vec<String> = nf
                     .map(|f| {
                         f.allow
                             .iter()
                             .map(|l| {
-                                format!(
-                                    "{} for `{}`",
-                                    list(&strs(&l.categories)),
-                                    l.purpose.get_ref()
-                                )
+                                let (c, p) = (list(&strs(&l.categories)), l.purpose.get_ref());
+                                format!("{c} for `{p}`")
                             })
                             .collect()
                     })
@@ -1215,291 +1166,210 @@ impl Differ<'_> {
                         allows.join("; ")
                     }
                 );
-                self.push(true, ChangeKind::RecipientAdded, element, summary);
-                continue;
-            };
-            let of = find(&old.file().recipient, &n.id);
-            if o.kind != n.kind {
-                let summary = format!(
-                    "Recipient `{}` is now a {} (was a {}).",
-                    n.id,
-                    kind_words(nf),
-                    kind_words(of)
+                d.push(true, ChangeKind::RecipientAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let who = format!("Recipient `{}`", n.id);
+                let (of, nf) = (
+                    find(&old.file().recipient, &n.id),
+                    find(&new.file().recipient, &n.id),
                 );
-                self.push(
-                    n.kind.is_external(),
-                    ChangeKind::RecipientKindChanged,
-                    element.clone(),
-                    summary,
-                );
-            }
-            let (oreg, nreg) = (
-                of.and_then(|f| opt_str(f.region.as_ref())),
-                nf.and_then(|f| opt_str(f.region.as_ref())),
-            );
-            if oreg != nreg {
-                let summary = match (oreg, nreg) {
-                    (Some(a), Some(b)) => format!(
-                        "Recipient `{}` now processes information in `{b}` (was `{a}`).",
-                        n.id
-                    ),
-                    (None, Some(b)) => {
-                        format!("Recipient `{}` now processes information in `{b}`.", n.id)
-                    }
-                    (Some(a), _) => format!(
-                        "Recipient `{}` no longer names where it processes information (was `{a}`).",
-                        n.id
-                    ),
-                    (None, None) => String::new(),
-                };
-                self.push(
-                    nreg.is_some(),
-                    ChangeKind::RecipientRegionChanged,
-                    element.clone(),
-                    summary,
-                );
-            }
-            let mut purposes: Vec<&str> = new.purposes().iter().map(|p| p.id.as_str()).collect();
-            purposes.extend(
-                old.purposes()
-                    .iter()
-                    .map(|p| p.id.as_str())
-                    .filter(|p| new.purpose_id(p).is_err()),
-            );
-            for p in purposes {
-                let (oc, nc) = (cap(old, &o.allows, p), cap(new, &n.allows, p));
-                if same_cap(&oc, &nc) {
-                    continue;
+                if o.kind != n.kind {
+                    let summary = format!(
+                        "{who} is now a {} (was a {}).",
+                        kind_words(nf),
+                        kind_words(of)
+                    );
+                    let material = n.kind.is_external();
+                    d.push(material, ChangeKind::RecipientKindChanged, element, summary);
                 }
-                if let Some(q) = parent_name(new, p) {
-                    let same_parent = old.purpose_id(p).is_err() || parent_name(old, p) == Some(q);
-                    if same_parent
-                        && same_cap(&cap(old, &o.allows, q), &oc)
-                        && same_cap(&cap(new, &n.allows, q), &nc)
-                    {
+                let (oreg, nreg) = (
+                    of.and_then(|f| opt_str(f.region.as_ref())),
+                    nf.and_then(|f| opt_str(f.region.as_ref())),
+                );
+                let region = match (oreg, nreg) {
+                    (Some(a), Some(b)) if a != b => Some(format!(
+                        "{who} now processes information in `{b}` (was `{a}`)."
+                    )),
+                    (None, Some(b)) => Some(format!("{who} now processes information in `{b}`.")),
+                    (Some(a), None) => Some(format!(
+                        "{who} no longer names where it processes information (was `{a}`)."
+                    )),
+                    _ => None,
+                };
+                if let Some(summary) = region {
+                    let material = nreg.is_some();
+                    d.push(
+                        material,
+                        ChangeKind::RecipientRegionChanged,
+                        element,
+                        summary,
+                    );
+                }
+                let mut purposes: Vec<&str> =
+                    new.purposes().iter().map(|p| p.id.as_str()).collect();
+                purposes.extend(
+                    old.purposes()
+                        .iter()
+                        .map(|p| p.id.as_str())
+                        .filter(|p| new.purpose_id(p).is_err()),
+                );
+                for p in purposes {
+                    let (oc, nc) = (cap(old, &o.allows, p), cap(new, &n.allows, p));
+                    if same_cap(&oc, &nc) {
                         continue;
                     }
-                }
-                let element = format!("recipient-allow:{}/{p}", n.id);
-                let who = format!("Recipient `{}`", n.id);
-                match (&oc, &nc) {
-                    (None, Some(b)) => {
-                        let summary = format!("{who} may now receive {} for `{p}`.", list(b));
-                        self.push(true, ChangeKind::RecipientPurposeAdded, element, summary);
-                    }
-                    (Some(_), None) => {
-                        if new.purpose_id(p).is_ok() {
-                            let summary =
-                                format!("{who} may no longer receive anything for `{p}`.");
-                            self.push(false, ChangeKind::RecipientPurposeRemoved, element, summary);
+                    if let Some(q) = parent_name(new, p) {
+                        let same_parent =
+                            old.purpose_id(p).is_err() || parent_name(old, p) == Some(q);
+                        if same_parent
+                            && same_cap(&cap(old, &o.allows, q), &oc)
+                            && same_cap(&cap(new, &n.allows, q), &nc)
+                        {
+                            continue;
                         }
                     }
-                    (Some(a), Some(b)) => {
-                        let (more, less) = (minus(b, a), minus(a, b));
-                        if more.is_empty() {
-                            let summary =
-                                format!("{who} may no longer receive {} for `{p}`.", list(&less));
-                            self.push(
-                                false,
-                                ChangeKind::RecipientCategoriesRemoved,
-                                element,
-                                summary,
-                            );
-                        } else {
-                            let also = if less.is_empty() {
-                                String::new()
+                    let (material, kind, summary) = match (&oc, &nc) {
+                        (None, Some(b)) => (
+                            true,
+                            ChangeKind::RecipientPurposeAdded,
+                            format!("{who} may now receive {} for `{p}`.", list(b)),
+                        ),
+                        (Some(_), None) if new.purpose_id(p).is_ok() => (
+                            false,
+                            ChangeKind::RecipientPurposeRemoved,
+                            format!("{who} may no longer receive anything for `{p}`."),
+                        ),
+                        (Some(a), Some(b)) => {
+                            let (more, summary) = cap_changed(&who, "receive", p, a, b);
+                            let kind = if more {
+                                ChangeKind::RecipientCategoriesAdded
                             } else {
-                                format!(", and no longer {}", list(&less))
+                                ChangeKind::RecipientCategoriesRemoved
                             };
-                            let summary =
-                                format!("{who} may now receive {} for `{p}`{also}.", list(&more));
-                            self.push(true, ChangeKind::RecipientCategoriesAdded, element, summary);
+                            (more, kind, summary)
                         }
-                    }
-                    (None, None) => {}
+                        _ => continue,
+                    };
+                    let element = format!("recipient-allow:{}/{p}", n.id);
+                    d.push(material, kind, element, summary);
                 }
-            }
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            if let (Some(of), Some(nf)) = (of, nf) {
-                w.field("description", &of.description, &nf.description);
-            }
-            self.reworded(element, format!("recipient `{}`", n.id), w);
-        }
-        for o in old.recipients() {
-            if !has(new.recipients(), &o.id) {
-                let summary = format!(
+                w.name(&o.name, &n.name);
+                if let (Some(of), Some(nf)) = (of, nf) {
+                    w.field("description", &of.description, &nf.description);
+                }
+            },
+            (false, ChangeKind::RecipientRemoved, |o| {
+                format!(
                     "Recipient `{}` (“{}”) no longer receives anything.",
                     o.id, o.name
-                );
-                self.push(
-                    false,
-                    ChangeKind::RecipientRemoved,
-                    format!("recipient:{}", o.id),
-                    summary,
-                );
-            }
-        }
+                )
+            }),
+        );
     }
 
     fn services(&mut self) {
         let (old, new) = (self.old, self.new);
-        for n in new.services() {
-            let element = format!("service:{}", n.id);
-            let Some(o) = find(old.services(), &n.id) else {
+        self.compare(
+            ("service:", "service"),
+            (old.services(), new.services()),
+            |d, element, n| {
                 let material = n.roles.iter().any(collects_anything);
                 let roles: Vec<String> = n.roles.iter().map(|r| role_text(new, r)).collect();
                 let summary = if roles.is_empty() {
                     format!("New service `{}` (“{}”).", n.id, n.name)
                 } else {
-                    format!(
-                        "New service `{}` (“{}”): {}.",
-                        n.id,
-                        n.name,
-                        roles.join("; ")
-                    )
+                    let roles = roles.join("; ");
+                    format!("New service `{}` (“{}”): {roles}.", n.id, n.name)
                 };
-                self.push(material, ChangeKind::ServiceAdded, element, summary);
-                continue;
-            };
-            for nr in &n.roles {
-                let role_el = format!("role:{}/{}", n.id, nr.id);
-                match find(&o.roles, &nr.id) {
-                    None => {
+                d.push(material, ChangeKind::ServiceAdded, element, summary);
+            },
+            |d, _, o, n, w| {
+                let service = n.id.as_str();
+                d.compare(
+                    (&format!("role:{service}/"), "role"),
+                    (&o.roles, &n.roles),
+                    |d, element, r| {
                         let summary =
-                            format!("Service `{}` has a new role: {}.", n.id, role_text(new, nr));
-                        self.push(
-                            collects_anything(nr),
+                            format!("Service `{service}` has a new role: {}.", role_text(new, r));
+                        d.push(
+                            collects_anything(r),
                             ChangeKind::RoleAdded,
-                            role_el,
+                            element,
                             summary,
                         );
-                    }
-                    Some(or) => self.role(&n.id, or, nr),
-                }
-            }
-            for or in &o.roles {
-                if !has(&n.roles, &or.id) {
-                    let summary = format!(
-                        "Role `{}/{}` (“{}”) was removed; nothing is collected in it.",
-                        n.id, or.id, or.name
-                    );
-                    self.push(
-                        false,
-                        ChangeKind::RoleRemoved,
-                        format!("role:{}/{}", n.id, or.id),
-                        summary,
-                    );
-                }
-            }
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            if let (Some(of), Some(nf)) = (
-                find(&old.file().service, &n.id),
-                find(&new.file().service, &n.id),
-            ) {
-                w.field("family", &of.family, &nf.family);
-                w.field("description", &of.description, &nf.description);
-            }
-            self.reworded(element, format!("service `{}`", n.id), w);
-        }
-        for o in old.services() {
-            if !has(new.services(), &o.id) {
-                let summary = format!("Service `{}` (“{}”) was removed.", o.id, o.name);
-                self.push(
-                    false,
-                    ChangeKind::ServiceRemoved,
-                    format!("service:{}", o.id),
-                    summary,
+                    },
+                    |d, element, o, n, w| {
+                        d.role(element, &format!("Role `{service}/{}`", n.id), o, n, w)
+                    },
+                    (false, ChangeKind::RoleRemoved, |r| {
+                        format!(
+                            "Role `{service}/{}` (“{}”) was removed; nothing is collected in it.",
+                            r.id, r.name
+                        )
+                    }),
                 );
-            }
-        }
+                w.name(&o.name, &n.name);
+                if let (Some(of), Some(nf)) = (
+                    find(&old.file().service, service),
+                    find(&new.file().service, service),
+                ) {
+                    w.field("family", &of.family, &nf.family);
+                    w.field("description", &of.description, &nf.description);
+                }
+            },
+            (false, ChangeKind::ServiceRemoved, |o| {
+                format!("Service `{}` (“{}”) was removed.", o.id, o.name)
+            }),
+        );
     }
 
-    fn role(&mut self, service: &str, o: &RoleInfo, n: &RoleInfo) {
+    /// The changes of a role `who` (“Role `service/id`”) both versions declare.
+    fn role(&mut self, element: &str, who: &str, o: &RoleInfo, n: &RoleInfo, w: &mut Words) {
         let (old, new) = (self.old, self.new);
-        let element = format!("role:{service}/{}", n.id);
-        let who = format!("Role `{service}/{}`", n.id);
         let (oreq, oopt) = (cats(old, o.collects), cats(old, o.optional));
         let (nreq, nopt) = (cats(new, n.collects), cats(new, n.optional));
         let oall: Vec<&str> = oreq.iter().chain(&oopt).copied().collect();
         let nall: Vec<&str> = nreq.iter().chain(&nopt).copied().collect();
-        let mut more = Vec::new();
-        let new_req = minus(&nreq, &oall);
-        if !new_req.is_empty() {
-            more.push(format!("now collects {}", list(&new_req)));
-        }
-        let new_opt = minus(&minus(&nopt, &oall), &nreq);
-        if !new_opt.is_empty() {
-            more.push(format!("now asks for {} (optional)", list(&new_opt)));
-        }
         let now_required: Vec<&str> = nreq
             .iter()
             .copied()
             .filter(|c| oopt.contains(c) && !oreq.contains(c))
             .collect();
-        if !now_required.is_empty() {
-            more.push(format!(
-                "now requires {} (was optional)",
-                list(&now_required)
-            ));
-        }
-        if !more.is_empty() {
-            let summary = format!("{who} {}.", more.join("; "));
-            self.push(true, ChangeKind::RoleCollectsMore, element.clone(), summary);
-        }
-        let mut less = Vec::new();
-        let dropped = minus(&oall, &nall);
-        if !dropped.is_empty() {
-            less.push(format!("no longer collects {}", list(&dropped)));
-        }
+        let more = phrases(&[
+            (&minus(&nreq, &oall), "now collects {}"),
+            (
+                &minus(&minus(&nopt, &oall), &nreq),
+                "now asks for {} (optional)",
+            ),
+            (&now_required, "now requires {} (was optional)"),
+        ]);
+        self.push_parts(true, ChangeKind::RoleCollectsMore, element, who, &more);
         let now_optional: Vec<&str> = nopt
             .iter()
             .copied()
             .filter(|c| oreq.contains(c) && !nreq.contains(c))
             .collect();
-        if !now_optional.is_empty() {
-            less.push(format!("makes {} optional", list(&now_optional)));
-        }
-        if !less.is_empty() {
-            let summary = format!("{who} {}.", less.join("; "));
-            self.push(
-                false,
-                ChangeKind::RoleCollectsLess,
-                element.clone(),
-                summary,
-            );
-        }
+        let less = phrases(&[
+            (&minus(&oall, &nall), "no longer collects {}"),
+            (&now_optional, "makes {} optional"),
+        ]);
+        self.push_parts(false, ChangeKind::RoleCollectsLess, element, who, &less);
         let (op, np) = (
             purps(old, o.allowed_purposes),
             purps(new, n.allowed_purposes),
         );
-        let gained: Vec<&str> = minus(&np, &op)
-            .into_iter()
-            .filter(|p| !implied_by_new_purpose(old, new, p, &op))
-            .collect();
-        if !gained.is_empty() {
-            let summary = format!("{who} may now collect information for {}.", list(&gained));
-            self.push(
-                true,
-                ChangeKind::RolePurposesAdded,
-                element.clone(),
-                summary,
-            );
-        }
-        let lost: Vec<&str> = minus(&op, &np)
-            .into_iter()
-            .filter(|p| new.purpose_id(p).is_ok())
-            .collect();
-        if !lost.is_empty() {
-            let summary = format!("{who} no longer collects information for {}.", list(&lost));
-            self.push(
-                false,
-                ChangeKind::RolePurposesRemoved,
-                element.clone(),
-                summary,
-            );
-        }
+        let (gained, lost) = purposes_changed(old, new, &op, &np);
+        self.push_list(true, ChangeKind::RolePurposesAdded, element, &gained, |l| {
+            format!("{who} may now collect information for {l}.")
+        });
+        self.push_list(
+            false,
+            ChangeKind::RolePurposesRemoved,
+            element,
+            &lost,
+            |l| format!("{who} no longer collects information for {l}."),
+        );
         let records = |p: &'_ Policy, r: &RoleInfo| -> Vec<String> {
             r.records
                 .iter()
@@ -1508,32 +1378,31 @@ impl Differ<'_> {
                 .collect()
         };
         let (orec, nrec) = (records(old, o), records(new, n));
-        let added: Vec<&String> = nrec.iter().filter(|c| !orec.contains(c)).collect();
-        if !added.is_empty() {
-            let summary = format!("{who} now keeps records in {}.", list(&added));
-            self.push(true, ChangeKind::RoleRecordsAdded, element.clone(), summary);
-        }
-        let removed: Vec<&String> = orec.iter().filter(|c| !nrec.contains(c)).collect();
-        if !removed.is_empty() {
-            let summary = format!("{who} no longer keeps records in {}.", list(&removed));
-            self.push(
-                false,
-                ChangeKind::RoleRecordsRemoved,
-                element.clone(),
-                summary,
-            );
-        }
-        let mut w = Words::default();
+        let (orec, nrec): (Vec<&str>, Vec<&str>) = (
+            orec.iter().map(String::as_str).collect(),
+            nrec.iter().map(String::as_str).collect(),
+        );
+        let added = minus(&nrec, &orec);
+        self.push_list(true, ChangeKind::RoleRecordsAdded, element, &added, |l| {
+            format!("{who} now keeps records in {l}.")
+        });
+        let removed = minus(&orec, &nrec);
+        self.push_list(
+            false,
+            ChangeKind::RoleRecordsRemoved,
+            element,
+            &removed,
+            |l| format!("{who} no longer keeps records in {l}."),
+        );
         w.name(&o.name, &n.name);
-        self.reworded(element, format!("role `{service}/{}`", n.id), w);
     }
 
     fn collections(&mut self) {
         let (old, new) = (self.old, self.new);
-        for n in new.collections() {
-            let element = format!("collection:{}", n.id);
-            let nf = find(&new.file().collection, &n.id);
-            let Some(o) = find(old.collections(), &n.id) else {
+        self.compare(
+            ("collection:", "record collection"),
+            (old.collections(), new.collections()),
+            |d, element, n| {
                 let kept = new.services().iter().flat_map(|s| &s.roles).any(|r| {
                     r.records
                         .iter()
@@ -1545,84 +1414,73 @@ impl Differ<'_> {
                     n.name,
                     list(&cats(new, n.categories))
                 );
-                self.push(kept, ChangeKind::CollectionAdded, element, summary);
-                continue;
-            };
-            let of = find(&old.file().collection, &n.id);
-            let (oc, nc) = (cats(old, o.categories), cats(new, n.categories));
-            let added = minus(&nc, &oc);
-            if !added.is_empty() {
-                let summary = format!("Records in `{}` now also hold {}.", n.id, list(&added));
-                self.push(
+                d.push(kept, ChangeKind::CollectionAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let id = &n.id;
+                let (oc, nc) = (cats(old, o.categories), cats(new, n.categories));
+                d.push_list(
                     true,
                     ChangeKind::CollectionFieldsAdded,
-                    element.clone(),
-                    summary,
+                    element,
+                    &minus(&nc, &oc),
+                    |l| format!("Records in `{id}` now also hold {l}."),
                 );
-            }
-            let removed = minus(&oc, &nc);
-            if !removed.is_empty() {
-                let summary = format!("Records in `{}` no longer hold {}.", n.id, list(&removed));
-                self.push(
+                d.push_list(
                     false,
                     ChangeKind::CollectionFieldsRemoved,
-                    element.clone(),
-                    summary,
+                    element,
+                    &minus(&oc, &nc),
+                    |l| format!("Records in `{id}` no longer hold {l}."),
                 );
-            }
-            self.retention_ref(
-                element.clone(),
-                &format!("Record collection `{}`", n.id),
-                (of.and_then(|f| opt_str(f.retention.as_ref())), o.retention),
-                (nf.and_then(|f| opt_str(f.retention.as_ref())), n.retention),
-            );
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            let fields = |p: &Policy, c: &CollectionInfo| -> Vec<(String, String, bool)> {
-                c.fields
-                    .iter()
-                    .map(|f| {
-                        let cat = p
-                            .category(f.category)
-                            .map(|c| c.id.clone())
-                            .unwrap_or_default();
-                        (f.name.clone(), cat, f.optional)
-                    })
-                    .collect()
-            };
-            let (of_, nf_) = (fields(old, o), fields(new, n));
-            if of_.len() != nf_.len() || of_.iter().any(|f| !nf_.contains(f)) {
-                w.0.push("fields".to_string());
-            }
-            self.reworded(element, format!("record collection `{}`", n.id), w);
-        }
-        for o in old.collections() {
-            if !has(new.collections(), &o.id) {
-                let summary = format!(
+                let (of, nf) = (
+                    find(&old.file().collection, id),
+                    find(&new.file().collection, id),
+                );
+                d.retention_ref(
+                    element,
+                    &format!("Record collection `{id}`"),
+                    (of.and_then(|f| opt_str(f.retention.as_ref())), o.retention),
+                    (nf.and_then(|f| opt_str(f.retention.as_ref())), n.retention),
+                );
+                w.name(&o.name, &n.name);
+                let fields = |p: &Policy, c: &CollectionInfo| -> Vec<(String, String, bool)> {
+                    c.fields
+                        .iter()
+                        .map(|f| {
+                            let cat = p
+                                .category(f.category)
+                                .map(|c| c.id.clone())
+                                .unwrap_or_default();
+                            (f.name.clone(), cat, f.optional)
+                        })
+                        .collect()
+                };
+                let (ofields, nfields) = (fields(old, o), fields(new, n));
+                if ofields.len() != nfields.len() || ofields.iter().any(|f| !nfields.contains(f)) {
+                    w.0.push("fields".to_string());
+                }
+            },
+            (false, ChangeKind::CollectionRemoved, |o| {
+                format!(
                     "Record collection `{}` (“{}”) is no longer kept.",
                     o.id, o.name
-                );
-                self.push(
-                    false,
-                    ChangeKind::CollectionRemoved,
-                    format!("collection:{}", o.id),
-                    summary,
-                );
-            }
-        }
+                )
+            }),
+        );
     }
 
     fn cookies(&mut self) {
-        let (old, new) = (self.old, self.new);
-        let (ol, nl) = (&old.file().cookie, &new.file().cookie);
+        let (old, new) = (self.old.file(), self.new.file());
         let kind = |c: &model::Cookie| c.kind.get_ref().replace('_', " ");
-        for n in nl {
-            let id = n.id.get_ref();
-            let element = format!("cookie:{id}");
-            let Some(o) = find(ol, id) else {
+        self.compare(
+            ("cookie:", "cookie"),
+            (&old.cookie, &new.cookie),
+            |d, element, n| {
                 let summary = format!(
-                    "New {} `{id}` (“{}”) gathers `{}` for `{}`{}.",
+                    "New {} `{}` (“{}”) gathers `{}` for `{}`{}.",
                     kind(n),
+                    n.key(),
                     n.name,
                     n.category.get_ref(),
                     n.purpose.get_ref(),
@@ -1632,307 +1490,203 @@ impl Differ<'_> {
                         ""
                     }
                 );
-                self.push(true, ChangeKind::CookieAdded, element, summary);
-                continue;
-            };
-            let mut parts = Vec::new();
-            let mut material = false;
-            if o.kind.get_ref() != n.kind.get_ref() {
-                parts.push(format!("is now a {} (was a {})", kind(n), kind(o)));
-                material = true;
-            }
-            if o.purpose.get_ref() != n.purpose.get_ref() {
-                parts.push(format!(
-                    "now serves `{}` (was `{}`)",
-                    n.purpose.get_ref(),
-                    o.purpose.get_ref()
-                ));
-                material = true;
-            }
-            if o.category.get_ref() != n.category.get_ref() {
-                parts.push(format!(
-                    "now gathers `{}` (was `{}`)",
-                    n.category.get_ref(),
-                    o.category.get_ref()
-                ));
-                material = true;
-            }
-            if !o.required && n.required {
-                parts.push("is now required: the site no longer works without it".to_string());
-                material = true;
-            } else if o.required && !n.required {
-                parts.push("is now optional: the site works without it".to_string());
-            }
-            if !parts.is_empty() {
-                let summary = format!("Cookie `{id}` {}.", parts.join("; "));
-                self.push(
+                d.push(true, ChangeKind::CookieAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let mut parts = Vec::new();
+                let mut material = false;
+                if o.kind.get_ref() != n.kind.get_ref() {
+                    parts.push(format!("is now a {} (was a {})", kind(n), kind(o)));
+                    material = true;
+                }
+                let (op, np) = (o.purpose.get_ref(), n.purpose.get_ref());
+                if op != np {
+                    parts.push(format!("now serves `{np}` (was `{op}`)"));
+                    material = true;
+                }
+                let (oc, nc) = (o.category.get_ref(), n.category.get_ref());
+                if oc != nc {
+                    parts.push(format!("now gathers `{nc}` (was `{oc}`)"));
+                    material = true;
+                }
+                if !o.required && n.required {
+                    parts.push("is now required: the site no longer works without it".to_string());
+                    material = true;
+                } else if o.required && !n.required {
+                    parts.push("is now optional: the site works without it".to_string());
+                }
+                let cookie = format!("Cookie `{}`", n.key());
+                d.push_parts(
                     material,
                     ChangeKind::CookieChanged,
-                    element.clone(),
-                    summary,
+                    element,
+                    &cookie,
+                    &parts,
                 );
-            }
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            w.field("description", &o.description, &n.description);
-            self.reworded(element, format!("cookie `{id}`"), w);
-        }
-        for o in ol {
-            let id = o.id.get_ref();
-            if !has(nl, id) {
-                let summary = format!("The {} `{id}` (“{}”) is no longer used.", kind(o), o.name);
-                self.push(
-                    false,
-                    ChangeKind::CookieRemoved,
-                    format!("cookie:{id}"),
-                    summary,
-                );
-            }
-        }
+                w.name(&o.name, &n.name);
+                w.field("description", &o.description, &n.description);
+            },
+            (false, ChangeKind::CookieRemoved, |o| {
+                let (kind, id) = (kind(o), o.key());
+                format!("The {kind} `{id}` (“{}”) is no longer used.", o.name)
+            }),
+        );
     }
 
     fn regions(&mut self) {
-        let (ol, nl) = (&self.old.file().region, &self.new.file().region);
-        for n in nl {
-            let id = n.id.get_ref();
-            let element = format!("region:{id}");
-            match find(ol, id) {
-                None => {
-                    let summary = format!("New region `{id}` (“{}”) is declared.", n.name);
-                    self.push(false, ChangeKind::RegionAdded, element, summary);
-                }
-                Some(o) => {
-                    let mut w = Words::default();
-                    w.name(&o.name, &n.name);
-                    self.reworded(element, format!("region `{id}`"), w);
-                }
-            }
-        }
-        for o in ol {
-            let id = o.id.get_ref();
-            if !has(nl, id) {
-                let summary = format!("Region `{id}` (“{}”) was removed.", o.name);
-                self.push(
-                    false,
-                    ChangeKind::RegionRemoved,
-                    format!("region:{id}"),
-                    summary,
-                );
-            }
-        }
+        let (old, new) = (self.old.file(), self.new.file());
+        self.compare(
+            ("region:", "region"),
+            (&old.region, &new.region),
+            |d, element, n| {
+                let summary = format!("New region `{}` (“{}”) is declared.", n.key(), n.name);
+                d.push(false, ChangeKind::RegionAdded, element, summary);
+            },
+            |_, _, o, n, w| w.name(&o.name, &n.name),
+            (false, ChangeKind::RegionRemoved, |o| {
+                format!("Region `{}` (“{}”) was removed.", o.key(), o.name)
+            }),
+        );
     }
 
     fn transfers(&mut self) {
-        let (ot, nt) = (transfers(self.old.file()), transfers(self.new.file()));
-        for n in &nt {
-            let element = format!("transfer:{}", n.to);
-            let recipients = |r: &Option<Vec<&str>>| match r {
-                None => "any recipient there".to_string(),
-                Some(r) => list(r),
-            };
-            let Some(o) = ot.iter().find(|o| o.to == n.to) else {
+        let (old, new) = (transfers(self.old.file()), transfers(self.new.file()));
+        self.compare(
+            ("transfer:", "the transfer to"),
+            (&old, &new),
+            |d, element, n| {
+                let to = match &n.recipients {
+                    None => "any recipient there".to_string(),
+                    Some(r) => list(r),
+                };
                 let summary = format!(
-                    "Information may now be transferred to `{}` for {}, to {}.",
+                    "Information may now be transferred to `{}` for {}, to {to}.",
                     n.to,
-                    list(&n.purposes),
-                    recipients(&n.recipients)
+                    list(&n.purposes)
                 );
-                self.push(true, ChangeKind::TransferAdded, element, summary);
-                continue;
-            };
-            let mut wider = Vec::new();
-            let mut narrower = Vec::new();
-            let (more, fewer) = (
-                minus(&n.purposes, &o.purposes),
-                minus(&o.purposes, &n.purposes),
-            );
-            if !more.is_empty() {
-                wider.push(format!("now also for {}", list(&more)));
-            }
-            if !fewer.is_empty() {
-                narrower.push(format!("no longer for {}", list(&fewer)));
-            }
-            match (&o.recipients, &n.recipients) {
-                (Some(_), None) => wider.push("now to any recipient there".to_string()),
-                (None, Some(b)) => narrower.push(format!("now only to {}", list(b))),
-                (Some(a), Some(b)) => {
-                    let (more, fewer) = (minus(b, a), minus(a, b));
-                    if !more.is_empty() {
-                        wider.push(format!("now also to {}", list(&more)));
+                d.push(true, ChangeKind::TransferAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let (op, np) = (&o.purposes, &n.purposes);
+                let mut wider = phrases(&[(&minus(np, op), "now also for {}")]);
+                let mut narrower = phrases(&[(&minus(op, np), "no longer for {}")]);
+                match (&o.recipients, &n.recipients) {
+                    (Some(_), None) => wider.push("now to any recipient there".to_string()),
+                    (None, Some(b)) => narrower.push(format!("now only to {}", list(b))),
+                    (Some(a), Some(b)) => {
+                        wider.extend(phrases(&[(&minus(b, a), "now also to {}")]));
+                        narrower.extend(phrases(&[(&minus(a, b), "no longer to {}")]));
                     }
-                    if !fewer.is_empty() {
-                        narrower.push(format!("no longer to {}", list(&fewer)));
-                    }
+                    (None, None) => {}
                 }
-                (None, None) => {}
-            }
-            if !wider.is_empty() {
-                let summary = format!("Transfers to `{}` happen {}.", n.to, wider.join("; "));
-                self.push(true, ChangeKind::TransferWidened, element.clone(), summary);
-            }
-            if !narrower.is_empty() {
-                let summary = format!("Transfers to `{}` happen {}.", n.to, narrower.join("; "));
-                self.push(
+                let subject = format!("Transfers to `{}` happen", n.to);
+                d.push_parts(true, ChangeKind::TransferWidened, element, &subject, &wider);
+                d.push_parts(
                     false,
                     ChangeKind::TransferNarrowed,
-                    element.clone(),
-                    summary,
+                    element,
+                    &subject,
+                    &narrower,
                 );
-            }
-            let mut w = Words::default();
-            w.field("description", &o.descriptions, &n.descriptions);
-            self.reworded(element, format!("the transfer to `{}`", n.to), w);
-        }
-        for o in &ot {
-            if !nt.iter().any(|n| n.to == o.to) {
-                let summary = format!("Information is no longer transferred to `{}`.", o.to);
-                self.push(
-                    false,
-                    ChangeKind::TransferRemoved,
-                    format!("transfer:{}", o.to),
-                    summary,
-                );
-            }
-        }
+                w.field("description", &o.descriptions, &n.descriptions);
+            },
+            (false, ChangeKind::TransferRemoved, |o| {
+                format!("Information is no longer transferred to `{}`.", o.to)
+            }),
+        );
     }
 
     fn rights(&mut self) {
-        let (ol, nl) = (&self.old.file().right, &self.new.file().right);
-        for n in nl {
-            let id = n.id.get_ref();
-            let element = format!("right:{id}");
-            let (nc, name) = (strs(&n.channels), &n.name);
-            let Some(o) = find(ol, id) else {
-                let summary = format!("New right `{id}` (“{name}”), exercised by {}.", list(&nc));
-                self.push(false, ChangeKind::RightAdded, element, summary);
-                continue;
-            };
-            let oc = strs(&o.channels);
-            let lost = minus(&oc, &nc);
-            if !lost.is_empty() {
+        let (old, new) = (self.old.file(), self.new.file());
+        self.compare(
+            ("right:", "right"),
+            (&old.right, &new.right),
+            |d, element, n| {
+                let (id, name) = (n.key(), &n.name);
                 let summary = format!(
-                    "Right `{id}` (“{name}”) can no longer be exercised by {}.",
-                    list(&lost)
+                    "New right `{id}` (“{name}”), exercised by {}.",
+                    list(&strs(&n.channels))
                 );
-                self.push(
+                d.push(false, ChangeKind::RightAdded, element, summary);
+            },
+            |d, element, o, n, w| {
+                let (id, name) = (n.key(), &n.name);
+                let (oc, nc) = (strs(&o.channels), strs(&n.channels));
+                d.push_list(
                     true,
                     ChangeKind::RightChannelRemoved,
-                    element.clone(),
-                    summary,
+                    element,
+                    &minus(&oc, &nc),
+                    |l| format!("Right `{id}` (“{name}”) can no longer be exercised by {l}."),
                 );
-            }
-            let gained = minus(&nc, &oc);
-            if !gained.is_empty() {
-                let summary = format!(
-                    "Right `{id}` (“{name}”) can now also be exercised by {}.",
-                    list(&gained)
-                );
-                self.push(
+                d.push_list(
                     false,
                     ChangeKind::RightChannelAdded,
-                    element.clone(),
-                    summary,
+                    element,
+                    &minus(&nc, &oc),
+                    |l| format!("Right `{id}` (“{name}”) can now also be exercised by {l}."),
                 );
-            }
-            match (o.due_days, n.due_days) {
-                (Some(a), Some(b)) if b > a => {
-                    let summary = format!(
-                        "Requests under right `{id}` are now answered within {b} days (was {a})."
-                    );
-                    self.push(
+                let requests = format!("Requests under right `{id}`");
+                let deadline = match (o.due_days, n.due_days) {
+                    (Some(a), Some(b)) if a != b => Some((
+                        b > a,
+                        format!("{requests} are now answered within {b} days (was {a})."),
+                    )),
+                    (Some(a), None) => Some((
                         true,
-                        ChangeKind::RightDeadlineExtended,
-                        element.clone(),
-                        summary,
-                    );
-                }
-                (Some(a), None) => {
-                    let summary = format!(
-                        "Requests under right `{id}` no longer have a deadline (was {a} days)."
-                    );
-                    self.push(
-                        true,
-                        ChangeKind::RightDeadlineExtended,
-                        element.clone(),
-                        summary,
-                    );
-                }
-                (Some(a), Some(b)) if b < a => {
-                    let summary = format!(
-                        "Requests under right `{id}` are now answered within {b} days (was {a})."
-                    );
-                    self.push(
+                        format!("{requests} no longer have a deadline (was {a} days)."),
+                    )),
+                    (None, Some(b)) => Some((
                         false,
-                        ChangeKind::RightDeadlineShortened,
-                        element.clone(),
-                        summary,
-                    );
+                        format!("{requests} are now answered within {b} days."),
+                    )),
+                    _ => None,
+                };
+                if let Some((longer, summary)) = deadline {
+                    let kind = if longer {
+                        ChangeKind::RightDeadlineExtended
+                    } else {
+                        ChangeKind::RightDeadlineShortened
+                    };
+                    d.push(longer, kind, element, summary);
                 }
-                (None, Some(b)) => {
-                    let summary =
-                        format!("Requests under right `{id}` are now answered within {b} days.");
-                    self.push(
-                        false,
-                        ChangeKind::RightDeadlineShortened,
-                        element.clone(),
-                        summary,
-                    );
-                }
-                _ => {}
-            }
-            let mut w = Words::default();
-            w.name(&o.name, &n.name);
-            w.field("description", &o.description, &n.description);
-            self.reworded(element, format!("right `{id}`"), w);
-        }
-        for o in ol {
-            let id = o.id.get_ref();
-            if !has(nl, id) {
-                let summary = format!("The right `{id}` (“{}”) is no longer offered.", o.name);
-                self.push(
-                    true,
-                    ChangeKind::RightRemoved,
-                    format!("right:{id}"),
-                    summary,
-                );
-            }
-        }
+                w.name(&o.name, &n.name);
+                w.field("description", &o.description, &n.description);
+            },
+            (true, ChangeKind::RightRemoved, |o| {
+                format!(
+                    "The right `{}` (“{}”) is no longer offered.",
+                    o.key(),
+                    o.name
+                )
+            }),
+        );
     }
 
     fn statements(&mut self) {
-        let (ol, nl) = (&self.old.file().statement, &self.new.file().statement);
+        let (old, new) = (self.old.file(), self.new.file());
         let place = |s: &model::Statement| match (&s.section, &s.service) {
             (Some(sec), _) => format!("section `{}`", sec.get_ref()),
             (None, Some(svc)) => format!("the section of service `{}`", svc.get_ref()),
             (None, None) => "the notice".to_string(),
         };
-        for n in nl {
-            let id = n.id.get_ref();
-            let element = format!("statement:{id}");
-            let Some(o) = find(ol, id) else {
-                let summary = format!("New statement `{id}` in {}.", place(n));
-                self.push(false, ChangeKind::StatementAdded, element, summary);
-                continue;
-            };
-            let mut w = Words::default();
-            w.field("text", &o.text, &n.text);
-            if place(o) != place(n) {
-                w.0.push(format!("moved to {} (was {})", place(n), place(o)));
-            }
-            self.reworded(element, format!("statement `{id}`"), w);
-        }
-        for o in ol {
-            let id = o.id.get_ref();
-            if !has(nl, id) {
-                let summary = format!("Statement `{id}` in {} was removed.", place(o));
-                self.push(
-                    false,
-                    ChangeKind::StatementRemoved,
-                    format!("statement:{id}"),
-                    summary,
-                );
-            }
-        }
+        self.compare(
+            ("statement:", "statement"),
+            (&old.statement, &new.statement),
+            |d, element, n| {
+                let summary = format!("New statement `{}` in {}.", n.key(), place(n));
+                d.push(false, ChangeKind::StatementAdded, element, summary);
+            },
+            |_, _, o, n, w| {
+                w.field("text", &o.text, &n.text);
+                if place(o) != place(n) {
+                    w.0.push(format!("moved to {} (was {})", place(n), place(o)));
+                }
+            },
+            (false, ChangeKind::StatementRemoved, |o| {
+                format!("Statement `{}` in {} was removed.", o.key(), place(o))
+            }),
+        );
     }
 }
 
@@ -3076,9 +2830,10 @@ text = "We protect your information."
         load(crate::BUILTIN_WEBEX_2010)
     }
 
-    /// The `[[purpose]]` table of `marketing.partners` in the built-in policy text, as a byte
-    /// range: from its header to the next table header.
-    fn webex_partners_table(text: &str) -> std::ops::Range<usize> {
+    /// The built-in policy with the `[[purpose]]` table of `marketing.partners` (from its
+    /// header to the next table header) replaced by what `edit` makes of it.
+    fn webex_with_partners(edit: impl FnOnce(&str) -> String) -> Policy {
+        let text = crate::BUILTIN_WEBEX_2010;
         let id = text
             .match_indices("\"marketing.partners\"")
             .map(|(i, _)| i)
@@ -3091,7 +2846,8 @@ text = "We protect your information."
             .rfind("[[purpose]]")
             .expect("inside a [[purpose]] table");
         let end = text[id..].find("\n[").map_or(text.len(), |n| id + n + 1);
-        start..end
+        let table = edit(&text[start..end]);
+        load(&format!("{}{table}{}", &text[..start], &text[end..]))
     }
 
     #[test]
@@ -3102,20 +2858,18 @@ text = "We protect your information."
 
     #[test]
     fn webex_partner_marketing_from_consent_to_opt_out_is_material() {
-        let text = crate::BUILTIN_WEBEX_2010;
-        let table = webex_partners_table(text);
-        let block = &text[table.clone()];
-        let basis_line = block
-            .lines()
-            .find(|l| l.trim_start().starts_with("basis"))
-            .expect("`marketing.partners` has a basis");
-        assert!(
-            basis_line.contains("\"consent\""),
-            "`marketing.partners` is consent-based: {basis_line}"
-        );
-        let new_block = block.replacen(basis_line, "basis = \"opt_out\"", 1);
-        let modified = format!("{}{new_block}{}", &text[..table.start], &text[table.end..]);
-        let d = diff(&webex(), &load(&modified));
+        let modified = webex_with_partners(|block| {
+            let basis_line = block
+                .lines()
+                .find(|l| l.trim_start().starts_with("basis"))
+                .expect("`marketing.partners` has a basis");
+            assert!(
+                basis_line.contains("\"consent\""),
+                "`marketing.partners` is consent-based: {basis_line}"
+            );
+            block.replacen(basis_line, "basis = \"opt_out\"", 1)
+        });
+        let d = diff(&webex(), &modified);
         assert_only(
             &d,
             ChangeKind::BasisWeakened,
@@ -3127,29 +2881,27 @@ text = "We protect your information."
 
     #[test]
     fn webex_description_edit_is_not_material() {
-        let text = crate::BUILTIN_WEBEX_2010;
-        let table = webex_partners_table(text);
-        let block = &text[table.clone()];
-        let new_block = match block
-            .lines()
-            .find(|l| l.trim_start().starts_with("description"))
-        {
-            Some(line) => {
-                let quote = line.find(['"', '\'']).expect("a quoted description");
-                let mark = line[quote..].chars().next().expect("a quote");
-                let quotes = line[quote..].chars().take_while(|c| *c == mark).count();
-                let at = quote + quotes;
-                let edited = format!("{}Edited. {}", &line[..at], &line[at..]);
-                block.replacen(line, &edited, 1)
+        let modified = webex_with_partners(|block| {
+            match block
+                .lines()
+                .find(|l| l.trim_start().starts_with("description"))
+            {
+                Some(line) => {
+                    let quote = line.find(['"', '\'']).expect("a quoted description");
+                    let mark = line[quote..].chars().next().expect("a quote");
+                    let quotes = line[quote..].chars().take_while(|c| *c == mark).count();
+                    let at = quote + quotes;
+                    let edited = format!("{}Edited. {}", &line[..at], &line[at..]);
+                    block.replacen(line, &edited, 1)
+                }
+                None => block.replacen(
+                    "[[purpose]]\n",
+                    "[[purpose]]\ndescription = \"Edited.\"\n",
+                    1,
+                ),
             }
-            None => block.replacen(
-                "[[purpose]]\n",
-                "[[purpose]]\ndescription = \"Edited.\"\n",
-                1,
-            ),
-        };
-        let modified = format!("{}{new_block}{}", &text[..table.start], &text[table.end..]);
-        let d = diff(&webex(), &load(&modified));
+        });
+        let d = diff(&webex(), &modified);
         assert_only(
             &d,
             ChangeKind::Reworded,

@@ -92,14 +92,18 @@ pub(crate) fn merge(sources: &Sources) -> Result<Merged, Vec<Diagnostic>> {
             Ok(p) => p,
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
-                errors.push(Diagnostic::at(
-                    Location { file, span },
-                    toml_message(e.message()),
-                ));
+                let mut message = toml_message(e.message());
+                if message == "duplicate key" {
+                    let key = sources.text(file).get(span.clone()).unwrap_or("").trim();
+                    message =
+                        format!("duplicate key `{key}`; a key or table appears once in a file");
+                }
+                errors.push(Diagnostic::at(Location { file, span }, message));
                 continue;
             }
         };
-        append(&mut merged, file, parsed, &mut errors);
+        let contacts_at = sources.text(file).find("[contacts]").unwrap_or(0);
+        append(&mut merged, file, parsed, contacts_at, &mut errors);
     }
     if merged.header.is_none() && errors.is_empty() {
         errors.push(Diagnostic::global(
@@ -124,7 +128,13 @@ fn toml_message(message: &str) -> String {
     m
 }
 
-fn append(m: &mut Merged, file: FileId, p: PolicyFile, errors: &mut Vec<Diagnostic>) {
+fn append(
+    m: &mut Merged,
+    file: FileId,
+    p: PolicyFile,
+    contacts_at: usize,
+    errors: &mut Vec<Diagnostic>,
+) {
     if let Some(h) = p.policy {
         if let Some((first, _)) = &m.header {
             errors.push(Diagnostic::at(
@@ -144,7 +154,11 @@ fn append(m: &mut Merged, file: FileId, p: PolicyFile, errors: &mut Vec<Diagnost
     }
     if let Some(c) = p.contacts {
         if m.file.contacts.is_some() {
-            errors.push(Diagnostic::global(
+            errors.push(Diagnostic::at(
+                Location {
+                    file,
+                    span: contacts_at..contacts_at,
+                },
                 "a second `[contacts]` table; a policy has one",
             ));
         } else {

@@ -237,11 +237,23 @@ impl Text {
         t
     }
 
-    fn labelled(label: &str, rest: &str) -> Self {
+    /// Text starting with `label` in bold.
+    fn headed(label: &str) -> Self {
         let mut t = Self::default();
         t.strong(label);
-        t.push(" ");
-        t.push(rest);
+        t
+    }
+
+    fn labelled(label: &str, rest: &str) -> Self {
+        let mut t = Self::headed(label);
+        t.push(" ").push(rest);
+        t
+    }
+
+    /// Text with emails and URLs turned into links, then a clause tag.
+    fn tagged(s: &str, clauses: &[Str]) -> Self {
+        let mut t = Self::auto(s);
+        t.clauses(&strings(clauses));
         t
     }
 
@@ -701,6 +713,11 @@ impl<'a> Notice<'a> {
         self.p.purpose_id(id).ok().and_then(|p| self.p.purpose(p))
     }
 
+    fn purpose_name(&self, id: &str) -> String {
+        self.purpose(id)
+            .map_or_else(|| id.to_string(), |p| p.name.clone())
+    }
+
     /// `Providing meetings (needed for the service)`.
     fn purpose_with_basis(&self, id: &str) -> String {
         match self.purpose(id) {
@@ -710,19 +727,13 @@ impl<'a> Notice<'a> {
     }
 
     fn recipient_name(&self, id: &str) -> String {
-        self.f
-            .recipient
-            .iter()
-            .find(|r| r.id.get_ref() == id)
-            .map_or_else(|| id.to_string(), |r| r.name.clone())
+        let found = self.f.recipient.iter().find(|r| r.id.get_ref() == id);
+        found.map_or_else(|| id.to_string(), |r| r.name.clone())
     }
 
     fn region_name(&self, id: &str) -> String {
-        self.f
-            .region
-            .iter()
-            .find(|r| r.id.get_ref() == id)
-            .map_or_else(|| id.to_string(), |r| r.name.clone())
+        let found = self.f.region.iter().find(|r| r.id.get_ref() == id);
+        found.map_or_else(|| id.to_string(), |r| r.name.clone())
     }
 
     /// `Account lifetime (until the account is closed)`, or `—` without a rule.
@@ -831,8 +842,7 @@ impl<'a> Notice<'a> {
                     {
                         about.push(format!("Part of {}.", parent.name));
                     }
-                    let mut t = Text::default();
-                    t.strong(&p.name);
+                    let mut t = Text::headed(&p.name);
                     if !about.is_empty() {
                         t.push(" — ").push(&about.join(" "));
                     }
@@ -857,18 +867,17 @@ impl<'a> Notice<'a> {
                 .category
                 .iter()
                 .map(|c| {
-                    let mut name = Text::auto(&c.name);
-                    name.clauses(&strings(&c.clauses));
+                    let name = Text::tagged(&c.name, &c.clauses);
                     let about = c
                         .description
                         .as_deref()
-                        .map_or_else(|| Text::auto("—"), |d| Text::auto(&sentence(d)));
+                        .map_or_else(|| "—".to_string(), sentence);
                     let kept = if c.transient && c.retention.is_none() {
                         "Not stored".to_string()
                     } else {
                         self.retention_words(c.retention.as_ref())
                     };
-                    vec![name, about, Text::auto(&kept)]
+                    vec![name, Text::auto(&about), Text::auto(&kept)]
                 })
                 .collect();
             s.blocks.push(Block::Table(Table {
@@ -886,8 +895,7 @@ impl<'a> Notice<'a> {
                 .retention
                 .iter()
                 .map(|r| {
-                    let mut t = Text::default();
-                    t.strong(&r.name);
+                    let mut t = Text::headed(&r.name);
                     let words = period_words(r.period.get_ref());
                     if !r.name.eq_ignore_ascii_case(&words) {
                         t.push(&format!(" — {words}."));
@@ -974,23 +982,13 @@ impl<'a> Notice<'a> {
                 .right
                 .iter()
                 .map(|r| {
-                    let mut t = Text::default();
-                    t.strong(&r.name);
-                    t.push(" —");
-                    if let Some(d) = &r.description {
-                        t.push(" ").push(&sentence(d));
-                    }
                     let email = if r.id.get_ref() == "unsubscribe" {
-                        unsubscribe.clone().or_else(|| privacy.clone())
+                        unsubscribe.as_ref().or(privacy.as_ref())
                     } else {
-                        privacy.clone()
+                        privacy.as_ref()
                     };
-                    self.push_channels(&mut t, &r.channels, email.as_deref(), address.is_some());
-                    if let Some(days) = r.due_days {
-                        t.push(&format!(" We answer within {days} days."));
-                    }
-                    t.clauses(&strings(&r.clauses));
-                    t
+                    let about = r.description.as_deref();
+                    self.right(r, about, email.map(String::as_str), address.is_some())
                 })
                 .collect();
             s.blocks.push(Block::List(items));
@@ -1038,6 +1036,28 @@ impl<'a> Notice<'a> {
                 ),
             )));
         }
+    }
+
+    /// A right: its name, what it is `about`, how to exercise it (`email`: where requests by
+    /// email go), when we answer, and its clause tag.
+    fn right(
+        &self,
+        r: &model::Right,
+        about: Option<&str>,
+        email: Option<&str>,
+        has_address: bool,
+    ) -> Text {
+        let mut t = Text::headed(&r.name);
+        t.push(" —");
+        if let Some(d) = about {
+            t.push(" ").push(&sentence(d));
+        }
+        self.push_channels(&mut t, &r.channels, email, has_address);
+        if let Some(days) = r.due_days {
+            t.push(&format!(" We answer within {days} days."));
+        }
+        t.clauses(&strings(&r.clauses));
+        t
     }
 
     /// ` How: online at URL, by email to X or by letter to the postal address below.`
@@ -1111,8 +1131,7 @@ impl<'a> Notice<'a> {
             "We share personal information only with the recipients below, only for the purposes listed for each, and only the minimum information each needs for that purpose — nothing more.",
         ));
         for r in &self.f.recipient {
-            let mut t = Text::default();
-            t.strong(&r.name);
+            let mut t = Text::headed(&r.name);
             let kind = r.kind.as_ref().map_or("", |k| k.get_ref().as_str());
             t.push(&format!(" — {}.", recipient_kind_label(kind)));
             if let Some(d) = &r.description {
@@ -1165,27 +1184,24 @@ impl<'a> Notice<'a> {
             .cookie
             .iter()
             .map(|c| {
-                let mut name = Text::auto(&c.name);
-                name.clauses(&strings(&c.clauses));
+                let name = Text::tagged(&c.name, &c.clauses);
                 let kind = match c.kind.get_ref().as_str() {
                     "web_beacon" => "Web beacon",
                     _ => "Cookie",
                 };
-                let purpose = self
-                    .purpose(c.purpose.get_ref())
-                    .map_or_else(|| c.purpose.get_ref().clone(), |p| p.name.clone());
+                let purpose = self.purpose_name(c.purpose.get_ref());
                 let required = if c.required { "Yes" } else { "No" };
                 let about = c
                     .description
                     .as_deref()
-                    .map_or_else(|| Text::auto("—"), |d| Text::auto(&sentence(d)));
+                    .map_or_else(|| "—".to_string(), sentence);
                 vec![
                     name,
                     Text::auto(kind),
                     Text::auto(&purpose),
                     Text::auto(&self.category_name(c.category.get_ref())),
                     Text::auto(required),
-                    about,
+                    Text::auto(&about),
                 ]
             })
             .collect();
@@ -1227,8 +1243,7 @@ impl<'a> Notice<'a> {
                 .region
                 .iter()
                 .map(|r| {
-                    let mut t = Text::default();
-                    t.strong(&r.name);
+                    let mut t = Text::headed(&r.name);
                     let there: Vec<String> = self
                         .f
                         .recipient
@@ -1263,15 +1278,11 @@ impl<'a> Notice<'a> {
             .transfer
             .iter()
             .map(|x| {
-                let mut t = Text::default();
-                t.strong(&format!("To {}", self.region_name(x.to.get_ref())));
+                let mut t = Text::headed(&format!("To {}", self.region_name(x.to.get_ref())));
                 let purposes: Vec<String> = x
                     .purposes
                     .iter()
-                    .map(|p| {
-                        self.purpose(p.get_ref())
-                            .map_or_else(|| p.get_ref().clone(), |p| p.name.clone())
-                    })
+                    .map(|p| self.purpose_name(p.get_ref()))
                     .collect();
                 if !purposes.is_empty() {
                     t.push(&format!(" — for {}", join_and(&purposes)));
@@ -1306,17 +1317,10 @@ impl<'a> Notice<'a> {
             .find(|r| r.id.get_ref() == "disclosure_list")
         {
             Some(r) => {
-                let mut t = Text::default();
-                t.strong(&r.name);
-                t.push(" — ");
-                t.push(&sentence(r.description.as_deref().unwrap_or(
+                let about = r.description.as_deref().unwrap_or(
                     "California residents may ask, once a year, which third parties we disclosed their personal information to for those parties' own direct marketing in the preceding year",
-                )));
-                self.push_channels(&mut t, &r.channels, privacy.as_deref(), has_address);
-                if let Some(days) = r.due_days {
-                    t.push(&format!(" We answer within {days} days."));
-                }
-                t.clauses(&strings(&r.clauses));
+                );
+                let t = self.right(r, Some(about), privacy.as_deref(), has_address);
                 s.blocks.push(para(t));
             }
             None => s.blocks.push(plain(
@@ -1355,35 +1359,30 @@ impl<'a> Notice<'a> {
     }
 
     fn contact(&self, s: &mut Section) {
-        let Some(c) = &self.f.contacts else {
-            s.blocks.push(plain(&format!(
-                "This notice is published by {}.",
-                self.h.controller
-            )));
-            return;
-        };
-        s.clauses = strings(&c.clauses);
-        if let Some(e) = &c.privacy_email {
-            let mut t = Text::default();
-            t.push("For questions about this policy or your personal information, email ");
-            t.link(e.get_ref(), format!("mailto:{}", e.get_ref()));
-            t.push(".");
-            s.blocks.push(para(t));
-        }
-        if let Some(a) = self.postal_address() {
-            s.blocks.push(plain(if c.privacy_email.is_some() {
-                "Or write to:"
-            } else {
-                "Write to:"
-            }));
-            s.blocks.push(para(a));
-        }
-        if let Some(url) = &c.account_url {
-            let mut t = Text::default();
-            t.push("Registered users can view and update their account online at ");
-            Self::push_url(&mut t, url);
-            t.push(".");
-            s.blocks.push(para(t));
+        if let Some(c) = &self.f.contacts {
+            s.clauses = strings(&c.clauses);
+            if let Some(e) = &c.privacy_email {
+                let mut t = Text::default();
+                t.push("For questions about this policy or your personal information, email ");
+                t.link(e.get_ref(), format!("mailto:{}", e.get_ref()));
+                t.push(".");
+                s.blocks.push(para(t));
+            }
+            if let Some(a) = self.postal_address() {
+                s.blocks.push(plain(if c.privacy_email.is_some() {
+                    "Or write to:"
+                } else {
+                    "Write to:"
+                }));
+                s.blocks.push(para(a));
+            }
+            if let Some(url) = &c.account_url {
+                let mut t = Text::default();
+                t.push("Registered users can view and update their account online at ");
+                Self::push_url(&mut t, url);
+                t.push(".");
+                s.blocks.push(para(t));
+            }
         }
         if s.blocks.is_empty() {
             s.blocks.push(plain(&format!(
@@ -1455,8 +1454,7 @@ impl<'a> Notice<'a> {
                 if services.len() == 1 {
                     s.blocks.push(plain(&sentence(d)));
                 } else {
-                    let mut t = Text::default();
-                    t.strong(&m.name);
+                    let mut t = Text::headed(&m.name);
                     t.push(" — ").push(&sentence(d));
                     s.blocks.push(para(t));
                 }
@@ -1478,8 +1476,7 @@ impl<'a> Notice<'a> {
     fn role_blocks(&self, svc: &model::Service) -> Vec<Block> {
         let mut blocks = Vec::new();
         for role in &svc.role {
-            let mut lead = Text::default();
-            lead.strong(&role.name);
+            let mut lead = Text::headed(&role.name);
             lead.clauses(&strings(&role.clauses));
             blocks.push(para(lead));
             let optional: Vec<&str> = role.optional.iter().map(|c| c.get_ref().as_str()).collect();
@@ -1535,8 +1532,7 @@ impl<'a> Notice<'a> {
                         .find(|c| c.id.get_ref() == r.get_ref())
                 })
                 .map(|c| {
-                    let mut name = Text::auto(&c.name);
-                    name.clauses(&strings(&c.clauses));
+                    let name = Text::tagged(&c.name, &c.clauses);
                     let fields: Vec<String> = c
                         .field
                         .iter()
@@ -2151,13 +2147,12 @@ text = "If your employer subscribes, your information is available to your emplo
         }
     }
 
-    /// The policies every property test runs on: the sample and, once it loads, the built-in.
+    /// The policies every property test runs on: the sample and the built-in.
     fn policies() -> Vec<Policy> {
-        let mut v = vec![sample()];
-        if let Ok(p) = Policy::builtin() {
-            v.push(p);
+        match Policy::builtin() {
+            Ok(builtin) => vec![sample(), builtin],
+            Err(d) => panic!("{d}"),
         }
-        v
     }
 
     fn html_unescape(s: &str) -> String {

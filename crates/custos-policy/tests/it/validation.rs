@@ -95,6 +95,65 @@ fn duplicate_ids_are_refused() {
 }
 
 #[test]
+fn a_duplicate_purpose_causes_no_false_follow_on_errors() {
+    // In the WebEx policy, declare `order` a second time where `collaboration` was: the ids
+    // after it must not shift (they once did, and `billing`'s limit for `order.payment` was
+    // reported as a purpose it may not pursue).
+    let text = custos_policy::BUILTIN_WEBEX_2010.replacen(
+        "\nid = \"collaboration\"\n",
+        "\nid = \"order\"\n",
+        1,
+    );
+    let errs = errors(&text);
+    assert!(errs[0].contains("duplicate purpose id `order`"), "{errs:?}");
+    assert!(errs.len() > 1, "{errs:?}");
+    assert!(
+        errs[1..]
+            .iter()
+            .all(|e| e.contains("unknown purpose `collaboration`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_duplicate_table_names_the_key() {
+    let text = format!("{MINI}\n[contacts]\nprivacy_email = \"a@example.com\"\n\n[contacts]\n");
+    let errs = errors(&text);
+    let line = text.lines().count();
+    assert_eq!(
+        errs,
+        [format!(
+            "p.toml:{line}:2: duplicate key `contacts`; a key or table appears once in a file"
+        )]
+    );
+}
+
+#[test]
+fn a_second_contacts_table_in_another_file_names_that_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("custos-policy-contacts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.toml"),
+        format!("{MINI}\n[contacts]\nprivacy_email = \"a@example.com\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.toml"),
+        "# more contacts\n[contacts]\nprivacy_email = \"b@example.com\"\n",
+    )
+    .unwrap();
+    let errs = Policy::from_path(&dir).unwrap_err().lines();
+    assert_eq!(
+        errs,
+        [format!(
+            "{}:2:1: a second `[contacts]` table; a policy has one",
+            dir.join("b.toml").display()
+        )]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn purpose_cycles_are_refused() {
     let text = MINI.replace(
         "id = \"account\"\nname = \"Run the account\"",
