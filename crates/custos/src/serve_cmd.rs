@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use custos_server::AppState;
-use custos_vault::{MasterKey, Vault};
+use custos_vault::Vault;
 
 /// Where to listen, where the vault is, which policy.
 #[derive(Debug, Args)]
@@ -45,18 +45,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(code) => return code,
     };
-    let (vault, location, key_hint) = match &args.database_url {
-        Some(url) => (
-            MasterKey::load(None, false).and_then(|kek| Vault::open_postgres(url, policy, kek)),
-            "PostgreSQL".to_string(),
-            "--database-url URL".to_string(),
-        ),
+    let (location, key_hint) = match &args.database_url {
+        Some(_) => ("PostgreSQL".to_string(), "--database-url URL".to_string()),
         None => (
-            Vault::open_embedded(&args.data, policy),
             format!("embedded SQLite in {}", args.data.display()),
             format!("--data {}", args.data.display()),
         ),
     };
+    // The embedded vault makes its key file on first start; PostgreSQL needs
+    // `CUSTOS_MASTER_KEY`.
+    let vault = Vault::open_location(&args.data, args.database_url.as_deref(), policy, true);
     let vault = match vault {
         Ok(v) => Arc::new(v),
         Err(e) => return fail(e),
