@@ -10,6 +10,7 @@
 mod auth;
 mod canary;
 mod contract;
+mod demo;
 mod subjects;
 mod support;
 mod tls;
