@@ -98,12 +98,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        // Before saying it listens: a signal from then on stops it cleanly.
+        let shutdown = custos_server::shutdown_signal()
+            .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
             "custos: listening on {scheme}://{addr} (policy {policy_name}, {location}); \
              get an API key with `custos keys create --accessor NAME {key_hint}`"
         );
-        let shutdown = custos_server::shutdown_signal();
         match tls {
             Some(cfg) => {
                 let listener =

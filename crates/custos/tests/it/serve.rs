@@ -48,10 +48,15 @@ fn serve(dir: &Path) -> Server {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
-            }
+            let addr = line
+                .split("listening on http://")
+                .nth(1)
+                .map(|rest| rest.split(' ').next().unwrap_or_default().to_string());
+            // Logged before the address is handed out, so a test reading the log sees it.
             sink.lock().unwrap().push(line);
+            if let Some(addr) = addr {
+                let _ = tx.send(addr);
+            }
         }
     });
     let addr = rx
