@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{Backend, TestApp};
 
 /// What the router serves, probed below; `{id}` is replaced by a subject id.
 const SERVED: &[(&str, &str)] = &[
@@ -155,4 +155,32 @@ async fn a_request_over_its_time_is_answered_503() {
     let r = app.raw(raw.as_bytes()).await;
     r.problem(503, "request_timeout");
     assert!(r.header("x-request-id").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_error_answers_nothing_internal_and_is_logged_under_its_request_id() {
+    let app = TestApp::spawn_on(Backend::Postgres).await;
+    let key = app.key("meeting-center").to_string();
+    app.kill_database();
+    let r = app.get("/v1/ledger/verify", Some(&key)).await;
+    let p = r.problem(500, "internal_error");
+    let body = r.body.to_lowercase();
+    for internal in ["database", "postgres", "storage", "sql", "connection"] {
+        assert!(
+            !body.contains(internal),
+            "the answer says `{internal}`: {}",
+            r.body
+        );
+    }
+    assert!(p.get("field").is_none());
+    let id = r.header("x-request-id").unwrap().to_string();
+    let logs = app.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&format!("request={id} ")))
+        .unwrap_or_else(|| panic!("no log line for request {id}: {logs}"));
+    assert!(
+        line.contains("status=500") && line.contains("error: storage_failure"),
+        "{line}"
+    );
 }

@@ -191,6 +191,19 @@ impl TestApp {
         }
     }
 
+    /// Drops the PostgreSQL database under the running server (its connections die).
+    pub fn kill_database(&self) {
+        let db = self.postgres_db.clone().expect("a PostgreSQL test app");
+        let admin = postgres_admin_url();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+
     pub fn key(&self, accessor: &str) -> &str {
         &self.keys[accessor]
     }
