@@ -71,10 +71,15 @@ impl FromRequestParts<AppState> for Caller {
             })
             .await?;
         match authenticated {
-            Some(accessor) => Ok(Self {
-                accessor,
-                state: state.clone(),
-            }),
+            Some(accessor) => {
+                if let Some(slot) = parts.extensions.get::<crate::observe::AccessorSlot>() {
+                    let _ = slot.0.set(accessor.clone());
+                }
+                Ok(Self {
+                    accessor,
+                    state: state.clone(),
+                })
+            }
             None => Err(invalid()),
         }
     }

@@ -130,6 +130,14 @@ async fn metrics_count_routes_and_decisions() {
         "{m}"
     );
     assert!(!m.contains(&id) && !m.contains("Ada"));
+    // The access log names the route template and the accessor, never the subject.
+    let logs = app.logs();
+    assert!(
+        logs.contains("GET /v1/subjects/{id} status=200")
+            && logs.contains("accessor=meeting-center"),
+        "{logs}"
+    );
+    assert!(!logs.contains(&id), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
