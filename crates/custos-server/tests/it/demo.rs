@@ -50,6 +50,10 @@ fn the_demo_world_loads_with_a_key_per_accessor() {
         assert!(!r.records.is_empty(), "{collection}");
     }
     assert_eq!(world.subjects.len(), 5);
+    // A second start on the same data keeps the world and makes new keys.
+    let again = custos_server::demo::load(&vault).unwrap();
+    assert_eq!(again.subjects, world.subjects);
+    assert_ne!(again.keys, world.keys);
     drop(vault);
     let _ = std::fs::remove_dir_all(&dir);
 }
