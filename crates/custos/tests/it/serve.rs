@@ -33,6 +33,14 @@ struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+impl Drop for Server {
+    // A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `custos serve --listen 127.0.0.1:0` on a data directory; waits for its address.
 fn serve(dir: &Path) -> Server {
     let mut child = custos(dir)
