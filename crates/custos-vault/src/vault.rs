@@ -1269,3 +1269,99 @@ fn vault_secret(store: &dyn Store, kek: &MasterKey, name: &str) -> Result<crypto
     kek.unwrap(&label, &wrapped)
         .map_err(|_| Error::Crypto("the master key does not open this vault"))
 }
+
+// ---- decisions without data (custos-server: `POST /v1/decisions`) ---------------------
+
+/// What [`Vault::decide`] returns: the decision alone, no data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionResult {
+    /// `permit`, `partial` or `deny`.
+    pub effect: String,
+    /// Categories the policy permits.
+    pub permitted: Vec<String>,
+    /// Category → reason code, for what it withholds.
+    pub withheld: BTreeMap<String, String>,
+    /// When the whole request was refused before looking at categories, the reason code.
+    pub denial: Option<String>,
+    /// Why what is permitted is permitted (`collected_for_purpose`, …).
+    pub ground: Option<String>,
+    /// The external recipient a read would disclose to.
+    pub disclosure_to: Option<String>,
+    /// The policy clauses behind the decision.
+    pub clauses: Vec<String>,
+    /// Sequence number of the ledger entry recording the decision.
+    pub ledger_seq: u64,
+}
+
+impl Vault {
+    /// Decides a read over the subject's stored state, as [`Vault::read`] would, and ledgers
+    /// the decision; decrypts nothing.
+    pub fn decide(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+    ) -> Result<DecisionResult> {
+        let mut d = self.draft(accessor, "decide", subject.as_str());
+        d.purpose = self.declared_purpose(&input.purpose);
+        d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
+            declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
+        });
+        let row = self.store.subject(&subject.0)?;
+        let values = match &row {
+            Some(r) if r.status != Status::Erased => self.store.values(&subject.0)?,
+            _ => Vec::new(),
+        };
+        let req = match self.resolve_request(accessor, input, || {
+            values.iter().map(|v| v.category.clone()).collect()
+        }) {
+            Ok(req) => req,
+            Err((code, err)) => {
+                d.effect = "deny".into();
+                d.reasons = code.into();
+                self.record(d)?;
+                return Err(err);
+            }
+        };
+        let Some(row) = row else {
+            d.effect = "deny".into();
+            d.reasons = "subject_not_found".into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        };
+        let state = self.subject_state(&row, &values)?;
+        let decision = self.policy.decide(&req, &state);
+        self.fill_decision(&mut d, &decision, req.categories);
+        let seq = self.record(d)?;
+        Ok(DecisionResult {
+            effect: decision.effect.as_str().to_string(),
+            permitted: self
+                .policy
+                .category_names(decision.permitted)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            withheld: decision
+                .withheld
+                .iter()
+                .filter_map(|w| {
+                    let c = self.policy.category(w.category)?;
+                    Some((c.id.clone(), w.reason.code().to_string()))
+                })
+                .collect(),
+            denial: decision.denial.map(|r| r.code().to_string()),
+            ground: decision.ground.map(|g| g.code().to_string()),
+            disclosure_to: decision
+                .disclosure_to
+                .and_then(|r| self.policy.recipient(r))
+                .map(|r| r.id.clone()),
+            clauses: self
+                .policy
+                .decision_clauses(&decision)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            ledger_seq: seq,
+        })
+    }
+}

@@ -1,6 +1,7 @@
 //! The `custos` binary: a thin clap front over the Custos crates.
 
 mod policy_cmd;
+mod serve_cmd;
 mod vault_cmd;
 
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP API: embedded SQLite in `--data` (or PostgreSQL), the built-in policy.
+    Serve(serve_cmd::ServeArgs),
     /// Check, render, trace, explain and compare policy files.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -32,6 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Keys(cmd) => vault_cmd::keys(cmd),
         Command::Audit(cmd) => vault_cmd::audit(cmd),

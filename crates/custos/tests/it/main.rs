@@ -8,6 +8,7 @@
 )]
 
 mod policy;
+mod serve;
 mod vault;
 
 use std::process::{Command, Output};

@@ -1,0 +1,109 @@
+//! Prometheus text metrics, hand-rolled: requests by route and status, a latency histogram,
+//! decisions by kind and effect. Labels are route templates and codes, never personal
+//! information.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Kinds of decision counted.
+const KINDS: [&str; 3] = ["read", "read_records", "decide"];
+/// Effects counted.
+const EFFECTS: [&str; 3] = ["permit", "partial", "deny"];
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    decisions: [[AtomicU64; EFFECTS.len()]; KINDS.len()],
+}
+
+impl Metrics {
+    /// Counts a request.
+    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((route.to_string(), method.to_string(), status))
+                .or_default() += 1;
+        }
+        let secs = took.as_secs_f64();
+        for (bound, counter) in BUCKETS.iter().zip(&self.latency) {
+            if secs <= *bound {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Counts a decision; unknown kinds or effects are not counted.
+    pub fn decision(&self, kind: &str, effect: &str) {
+        let k = KINDS.iter().position(|x| *x == kind);
+        let e = EFFECTS.iter().position(|x| *x == effect);
+        if let Some(c) = k
+            .zip(e)
+            .and_then(|(k, e)| self.decisions.get(k).and_then(|row| row.get(e)))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP custos_http_requests_total HTTP requests by route, method and status.\n",
+        );
+        out.push_str("# TYPE custos_http_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((route, method, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "custos_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP custos_http_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE custos_http_request_duration_seconds histogram\n");
+        for (bound, counter) in BUCKETS.iter().zip(&self.latency) {
+            let _ = writeln!(
+                out,
+                "custos_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "custos_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "custos_http_request_duration_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "custos_http_request_duration_seconds_count {count}");
+        out.push_str("# HELP custos_decisions_total Policy decisions made, by kind and effect.\n");
+        out.push_str("# TYPE custos_decisions_total counter\n");
+        for (kind, row) in KINDS.iter().zip(&self.decisions) {
+            for (effect, c) in EFFECTS.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "custos_decisions_total{{kind=\"{kind}\",effect=\"{effect}\"}} {}",
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out
+    }
+}

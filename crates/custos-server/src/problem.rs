@@ -1,0 +1,348 @@
+//! RFC 9457 problem documents: every error the API answers, with a stable `code`, mapped to
+//! its HTTP status in ONE table ([`CODES`]).
+//!
+//! **Architecture invariant:** a client error names what was wrong (and the JSON field, when
+//! there is one); an internal error says nothing internal. Its detail goes only to the log,
+//! under the request id (see [`crate::observe`]), and never carries personal information: the
+//! vault's error messages name no value by design.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custos_vault::Error as VaultError;
+use serde_json::{Map, Value, json};
+
+/// Media type of a problem document.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Base of the `type` URIs: a code's documentation anchor.
+pub const TYPE_BASE: &str = "https://custos.invalid/problems/";
+
+/// Every code the API answers with, its HTTP status and its title. The one place a code is
+/// mapped to a status; `/openapi.json` lists the same table.
+pub const CODES: &[(&str, u16, &str)] = &[
+    // Authentication.
+    ("missing_api_key", 401, "an api key is required"),
+    ("invalid_api_key", 401, "the api key is unknown or revoked"),
+    // The policy refuses the whole request.
+    (
+        "purpose_not_allowed_for_accessor",
+        403,
+        "the policy does not let this accessor pursue this purpose",
+    ),
+    (
+        "recipient_not_allowed_for_purpose",
+        403,
+        "the policy lets this recipient receive nothing for this purpose",
+    ),
+    // Not found.
+    ("subject_not_found", 404, "no such subject"),
+    ("not_found", 404, "no such resource"),
+    (
+        "method_not_allowed",
+        405,
+        "method not allowed on this resource",
+    ),
+    // Malformed requests.
+    ("invalid_json", 400, "the body is not valid json"),
+    ("invalid_field", 400, "a field has the wrong type or shape"),
+    ("missing_field", 400, "a required field is missing"),
+    (
+        "unknown_field",
+        400,
+        "the body has a field this route does not take",
+    ),
+    ("invalid_query", 400, "the query string is malformed"),
+    (
+        "invalid_subject_id",
+        400,
+        "a subject id is a lowercase uuid",
+    ),
+    ("body_too_large", 413, "the body is too large"),
+    // Names the policy does not declare, and collection refusals.
+    ("purpose_required", 422, "state the purpose"),
+    (
+        "unknown_accessor",
+        422,
+        "the policy declares no such accessor",
+    ),
+    (
+        "unknown_purpose",
+        422,
+        "the policy declares no such purpose",
+    ),
+    (
+        "unknown_category",
+        422,
+        "the policy declares no such category",
+    ),
+    (
+        "unknown_recipient",
+        422,
+        "the policy declares no such recipient",
+    ),
+    (
+        "unknown_collection",
+        422,
+        "the policy declares no such record collection",
+    ),
+    (
+        "unknown_service",
+        422,
+        "the policy declares no such service",
+    ),
+    ("unknown_role", 422, "the service has no such role"),
+    (
+        "unknown_notice_version",
+        422,
+        "the notice version is not the policy's",
+    ),
+    ("no_data", 422, "the collection carries no data"),
+    (
+        "category_not_declared_for_role",
+        422,
+        "the policy does not collect this category for this service and role",
+    ),
+    (
+        "purpose_not_stated_for_role",
+        422,
+        "the policy states no such purpose for this service and role",
+    ),
+    (
+        "subject_under_minimum_age",
+        422,
+        "the policy does not collect personal information from people under its minimum age",
+    ),
+    (
+        "transient_collection",
+        422,
+        "records of this collection are never stored",
+    ),
+    (
+        "collection_refused",
+        422,
+        "the policy refused the collection",
+    ),
+    ("invalid_request", 422, "the request is not valid"),
+    // The server.
+    ("request_timeout", 503, "the request took too long"),
+    ("internal_error", 500, "internal error"),
+];
+
+/// Status and title of a code; an unlisted code is an unprocessable request (the vault may
+/// grow codes before this table does, and they are all about the request).
+pub fn status_of(code: &str) -> (StatusCode, &'static str) {
+    CODES.iter().find(|(c, _, _)| *c == code).map_or(
+        (StatusCode::UNPROCESSABLE_ENTITY, "the request is not valid"),
+        |(_, s, t)| {
+            (
+                StatusCode::from_u16(*s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                t,
+            )
+        },
+    )
+}
+
+/// One error of a request that has several (a refused collection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Stable code.
+    pub code: String,
+    /// The JSON field at fault.
+    pub field: String,
+    /// What was wrong and how to fix it.
+    pub detail: String,
+}
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    code: String,
+    detail: String,
+    field: Option<String>,
+    errors: Vec<FieldError>,
+    /// For internal errors: what the log gets; the client never sees it.
+    internal: Option<String>,
+}
+
+/// What the log gets for an internal error; carried to the logging middleware in the
+/// response's extensions, never in the body.
+#[derive(Debug, Clone)]
+pub(crate) struct InternalDetail(pub String);
+
+impl Problem {
+    /// A client error.
+    pub fn new(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            detail: detail.into(),
+            field: None,
+            errors: Vec::new(),
+            internal: None,
+        }
+    }
+
+    /// A client error about one JSON field (or query parameter).
+    pub fn field(code: &str, field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let mut p = Self::new(code, detail);
+        p.field = Some(field.into());
+        p
+    }
+
+    /// An internal error: the client learns only that it happened.
+    pub fn internal(log: impl Into<String>) -> Self {
+        let mut p = Self::new(
+            "internal_error",
+            "the server failed; quote the x-request-id header when reporting it",
+        );
+        p.internal = Some(log.into());
+        p
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        status_of(&self.code).0
+    }
+
+    /// The problem document.
+    pub fn body(&self) -> Value {
+        let (status, title) = status_of(&self.code);
+        let mut m = Map::new();
+        m.insert("type".into(), json!(format!("{TYPE_BASE}{}", self.code)));
+        m.insert("title".into(), json!(title));
+        m.insert("status".into(), json!(status.as_u16()));
+        m.insert("detail".into(), json!(self.detail));
+        m.insert("code".into(), json!(self.code));
+        if let Some(f) = &self.field {
+            m.insert("field".into(), json!(f));
+        }
+        if !self.errors.is_empty() {
+            let errors: Vec<Value> = self
+                .errors
+                .iter()
+                .map(|e| json!({"code": e.code, "field": e.field, "detail": e.detail}))
+                .collect();
+            m.insert("errors".into(), Value::Array(errors));
+        }
+        Value::Object(m)
+    }
+}
+
+impl From<VaultError> for Problem {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::CollectionRefused(errors) => {
+                let errors: Vec<FieldError> = errors
+                    .into_iter()
+                    .map(|e| FieldError {
+                        code: e.code.to_string(),
+                        field: e.field,
+                        detail: e.message,
+                    })
+                    .collect();
+                let first = errors.first().cloned();
+                let mut p = match first {
+                    Some(f) => {
+                        let detail = if errors.len() == 1 {
+                            f.detail.clone()
+                        } else {
+                            format!("{} (and {} more in `errors`)", f.detail, errors.len() - 1)
+                        };
+                        Self::field(&f.code, f.field, detail)
+                    }
+                    None => Self::new("collection_refused", "the policy refused the collection"),
+                };
+                p.errors = errors;
+                p
+            }
+            VaultError::Invalid { code, message } => Self::new(code, message),
+            VaultError::SubjectNotFound => Self::new("subject_not_found", "no such subject"),
+            VaultError::Unauthorized => {
+                Self::new("invalid_api_key", "the api key is unknown or revoked")
+            }
+            // The vault's messages name no value; they still stay in the log.
+            e @ (VaultError::Crypto(_) | VaultError::MasterKey(_) | VaultError::Storage(_)) => {
+                Self::internal(format!("{}: {e}", e.code()))
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut res = (status, self.body().to_string()).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(detail) = self.internal {
+            res.extensions_mut().insert(InternalDetail(detail));
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly on what they did not expect"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_tells_the_client_nothing_and_the_log_everything() {
+        let p = Problem::from(VaultError::Storage("database error 53100 at /srv/x".into()));
+        assert_eq!(p.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = p.body().to_string();
+        assert!(!body.contains("53100") && !body.contains("/srv"), "{body}");
+        assert_eq!(p.body()["code"], "internal_error");
+        let res = p.into_response();
+        let logged = res.extensions().get::<InternalDetail>().unwrap();
+        assert!(logged.0.contains("storage_failure") && logged.0.contains("53100"));
+    }
+
+    #[test]
+    fn every_code_has_one_status_and_a_lowercase_title() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, status, title) in CODES {
+            assert!(seen.insert(*code), "`{code}` is listed twice");
+            assert!(StatusCode::from_u16(*status).is_ok());
+            assert!(!title.ends_with('.') && title.chars().next().unwrap().is_lowercase());
+        }
+        assert_eq!(
+            status_of("unknown_purpose").0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(status_of("missing_api_key").0, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_refused_collection_lists_every_field() {
+        let p = Problem::from(VaultError::CollectionRefused(vec![
+            custos_policy::CollectionError {
+                code: "unknown_role",
+                field: "role".into(),
+                message: "no role `x`".into(),
+            },
+            custos_policy::CollectionError {
+                code: "unknown_category",
+                field: "data.y".into(),
+                message: "unknown category `y`".into(),
+            },
+        ]));
+        let b = p.body();
+        assert_eq!(b["code"], "unknown_role");
+        assert_eq!(b["field"], "role");
+        assert_eq!(b["errors"][1]["field"], "data.y");
+        assert_eq!(b["status"], 422);
+    }
+}

@@ -1,0 +1,194 @@
+//! The keyless routes and the contract: OpenAPI lists every route served, the notice fetches
+//! nothing, metrics carry no personal information.
+
+use serde_json::json;
+
+use crate::support::{Backend, TestApp};
+
+/// What the router serves, probed below; `{id}` is replaced by a subject id.
+const SERVED: &[(&str, &str)] = &[
+    ("POST", "/v1/subjects"),
+    ("GET", "/v1/subjects/{id}"),
+    ("POST", "/v1/subjects/{id}/data"),
+    ("POST", "/v1/subjects/{id}/records"),
+    ("GET", "/v1/subjects/{id}/records"),
+    ("POST", "/v1/decisions"),
+    ("GET", "/v1/ledger/verify"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/privacy"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route_served_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut served: Vec<(String, String)> = SERVED
+        .iter()
+        .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+        .collect();
+    served.sort();
+    assert_eq!(documented, served);
+    let mut listed: Vec<(String, String)> = custos_server::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, served);
+    // Each is really served: neither 404 nor 405.
+    let id = app.attendee("Ada", "ada@example.com").await;
+    for (method, path) in SERVED {
+        let r = app
+            .send(method, &path.replace("{id}", &id), None, Some("{}"))
+            .await;
+        assert!(
+            ![404, 405].contains(&r.status),
+            "{method} {path}: {}",
+            r.status
+        );
+    }
+    // Every problem code is in the document.
+    let codes = &doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"];
+    for (code, _, _) in custos_server::problem::CODES {
+        assert!(codes.as_array().unwrap().contains(&json!(code)), "{code}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_notice_is_self_contained_and_keyless() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/privacy", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("default-src 'none'; style-src 'unsafe-inline'")
+    );
+    let html = r.body.to_lowercase();
+    assert!(html.contains("webex"));
+    for external in [
+        "src=", "<link", "<script", "@import", "url(", "<iframe", "<img",
+    ] {
+        assert!(!html.contains(external), "the notice has `{external}`");
+    }
+    assert_eq!(
+        app.get("/healthz", None).await.json(),
+        json!({"status": "ok"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_routes_and_decisions() {
+    let app = TestApp::spawn().await;
+    let key = Some(app.key("meeting-center"));
+    let id = app.attendee("Ada", "ada@example.com").await;
+    app.get(&format!("/v1/subjects/{id}?purpose=service.meetings"), key)
+        .await;
+    app.get(&format!("/v1/subjects/{id}?purpose=support"), key)
+        .await;
+    let r = app.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    let m = r.body;
+    assert!(
+        m.contains(
+            r#"custos_http_requests_total{route="/v1/subjects/{id}",method="GET",status="200"} 2"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            r#"custos_http_requests_total{route="/v1/subjects",method="POST",status="201"} 1"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"custos_decisions_total{kind="read",effect="permit"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"custos_decisions_total{kind="read",effect="deny"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("custos_http_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{m}"
+    );
+    assert!(!m.contains(&id) && !m.contains("Ada"));
+    // The access log names the route template and the accessor, never the subject.
+    let logs = app.logs();
+    assert!(
+        logs.contains("GET /v1/subjects/{id} status=200")
+            && logs.contains("accessor=meeting-center"),
+        "{logs}"
+    );
+    assert!(!logs.contains(&id), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_and_the_server_stops() {
+    let mut app = TestApp::spawn().await;
+    let _ = app.attendee("Ada", "ada@example.com").await;
+    app.stop().await;
+    assert!(tokio::net::TcpStream::connect(app.addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_its_time_is_answered_503() {
+    let app = TestApp::spawn_with(custos_server::Config {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..custos_server::Config::default()
+    })
+    .await;
+    // A body announced and never sent: the request cannot finish in time.
+    let raw = format!(
+        "POST /v1/subjects HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\n{{",
+        app.key("meeting-center")
+    );
+    let r = app.raw(raw.as_bytes()).await;
+    r.problem(503, "request_timeout");
+    assert!(r.header("x-request-id").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_error_answers_nothing_internal_and_is_logged_under_its_request_id() {
+    let app = TestApp::spawn_on(Backend::Postgres).await;
+    let key = app.key("meeting-center").to_string();
+    app.kill_database();
+    let r = app.get("/v1/ledger/verify", Some(&key)).await;
+    let p = r.problem(500, "internal_error");
+    let body = r.body.to_lowercase();
+    for internal in ["database", "postgres", "storage", "sql", "connection"] {
+        assert!(
+            !body.contains(internal),
+            "the answer says `{internal}`: {}",
+            r.body
+        );
+    }
+    assert!(p.get("field").is_none());
+    let id = r.header("x-request-id").unwrap().to_string();
+    let logs = app.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&format!("request={id} ")))
+        .unwrap_or_else(|| panic!("no log line for request {id}: {logs}"));
+    assert!(
+        line.contains("status=500") && line.contains("error: storage_failure"),
+        "{line}"
+    );
+}

@@ -1,0 +1,59 @@
+//! `custos serve --demo`: the synthetic world loads, and its keys and people work.
+
+use std::sync::Arc;
+
+use custos_policy::Policy;
+use custos_vault::{MasterKey, ReadInput, SqliteStore, Vault};
+
+#[test]
+fn the_demo_world_loads_with_a_key_per_accessor() {
+    let dir = std::env::temp_dir().join(format!("custos_server_demo_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let vault = Vault::open(
+        Arc::new(SqliteStore::open(&dir).unwrap()),
+        Arc::new(Policy::builtin().unwrap()),
+        MasterKey::generate().unwrap(),
+    )
+    .unwrap();
+    let world = custos_server::demo::load(&vault).unwrap();
+    let accessors: Vec<&str> = world.keys.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(accessors, custos_server::demo::ACCESSORS);
+    for (accessor, key) in &world.keys {
+        assert_eq!(&vault.authenticate(key).unwrap(), accessor);
+    }
+    let who = |w: &str| {
+        world
+            .subjects
+            .iter()
+            .find(|(name, _)| name == w)
+            .map(|(_, id)| id.clone())
+            .unwrap()
+    };
+    let host = vault
+        .read(
+            "meeting-center",
+            &who("meeting host"),
+            &ReadInput {
+                purpose: "service.meetings".into(),
+                ..ReadInput::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(host.data["contact.name"], "Hana Host");
+    let connect = who("connect user");
+    for collection in ["chat_messages", "contacts"] {
+        let r = vault
+            .read_records("connect", &connect, collection, "service.connect")
+            .unwrap();
+        assert_eq!(r.effect, "permit");
+        assert!(!r.records.is_empty(), "{collection}");
+    }
+    assert_eq!(world.subjects.len(), 5);
+    // A second start on the same data keeps the world and makes new keys.
+    let again = custos_server::demo::load(&vault).unwrap();
+    assert_eq!(again.subjects, world.subjects);
+    assert_ne!(again.keys, world.keys);
+    drop(vault);
+    let _ = std::fs::remove_dir_all(&dir);
+}

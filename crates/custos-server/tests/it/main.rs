@@ -1,0 +1,16 @@
+//! The HTTP API, exercised over real sockets: one test binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly on what they did not expect"
+)]
+
+mod auth;
+mod canary;
+mod contract;
+mod demo;
+mod subjects;
+mod support;
+mod tls;

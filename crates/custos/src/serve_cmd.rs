@@ -1,0 +1,131 @@
+//! `custos serve`: the HTTP API over an embedded or PostgreSQL vault.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use custos_server::AppState;
+use custos_vault::Vault;
+
+/// Where to listen, where the vault is, which policy.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CUSTOS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Data directory of the embedded (SQLite) vault.
+    #[arg(long, env = "CUSTOS_DATA", default_value = "./custos-data")]
+    data: PathBuf,
+    /// PostgreSQL URL instead of the embedded vault; the master key then comes from
+    /// `CUSTOS_MASTER_KEY`.
+    #[arg(long, env = "CUSTOS_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The policy enforced (default: the built-in WebEx 2010 policy).
+    #[arg(long, env = "CUSTOS_POLICY")]
+    policy: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with `--tls-key`).
+    #[arg(long, env = "CUSTOS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "CUSTOS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Load a small synthetic WebEx world and print an API key per demo accessor.
+    #[arg(long)]
+    demo: bool,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let policy = match crate::policy_cmd::load(args.policy.as_deref()) {
+        Ok(p) => Arc::new(p),
+        Err(code) => return code,
+    };
+    let (location, key_hint) = match &args.database_url {
+        Some(_) => ("PostgreSQL".to_string(), "--database-url URL".to_string()),
+        None => (
+            format!("embedded SQLite in {}", args.data.display()),
+            format!("--data {}", args.data.display()),
+        ),
+    };
+    // The embedded vault makes its key file on first start; PostgreSQL needs
+    // `CUSTOS_MASTER_KEY`.
+    let vault = Vault::open_location(&args.data, args.database_url.as_deref(), policy, true);
+    let vault = match vault {
+        Ok(v) => Arc::new(v),
+        Err(e) => return fail(e),
+    };
+    if args.demo {
+        match custos_server::demo::load(&vault) {
+            Ok(world) => {
+                for (who, id) in &world.subjects {
+                    eprintln!("custos: demo subject {id} ({who})");
+                }
+                for (accessor, key) in &world.keys {
+                    println!("{accessor}: {key}");
+                }
+            }
+            Err(e) => return fail(format!("cannot load the demo world: {e}")),
+        }
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match custos_server::tls::config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(e),
+        },
+        _ => None,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let state = match AppState::new(Arc::clone(&vault)) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot start the vault threads: {e}")),
+    };
+    let policy_name = format!("{} {}", vault.policy().id(), vault.policy().version());
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        // Before saying it listens: a signal from then on stops it cleanly.
+        let shutdown = custos_server::shutdown_signal()
+            .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!(
+            "custos: listening on {scheme}://{addr} (policy {policy_name}, {location}); \
+             get an API key with `custos keys create --accessor NAME {key_hint}`"
+        );
+        match tls {
+            Some(cfg) => {
+                let listener =
+                    custos_server::tls::TlsListener::new(listener, cfg, state.log().clone())
+                        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+                custos_server::serve(listener, state, shutdown).await
+            }
+            None => custos_server::serve(listener, state, shutdown).await,
+        }
+        .map_err(|e| format!("server failed: {e}"))
+    });
+    // Requests in flight have finished; every acknowledged entry is durable. Dropping the
+    // last handle stops the ledger writer.
+    drop(runtime);
+    drop(vault);
+    match result {
+        Ok(()) => {
+            eprintln!("custos: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Load benchmark of `custos serve` with wrk: health, a permitted read, a refused read, and
+# collection (a write: ledger group commit + SQLite). Prints wrk's summaries.
+# Usage: scripts/bench-http.sh [duration, default 10s] [connections, default 16]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10s}
+CONNS=${2:-16}
+PORT=${PORT:-18181}
+BIN=${CARGO_TARGET_DIR:-target}/release/custos
+cargo build -q --release -p custos
+DATA=$(mktemp -d)
+trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+"$BIN" serve --demo --data "$DATA" --listen "127.0.0.1:$PORT" >"$DATA/keys.txt" 2>"$DATA/log.txt" &
+PID=$!
+for _ in $(seq 50); do grep -q "listening on" "$DATA/log.txt" 2>/dev/null && break; sleep 0.1; done
+KEY=$(grep '^meeting-center:' "$DATA/keys.txt" | cut -d' ' -f2)
+SUBJECT=$(grep '(meeting host)' "$DATA/log.txt" | awk '{print $4}')
+URL="http://127.0.0.1:$PORT"
+cat >"$DATA/collect.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"Bench Person","contact.email":"bench@example.com"}}'
+LUA
+run() {
+  echo "== $1"
+  shift
+  wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$@" | grep -E "Latency|Req/Sec|requests in|Requests/sec|50%|99%|Non-2xx"
+}
+run "GET /healthz" "$URL/healthz"
+run "GET /v1/subjects/{id}?purpose=service.meetings (permit, 3 values decrypted)" \
+  -H "Authorization: Bearer $KEY" "$URL/v1/subjects/$SUBJECT?purpose=service.meetings"
+run "GET /v1/subjects/{id}?purpose=support (deny, nothing decrypted)" \
+  -H "Authorization: Bearer $KEY" "$URL/v1/subjects/$SUBJECT?purpose=support"
+run "POST /v1/subjects (collect: new subject, 2 values, ledger entry)" \
+  -H "Authorization: Bearer $KEY" -s "$DATA/collect.lua" "$URL/v1/subjects"
+echo "== ledger after the run"
+curl -s -H "Authorization: Bearer $KEY" "$URL/v1/ledger/verify"; echo
