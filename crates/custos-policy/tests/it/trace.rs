@@ -17,9 +17,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// How many tests named `name` the workspace's crates define: `#[test]` functions, and the
-/// vault's conformance cases (`pub fn name(h: Harness)`), which its `conformance!` macro runs
-/// against every backend (an unlisted case would be dead code, which clippy refuses).
+/// How many tests named `name` the workspace's crates define: `#[test]` and `#[tokio::test]`
+/// functions, and the vault's conformance cases (`pub fn name(h: Harness)`), which its
+/// `conformance!` macro runs against every backend (an unlisted case would be dead code,
+/// which clippy refuses).
 fn test_definitions(files: &[(PathBuf, String)], name: &str) -> usize {
     let needle = format!("fn {name}(");
     let cases = [
@@ -35,7 +36,10 @@ fn test_definitions(files: &[(PathBuf, String)], name: &str) -> usize {
                 .enumerate()
                 .filter(|(i, l)| {
                     let l = l.trim_start();
-                    (l.starts_with(&needle) && *i > 0 && lines[i - 1].trim() == "#[test]")
+                    let attribute = i.checked_sub(1).map_or("", |j| lines[j].trim());
+                    let is_test = attribute == "#[test]" || attribute.starts_with("#[tokio::test");
+                    ((l.starts_with(&needle) || l.starts_with(&format!("async {needle}")))
+                        && is_test)
                         || cases.iter().any(|c| l.starts_with(c.as_str()))
                 })
                 .count()
