@@ -53,8 +53,8 @@ fn person(
 /// The demo people: who, and the email they are found by.
 const PEOPLE: &[(&str, &str)] = &[
     ("meeting host", "hana.host@acme.example"),
-    ("meeting attendee Ari Attendee", "ari@partner.example"),
-    ("meeting attendee Bea Attendee", "bea@partner.example"),
+    ("first meeting attendee", "ari@partner.example"),
+    ("second meeting attendee", "bea@partner.example"),
     ("connect user", "cy@acme.example"),
     ("mail user", "mo@acme.example"),
 ];
@@ -105,9 +105,19 @@ fn populate(vault: &Vault) -> custos_vault::Result<World> {
         ),
     )?;
     w.subjects.push(("meeting host".into(), host.clone()));
-    for (name, email, ip) in [
-        ("Ari Attendee", "ari@partner.example", "198.51.100.7"),
-        ("Bea Attendee", "bea@partner.example", "198.51.100.8"),
+    for (label, name, email, ip) in [
+        (
+            "first meeting attendee",
+            "Ari Attendee",
+            "ari@partner.example",
+            "198.51.100.7",
+        ),
+        (
+            "second meeting attendee",
+            "Bea Attendee",
+            "bea@partner.example",
+            "198.51.100.8",
+        ),
     ] {
         let id = vault.collect(
             "meeting-center",
@@ -130,7 +140,8 @@ fn populate(vault: &Vault) -> custos_vault::Result<World> {
             &["service.meetings".to_string()],
             r#"{"meeting":"weekly sync","joined":"2010-05-03T16:00Z","left":"2010-05-03T16:45Z"}"#,
         )?;
-        w.subjects.push((format!("meeting attendee {name}"), id));
+        // The log shows this label: a role, never the person's name.
+        w.subjects.push((label.to_string(), id));
     }
     vault.append_record(
         "meeting-center",
