@@ -183,4 +183,33 @@ impl Policy {
             records: role.records.clone(),
         })
     }
+
+    /// Checks that `accessor` may make a collection stating `stated` purposes: it must itself
+    /// pursue at least one of them. A service collects for its own purpose; the others it
+    /// states are the uses the person is told about (processing, reports). This stops a
+    /// caller from collecting in another service's name (the marketing team posing as a
+    /// meeting service).
+    pub fn check_collector(
+        &self,
+        accessor: &str,
+        stated: PurposeSet,
+    ) -> Result<(), CollectionError> {
+        let id = self.accessor_id(accessor).map_err(|e| CollectionError {
+            code: "unknown_accessor",
+            field: "accessor".into(),
+            message: e.message,
+        })?;
+        let allowed = self.accessor(id).map(|a| a.allowed).unwrap_or_default();
+        if stated.intersects(&allowed) {
+            return Ok(());
+        }
+        Err(CollectionError {
+            code: "purpose_not_allowed_for_accessor",
+            field: "purposes".into(),
+            message: format!(
+                "accessor `{accessor}` pursues none of the stated purposes ({}); a collection states at least one purpose its collector pursues",
+                self.purpose_names(stated).join(", ")
+            ),
+        })
+    }
 }

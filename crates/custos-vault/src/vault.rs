@@ -363,7 +363,16 @@ impl Vault {
             age: stated_age(input),
             categories: &categories,
         };
-        match self.policy.check_collection(&req) {
+        // INVARIANT: a caller collects only for a purpose it pursues itself, never in another
+        // service's name.
+        let checked = self.policy.check_collection(&req).and_then(|plan| {
+            let stated = self.policy.purpose_set(&purposes).unwrap_or_default();
+            self.policy
+                .check_collector(accessor, stated)
+                .map(|()| plan)
+                .map_err(|e| vec![e])
+        });
+        match checked {
             Ok(plan) => Ok(plan),
             Err(errors) => {
                 let codes: Vec<&str> = errors.iter().map(|e| e.code).collect();

@@ -1284,3 +1284,21 @@ fn a_new_refinement_in_a_later_version_does_not_reach_old_data() {
         Effect::Permit
     );
 }
+
+// C004: a collection is made by the service that tells the person why, not in its name.
+
+#[test]
+fn a_caller_collects_only_for_a_purpose_it_pursues() {
+    let p = builtin();
+    let stated = p.purpose_set(&["service.meetings"]).unwrap();
+    assert!(p.check_collector("meeting-center", stated).is_ok());
+    let e = p.check_collector("marketing", stated).unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_str()),
+        ("purpose_not_allowed_for_accessor", "purposes")
+    );
+    assert_eq!(
+        p.check_collector("nobody", stated).unwrap_err().code,
+        "unknown_accessor"
+    );
+}

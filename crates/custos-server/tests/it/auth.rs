@@ -117,3 +117,20 @@ async fn another_accessors_purpose_is_forbidden() {
     assert_eq!(d["effect"], "deny");
     assert_eq!(d["denial"], "purpose_not_allowed_for_accessor");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_cannot_collect_in_another_services_name() {
+    let app = TestApp::spawn().await;
+    // Marketing pursues none of meeting-center's purposes: it may not collect as it.
+    let r = app
+        .post(
+            "/v1/subjects",
+            Some(app.key("marketing")),
+            &json!({"service": "meeting-center", "role": "attendee",
+                "purposes": ["service.meetings"], "notice": "2010-04-24",
+                "data": {"contact.name": "N", "contact.email": "n@example.com"}}),
+        )
+        .await;
+    let p = r.problem(403, "purpose_not_allowed_for_accessor");
+    assert_eq!(p["field"], "purposes", "{p}");
+}
