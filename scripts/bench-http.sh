@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark of `custos serve` with wrk: health, a permitted read, a refused read, and
 # collection (a write: ledger group commit + SQLite). Prints wrk's summaries.
+# Also prints the server's resident memory idle (VmRSS) and its peak under load (VmHWM).
 # Usage: scripts/bench-http.sh [duration, default 10s] [connections, default 16]
+# With CUSTOS_BENCH_DATABASE_URL=postgres://…/postgres it runs on a fresh PostgreSQL database
+# (dropped afterwards) instead of embedded SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10s}
@@ -10,10 +13,29 @@ PORT=${PORT:-18181}
 BIN=${CARGO_TARGET_DIR:-target}/release/custos
 cargo build -q --release -p custos
 DATA=$(mktemp -d)
-trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
-"$BIN" serve --demo --data "$DATA" --listen "127.0.0.1:$PORT" >"$DATA/keys.txt" 2>"$DATA/log.txt" &
+BACKEND=(--data "$DATA")
+DB=
+if [ -n "${CUSTOS_BENCH_DATABASE_URL:-}" ]; then
+  DB=custos_bench_$$
+  psql "$CUSTOS_BENCH_DATABASE_URL" -qc "create database $DB"
+  BACKEND=(--database-url "${CUSTOS_BENCH_DATABASE_URL%/*}/$DB")
+  CUSTOS_MASTER_KEY=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  export CUSTOS_MASTER_KEY
+fi
+cleanup() {
+  kill "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  rm -rf "$DATA"
+  if [ -n "$DB" ]; then psql "$CUSTOS_BENCH_DATABASE_URL" -qc "drop database if exists $DB" || true; fi
+}
+trap cleanup EXIT
+"$BIN" serve --demo "${BACKEND[@]}" --listen "127.0.0.1:$PORT" >"$DATA/keys.txt" 2>"$DATA/log.txt" &
 PID=$!
-for _ in $(seq 50); do grep -q "listening on" "$DATA/log.txt" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "listening on" "$DATA/log.txt" 2>/dev/null && break; sleep 0.1; done
+memory() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MB  ", $1, $2 / 1024} END {print ""}' "/proc/$PID/status"; }
+sleep 1
+echo "== server memory, idle"
+memory
 KEY=$(grep '^meeting-center:' "$DATA/keys.txt" | cut -d' ' -f2)
 SUBJECT=$(grep '(meeting host)' "$DATA/log.txt" | awk '{print $4}')
 URL="http://127.0.0.1:$PORT"
@@ -36,3 +58,5 @@ run "POST /v1/subjects (collect: new subject, 2 values, ledger entry)" \
   -H "Authorization: Bearer $KEY" -s "$DATA/collect.lua" "$URL/v1/subjects"
 echo "== ledger after the run"
 curl -s -H "Authorization: Bearer $KEY" "$URL/v1/ledger/verify"; echo
+echo "== server memory after the load (VmHWM is the peak)"
+memory
