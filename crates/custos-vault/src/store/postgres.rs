@@ -14,7 +14,9 @@ use std::collections::HashMap;
 
 use postgres::{Client, NoTls, Row, Statement};
 
-use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+use super::{
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+};
 use super::{Checkpointer, Rewrap, join, split};
 use crate::error::Result;
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
@@ -362,31 +364,28 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    fn create_subject(
-        &self,
-        s: &SubjectRow,
-        wrapped_dek: &[u8],
-        values: &[ValueRow],
-        index: &[(String, String)],
-    ) -> Result<()> {
+    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
-        tx.execute(
-            "INSERT INTO custos_keys.subject_keys (subject, wrapped) VALUES ($1, $2)",
-            &[&s.id, &wrapped_dek],
-        )?;
-        tx.execute(
-            "INSERT INTO subjects (id, status, age, created_ms) VALUES ($1, $2, $3, $4)",
-            &[&s.id, &s.status.as_str(), &s.age.as_str(), &s.created_ms],
-        )?;
-        for t in &s.tenants {
+        for n in subjects {
+            let s = &n.row;
             tx.execute(
-                "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                &[&s.id, t],
+                "INSERT INTO custos_keys.subject_keys (subject, wrapped) VALUES ($1, $2)",
+                &[&s.id, &n.wrapped_dek],
             )?;
+            tx.execute(
+                "INSERT INTO subjects (id, status, age, created_ms) VALUES ($1, $2, $3, $4)",
+                &[&s.id, &s.status.as_str(), &s.age.as_str(), &s.created_ms],
+            )?;
+            for t in &s.tenants {
+                tx.execute(
+                    "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&s.id, t],
+                )?;
+            }
+            write_values(&mut tx, &n.values, &n.index)?;
         }
-        write_values(&mut tx, values, index)?;
         tx.commit()?;
         Ok(())
     }
