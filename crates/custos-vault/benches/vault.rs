@@ -30,6 +30,8 @@ use custos_vault::{
 const THREADS: usize = 8;
 /// Concurrency of the raw-vs-enforced comparison and of the wide ledger append.
 const READ_THREADS: usize = 64;
+/// Appenders of the widest group-commit case.
+const LEDGER_THREADS: usize = 256;
 
 fn attendee(i: usize) -> CollectionInput {
     static NOTICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -353,6 +355,20 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
         READ_THREADS * per,
         d,
     );
+    let per = 250;
+    let l = Arc::clone(&ledger);
+    let dr = draft.clone();
+    let d = parallel(LEDGER_THREADS, move |_| {
+        for _ in 0..per {
+            l.append(dr.clone()).unwrap();
+        }
+    });
+    row(
+        backend,
+        &format!("ledger append, {LEDGER_THREADS} threads (group commit)"),
+        LEDGER_THREADS * per,
+        d,
+    );
     let chunk = 1000;
     let n = 100_000;
     let start = Instant::now();
@@ -370,7 +386,7 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
     let signer = custos_vault::ledger::CheckpointSigner::new(&signer_seed);
     let v = custos_vault::ledger::verify(&*store, &signer).unwrap();
     let d = start.elapsed();
-    assert!(v.ok() && v.checkpoints >= 190, "{v:?}");
+    assert!(v.ok() && v.checkpoints >= 250, "{v:?}");
     let entries = usize::try_from(v.entries).unwrap();
     row(backend, "ledger verify (chain + checkpoints)", entries, d);
     bulk(backend, make_store);

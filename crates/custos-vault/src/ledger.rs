@@ -267,39 +267,62 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
         first_bad: None,
     };
     let mut expected = 1u64;
-    loop {
-        let page = store.ledger_page(expected, PAGE)?;
-        let n = page.len();
-        // Each entry's hash depends only on its own row (prev_hash included), so the
-        // hashes are recomputed in parallel; the links are checked in order below.
-        let hashes_ok = hashes_match(&page);
-        for (e, hash_ok) in page.into_iter().zip(hashes_ok) {
-            let bad = e.seq != expected || e.prev_hash != v.head || !hash_ok;
-            if bad {
-                v.first_bad = Some(expected);
-                return Ok(v);
-            }
-            let mut signed = false;
-            while let Some(c) = cps.next_if(|c| c.seq <= e.seq) {
-                if c.seq != e.seq || c.hash != e.hash || !signature_ok(&key, &c) {
-                    v.first_bad = Some(c.seq);
-                    return Ok(v);
+    // One thread reads the next page while this one checks the current.
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<LedgerEntry>>>(2);
+    thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            let mut from = 1u64;
+            loop {
+                let page = store.ledger_page(from, PAGE);
+                let n = page.as_ref().map_or(0, Vec::len) as u64;
+                // The checker stopped (it found a bad entry): stop reading.
+                if tx.send(page).is_err() || n < PAGE {
+                    break;
                 }
-                signed = true;
-                v.checkpoints += 1;
+                from += n;
             }
-            // Checkpoints are written in the entry's own transaction: one missing was removed.
-            if e.seq % CHECKPOINT_EVERY == 0 && !signed {
-                v.first_bad = Some(e.seq);
-                return Ok(v);
+        });
+        // `rx` is moved in and dropped on return, which stops the reader.
+        let rx = rx;
+        while let Ok(page) = rx.recv() {
+            let page = page?;
+            let n = page.len();
+            // Each entry's hash depends only on its own row (prev_hash included), so the
+            // hashes can be recomputed apart; the links are checked in order below.
+            let hashes_ok = hashes_match(&page);
+            for (e, hash_ok) in page.into_iter().zip(hashes_ok) {
+                let bad = e.seq != expected || e.prev_hash != v.head || !hash_ok;
+                if bad {
+                    v.first_bad = Some(expected);
+                    return Ok(());
+                }
+                let mut signed = false;
+                while let Some(c) = cps.next_if(|c| c.seq <= e.seq) {
+                    if c.seq != e.seq || c.hash != e.hash || !signature_ok(&key, &c) {
+                        v.first_bad = Some(c.seq);
+                        return Ok(());
+                    }
+                    signed = true;
+                    v.checkpoints += 1;
+                }
+                // Checkpoints are written in the entry's own transaction: one missing was
+                // removed.
+                if e.seq % CHECKPOINT_EVERY == 0 && !signed {
+                    v.first_bad = Some(e.seq);
+                    return Ok(());
+                }
+                v.entries += 1;
+                v.head = e.hash;
+                expected += 1;
             }
-            v.entries += 1;
-            v.head = e.hash;
-            expected += 1;
+            if (n as u64) < PAGE {
+                break;
+            }
         }
-        if (n as u64) < PAGE {
-            break;
-        }
+        Ok(())
+    })?;
+    if v.first_bad.is_some() {
+        return Ok(v);
     }
     // A checkpoint beyond the end means entries were removed from the tail.
     if let Some(c) = cps.next() {
@@ -308,14 +331,15 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
     Ok(v)
 }
 
-/// For each entry, whether its stored hash recomputes, on up to 4 threads.
+/// For each entry, whether its stored hash recomputes, on the cores the page reader leaves
+/// free (at most 4).
 fn hashes_match(page: &[LedgerEntry]) -> Vec<bool> {
     let check = |es: &[LedgerEntry]| -> Vec<bool> {
         es.iter()
             .map(|e| hex_eq(&e.hash, &entry_digest(e.seq, &e.draft, &e.prev_hash)))
             .collect()
     };
-    let threads = thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let threads = thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).min(4));
     if threads < 2 || page.len() < 1024 {
         return check(page);
     }
