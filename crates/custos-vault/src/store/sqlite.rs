@@ -5,8 +5,10 @@
 //! and vault secrets — so a copy of `custos.db` alone cannot decrypt anything, even with the
 //! master key. Both run in WAL mode with `synchronous = FULL`: a commit returns after the WAL
 //! is fsynced, which is what "the ledger entry is durable before the data" needs; the
-//! ledger's group commit keeps that to one fsync per batch. `secure_delete` is on, so erased
-//! keys and values are overwritten in the files, and an erasure truncates the key WAL.
+//! ledger's group commit keeps that to one fsync per batch. `secure_delete` is `ON` in the key
+//! database, so an erased wrapped key is overwritten in the file, and an erasure truncates the
+//! key WAL; the data database, which holds only ciphertext, uses `FAST` (deleted cells are
+//! zeroed in the pages a delete rewrites anyway, whole freed pages are not rewritten).
 //!
 //! SQLite does not make a transaction spanning two WAL databases atomic across a crash; the
 //! order of writes makes a torn one harmless: a subject's key is written before its row,
