@@ -284,8 +284,12 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
         });
         // `rx` is moved in and dropped on return, which stops the reader.
         let rx = rx;
-        while let Ok(page) = rx.recv() {
-            let page = page?;
+        loop {
+            // A reader that stopped without sending its last page (it panicked) fails the
+            // verification; it never shortens the chain checked.
+            let page = rx
+                .recv()
+                .map_err(|_| Error::Storage("ledger reader stopped".into()))??;
             let n = page.len();
             // Each entry's hash depends only on its own row (prev_hash included), so the
             // hashes can be recomputed apart; the links are checked in order below.
