@@ -405,7 +405,10 @@ fn bulk(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
         } else {
             100_000
         });
-    let batch = 10_000;
+    let batch: usize = std::env::var("CUSTOS_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let mut done = 0;
     let mut busy = Duration::ZERO;
     while done < total {
