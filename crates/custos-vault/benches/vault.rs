@@ -28,6 +28,10 @@ use custos_vault::{
 };
 
 const THREADS: usize = 8;
+/// Concurrency of the raw-vs-enforced comparison and of the wide ledger append.
+const READ_THREADS: usize = 64;
+/// Appenders of the widest group-commit case.
+const LEDGER_THREADS: usize = 256;
 
 fn attendee(i: usize) -> CollectionInput {
     static NOTICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -91,6 +95,9 @@ fn parallel<F: Fn(usize) + Send + Sync + 'static>(threads: usize, f: F) -> Durat
 }
 
 fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
+    if std::env::var("CUSTOS_BENCH_ONLY").is_ok_and(|v| v == "collect_many") {
+        return bulk(backend, make_store);
+    }
     let store = make_store();
     let policy = Arc::new(Policy::builtin().unwrap());
     let vault =
@@ -148,33 +155,39 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
             },
         )
         .unwrap();
-    let reads = 2000;
-    let start = Instant::now();
-    for i in 0..reads {
-        let id = &ids[i % ids.len()];
-        let values = store.values(id.as_str()).unwrap();
-        let w = store.wrapped_dek(id.as_str()).unwrap().unwrap();
-        assert!(!values.is_empty() && !w.is_empty());
-        let _dek = key
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &wrapped,
-                    aad: b"wrap",
-                },
-            )
-            .unwrap();
-        for s in &sealed {
-            let _ = key
+    let raw_read = {
+        let store = Arc::clone(&store);
+        let key = key.clone();
+        move |id: &SubjectId| {
+            let values = store.values(id.as_str()).unwrap();
+            let w = store.wrapped_dek(id.as_str()).unwrap().unwrap();
+            assert!(!values.is_empty() && !w.is_empty());
+            let _dek = key
                 .decrypt(
                     Nonce::from_slice(&nonce),
                     Payload {
-                        msg: s,
-                        aad: b"aad",
+                        msg: &wrapped,
+                        aad: b"wrap",
                     },
                 )
                 .unwrap();
+            for s in &sealed {
+                let _ = key
+                    .decrypt(
+                        Nonce::from_slice(&nonce),
+                        Payload {
+                            msg: s,
+                            aad: b"aad",
+                        },
+                    )
+                    .unwrap();
+            }
         }
+    };
+    let reads = 2000;
+    let start = Instant::now();
+    for i in 0..reads {
+        raw_read(&ids[i % ids.len()]);
     }
     let raw = start.elapsed();
     row(
@@ -216,6 +229,42 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
     println!(
         "| {backend} | enforced / raw, 1 thread | | {:.1}× | |",
         enforced.as_secs_f64() / raw.as_secs_f64()
+    );
+    // Raw and enforced at the same high concurrency, back to back: group commit shares each
+    // fsync among the waiting reads.
+    let per = 250;
+    let ids_shared: Arc<Vec<SubjectId>> = Arc::new(ids.clone());
+    let raw_read = Arc::new(raw_read);
+    let (is, rr) = (Arc::clone(&ids_shared), Arc::clone(&raw_read));
+    let raw_c = parallel(READ_THREADS, move |t| {
+        for i in 0..per {
+            rr(&is[(t * per + i) % is.len()]);
+        }
+    });
+    row(
+        backend,
+        &format!("raw read, {READ_THREADS} threads"),
+        READ_THREADS * per,
+        raw_c,
+    );
+    let (v, is, r2) = (Arc::clone(&vault), Arc::clone(&ids_shared), read.clone());
+    let enforced_c = parallel(READ_THREADS, move |t| {
+        for i in 0..per {
+            let r = v
+                .read("meeting-center", &is[(t * per + i) % is.len()], &r2)
+                .unwrap();
+            assert_eq!(r.data.len(), 3);
+        }
+    });
+    row(
+        backend,
+        &format!("enforced read, {READ_THREADS} threads (group commit)"),
+        READ_THREADS * per,
+        enforced_c,
+    );
+    println!(
+        "| {backend} | enforced / raw, {READ_THREADS} threads | | {:.2}× | |",
+        enforced_c.as_secs_f64() / raw_c.as_secs_f64()
     );
 
     // Erasure of a subject with 100k records.
@@ -292,14 +341,100 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
         16 * per,
         d,
     );
+    let per = 1000;
+    let l = Arc::clone(&ledger);
+    let dr = draft.clone();
+    let d = parallel(READ_THREADS, move |_| {
+        for _ in 0..per {
+            l.append(dr.clone()).unwrap();
+        }
+    });
+    row(
+        backend,
+        &format!("ledger append, {READ_THREADS} threads (group commit)"),
+        READ_THREADS * per,
+        d,
+    );
+    let per = 250;
+    let l = Arc::clone(&ledger);
+    let dr = draft.clone();
+    let d = parallel(LEDGER_THREADS, move |_| {
+        for _ in 0..per {
+            l.append(dr.clone()).unwrap();
+        }
+    });
+    row(
+        backend,
+        &format!("ledger append, {LEDGER_THREADS} threads (group commit)"),
+        LEDGER_THREADS * per,
+        d,
+    );
+    let chunk = 1000;
+    let n = 100_000;
+    let start = Instant::now();
+    for _ in 0..n / chunk {
+        ledger.append_many(vec![draft.clone(); chunk]).unwrap();
+    }
+    row(
+        backend,
+        &format!("ledger append_many, {chunk} per call, 1 thread"),
+        n,
+        start.elapsed(),
+    );
     drop(ledger);
     let start = Instant::now();
     let signer = custos_vault::ledger::CheckpointSigner::new(&signer_seed);
     let v = custos_vault::ledger::verify(&*store, &signer).unwrap();
     let d = start.elapsed();
-    assert!(v.ok() && v.checkpoints >= 30, "{v:?}");
+    assert!(v.ok() && v.checkpoints >= 250, "{v:?}");
     let entries = usize::try_from(v.entries).unwrap();
     row(backend, "ledger verify (chain + checkpoints)", entries, d);
+    bulk(backend, make_store);
+}
+
+/// Bulk collection through `collect_many`, on a fresh database.
+fn bulk(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
+    let store = make_store();
+    let policy = Arc::new(Policy::builtin().unwrap());
+    let vault = Vault::open(Arc::clone(&store), policy, MasterKey::generate().unwrap()).unwrap();
+    let total: usize = std::env::var("CUSTOS_BENCH_SUBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if backend == "sqlite" {
+            1_000_000
+        } else {
+            100_000
+        });
+    let batch: usize = std::env::var("CUSTOS_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut done = 0;
+    let mut busy = Duration::ZERO;
+    while done < total {
+        let k = batch.min(total - done);
+        let inputs: Vec<CollectionInput> = (done..done + k).map(attendee).collect();
+        let start = Instant::now();
+        let out = vault.collect_many("meeting-center", &inputs).unwrap();
+        busy += start.elapsed();
+        assert!(out.iter().all(Result::is_ok));
+        done += k;
+    }
+    row(
+        backend,
+        &format!("collect_many, {batch} subjects per call"),
+        total,
+        busy,
+    );
+    let start = Instant::now();
+    let v = vault.verify_ledger().unwrap();
+    assert!(v.ok() && v.entries >= total as u64, "{v:?}");
+    row(
+        backend,
+        "ledger verify after collect_many",
+        usize::try_from(v.entries).unwrap(),
+        start.elapsed(),
+    );
 }
 
 fn main() {

@@ -87,6 +87,20 @@ pub struct SubjectRow {
     pub created_ms: i64,
 }
 
+/// A subject to create: its row, wrapped data key, first values and their blind-index terms
+/// `(category, term)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubject {
+    /// The subject.
+    pub row: SubjectRow,
+    /// Its data key, wrapped by the master key.
+    pub wrapped_dek: Vec<u8>,
+    /// Its first values.
+    pub values: Vec<ValueRow>,
+    /// Blind-index terms of its identifier values.
+    pub index: Vec<(String, String)>,
+}
+
 /// A field value row: one (subject, category).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueRow {
@@ -178,15 +192,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a vault secret unless one of that name exists; returns the stored one.
     fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
 
-    /// Creates a subject with its wrapped data key, first values and their index terms, in
-    /// one transaction.
-    fn create_subject(
-        &self,
-        subject: &SubjectRow,
-        wrapped_dek: &[u8],
-        values: &[ValueRow],
-        index: &[(String, String)],
-    ) -> Result<()>;
+    /// Creates subjects, each with its wrapped data key, first values and their index
+    /// terms, all in one transaction (all or none).
+    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()>;
     /// A subject.
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>>;
     /// Sets a subject's age status.

@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+use crate::store::{
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+};
 
 /// A subject's id: random, 128 bits, UUID-shaped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -279,9 +281,95 @@ impl Vault {
     /// age (C053).
     pub fn collect(&self, accessor: &str, input: &CollectionInput) -> Result<SubjectId> {
         let plan = self.check(accessor, None, input)?;
+        let (id, new) = self.seal_subject(input, &plan)?;
+        self.store.create_subjects(std::slice::from_ref(&new))?;
+        self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
+        Ok(id)
+    }
+
+    /// Collects data about many new subjects at once: each input is checked as
+    /// [`Vault::collect`] checks it (a refusal is ledgered and answered in its place, the
+    /// others go on), the accepted ones are sealed on every core, stored in one transaction,
+    /// and their ledger entries — one per subject — appended in one group. Returns, in input
+    /// order, each subject's id or the reason it was refused. Fails as a whole (nothing
+    /// stored) when the store or the ledger fails.
+    pub fn collect_many(
+        &self,
+        accessor: &str,
+        inputs: &[CollectionInput],
+    ) -> Result<Vec<Result<SubjectId>>> {
+        let mut out: Vec<Option<Result<SubjectId>>> = Vec::with_capacity(inputs.len());
+        let mut accepted = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            match self.check(accessor, None, input) {
+                Ok(plan) => {
+                    accepted.push((i, plan));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let chunk = accepted.len().div_ceil(threads).max(1);
+        let sealed: Vec<Result<(usize, SubjectId, NewSubject)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = accepted
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(i, plan)| {
+                                let input = inputs.get(*i).ok_or(Error::SubjectNotFound)?;
+                                let (id, new) = self.seal_subject(input, plan)?;
+                                Ok((*i, id, new))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err(Error::Crypto("a sealing thread stopped"))])
+                })
+                .collect()
+        });
+        let (placed, news): (Vec<(usize, SubjectId)>, Vec<NewSubject>) = sealed
+            .into_iter()
+            .map(|r| r.map(|(i, id, new)| ((i, id), new)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        self.store.create_subjects(&news)?;
+        drop(news);
+        let drafts = placed
+            .iter()
+            .filter_map(|(i, id)| {
+                let input = inputs.get(*i)?;
+                Some(self.collect_draft(accessor, Some(id), input, "permit", ""))
+            })
+            .collect();
+        self.ledger.append_many(drafts)?;
+        for (i, id) in placed {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(Ok(id));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::Storage("collection not stored".into()))))
+            .collect())
+    }
+
+    /// A new subject id and data key, and the subject's sealed row, values and index terms.
+    fn seal_subject(
+        &self,
+        input: &CollectionInput,
+        plan: &custos_policy::CollectionPlan,
+    ) -> Result<(SubjectId, NewSubject)> {
         let id = SubjectId::generate()?;
         let dek = DataKey::generate()?;
-        let (rows, index) = self.seal_values(
+        let (values, index) = self.seal_values(
             &id,
             &dek,
             input,
@@ -293,20 +381,19 @@ impl Vault {
             Some(_) => Age::AtLeastMinimum,
             None => Age::Unknown,
         };
-        self.store.create_subject(
-            &SubjectRow {
+        let new = NewSubject {
+            row: SubjectRow {
                 id: id.0.clone(),
                 status: Status::Active,
                 age,
                 tenants: input.tenant.iter().cloned().collect(),
                 created_ms: now_ms(),
             },
-            &dek.wrap(&self.kek, &id.0)?,
-            &rows,
-            &index,
-        )?;
-        self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
-        Ok(id)
+            wrapped_dek: dek.wrap(&self.kek, &id.0)?,
+            values,
+            index,
+        };
+        Ok((id, new))
     }
 
     /// Collects more data about an existing subject.
@@ -398,6 +485,17 @@ impl Vault {
         effect: &str,
         reasons: &str,
     ) -> Result<u64> {
+        self.record(self.collect_draft(accessor, subject, input, effect, reasons))
+    }
+
+    fn collect_draft(
+        &self,
+        accessor: &str,
+        subject: Option<&SubjectId>,
+        input: &CollectionInput,
+        effect: &str,
+        reasons: &str,
+    ) -> Draft {
         let mut d = self.draft(accessor, "collect", subject.map_or("", |s| s.as_str()));
         // Only declared ids go to the ledger: an unknown name could be a value.
         d.purpose = input
@@ -430,7 +528,7 @@ impl Vault {
         );
         d.effect = effect.to_string();
         d.reasons = reasons.to_string();
-        self.record(d)
+        d
     }
 
     /// Seals the values to store, with the blind-index terms of identifier categories.

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 
 use postgres::{Client, NoTls, Row, Statement};
 
-use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+use super::{
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+};
 use super::{Checkpointer, Rewrap, join, split};
 use crate::error::Result;
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
@@ -362,31 +364,61 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    fn create_subject(
-        &self,
-        s: &SubjectRow,
-        wrapped_dek: &[u8],
-        values: &[ValueRow],
-        index: &[(String, String)],
-    ) -> Result<()> {
+    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
-        tx.execute(
-            "INSERT INTO custos_keys.subject_keys (subject, wrapped) VALUES ($1, $2)",
-            &[&s.id, &wrapped_dek],
-        )?;
-        tx.execute(
+        // Each statement is prepared once for the whole batch; a new subject has no index
+        // terms to replace.
+        let key =
+            tx.prepare("INSERT INTO custos_keys.subject_keys (subject, wrapped) VALUES ($1, $2)")?;
+        let subject = tx.prepare(
             "INSERT INTO subjects (id, status, age, created_ms) VALUES ($1, $2, $3, $4)",
-            &[&s.id, &s.status.as_str(), &s.age.as_str(), &s.created_ms],
         )?;
-        for t in &s.tenants {
+        let tenant = tx.prepare(
+            "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )?;
+        let put = tx.prepare(
+            "INSERT INTO field_values
+               (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (subject, category) DO UPDATE SET
+               ciphertext = excluded.ciphertext, purposes = excluded.purposes,
+               notice = excluded.notice, service = excluded.service,
+               role = excluded.role, time_ms = excluded.time_ms",
+        )?;
+        let term = tx.prepare(
+            "INSERT INTO blind_index (category, term, subject) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )?;
+        for n in subjects {
+            let s = &n.row;
+            tx.execute(&key, &[&s.id, &n.wrapped_dek])?;
             tx.execute(
-                "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                &[&s.id, t],
+                &subject,
+                &[&s.id, &s.status.as_str(), &s.age.as_str(), &s.created_ms],
             )?;
+            for t in &s.tenants {
+                tx.execute(&tenant, &[&s.id, t])?;
+            }
+            for v in &n.values {
+                tx.execute(
+                    &put,
+                    &[
+                        &v.subject,
+                        &v.category,
+                        &v.ciphertext,
+                        &join(&v.purposes),
+                        &v.notice,
+                        &v.service,
+                        &v.role,
+                        &v.time_ms,
+                    ],
+                )?;
+            }
+            for (category, t) in &n.index {
+                tx.execute(&term, &[category, t, &s.id])?;
+            }
         }
-        write_values(&mut tx, values, index)?;
         tx.commit()?;
         Ok(())
     }

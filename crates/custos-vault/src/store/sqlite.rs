@@ -5,8 +5,10 @@
 //! and vault secrets — so a copy of `custos.db` alone cannot decrypt anything, even with the
 //! master key. Both run in WAL mode with `synchronous = FULL`: a commit returns after the WAL
 //! is fsynced, which is what "the ledger entry is durable before the data" needs; the
-//! ledger's group commit keeps that to one fsync per batch. `secure_delete` is on, so erased
-//! keys and values are overwritten in the files, and an erasure truncates the key WAL.
+//! ledger's group commit keeps that to one fsync per batch. `secure_delete` is `ON` in the key
+//! database, so an erased wrapped key is overwritten in the file, and an erasure truncates the
+//! key WAL; the data database, which holds only ciphertext, uses `FAST` (deleted cells are
+//! zeroed in the pages a delete rewrites anyway, whole freed pages are not rewritten).
 //!
 //! SQLite does not make a transaction spanning two WAL databases atomic across a crash; the
 //! order of writes makes a torn one harmless: a subject's key is written before its row,
@@ -18,7 +20,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
-use super::{Age, ApiKeyRow, ConsentRow, RecordRow, Status, Store, SubjectRow, ValueRow};
+use super::{
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+};
 use super::{Checkpointer, Rewrap, join, split};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
@@ -138,6 +142,10 @@ fn connect(dir: &Path) -> Result<Connection> {
         params![dir.join(KEYS_FILE).to_string_lossy()],
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // 64 MiB of page cache per database (the default is 2 MiB): a batch of thousands of
+    // subjects touches pages all over the random-keyed indexes, and a cache that small
+    // spills them to the WAL and reads them back mid-transaction.
+    conn.execute_batch("PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536;")?;
     Ok(conn)
 }
 
@@ -167,8 +175,14 @@ impl SqliteStore {
                 return Err(Error::Storage("cannot enable write-ahead logging".into()));
             }
             // INVARIANT: audit before data — a commit returns only after the WAL is fsynced.
+            // Erasable by key: the key database zeroes every deleted byte (`ON`); the data
+            // database, which holds only ciphertext, zeroes deleted cells in the pages it
+            // rewrites anyway (`FAST`) but does not rewrite whole freed pages — what may
+            // linger there is ciphertext under a data key that no longer exists.
+            let secure_delete = if schema == "keys" { "ON" } else { "FAST" };
             conn.execute_batch(&format!(
-                "PRAGMA {schema}.synchronous = FULL; PRAGMA {schema}.secure_delete = ON;"
+                "PRAGMA {schema}.synchronous = FULL; \
+                 PRAGMA {schema}.secure_delete = {secure_delete};"
             ))?;
         }
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
@@ -276,6 +290,7 @@ fn write_values(
     tx: &rusqlite::Transaction<'_>,
     values: &[ValueRow],
     index: &[(String, String)],
+    fresh: bool,
 ) -> Result<()> {
     let mut put = tx.prepare_cached(
         "INSERT INTO field_values
@@ -298,14 +313,20 @@ fn write_values(
             v.time_ms
         ])?;
     }
+    // `+category`: look the rows up by the subject index. Without the `+`, SQLite picks the
+    // primary key's `category` prefix and scans every term of the category — one full scan
+    // of, say, all e-mail terms per collection.
     let mut unindex =
-        tx.prepare_cached("DELETE FROM blind_index WHERE subject = ?1 AND category = ?2")?;
+        tx.prepare_cached("DELETE FROM blind_index WHERE subject = ?1 AND +category = ?2")?;
     let mut reindex = tx.prepare_cached(
         "INSERT OR IGNORE INTO blind_index (category, term, subject) VALUES (?1, ?2, ?3)",
     )?;
     if let Some(subject) = values.first().map(|v| &v.subject) {
         for (category, term) in index {
-            unindex.execute(params![subject, category])?;
+            // A new subject has no terms to replace.
+            if !fresh {
+                unindex.execute(params![subject, category])?;
+            }
             reindex.execute(params![category, term, subject])?;
         }
     }
@@ -344,30 +365,38 @@ impl Store for SqliteStore {
         Ok(stored)
     }
 
-    fn create_subject(
-        &self,
-        s: &SubjectRow,
-        wrapped_dek: &[u8],
-        values: &[ValueRow],
-        index: &[(String, String)],
-    ) -> Result<()> {
+    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO keys.subject_keys (subject, wrapped) VALUES (?1, ?2)",
-            params![s.id, wrapped_dek],
-        )?;
-        tx.execute(
-            "INSERT INTO subjects (id, status, age, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![s.id, s.status.as_str(), s.age.as_str(), s.created_ms],
-        )?;
-        for t in &s.tenants {
-            tx.execute(
-                "INSERT OR IGNORE INTO subject_tenants (subject, tenant) VALUES (?1, ?2)",
-                params![s.id, t],
+        {
+            let mut key = tx.prepare_cached(
+                "INSERT INTO keys.subject_keys (subject, wrapped) VALUES (?1, ?2)",
             )?;
+            let mut subject = tx.prepare_cached(
+                "INSERT INTO subjects (id, status, age, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut tenant = tx.prepare_cached(
+                "INSERT OR IGNORE INTO subject_tenants (subject, tenant) VALUES (?1, ?2)",
+            )?;
+            // In id order: the ids are random, and inserting a batch in key order touches
+            // each index page once instead of once per row.
+            let mut ordered: Vec<&NewSubject> = subjects.iter().collect();
+            ordered.sort_unstable_by(|a, b| a.row.id.cmp(&b.row.id));
+            for n in ordered {
+                let s = &n.row;
+                key.execute(params![s.id, n.wrapped_dek])?;
+                subject.execute(params![
+                    s.id,
+                    s.status.as_str(),
+                    s.age.as_str(),
+                    s.created_ms
+                ])?;
+                for t in &s.tenants {
+                    tenant.execute(params![s.id, t])?;
+                }
+                write_values(&tx, &n.values, &n.index, true)?;
+            }
         }
-        write_values(&tx, values, index)?;
         tx.commit()?;
         Ok(())
     }
@@ -443,7 +472,7 @@ impl Store for SqliteStore {
     fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        write_values(&tx, values, index)?;
+        write_values(&tx, values, index, false)?;
         tx.commit()?;
         Ok(())
     }

@@ -958,3 +958,48 @@ pub fn deactivation_keeps_only_contract_and_legal(h: Harness) {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+pub fn collect_many_batches(h: Harness) {
+    let v = h.vault();
+    let before = v.verify_ledger().unwrap().entries;
+    let mut refused = attendee("Cy", "cy-many@example.com");
+    refused.notice = "1999-01".into();
+    let inputs = vec![
+        attendee("Ann", "ann-many@example.com"),
+        refused,
+        attendee("Bo", "bo-many@example.com"),
+    ];
+    let out = v.collect_many("meeting-center", &inputs).unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(matches!(out[1], Err(Error::CollectionRefused(_))));
+    let ann = out[0].as_ref().unwrap();
+    let bo = out[2].as_ref().unwrap();
+    assert_ne!(ann, bo);
+    // Each stored subject reads back its own values, through a decision.
+    let r = v
+        .read("meeting-center", bo, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "bo-many@example.com");
+    assert_eq!(
+        v.find_by_identifier("contact.email", "ann-many@example.com")
+            .unwrap()
+            .as_ref(),
+        Some(ann)
+    );
+    // One ledger entry per input (the refusal's without a subject), then the read.
+    let check = v.verify_ledger().unwrap();
+    assert!(check.ok());
+    assert_eq!(check.entries, before + 4);
+    let entries = v.store().ledger_page(before + 1, 10).unwrap();
+    let collected: Vec<(&str, &str)> = entries[..3]
+        .iter()
+        .map(|e| (e.draft.effect.as_str(), e.draft.subject.as_str()))
+        .collect();
+    assert!(collected.contains(&("refused", "")));
+    assert!(collected.contains(&("permit", ann.as_str())));
+    assert!(collected.contains(&("permit", bo.as_str())));
+    // Nothing in clear at rest.
+    if h.is_sqlite() {
+        assert!(!contains(&h.dump(), b"ann-many@example.com"));
+    }
+}

@@ -39,6 +39,7 @@ macro_rules! conformance {
                 no_data_without_a_durable_ledger_entry,
                 connection_loss_recovers,
                 deactivation_keeps_only_contract_and_legal,
+                collect_many_batches,
             );
         }
     };
