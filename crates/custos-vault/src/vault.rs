@@ -592,7 +592,48 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
-        let mut d = self.draft(self.declared_accessor(accessor), "read", subject.as_str());
+        let (decision, seq, values) = self.decide_recorded("read", accessor, subject, input)?;
+        let mut out = ReadResult {
+            effect: decision.effect.as_str().to_string(),
+            denial: decision.denial.map(|r| r.code().to_string()),
+            ledger_seq: seq,
+            ..ReadResult::default()
+        };
+        for w in &decision.withheld {
+            if let Some(c) = self.policy.category(w.category) {
+                out.withheld
+                    .insert(c.id.clone(), w.reason.code().to_string());
+            }
+        }
+        if decision.permitted.is_empty() {
+            return Ok(out);
+        }
+        let dek = self.data_key(subject)?;
+        for v in &values {
+            let Ok(cid) = self.policy.category_id(&v.category) else {
+                continue;
+            };
+            if decision.permitted.contains(cid) {
+                let plain = dek.open_value(&subject.0, &v.category, &v.ciphertext)?;
+                let text = String::from_utf8(plain)
+                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
+                out.data.insert(v.category.clone(), text);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first half of [`Vault::read`] and [`Vault::decide`]: resolves the request, decides
+    /// it over the subject's stored state and makes the ledger entry durable. Returns the
+    /// decision, the entry's sequence number and the subject's value rows, still sealed.
+    fn decide_recorded(
+        &self,
+        action: &str,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+    ) -> Result<(Decision, u64, Vec<ValueRow>)> {
+        let mut d = self.draft(self.declared_accessor(accessor), action, subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
             declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
@@ -634,34 +675,7 @@ impl Vault {
         self.fill_decision(&mut d, &decision, req.categories);
         // INVARIANT: audit before data — the entry is durable before anything is decrypted.
         let seq = self.record(d)?;
-        let mut out = ReadResult {
-            effect: decision.effect.as_str().to_string(),
-            denial: decision.denial.map(|r| r.code().to_string()),
-            ledger_seq: seq,
-            ..ReadResult::default()
-        };
-        for w in &decision.withheld {
-            if let Some(c) = self.policy.category(w.category) {
-                out.withheld
-                    .insert(c.id.clone(), w.reason.code().to_string());
-            }
-        }
-        if decision.permitted.is_empty() {
-            return Ok(out);
-        }
-        let dek = self.data_key(subject)?;
-        for v in &values {
-            let Ok(cid) = self.policy.category_id(&v.category) else {
-                continue;
-            };
-            if decision.permitted.contains(cid) {
-                let plain = dek.open_value(&subject.0, &v.category, &v.ciphertext)?;
-                let text = String::from_utf8(plain)
-                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
-                out.data.insert(v.category.clone(), text);
-            }
-        }
-        Ok(out)
+        Ok((decision, seq, values))
     }
 
     /// Resolves names to a policy request; every unknown name is an error (deny by default).
@@ -1409,37 +1423,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<DecisionResult> {
-        let mut d = self.draft(accessor, "decide", subject.as_str());
-        d.purpose = self.declared_purpose(&input.purpose);
-        d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
-            declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
-        });
-        let row = self.store.subject(&subject.0)?;
-        let values = match &row {
-            Some(r) if r.status != Status::Erased => self.store.values(&subject.0)?,
-            _ => Vec::new(),
-        };
-        let req = match self.resolve_request(accessor, input, || {
-            values.iter().map(|v| v.category.clone()).collect()
-        }) {
-            Ok(req) => req,
-            Err((code, err)) => {
-                d.effect = "deny".into();
-                d.reasons = code.into();
-                self.record(d)?;
-                return Err(err);
-            }
-        };
-        let Some(row) = row else {
-            d.effect = "deny".into();
-            d.reasons = "subject_not_found".into();
-            self.record(d)?;
-            return Err(Error::SubjectNotFound);
-        };
-        let state = self.subject_state(&row, &values)?;
-        let decision = self.policy.decide(&req, &state);
-        self.fill_decision(&mut d, &decision, req.categories);
-        let seq = self.record(d)?;
+        let (decision, seq, _) = self.decide_recorded("decide", accessor, subject, input)?;
         Ok(DecisionResult {
             effect: decision.effect.as_str().to_string(),
             permitted: self
