@@ -365,50 +365,40 @@ fn hashes_match(page: &[LedgerEntry]) -> Vec<bool> {
 }
 
 type Waiter = mpsc::SyncSender<Result<Vec<LedgerEntry>>>;
+type Request = (Vec<Draft>, Waiter);
 
 /// The ledger writer: one thread that group-commits entries.
 #[derive(Debug)]
 pub struct Ledger {
-    tx: Option<mpsc::Sender<(Vec<Draft>, Waiter)>>,
+    appender: Option<Appender>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
-impl Ledger {
-    /// Starts the writer thread over a store.
-    pub fn start(store: Arc<dyn Store>, signer: CheckpointSigner) -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<(Vec<Draft>, Waiter)>();
-        let thread = thread::Builder::new()
-            .name("custos-ledger".into())
-            .spawn(move || writer(&*store, &signer, &rx))
-            .map_err(|_| Error::Storage("cannot start the ledger writer".into()))?;
-        Ok(Self {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
-    }
+/// Another handle on a running [`Ledger`]'s writer, for a thread of the crate's own (the
+/// erasure purger). The writer runs until every handle is gone: drop each before the
+/// `Ledger`, whose drop waits for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Appender {
+    tx: mpsc::Sender<Request>,
+}
 
+impl Appender {
     /// Appends an entry and returns once it is durable.
-    pub fn append(&self, draft: Draft) -> Result<LedgerEntry> {
+    pub(crate) fn append(&self, draft: Draft) -> Result<LedgerEntry> {
         self.append_many(vec![draft])?
             .pop()
             .ok_or_else(|| Error::Storage("ledger writer lost an entry".into()))
     }
 
-    /// Appends entries, consecutive in the chain, and returns once all are durable: they
-    /// share one commit (with whatever else is queued), unless there are more than a batch
-    /// holds.
-    pub fn append_many(&self, drafts: Vec<Draft>) -> Result<Vec<LedgerEntry>> {
+    /// See [`Ledger::append_many`].
+    pub(crate) fn append_many(&self, drafts: Vec<Draft>) -> Result<Vec<LedgerEntry>> {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
         let n = drafts.len();
         let (wtx, wrx) = mpsc::sync_channel(1);
         let closed = || Error::Storage("ledger writer stopped".into());
-        self.tx
-            .as_ref()
-            .ok_or_else(closed)?
-            .send((drafts, wtx))
-            .map_err(|_| closed())?;
+        self.tx.send((drafts, wtx)).map_err(|_| closed())?;
         let entries = wrx.recv().map_err(|_| closed())??;
         if entries.len() != n {
             return Err(Error::Storage("ledger writer lost an entry".into()));
@@ -417,16 +407,54 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Starts the writer thread over a store.
+    pub fn start(store: Arc<dyn Store>, signer: CheckpointSigner) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = thread::Builder::new()
+            .name("custos-ledger".into())
+            .spawn(move || writer(&*store, &signer, &rx))
+            .map_err(|_| Error::Storage("cannot start the ledger writer".into()))?;
+        Ok(Self {
+            appender: Some(Appender { tx }),
+            thread: Some(thread),
+        })
+    }
+
+    fn handle(&self) -> Result<&Appender> {
+        self.appender
+            .as_ref()
+            .ok_or_else(|| Error::Storage("ledger writer stopped".into()))
+    }
+
+    /// Another handle on the writer; see [`Appender`].
+    pub(crate) fn appender(&self) -> Result<Appender> {
+        self.handle().cloned()
+    }
+
+    /// Appends an entry and returns once it is durable.
+    pub fn append(&self, draft: Draft) -> Result<LedgerEntry> {
+        self.handle()?.append(draft)
+    }
+
+    /// Appends entries, consecutive in the chain, and returns once all are durable: they
+    /// share one commit (with whatever else is queued), unless there are more than a batch
+    /// holds.
+    pub fn append_many(&self, drafts: Vec<Draft>) -> Result<Vec<LedgerEntry>> {
+        self.handle()?.append_many(drafts)
+    }
+}
+
 impl Drop for Ledger {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        drop(self.appender.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn writer(store: &dyn Store, signer: &CheckpointSigner, rx: &mpsc::Receiver<(Vec<Draft>, Waiter)>) {
+fn writer(store: &dyn Store, signer: &CheckpointSigner, rx: &mpsc::Receiver<Request>) {
     let checkpoint =
         |e: &LedgerEntry| (e.seq % CHECKPOINT_EVERY == 0).then(|| signer.sign(e.seq, &e.hash));
     while let Ok((first, waiter)) = rx.recv() {

@@ -4,6 +4,8 @@
 //! - [`crypto`]: master key, per-subject data keys, blind index.
 //! - [`store`]: the [`Store`] trait and its SQLite and PostgreSQL backends.
 //! - [`ledger`]: the hash chain, signed checkpoints, group commit and verification.
+//! - [`purge`]: the second phase of erasure — erased subjects' records deleted in bounded
+//!   transactions by a background thread.
 //! - [`vault`]: the [`Vault`] facade every caller goes through.
 //!
 //! **Architecture invariant:** this crate knows no HTTP; it depends on `custos-policy` for
@@ -12,12 +14,14 @@
 pub mod crypto;
 pub mod error;
 pub mod ledger;
+pub mod purge;
 pub mod store;
 pub mod vault;
 
 pub use crypto::MasterKey;
 pub use error::{Error, Result};
 pub use ledger::{LedgerEntry, Verification};
+pub use purge::Purging;
 pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;

@@ -17,7 +17,8 @@ pub enum Status {
     Active,
     /// Account closed.
     Deactivated,
-    /// Data key destroyed, values and records deleted.
+    /// Data key destroyed, values deleted; records deleted or queued for purging (unreadable
+    /// either way: their key is gone and [`Store::records`] returns none of them).
     Erased,
 }
 
@@ -175,6 +176,15 @@ pub struct ApiKeyRow {
     pub created_ms: i64,
 }
 
+/// What one [`Store::purge_records`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Records deleted.
+    pub deleted: u64,
+    /// No record of the subject is left: it is off the purge queue.
+    pub done: bool,
+}
+
 /// Re-wraps one key: `(kind, name, wrapped) -> rewrapped`, kind `dek` or `secret`.
 pub type Rewrap<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<Vec<u8>> + 'a;
 
@@ -215,9 +225,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Appends a record.
     fn append_record(&self, record: &RecordRow) -> Result<()>;
-    /// A subject's records of a collection, in append order.
+    /// A subject's records of a collection, in append order; none once the subject is erased
+    /// (its records may still await the purge).
     fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>>;
-    /// Appends many records in one transaction.
+    /// Appends many records in one transaction. Fails with
+    /// [`crate::Error::SubjectNotFound`], storing nothing, when a record's subject is erased
+    /// (checked inside the transaction, so a record cannot slip in behind an erasure).
     fn append_records(&self, records: &[RecordRow]) -> Result<()>;
 
     /// Deletes every record whose retention deadline is at or before `now_ms`; returns how
@@ -229,9 +242,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A subject's consent and objection events, oldest first.
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>>;
 
-    /// Erases a subject: destroys its data key, deletes its values, records, index terms and
-    /// consents, and marks it erased with the given age status.
+    /// Erases a subject, by key, in one transaction: destroys its data key, deletes its
+    /// values, index terms, consents and tenant memberships, marks it erased with the given
+    /// age status and queues it for purging. Its records stay in the table — ciphertext under
+    /// a key that no longer exists, returned by no read — until [`Store::purge_records`]
+    /// deletes them: a large delete would otherwise hold the one writer for its whole length.
     fn erase_subject(&self, id: &str, age: Age) -> Result<()>;
+    /// Erased subjects whose records are not all purged yet, oldest erasure first.
+    fn purge_queue(&self) -> Result<Vec<String>>;
+    /// Deletes at most `limit` records of an erased subject in one transaction and, when none
+    /// is left, takes the subject off the purge queue in the same transaction. Refuses a
+    /// subject that is not erased.
+    fn purge_records(&self, subject: &str, limit: u64) -> Result<Purged>;
 
     /// Stores an API key hash.
     fn put_api_key(&self, key: &ApiKeyRow) -> Result<()>;
@@ -256,6 +278,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>>;
     /// Every signed checkpoint.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The error [`Store::purge_records`] gives for a subject that is not erased.
+pub(crate) fn not_erased() -> crate::Error {
+    crate::Error::invalid(
+        "subject_not_erased",
+        "only an erased subject's records are purged",
+    )
 }
 
 /// Joins ids for a text column.

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use custos_policy::{
     AgeStatus, Basis, CategorySet, CollectionRequest, Decision, Effect, PeriodKind, Policy,
@@ -20,10 +19,11 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, BlindIndex, DataKey, MasterKey, hex, sha256};
 use crate::error::{Error, Result};
 use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
+use crate::purge::{Purger, Purging};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow, now_ms,
 };
 
 /// A subject's id: random, 128 bits, UUID-shaped.
@@ -173,14 +173,11 @@ pub struct Vault {
     kek: MasterKey,
     index: BlindIndex,
     signer: CheckpointSigner,
+    // INVARIANT: declared before `ledger`. Fields drop in declaration order; the purger's
+    // thread holds a handle on the ledger writer, and `Ledger`'s drop waits for the writer,
+    // which runs until every handle is gone.
+    purger: Purger,
     ledger: Ledger,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl Vault {
@@ -215,18 +212,31 @@ impl Vault {
         Self::open(Arc::new(PostgresStore::connect(url)?), policy, kek)
     }
 
-    /// Opens a vault over any store. Fails when the master key does not open the store's
+    /// Opens a vault over any store, with the background purge of erased subjects' records
+    /// ([`Purging::Background`]). Fails when the master key does not open the store's
     /// secrets.
     pub fn open(store: Arc<dyn Store>, policy: Arc<Policy>, kek: MasterKey) -> Result<Self> {
+        Self::open_with(store, policy, kek, Purging::Background)
+    }
+
+    /// [`Vault::open`], choosing how erased subjects' records are purged.
+    pub fn open_with(
+        store: Arc<dyn Store>,
+        policy: Arc<Policy>,
+        kek: MasterKey,
+        purging: Purging,
+    ) -> Result<Self> {
         let index = BlindIndex::new(vault_secret(&*store, &kek, SECRET_INDEX)?);
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
         let ledger = Ledger::start(Arc::clone(&store), signer.clone())?;
+        let purger = Purger::start(Arc::clone(&store), ledger.appender()?, purging)?;
         Ok(Self {
             policy,
             store,
             kek,
             index,
             signer,
+            purger,
             ledger,
         })
     }
@@ -1130,8 +1140,11 @@ impl Vault {
         Ok(())
     }
 
-    /// Erases a subject: destroys its data key and deletes its values and records. The ledger
-    /// keeps the fact, with the subject id only.
+    /// Erases a subject, by key: destroys its data key, deletes its values, index terms and
+    /// consents, marks it erased and queues its records for purging, in one transaction; then
+    /// ledgers the fact, with the subject id only. When it returns nothing of the subject
+    /// reads or decrypts. Its records are deleted afterwards, in bounded transactions, by the
+    /// purger (see [`Vault::purge_erased`] and `docs/vault.md`, "Erasure").
     pub fn erase(&self, actor: &str, subject: &SubjectId) -> Result<()> {
         let row = self
             .store
@@ -1146,7 +1159,18 @@ impl Vault {
         d.effect = "done".into();
         d.reasons = reason.to_string();
         self.record(d)?;
+        self.purger.wake();
         Ok(())
+    }
+
+    /// Deletes, now and on this thread, the records of every erased subject still queued,
+    /// each purge completed ledgered (`purge_erased`, with the count); returns how many
+    /// records this call deleted. It first waits for a pass the background purger has under
+    /// way (what that pass deleted is not counted here). On return every erasure made before
+    /// the call is purged, unless an error is returned, or another server's purge of the same
+    /// subject was in the way (PostgreSQL; that subject stays queued for the next pass).
+    pub fn purge_erased(&self) -> Result<u64> {
+        self.purger.purge_now()
     }
 
     /// Deletes every record past its retention deadline; returns how many.

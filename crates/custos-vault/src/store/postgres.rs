@@ -15,17 +15,21 @@ use std::collections::HashMap;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow, ValueRow,
 };
-use super::{Checkpointer, Rewrap, join, split};
-use crate::error::Result;
+use super::{Checkpointer, Rewrap, join, not_erased, now_ms, split};
+use crate::error::{Error, Result};
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 
 const LOCK_MIGRATE: i64 = 0x6375_7374_6f73_0001;
 const LOCK_LEDGER: i64 = 0x6375_7374_6f73_0002;
+const LOCK_PURGE: i64 = 0x6375_7374_6f73_0003;
 
 /// Schema migrations, applied in order; `custos_meta.schema_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r"
+/// Append new ones; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r"
 CREATE TABLE subjects (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -112,7 +116,16 @@ CREATE TABLE custos_keys.secrets (
     name TEXT PRIMARY KEY,
     wrapped BYTEA NOT NULL
 );
-"];
+",
+    // 2: the purge queue of two-phase erasure — subjects erased (key gone) whose records
+    // are not all deleted yet.
+    r"
+CREATE TABLE IF NOT EXISTS erasures (
+    subject TEXT PRIMARY KEY,
+    queued_ms BIGINT NOT NULL
+);
+",
+];
 
 /// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
 /// hold up reads.
@@ -536,7 +549,22 @@ impl Store for PostgresStore {
                (id, subject, collection, ciphertext, purposes, notice, retain_until_ms, time_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )?;
+        let mut checked: Option<&str> = None;
         for r in records {
+            // INVARIANT: no record is stored for an erased subject — it could land after its
+            // purge and stay for ever. `FOR SHARE` waits for an erasure in flight (it updates
+            // the row) and then reads its outcome; an erasure that comes later waits for this
+            // transaction, and its purge then finds these records.
+            if checked != Some(r.subject.as_str()) {
+                let status = tx.query_opt(
+                    "SELECT status FROM subjects WHERE id = $1 FOR SHARE",
+                    &[&r.subject],
+                )?;
+                if status.is_some_and(|s| Status::parse(s.get(0)) == Status::Erased) {
+                    return Err(Error::SubjectNotFound);
+                }
+                checked = Some(&r.subject);
+            }
             tx.execute(
                 &stmt,
                 &[
@@ -559,8 +587,13 @@ impl Store for PostgresStore {
         Ok(self
             .lock()
             .query(
+                // An erased subject's records may wait for the purge; they are never
+                // returned.
                 "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
-                 FROM records WHERE subject = $1 AND collection = $2 ORDER BY seq",
+                 FROM records WHERE subject = $1 AND collection = $2
+                   AND NOT EXISTS (SELECT 1 FROM subjects
+                                   WHERE id = $1 AND status NOT IN ('active', 'deactivated'))
+                 ORDER BY seq",
                 &[&subject, &collection],
             )?
             .iter()
@@ -619,26 +652,78 @@ impl Store for PostgresStore {
     fn erase_subject(&self, id: &str, age: Age) -> Result<()> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
-        // INVARIANT: erasable by key — the data key goes in the same transaction as the data.
+        // INVARIANT: erasable by key — the data key goes in the same transaction as the
+        // values; the records waiting for the purge are ciphertext under a key that no
+        // longer exists.
         tx.execute(
             "DELETE FROM custos_keys.subject_keys WHERE subject = $1",
             &[&id],
         )?;
-        for table in [
-            "field_values",
-            "records",
-            "blind_index",
-            "consents",
-            "subject_tenants",
+        for sql in [
+            "DELETE FROM field_values WHERE subject = $1",
+            "DELETE FROM blind_index WHERE subject = $1",
+            "DELETE FROM consents WHERE subject = $1",
+            "DELETE FROM subject_tenants WHERE subject = $1",
         ] {
-            tx.execute(&format!("DELETE FROM {table} WHERE subject = $1"), &[&id])?;
+            tx.execute(sql, &[&id])?;
         }
         tx.execute(
             "UPDATE subjects SET status = 'erased', age = $2 WHERE id = $1",
             &[&id, &age.as_str()],
         )?;
+        // The records go later, in bounded transactions (`purge_records`).
+        tx.execute(
+            "INSERT INTO erasures (subject, queued_ms)
+             SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM subjects WHERE id = $1)
+             ON CONFLICT (subject) DO NOTHING",
+            &[&id, &now_ms()],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn purge_queue(&self) -> Result<Vec<String>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT subject FROM erasures ORDER BY queued_ms, subject",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn purge_records(&self, subject: &str, limit: u64) -> Result<Purged> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        // Purgers on every server take turns, so none counts another's uncommitted delete as
+        // "nothing left".
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_PURGE])?;
+        let status = tx.query_opt("SELECT status FROM subjects WHERE id = $1", &[&subject])?;
+        if status.is_none_or(|s| Status::parse(s.get(0)) != Status::Erased) {
+            return Err(not_erased());
+        }
+        let deleted = tx.execute(
+            "DELETE FROM records WHERE seq IN
+               (SELECT seq FROM records WHERE subject = $1 LIMIT $2)",
+            &[&subject, &to_i64(limit)],
+        )?;
+        let left = deleted >= limit
+            || tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM records WHERE subject = $1)",
+                    &[&subject],
+                )?
+                .get::<_, bool>(0);
+        if !left {
+            tx.execute("DELETE FROM erasures WHERE subject = $1", &[&subject])?;
+        }
+        tx.commit()?;
+        Ok(Purged {
+            deleted,
+            done: !left,
+        })
     }
 
     fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {

@@ -21,9 +21,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow, ValueRow,
 };
-use super::{Checkpointer, Rewrap, join, split};
+use super::{Checkpointer, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 
@@ -33,7 +33,10 @@ pub const DATA_FILE: &str = "custos.db";
 pub const KEYS_FILE: &str = "keys.db";
 
 /// Schema migrations, applied in order on open; `meta.schema_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r"
+/// Append new ones; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r"
 CREATE TABLE subjects (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -119,7 +122,16 @@ CREATE TABLE keys.secrets (
     name TEXT PRIMARY KEY,
     wrapped BLOB NOT NULL
 );
-"];
+",
+    // 2: the purge queue of two-phase erasure — subjects erased (key gone) whose records
+    // are not all deleted yet.
+    r"
+CREATE TABLE IF NOT EXISTS erasures (
+    subject TEXT PRIMARY KEY,
+    queued_ms INTEGER NOT NULL
+);
+",
+];
 
 /// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).
 const READERS: usize = 2;
@@ -525,7 +537,21 @@ impl Store for SqliteStore {
                    (id, subject, collection, ciphertext, purposes, notice, retain_until_ms, time_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            let mut status = tx.prepare_cached("SELECT status FROM subjects WHERE id = ?1")?;
+            let mut checked: Option<&str> = None;
             for r in records {
+                // INVARIANT: no record is stored for an erased subject — it could land after
+                // its purge and stay for ever. Checked under the write lock the erasure
+                // also takes.
+                if checked != Some(r.subject.as_str()) {
+                    let s: Option<String> = status
+                        .query_row(params![r.subject], |row| row.get(0))
+                        .optional()?;
+                    if s.is_some_and(|s| Status::parse(&s) == Status::Erased) {
+                        return Err(Error::SubjectNotFound);
+                    }
+                    checked = Some(&r.subject);
+                }
                 stmt.execute(params![
                     r.id,
                     r.subject,
@@ -544,9 +570,13 @@ impl Store for SqliteStore {
 
     fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>> {
         let conn = self.read();
+        // An erased subject's records may wait for the purge; they are never returned.
         let mut stmt = conn.prepare_cached(
             "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
-             FROM records WHERE subject = ?1 AND collection = ?2 ORDER BY seq",
+             FROM records WHERE subject = ?1 AND collection = ?2
+               AND NOT EXISTS (SELECT 1 FROM subjects
+                               WHERE id = ?1 AND status NOT IN ('active', 'deactivated'))
+             ORDER BY seq",
         )?;
         let rows = stmt
             .query_map(params![subject, collection], |r| {
@@ -610,31 +640,74 @@ impl Store for SqliteStore {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // INVARIANT: erasable by key — the data key goes first; without it nothing of the
-        // subject decrypts, whatever copy of the data survives.
-        tx.execute(
-            "DELETE FROM keys.subject_keys WHERE subject = ?1",
-            params![id],
-        )?;
-        for table in [
-            "field_values",
-            "records",
-            "blind_index",
-            "consents",
-            "subject_tenants",
+        // subject decrypts, whatever copy of the data survives (the records waiting for the
+        // purge included).
+        tx.prepare_cached("DELETE FROM keys.subject_keys WHERE subject = ?1")?
+            .execute(params![id])?;
+        for sql in [
+            "DELETE FROM field_values WHERE subject = ?1",
+            "DELETE FROM blind_index WHERE subject = ?1",
+            "DELETE FROM consents WHERE subject = ?1",
+            "DELETE FROM subject_tenants WHERE subject = ?1",
         ] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE subject = ?1"),
-                params![id],
-            )?;
+            tx.prepare_cached(sql)?.execute(params![id])?;
         }
-        tx.execute(
-            "UPDATE subjects SET status = 'erased', age = ?2 WHERE id = ?1",
-            params![id, age.as_str()],
-        )?;
+        tx.prepare_cached("UPDATE subjects SET status = 'erased', age = ?2 WHERE id = ?1")?
+            .execute(params![id, age.as_str()])?;
+        // The records go later, in bounded transactions (`purge_records`).
+        tx.prepare_cached(
+            "INSERT INTO erasures (subject, queued_ms)
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM subjects WHERE id = ?1)
+             ON CONFLICT (subject) DO NOTHING",
+        )?
+        .execute(params![id, now_ms()])?;
         tx.commit()?;
         // Old frames of the key database's WAL may still hold the wrapped key: truncate it.
         let _ = conn.query_row("PRAGMA keys.wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(())
+    }
+
+    fn purge_queue(&self) -> Result<Vec<String>> {
+        let conn = self.read();
+        let mut stmt =
+            conn.prepare_cached("SELECT subject FROM erasures ORDER BY queued_ms, subject")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
+    fn purge_records(&self, subject: &str, limit: u64) -> Result<Purged> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let status: Option<String> = tx
+            .prepare_cached("SELECT status FROM subjects WHERE id = ?1")?
+            .query_row(params![subject], |r| r.get(0))
+            .optional()?;
+        if status.is_none_or(|s| Status::parse(&s) != Status::Erased) {
+            return Err(not_erased());
+        }
+        // By rowid through the subject index: one bounded transaction, so the writer is
+        // never held for long.
+        let deleted = tx
+            .prepare_cached(
+                "DELETE FROM records WHERE seq IN
+                   (SELECT seq FROM records WHERE subject = ?1 LIMIT ?2)",
+            )?
+            .execute(params![subject, to_i64(limit)])? as u64;
+        let left = deleted >= limit
+            || tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE subject = ?1)")?
+                .query_row(params![subject], |r| r.get::<_, bool>(0))?;
+        if !left {
+            tx.prepare_cached("DELETE FROM erasures WHERE subject = ?1")?
+                .execute(params![subject])?;
+        }
+        tx.commit()?;
+        Ok(Purged {
+            deleted,
+            done: !left,
+        })
     }
 
     fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {

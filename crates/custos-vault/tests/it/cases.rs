@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use custos_vault::{Error, MasterKey, ReadInput, SubjectId, Vault};
+use custos_vault::{Error, MasterKey, Purging, ReadInput, SubjectId, Vault};
 
 use crate::support::{Harness, attendee, registration};
 
@@ -196,6 +196,8 @@ pub fn under_minimum_age(h: Harness) {
         .collect("meeting-center", &attendee("Dee", "dee@example.com"))
         .unwrap();
     v.learn_age("support", &id, 11).unwrap();
+    // The same two-phase erasure: its purge's ledger entry lands before the read's below.
+    v.purge_erased().unwrap();
     assert_eq!(h.count("SELECT COUNT(*) FROM field_values"), 0);
     assert!(v.store().wrapped_dek(id.as_str()).unwrap().is_none());
     let r = v
@@ -393,6 +395,17 @@ pub fn erasure_leaves_nothing(h: Harness) {
         .collect("meeting-center", &attendee("Kim", "kim@example.com"))
         .unwrap();
     v.erase("privacy-office", &id).unwrap();
+    // The records are deleted after the erasure returns; wait for that here (its ledger entry
+    // then lands before the reads' below). `erasure_returns_before_the_purge` checks the
+    // state in between.
+    v.purge_erased().unwrap();
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM records WHERE subject = '{id}'"
+        )),
+        0
+    );
+    assert!(v.store().purge_queue().unwrap().is_empty());
     assert!(v.store().wrapped_dek(id.as_str()).unwrap().is_none());
     assert!(v.store().values(id.as_str()).unwrap().is_empty());
     assert!(
@@ -440,6 +453,17 @@ pub fn erasure_leaves_nothing(h: Harness) {
         .unwrap();
     assert_eq!(erased.draft.subject, id.as_str());
     assert_eq!(erased.draft.actor, "privacy-office");
+    let purged = v
+        .store()
+        .ledger_page(1, 10_000)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.draft.action == "purge_erased")
+        .unwrap();
+    assert_eq!(
+        (purged.draft.subject.as_str(), purged.draft.reasons.as_str()),
+        (id.as_str(), "count:50")
+    );
     assert!(v.verify_ledger().unwrap().ok());
     // Others are untouched.
     assert_eq!(
@@ -1002,4 +1026,225 @@ pub fn collect_many_batches(h: Harness) {
     if h.is_sqlite() {
         assert!(!contains(&h.dump(), b"ann-many@example.com"));
     }
+}
+
+/// A subject holding `n` meeting-attendance records.
+fn subject_with_records(v: &Vault, email: &str, n: usize) -> SubjectId {
+    let id = v
+        .collect("meeting-center", &attendee("Wes", email))
+        .unwrap();
+    let values: Vec<String> = (0..n).map(|i| format!("attended meeting {i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    v.append_records(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &["service.meetings".into()],
+        &refs,
+    )
+    .unwrap();
+    id
+}
+
+pub fn erasure_returns_before_the_purge(mut h: Harness) {
+    h.close();
+    let v = h.open_with(h.kek.clone(), Purging::OnDemand).unwrap();
+    // More than one purge transaction's worth.
+    let n = custos_vault::purge::CHUNK as usize + 7;
+    let id = subject_with_records(&v, "wes-erase@example.com", n);
+    let keep = subject_with_records(&v, "xan-keep@example.com", 3);
+    let rows = |s: &SubjectId| {
+        h.count(&format!(
+            "SELECT COUNT(*) FROM records WHERE subject = '{s}'"
+        ))
+    };
+    v.erase("privacy-office", &id).unwrap();
+    // At return: the key and every value are gone, the records are still rows, and nothing
+    // of them can be read.
+    assert_eq!(rows(&id), n as i64);
+    assert!(v.store().wrapped_dek(id.as_str()).unwrap().is_none());
+    assert!(v.store().values(id.as_str()).unwrap().is_empty());
+    assert!(
+        v.store()
+            .records(id.as_str(), "meeting_attendance")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(v.store().purge_queue().unwrap(), [id.as_str()]);
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.denial.as_deref(), Some("subject_erased"));
+    let rr = v
+        .read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+        )
+        .unwrap();
+    assert!(rr.records.is_empty());
+    assert_eq!(rr.effect, "deny");
+    assert_eq!(last_entry(&v).draft.reasons, "subject_erased");
+    // No record can be added behind the erasure, through the vault or the store.
+    assert!(
+        v.append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["service.meetings".into()],
+            "late",
+        )
+        .is_err()
+    );
+    let mut late = v
+        .store()
+        .records(keep.as_str(), "meeting_attendance")
+        .unwrap()
+        .remove(0);
+    late.id = "late-record".into();
+    late.subject = id.as_str().into();
+    assert_eq!(
+        v.store().append_records(&[late]).unwrap_err().code(),
+        "subject_not_found"
+    );
+    assert_eq!(rows(&id), n as i64);
+    // The purge refuses a subject that is not erased.
+    assert_eq!(
+        v.store()
+            .purge_records(keep.as_str(), 10)
+            .unwrap_err()
+            .code(),
+        "subject_not_erased"
+    );
+    // The purge: every record of the subject, in bounded transactions, and no other.
+    assert_eq!(v.purge_erased().unwrap(), n as u64);
+    assert_eq!(rows(&id), 0);
+    assert_eq!(rows(&keep), 3);
+    assert!(v.store().purge_queue().unwrap().is_empty());
+    assert_eq!(v.purge_erased().unwrap(), 0);
+    let last = last_entry(&v);
+    assert_eq!(
+        (
+            last.draft.action.as_str(),
+            last.draft.subject.as_str(),
+            last.draft.effect.as_str(),
+            last.draft.reasons.as_str()
+        ),
+        (
+            "purge_erased",
+            id.as_str(),
+            "done",
+            format!("count:{n}").as_str()
+        )
+    );
+    assert!(v.verify_ledger().unwrap().ok());
+    assert_eq!(
+        v.read_records(
+            "meeting-center",
+            &keep,
+            "meeting_attendance",
+            "service.meetings"
+        )
+        .unwrap()
+        .records
+        .len(),
+        3
+    );
+}
+
+pub fn interrupted_purge_resumes_on_open(mut h: Harness) {
+    h.close();
+    let v = h.open_with(h.kek.clone(), Purging::OnDemand).unwrap();
+    let id = subject_with_records(&v, "yul-erase@example.com", 120);
+    v.erase("privacy-office", &id).unwrap();
+    // A purge cut short: one transaction of it ran, then the process went away.
+    let first = v.store().purge_records(id.as_str(), 20).unwrap();
+    assert_eq!((first.deleted, first.done), (20, false));
+    drop(v);
+    let rows = || {
+        h.count(&format!(
+            "SELECT COUNT(*) FROM records WHERE subject = '{id}'"
+        ))
+    };
+    assert_eq!(rows(), 100);
+    // The next vault to open finishes it, in the background.
+    let store = h.store().unwrap();
+    let v = Vault::open(Arc::clone(&store), crate::support::policy(), h.kek.clone()).unwrap();
+    let purged = |v: &Vault| {
+        v.store()
+            .ledger_page(1, 10_000)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.draft.action == "purge_erased")
+    };
+    let start = std::time::Instant::now();
+    while rows() > 0 || purged(&v).is_none() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the purge did not resume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(store.purge_queue().unwrap().is_empty());
+    let entry = purged(&v).unwrap();
+    assert_eq!(
+        (entry.draft.subject.as_str(), entry.draft.reasons.as_str()),
+        (id.as_str(), "count:100")
+    );
+    assert!(v.verify_ledger().unwrap().ok());
+    // Dropping the vault stops its purger and ledger writer: neither keeps the store.
+    let busy = subject_with_records(&v, "zed-erase@example.com", 3000);
+    v.erase("privacy-office", &busy).unwrap();
+    drop(v);
+    assert_eq!(Arc::strong_count(&store), 1);
+    // What the drop cut short, the next open finishes.
+    let v = Vault::open(Arc::clone(&store), crate::support::policy(), h.kek.clone()).unwrap();
+    v.purge_erased().unwrap();
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM records WHERE subject = '{busy}'"
+        )),
+        0
+    );
+    assert!(store.purge_queue().unwrap().is_empty());
+}
+
+pub fn purge_queue_migration_reruns(mut h: Harness) {
+    let v = h.vault();
+    let id = subject_with_records(v, "abe-erase@example.com", 5);
+    h.close();
+    let meta = if h.is_sqlite() { "meta" } else { "custos_meta" };
+    // A database from before the purge queue: migration 2 not applied, no table.
+    h.exec(&format!(
+        "DROP TABLE erasures; UPDATE {meta} SET value = '1' WHERE key = 'schema_version'"
+    ));
+    let v = h.open(h.kek.clone()).unwrap();
+    assert_eq!(
+        h.text(&format!(
+            "SELECT value FROM {meta} WHERE key = 'schema_version'"
+        )),
+        "2"
+    );
+    v.erase("privacy-office", &id).unwrap();
+    v.purge_erased().unwrap();
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM records WHERE subject = '{id}'"
+        )),
+        0
+    );
+    drop(v);
+    // Applied again over its own table (a version count rolled back): harmless.
+    h.exec(&format!(
+        "UPDATE {meta} SET value = '1' WHERE key = 'schema_version'"
+    ));
+    let v = h.open(h.kek.clone()).unwrap();
+    assert_eq!(
+        h.text(&format!(
+            "SELECT value FROM {meta} WHERE key = 'schema_version'"
+        )),
+        "2"
+    );
+    assert!(v.verify_ledger().unwrap().ok());
 }

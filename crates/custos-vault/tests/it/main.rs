@@ -40,6 +40,9 @@ macro_rules! conformance {
                 connection_loss_recovers,
                 deactivation_keeps_only_contract_and_legal,
                 collect_many_batches,
+                erasure_returns_before_the_purge,
+                interrupted_purge_resumes_on_open,
+                purge_queue_migration_reruns,
             );
         }
     };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use custos_policy::Policy;
-use custos_vault::{CollectionInput, MasterKey, PostgresStore, SqliteStore, Store, Vault};
+use custos_vault::{CollectionInput, MasterKey, PostgresStore, Purging, SqliteStore, Store, Vault};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -104,6 +104,11 @@ impl Harness {
     /// Another vault over the same database: a second server.
     pub fn open(&self, kek: MasterKey) -> custos_vault::Result<Vault> {
         Vault::open(self.store()?, policy(), kek)
+    }
+
+    /// [`Harness::open`], choosing how erased subjects' records are purged.
+    pub fn open_with(&self, kek: MasterKey, purging: Purging) -> custos_vault::Result<Vault> {
+        Vault::open_with(self.store()?, policy(), kek, purging)
     }
 
     pub fn vault(&self) -> &Vault {
