@@ -207,6 +207,11 @@ impl CheckpointSigner {
         }
     }
 
+    /// The checkpoint due at an entry: signed at every multiple of [`CHECKPOINT_EVERY`].
+    pub fn due(&self, e: &LedgerEntry) -> Option<Checkpoint> {
+        (e.seq % CHECKPOINT_EVERY == 0).then(|| self.sign(e.seq, &e.hash))
+    }
+
     fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
@@ -455,8 +460,7 @@ impl Drop for Ledger {
 }
 
 fn writer(store: &dyn Store, signer: &CheckpointSigner, rx: &mpsc::Receiver<Request>) {
-    let checkpoint =
-        |e: &LedgerEntry| (e.seq % CHECKPOINT_EVERY == 0).then(|| signer.sign(e.seq, &e.hash));
+    let checkpoint = |e: &LedgerEntry| signer.due(e);
     while let Ok((first, waiter)) = rx.recv() {
         let mut drafts = first;
         let mut waiters = vec![(waiter, drafts.len())];

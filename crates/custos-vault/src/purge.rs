@@ -157,7 +157,19 @@ fn pass(shared: &Shared) -> Result<Pass> {
         complete: true,
     };
     let mut failed = None;
-    for subject in shared.store.purge_queue()? {
+    let queue = shared.store.purge_queue()?;
+    if queue.is_empty() {
+        return Ok(out);
+    }
+    // First make sure the erased keys' bytes are out of the key store's files (SQLite:
+    // `keys.db` and its WAL's older frames). The erasure did this already unless a reader
+    // was in the way; until it succeeds no subject leaves the queue, so it is retried.
+    if !shared.store.scrub_keys()? {
+        return Err(Error::Storage(
+            "the key database was busy: its log is not truncated yet".into(),
+        ));
+    }
+    for subject in queue {
         let mut n = 0u64;
         let done = loop {
             if shared.stop.load(Ordering::Relaxed) {

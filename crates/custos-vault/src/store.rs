@@ -242,12 +242,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A subject's consent and objection events, oldest first.
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>>;
 
-    /// Erases a subject, by key, in one transaction: destroys its data key, deletes its
-    /// values, index terms, consents and tenant memberships, marks it erased with the given
-    /// age status and queues it for purging. Its records stay in the table — ciphertext under
-    /// a key that no longer exists, returned by no read — until [`Store::purge_records`]
-    /// deletes them: a large delete would otherwise hold the one writer for its whole length.
-    fn erase_subject(&self, id: &str, age: Age) -> Result<()>;
+    /// Erases a subject, by key: destroys its data key; deletes its values, index terms,
+    /// consents and tenant memberships, marks it erased with the given age status, queues it
+    /// for purging and appends `entry` to the ledger (chained under the chain-head lock, with
+    /// the checkpoint `checkpoint` returns) in one transaction; returns the sealed entry. The
+    /// key's deletion is durable no later than the rest (SQLite commits it first, on its own).
+    /// The subject's records stay in the table — ciphertext under a key that no longer
+    /// exists, returned by no read — until [`Store::purge_records`] deletes them: deleting
+    /// many here would hold the one writer for the whole length of the delete.
+    fn erase_subject(
+        &self,
+        id: &str,
+        age: Age,
+        entry: &Draft,
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<LedgerEntry>;
+    /// Removes the bytes of deleted wrapped keys from the key store's files where the backend
+    /// can: SQLite checkpoints `keys.db` and truncates its WAL, whose older frames hold every
+    /// key written since the last truncation (`erase_subject` does this too, after its
+    /// commit; the purge repeats it in case a reader kept that from finishing). Returns
+    /// `false` when a reader kept it from finishing. PostgreSQL: nothing to do here (see
+    /// `docs/vault.md`, known limits).
+    fn scrub_keys(&self) -> Result<bool>;
     /// Erased subjects whose records are not all purged yet, oldest erasure first.
     fn purge_queue(&self) -> Result<Vec<String>>;
     /// Deletes at most `limit` records of an erased subject in one transaction and, when none

@@ -1154,11 +1154,13 @@ impl Vault {
     }
 
     fn erase_as(&self, actor: &str, subject: &SubjectId, age: Age, reason: &str) -> Result<()> {
-        self.store.erase_subject(&subject.0, age)?;
         let mut d = self.draft(actor, "erase", subject.as_str());
         d.effect = "done".into();
         d.reasons = reason.to_string();
-        self.record(d)?;
+        // The entry commits with the erasure itself (durable when this returns), not through
+        // the group-commit writer: one commit fewer on the erasure's path.
+        self.store
+            .erase_subject(&subject.0, age, &d, &|e| self.signer.due(e))?;
         self.purger.wake();
         Ok(())
     }

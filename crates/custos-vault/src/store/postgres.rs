@@ -300,6 +300,60 @@ fn ledger_row(r: &Row) -> LedgerEntry {
     }
 }
 
+/// Chains drafts after the head and inserts them, with their due checkpoints, inside a
+/// transaction.
+fn append_in(
+    tx: &mut postgres::Transaction<'_>,
+    drafts: &[Draft],
+    checkpoint: &Checkpointer<'_>,
+) -> Result<Vec<LedgerEntry>> {
+    // INVARIANT: one chain across servers — the advisory lock is held from reading the
+    // head to commit, so appends from every server are serialized.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_LEDGER])?;
+    let (head_seq, head_hash) = tx
+        .query_opt(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?
+        .map_or((0, GENESIS.to_string()), |r| {
+            (to_u64(r.get(0)), r.get::<_, String>(1))
+        });
+    let entries = ledger::chain(head_seq, &head_hash, drafts);
+    let stmt = tx.prepare(
+        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+           categories, effect, reasons, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )?;
+    for e in &entries {
+        let d = &e.draft;
+        tx.execute(
+            &stmt,
+            &[
+                &to_i64(e.seq),
+                &d.time_ms,
+                &d.actor,
+                &d.action,
+                &d.subject,
+                &d.purpose,
+                &d.recipient,
+                &d.categories,
+                &d.effect,
+                &d.reasons,
+                &e.prev_hash,
+                &e.hash,
+            ],
+        )?;
+    }
+    for c in entries.iter().filter_map(checkpoint) {
+        tx.execute(
+            "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&to_i64(c.seq), &c.hash, &c.signature],
+        )?;
+    }
+    Ok(entries)
+}
+
 /// Inserts or replaces field values and their index terms inside a transaction.
 fn write_values(
     tx: &mut postgres::Transaction<'_>,
@@ -649,12 +703,18 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    fn erase_subject(&self, id: &str, age: Age) -> Result<()> {
+    fn erase_subject(
+        &self,
+        id: &str,
+        age: Age,
+        entry: &Draft,
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<LedgerEntry> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
         // INVARIANT: erasable by key — the data key goes in the same transaction as the
-        // values; the records waiting for the purge are ciphertext under a key that no
-        // longer exists.
+        // values and the erased mark; the records waiting for the purge are ciphertext under
+        // a key that no longer exists.
         tx.execute(
             "DELETE FROM custos_keys.subject_keys WHERE subject = $1",
             &[&id],
@@ -678,8 +738,20 @@ impl Store for PostgresStore {
              ON CONFLICT (subject) DO NOTHING",
             &[&id, &now_ms()],
         )?;
+        // The erasure and its ledger entry commit together: one commit, and no erasure
+        // without its entry.
+        let sealed = append_in(&mut tx, std::slice::from_ref(entry), checkpoint)?;
         tx.commit()?;
-        Ok(())
+        sealed
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Storage("ledger entry not sealed".into()))
+    }
+
+    fn scrub_keys(&self) -> Result<bool> {
+        // A deleted row's bytes stay in its dead tuple until VACUUM reuses the space, and in
+        // the server's WAL: nothing a client can scrub (docs/vault.md, known limits).
+        Ok(true)
     }
 
     fn purge_queue(&self) -> Result<Vec<String>> {
@@ -790,50 +862,7 @@ impl Store for PostgresStore {
     ) -> Result<Vec<LedgerEntry>> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
-        // INVARIANT: one chain across servers — the advisory lock is held from reading the
-        // head to commit, so appends from every server are serialized.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_LEDGER])?;
-        let (head_seq, head_hash) = tx
-            .query_opt(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                &[],
-            )?
-            .map_or((0, GENESIS.to_string()), |r| {
-                (to_u64(r.get(0)), r.get::<_, String>(1))
-            });
-        let entries = ledger::chain(head_seq, &head_hash, drafts);
-        let stmt = tx.prepare(
-            "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-               categories, effect, reasons, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )?;
-        for e in &entries {
-            let d = &e.draft;
-            tx.execute(
-                &stmt,
-                &[
-                    &to_i64(e.seq),
-                    &d.time_ms,
-                    &d.actor,
-                    &d.action,
-                    &d.subject,
-                    &d.purpose,
-                    &d.recipient,
-                    &d.categories,
-                    &d.effect,
-                    &d.reasons,
-                    &e.prev_hash,
-                    &e.hash,
-                ],
-            )?;
-        }
-        for c in entries.iter().filter_map(checkpoint) {
-            tx.execute(
-                "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                &[&to_i64(c.seq), &c.hash, &c.signature],
-            )?;
-        }
+        let entries = append_in(&mut tx, drafts, checkpoint)?;
         tx.commit()?;
         Ok(entries)
     }

@@ -297,6 +297,62 @@ fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
     })
 }
 
+/// Old frames of the key database's WAL, and the file itself until the next checkpoint, may
+/// still hold an erased wrapped key: checkpoint it (the page the delete rewrote was zeroed,
+/// `secure_delete = ON`) and truncate the WAL. `false` when a reader kept it from finishing.
+fn scrub(conn: &Connection) -> Result<bool> {
+    let busy: i64 = conn.query_row("PRAGMA keys.wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}
+
+/// Chains drafts after the head and inserts them, with their due checkpoints, inside a
+/// transaction begun `IMMEDIATE` (the write lock held from the head's read to commit).
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    drafts: &[Draft],
+    checkpoint: &Checkpointer<'_>,
+) -> Result<Vec<LedgerEntry>> {
+    let (head_seq, head_hash) = tx
+        .query_row(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, GENESIS.to_string()));
+    let entries = ledger::chain(head_seq, &head_hash, drafts);
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+           categories, effect, reasons, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for e in &entries {
+        let d = &e.draft;
+        stmt.execute(params![
+            to_i64(e.seq),
+            d.time_ms,
+            d.actor,
+            d.action,
+            d.subject,
+            d.purpose,
+            d.recipient,
+            d.categories,
+            d.effect,
+            d.reasons,
+            e.prev_hash,
+            e.hash
+        ])?;
+    }
+    let mut sign = tx.prepare_cached(
+        "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for c in entries.iter().filter_map(checkpoint) {
+        sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
+    }
+    Ok(entries)
+}
+
 /// Inserts or replaces field values and their index terms inside a transaction.
 fn write_values(
     tx: &rusqlite::Transaction<'_>,
@@ -636,14 +692,25 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
-    fn erase_subject(&self, id: &str, age: Age) -> Result<()> {
+    fn erase_subject(
+        &self,
+        id: &str,
+        age: Age,
+        entry: &Draft,
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<LedgerEntry> {
         let mut conn = self.write();
+        // INVARIANT: erasable by key — the data key goes first, in a commit of its own.
+        // SQLite commits a transaction spanning two WAL databases one file at a time, the
+        // data database first, so within one transaction a crash could leave the subject
+        // erased and its records waiting for the purge with their key still there. Committed
+        // first, the key is gone whatever happens next: without it nothing of the subject
+        // decrypts, whatever copy of the data survives.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // INVARIANT: erasable by key — the data key goes first; without it nothing of the
-        // subject decrypts, whatever copy of the data survives (the records waiting for the
-        // purge included).
         tx.prepare_cached("DELETE FROM keys.subject_keys WHERE subject = ?1")?
             .execute(params![id])?;
+        tx.commit()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for sql in [
             "DELETE FROM field_values WHERE subject = ?1",
             "DELETE FROM blind_index WHERE subject = ?1",
@@ -661,10 +728,21 @@ impl Store for SqliteStore {
              ON CONFLICT (subject) DO NOTHING",
         )?
         .execute(params![id, now_ms()])?;
+        // The erasure and its ledger entry commit together: one fsync, and no erasure
+        // without its entry.
+        let sealed = append_in(&tx, std::slice::from_ref(entry), checkpoint)?;
         tx.commit()?;
-        // Old frames of the key database's WAL may still hold the wrapped key: truncate it.
-        let _ = conn.query_row("PRAGMA keys.wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        Ok(())
+        // Old frames of the key database's WAL may still hold the wrapped key: truncate it
+        // now. Should a reader keep that from finishing, the purge's first step retries.
+        let _ = scrub(&conn);
+        sealed
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Storage("ledger entry not sealed".into()))
+    }
+
+    fn scrub_keys(&self) -> Result<bool> {
+        scrub(&self.write())
     }
 
     fn purge_queue(&self) -> Result<Vec<String>> {
@@ -779,46 +857,7 @@ impl Store for SqliteStore {
         // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock before the head is read,
         // so no other writer (thread or process) can append in between.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (head_seq, head_hash) = tx
-            .query_row(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, GENESIS.to_string()));
-        let entries = ledger::chain(head_seq, &head_hash, drafts);
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-                   categories, effect, reasons, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for e in &entries {
-                let d = &e.draft;
-                stmt.execute(params![
-                    to_i64(e.seq),
-                    d.time_ms,
-                    d.actor,
-                    d.action,
-                    d.subject,
-                    d.purpose,
-                    d.recipient,
-                    d.categories,
-                    d.effect,
-                    d.reasons,
-                    e.prev_hash,
-                    e.hash
-                ])?;
-            }
-            let mut sign = tx.prepare_cached(
-                "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            for c in entries.iter().filter_map(checkpoint) {
-                sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
-            }
-        }
+        let entries = append_in(&tx, drafts, checkpoint)?;
         tx.commit()?;
         Ok(entries)
     }

@@ -395,9 +395,18 @@ pub fn erasure_leaves_nothing(h: Harness) {
         .collect("meeting-center", &attendee("Kim", "kim@example.com"))
         .unwrap();
     v.erase("privacy-office", &id).unwrap();
-    // The records are deleted after the erasure returns; wait for that here (its ledger entry
-    // then lands before the reads' below). `erasure_returns_before_the_purge` checks the
-    // state in between.
+    // The wrapped key is nowhere in the files any more, from the erasure's return on.
+    if h.is_sqlite() {
+        assert!(!contains(&h.dump(), &wrapped), "erased key still on disk");
+    } else {
+        assert!(!contains(
+            &h.dump(),
+            custos_vault::crypto::hex(&wrapped).as_bytes()
+        ));
+    }
+    // The records are deleted after the erasure returns; wait for that here (the purge's
+    // ledger entry then lands before the reads' below). `erasure_returns_before_the_purge`
+    // checks the state in between.
     v.purge_erased().unwrap();
     assert_eq!(
         h.count(&format!(
@@ -434,15 +443,6 @@ pub fn erasure_leaves_nothing(h: Harness) {
         )
         .unwrap();
     assert!(rr.records.is_empty());
-    // The wrapped key is nowhere in the files any more.
-    if h.is_sqlite() {
-        assert!(!contains(&h.dump(), &wrapped), "erased key still on disk");
-    } else {
-        assert!(!contains(
-            &h.dump(),
-            custos_vault::crypto::hex(&wrapped).as_bytes()
-        ));
-    }
     // The ledger keeps the fact, without personal information.
     let erased = v
         .store()
@@ -1058,11 +1058,20 @@ pub fn erasure_returns_before_the_purge(mut h: Harness) {
             "SELECT COUNT(*) FROM records WHERE subject = '{s}'"
         ))
     };
+    let wrapped = v.store().wrapped_dek(id.as_str()).unwrap().unwrap();
     v.erase("privacy-office", &id).unwrap();
-    // At return: the key and every value are gone, the records are still rows, and nothing
-    // of them can be read.
+    // At return: the erasure is ledgered, the key and every value are gone, the records are
+    // still rows, and nothing of them can be read.
+    let erased = last_entry(&v);
+    assert_eq!(
+        (erased.draft.action.as_str(), erased.draft.subject.as_str()),
+        ("erase", id.as_str())
+    );
     assert_eq!(rows(&id), n as i64);
     assert!(v.store().wrapped_dek(id.as_str()).unwrap().is_none());
+    if h.is_sqlite() {
+        assert!(!contains(&h.dump(), &wrapped), "erased key still on disk");
+    }
     assert!(v.store().values(id.as_str()).unwrap().is_empty());
     assert!(
         v.store()
