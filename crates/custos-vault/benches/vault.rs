@@ -6,6 +6,10 @@
 //! CUSTOS_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!   cargo bench -p custos-vault --bench vault                    # and PostgreSQL
 //! ```
+//!
+//! `CUSTOS_BENCH_ONLY` runs one case alone: `collect_many`, `erase` (the erasure of a subject
+//! with 100k records, and its purge) or `verify` (verify over `CUSTOS_BENCH_LEDGER` entries,
+//! default 1,000,000, three times).
 
 #![allow(
     clippy::unwrap_used,
@@ -97,6 +101,7 @@ fn parallel<F: Fn(usize) + Send + Sync + 'static>(threads: usize, f: F) -> Durat
 fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
     match std::env::var("CUSTOS_BENCH_ONLY").as_deref() {
         Ok("collect_many") => return bulk(backend, make_store),
+        Ok("verify") => return verify_only(backend, make_store),
         Ok("erase") => {
             let policy = Arc::new(Policy::builtin().unwrap());
             let vault = Vault::open(make_store(), policy, MasterKey::generate().unwrap()).unwrap();
@@ -411,6 +416,47 @@ fn erase(backend: &str, vault: &Vault, big: &SubjectId) {
         "| {backend} | erase a subject with 100k records, until purged | 1 | {} | |",
         per_op(1, purged)
     );
+}
+
+/// `ledger::verify` alone, three times over a chain of `CUSTOS_BENCH_LEDGER` entries
+/// (default 1,000,000) appended with `append_many` on a fresh database.
+fn verify_only(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
+    let store = make_store();
+    let seed = custos_vault::crypto::random_secret().unwrap();
+    let signer = custos_vault::ledger::CheckpointSigner::new(&seed);
+    let total: usize = std::env::var("CUSTOS_BENCH_LEDGER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    {
+        let ledger = Ledger::start(Arc::clone(&store), signer.clone()).unwrap();
+        let mut done = 0;
+        while done < total {
+            let k = 10_000.min(total - done);
+            let drafts = (done..done + k)
+                .map(|i| Draft {
+                    time_ms: 1_764_000_000_000 + i as i64,
+                    actor: "meeting-center".into(),
+                    action: "read".into(),
+                    subject: format!("{:08x}-0000-4000-8000-{:012x}", i % 100_000, i),
+                    purpose: "service.meetings".into(),
+                    recipient: String::new(),
+                    categories: "contact.email,contact.name,network.ip_address".into(),
+                    effect: "permit".into(),
+                    reasons: "collected_for_purpose".into(),
+                })
+                .collect();
+            ledger.append_many(drafts).unwrap();
+            done += k;
+        }
+    }
+    for _ in 0..3 {
+        let start = Instant::now();
+        let v = custos_vault::ledger::verify(&*store, &signer).unwrap();
+        let d = start.elapsed();
+        assert!(v.ok() && v.entries == total as u64, "{v:?}");
+        row(backend, "ledger verify (chain + checkpoints)", total, d);
+    }
 }
 
 /// Bulk collection through `collect_many`, on a fresh database.

@@ -17,7 +17,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 
 use crate::crypto::{Secret, hex};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{LedgerRow, Store};
 
 /// The previous hash of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -81,41 +81,49 @@ pub fn entry_hash(seq: u64, d: &Draft, prev_hash: &str) -> String {
 /// [`entry_hash`] as raw bytes, computed without allocating: the fields stream into the
 /// hasher.
 pub fn entry_digest(seq: u64, d: &Draft, prev_hash: &str) -> [u8; 32] {
+    digest_fields(
+        seq,
+        d.time_ms,
+        [
+            d.actor.as_bytes(),
+            d.action.as_bytes(),
+            d.subject.as_bytes(),
+            d.purpose.as_bytes(),
+            d.recipient.as_bytes(),
+            d.categories.as_bytes(),
+            d.effect.as_bytes(),
+            d.reasons.as_bytes(),
+            prev_hash.as_bytes(),
+        ],
+    )
+}
+
+/// The v1 entry hash over `seq`, `time_ms` and the text fields in order (actor … reasons,
+/// then `prev_hash`), each length-prefixed.
+fn digest_fields(seq: u64, time_ms: i64, fields: [&[u8]; 9]) -> [u8; 32] {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(b"custos-ledger/v1");
     let mut num = [0u8; 20];
-    let seq_s = decimal(u128::from(seq), false, &mut num);
+    let seq_s = decimal(seq, false, &mut num);
     h.update((seq_s.len() as u64).to_be_bytes());
     h.update(seq_s);
     let mut num = [0u8; 20];
-    let time_s = decimal(
-        u128::from(d.time_ms.unsigned_abs()),
-        d.time_ms < 0,
-        &mut num,
-    );
+    let time_s = decimal(time_ms.unsigned_abs(), time_ms < 0, &mut num);
     h.update((time_s.len() as u64).to_be_bytes());
     h.update(time_s);
-    for field in [
-        &d.actor,
-        &d.action,
-        &d.subject,
-        &d.purpose,
-        &d.recipient,
-        &d.categories,
-        &d.effect,
-        &d.reasons,
-        prev_hash,
-    ] {
+    for field in fields {
         h.update((field.len() as u64).to_be_bytes());
-        h.update(field.as_bytes());
+        h.update(field);
     }
     h.finalize().into()
 }
 
 /// Writes `n` (with a leading `-` when `negative`) as decimal text into `buf`, as
-/// `to_string` would, and returns the digits written.
-fn decimal(mut n: u128, negative: bool, buf: &mut [u8; 20]) -> &[u8] {
+/// `to_string` would, and returns the digits written. 20 bytes hold any `u64`, and any
+/// `i64` with its sign. On `u64` (not wider) the divisions by
+/// 10 compile to multiplications: this runs twice per entry, in append and in verify.
+fn decimal(mut n: u64, negative: bool, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -134,17 +142,6 @@ fn decimal(mut n: u128, negative: bool, buf: &mut [u8; 20]) -> &[u8] {
         }
     }
     buf.get(i..).unwrap_or_default()
-}
-
-/// Whether a stored hex hash equals a digest (lowercase hex, as [`hex`] writes it).
-fn hex_eq(stored: &str, digest: &[u8; 32]) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let s = stored.as_bytes();
-    s.len() == 64
-        && digest.iter().enumerate().all(|(i, b)| {
-            s.get(2 * i) == DIGITS.get(usize::from(b >> 4))
-                && s.get(2 * i + 1) == DIGITS.get(usize::from(b & 15))
-        })
 }
 
 /// Places drafts after the entry `(head_seq, head_hash)`. Stores call this inside their
@@ -257,57 +254,148 @@ impl Verification {
     }
 }
 
+/// Entries per batch: a reader scans one seq range of this length (one query) and hands
+/// the checker its items at once.
+const BATCH: u64 = 4096;
+
+/// Most reader threads: each reads, encodes and hashes rows (the costly part); the checker
+/// only compares.
+const MAX_READERS: usize = 4;
+
+/// One entry as the checker needs it: fixed size, nothing allocated. The stored hashes stay
+/// text, compared byte for byte (as the stored strings always were) with the hex of the
+/// digest, so a reader decodes nothing.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    seq: u64,
+    /// The entry's hash recomputed from its row.
+    digest: [u8; 32],
+    /// `prev_hash` as stored; `None` when it is not 64 bytes long (it then matches nothing).
+    prev: Option<[u8; 64]>,
+    /// `hash` as stored, likewise.
+    hash: Option<[u8; 64]>,
+}
+
+impl Item {
+    fn of(r: &LedgerRow<'_>) -> Self {
+        Self {
+            seq: r.seq,
+            digest: digest_fields(
+                r.seq,
+                r.time_ms,
+                [
+                    r.actor,
+                    r.action,
+                    r.subject,
+                    r.purpose,
+                    r.recipient,
+                    r.categories,
+                    r.effect,
+                    r.reasons,
+                    r.prev_hash,
+                ],
+            ),
+            prev: r.prev_hash.try_into().ok(),
+            hash: r.hash.try_into().ok(),
+        }
+    }
+}
+
+/// A digest as lowercase hex, as [`hex`] writes it, without allocating or branching.
+fn hex64(digest: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+        if let [hi, lo] = pair {
+            *hi = DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'?');
+            *lo = DIGITS.get(usize::from(b & 15)).copied().unwrap_or(b'?');
+        }
+    }
+    out
+}
+
 /// Recomputes the chain from the start, and checks that every `CHECKPOINT_EVERY`-th entry
 /// has a checkpoint whose signature verifies and whose hash is the entry's.
+///
+/// The chain up to its last entry at the start is cut into seq ranges of [`BATCH`]; reader
+/// threads (one per core, at most [`MAX_READERS`]) take turns at them, each streaming its
+/// rows out of the store ([`Store::scan_ledger`]: text borrowed, nothing allocated per row),
+/// recomputing each entry's hash as it goes and keeping a fixed-size [`Item`]. This thread
+/// takes the batches back in order and checks sequence, links and checkpoints. Entries
+/// appended once verify has started are not checked.
 pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verification> {
-    const PAGE: u64 = 10_000;
     let key = signer.verifying_key();
     let mut checkpoints = store.checkpoints()?;
     checkpoints.sort_by_key(|c| c.seq);
     let mut cps = checkpoints.into_iter().peekable();
+    // Read after the checkpoints: each checkpoint is written with its entry, so every one
+    // read is at or below this.
+    let last = store.ledger_last_seq()?;
+    let batches = last.div_ceil(BATCH);
+    let readers = thread::available_parallelism()
+        .map_or(1, |n| n.get().min(MAX_READERS))
+        .min(usize::try_from(batches).unwrap_or(1).max(1));
     let mut v = Verification {
         entries: 0,
         head: GENESIS.to_string(),
         checkpoints: 0,
         first_bad: None,
     };
+    // The hash of the last entry checked, as hex text: what the next one's `prev_hash` holds.
+    let mut head = [0u8; 64];
+    head.copy_from_slice(GENESIS.as_bytes());
     let mut expected = 1u64;
-    // One thread reads the next page while this one checks the current.
-    let (tx, rx) = mpsc::sync_channel::<Result<Vec<LedgerEntry>>>(2);
     thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || {
-            let mut from = 1u64;
-            loop {
-                let page = store.ledger_page(from, PAGE);
-                let n = page.as_ref().map_or(0, Vec::len) as u64;
-                // The checker stopped (it found a bad entry): stop reading.
-                if tx.send(page).is_err() || n < PAGE {
-                    break;
+        // Reader k reads batches k, k + readers, …; each has its own channel, so this thread
+        // takes batch b from reader b % readers, in order, and returns the spent buffer.
+        let mut inbox = Vec::with_capacity(readers);
+        let mut spent = Vec::with_capacity(readers);
+        for k in 0..readers {
+            let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Item>>>(2);
+            let (empty_tx, empty_rx) = mpsc::channel::<Vec<Item>>();
+            inbox.push(full_rx);
+            spent.push(empty_tx);
+            scope.spawn(move || {
+                let mut b = k as u64;
+                while b < batches {
+                    let mut items = empty_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH as usize));
+                    items.clear();
+                    let from = 1 + b * BATCH;
+                    let to = (from + BATCH).min(last + 1);
+                    let read = store.scan_ledger(from..to, &mut |row| {
+                        items.push(Item::of(row));
+                        true
+                    });
+                    // The checker stopped (it found a bad entry, or an error): stop reading.
+                    if full_tx.send(read.map(|()| items)).is_err() {
+                        return;
+                    }
+                    b += readers as u64;
                 }
-                from += n;
-            }
-        });
-        // `rx` is moved in and dropped on return, which stops the reader.
-        let rx = rx;
-        loop {
-            // A reader that stopped without sending its last page (it panicked) fails the
+            });
+        }
+        // `inbox` is dropped on return, which stops the readers.
+        for b in 0..batches {
+            let k = usize::try_from(b % readers as u64).unwrap_or(0);
+            // A reader that stopped before its last batch (it panicked) fails the
             // verification; it never shortens the chain checked.
-            let page = rx
+            let items = inbox
+                .get(k)
+                .ok_or_else(|| Error::Storage("ledger reader stopped".into()))?
                 .recv()
                 .map_err(|_| Error::Storage("ledger reader stopped".into()))??;
-            let n = page.len();
-            // Each entry's hash depends only on its own row (prev_hash included), so the
-            // hashes can be recomputed apart; the links are checked in order below.
-            let hashes_ok = hashes_match(&page);
-            for (e, hash_ok) in page.into_iter().zip(hashes_ok) {
-                let bad = e.seq != expected || e.prev_hash != v.head || !hash_ok;
+            for e in &items {
+                let digest = hex64(&e.digest);
+                let bad = e.seq != expected || e.prev != Some(head) || e.hash != Some(digest);
                 if bad {
                     v.first_bad = Some(expected);
                     return Ok(());
                 }
                 let mut signed = false;
                 while let Some(c) = cps.next_if(|c| c.seq <= e.seq) {
-                    if c.seq != e.seq || c.hash != e.hash || !signature_ok(&key, &c) {
+                    if c.seq != e.seq || c.hash.as_bytes() != digest || !signature_ok(&key, &c) {
                         v.first_bad = Some(c.seq);
                         return Ok(());
                     }
@@ -321,15 +409,16 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
                     return Ok(());
                 }
                 v.entries += 1;
-                v.head = e.hash;
+                head = digest;
                 expected += 1;
             }
-            if (n as u64) < PAGE {
-                break;
+            if let Some(s) = spent.get(k) {
+                let _ = s.send(items);
             }
         }
         Ok(())
     })?;
+    v.head = String::from_utf8_lossy(&head).into_owned();
     if v.first_bad.is_some() {
         return Ok(v);
     }
@@ -338,35 +427,6 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
         v.first_bad = Some(expected.min(c.seq));
     }
     Ok(v)
-}
-
-/// For each entry, whether its stored hash recomputes, on the cores the page reader leaves
-/// free (at most 4).
-fn hashes_match(page: &[LedgerEntry]) -> Vec<bool> {
-    let check = |es: &[LedgerEntry]| -> Vec<bool> {
-        es.iter()
-            .map(|e| hex_eq(&e.hash, &entry_digest(e.seq, &e.draft, &e.prev_hash)))
-            .collect()
-    };
-    let threads = thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).min(4));
-    if threads < 2 || page.len() < 1024 {
-        return check(page);
-    }
-    let chunk = page.len().div_ceil(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> = page
-            .chunks(chunk)
-            .map(|es| (es.len(), scope.spawn(move || check(es))))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(len, h)| {
-                // A panicking hash thread counts as a mismatch of its whole chunk: the
-                // verification then fails, never passes.
-                h.join().unwrap_or_else(|_| vec![false; len])
-            })
-            .collect::<Vec<bool>>()
-    })
 }
 
 type Waiter = mpsc::SyncSender<Result<Vec<LedgerEntry>>>;
@@ -540,11 +600,27 @@ mod tests {
             };
             let want = reference_hash(seq, &d, GENESIS);
             assert_eq!(entry_hash(seq, &d, GENESIS), want);
-            assert!(hex_eq(&want, &entry_digest(seq, &d, GENESIS)));
-            assert!(!hex_eq(
-                &want.to_uppercase(),
-                &entry_digest(seq, &d, GENESIS)
-            ));
+            let digest = entry_digest(seq, &d, GENESIS);
+            assert_eq!(hex64(&digest).as_slice(), want.as_bytes());
+            assert_eq!(hex64(&digest).as_slice(), hex(&digest).as_bytes());
+            // The verifier hashes the stored row's bytes the same way.
+            let row = LedgerRow {
+                seq,
+                time_ms,
+                actor: d.actor.as_bytes(),
+                action: d.action.as_bytes(),
+                subject: d.subject.as_bytes(),
+                purpose: d.purpose.as_bytes(),
+                recipient: d.recipient.as_bytes(),
+                categories: d.categories.as_bytes(),
+                effect: d.effect.as_bytes(),
+                reasons: d.reasons.as_bytes(),
+                prev_hash: GENESIS.as_bytes(),
+                hash: want.as_bytes(),
+            };
+            let item = Item::of(&row);
+            assert_eq!(item.digest, digest);
+            assert_eq!(item.hash, Some(hex64(&digest)));
         }
     }
 }

@@ -185,6 +185,41 @@ pub struct Purged {
     pub done: bool,
 }
 
+/// A ledger row as stored, its text columns as the bytes the database holds, borrowed from
+/// its row buffer: what [`Store::scan_ledger`] hands out, so reading the chain allocates and
+/// validates nothing per column (the hash covers these bytes; anything not as written fails
+/// it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerRow<'a> {
+    /// Position, from 1.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// See [`Draft`].
+    pub actor: &'a [u8],
+    /// See [`Draft`].
+    pub action: &'a [u8],
+    /// See [`Draft`].
+    pub subject: &'a [u8],
+    /// See [`Draft`].
+    pub purpose: &'a [u8],
+    /// See [`Draft`].
+    pub recipient: &'a [u8],
+    /// See [`Draft`].
+    pub categories: &'a [u8],
+    /// See [`Draft`].
+    pub effect: &'a [u8],
+    /// See [`Draft`].
+    pub reasons: &'a [u8],
+    /// Hash of the previous entry, hex, as stored.
+    pub prev_hash: &'a [u8],
+    /// Hash of this entry, hex, as stored.
+    pub hash: &'a [u8],
+}
+
+/// What [`Store::scan_ledger`] calls for each row; `false` stops the scan.
+pub type LedgerVisitor<'a> = dyn FnMut(&LedgerRow<'_>) -> bool + 'a;
+
 /// Re-wraps one key: `(kind, name, wrapped) -> rewrapped`, kind `dek` or `secret`.
 pub type Rewrap<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<Vec<u8>> + 'a;
 
@@ -292,6 +327,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<LedgerEntry>>;
     /// Ledger entries from `from_seq`, at most `limit`, in order.
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>>;
+    /// The highest sequence number in the ledger; 0 when it is empty.
+    fn ledger_last_seq(&self) -> Result<u64>;
+    /// Streams the ledger rows with `seqs.start <= seq < seqs.end` to `visit`, in order, in
+    /// one read, each row's text borrowed from the database's buffer: nothing is allocated
+    /// per column. Stops when `visit` returns `false`. A column of the wrong type (or NULL)
+    /// is an error. Several scans may run at once, on different threads.
+    fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()>;
     /// Every signed checkpoint.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 }

@@ -12,12 +12,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use std::collections::HashMap;
 
+use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
     Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow, ValueRow,
 };
-use super::{Checkpointer, Rewrap, join, not_erased, now_ms, split};
+use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 
@@ -271,6 +272,23 @@ fn migrate(client: &mut Client) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// A `TEXT` column's bytes as the server sent them (UTF-8, the database's encoding),
+/// borrowed from the row: no copy, no validation.
+struct RawText<'a>(&'a [u8]);
+
+impl<'a> postgres::types::FromSql<'a> for RawText<'a> {
+    fn from_sql(
+        _: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(raw))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::TEXT
+    }
 }
 
 fn to_u64(v: i64) -> u64 {
@@ -879,6 +897,48 @@ impl Store for PostgresStore {
             .iter()
             .map(ledger_row)
             .collect())
+    }
+
+    fn ledger_last_seq(&self) -> Result<u64> {
+        let last: Option<i64> = self
+            .lock()
+            .query_opt("SELECT MAX(seq) FROM ledger", &[])?
+            .and_then(|r| r.get(0));
+        Ok(last.map_or(0, to_u64))
+    }
+
+    fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
+        let mut c = self.lock();
+        let stmt = c.statement(
+            "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
+               effect, reasons, prev_hash, hash
+             FROM ledger WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+        )?;
+        // Rows stream as the server sends them; text columns borrow from each row's buffer.
+        let mut rows = c
+            .client
+            .query_raw(&stmt, [to_i64(seqs.start), to_i64(seqs.end)])?;
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| r.try_get::<_, RawText<'_>>(i).map(|t| t.0);
+            let row = LedgerRow {
+                seq: to_u64(r.try_get(0)?),
+                time_ms: r.try_get(1)?,
+                actor: text(2)?,
+                action: text(3)?,
+                subject: text(4)?,
+                purpose: text(5)?,
+                recipient: text(6)?,
+                categories: text(7)?,
+                effect: text(8)?,
+                reasons: text(9)?,
+                prev_hash: text(10)?,
+                hash: text(11)?,
+            };
+            if !visit(&row) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

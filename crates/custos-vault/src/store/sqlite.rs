@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use super::{
     Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow, ValueRow,
 };
-use super::{Checkpointer, Rewrap, join, not_erased, now_ms, split};
+use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 
@@ -873,6 +873,53 @@ impl Store for SqliteStore {
             .query_map(params![to_i64(from_seq), to_i64(limit)], ledger_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn ledger_last_seq(&self) -> Result<u64> {
+        let last: Option<i64> = self
+            .read()
+            .query_row("SELECT MAX(seq) FROM ledger", [], |r| r.get(0))?;
+        Ok(last.map_or(0, to_u64))
+    }
+
+    fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
+        use rusqlite::types::ValueRef;
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
+               effect, reasons, prev_hash, hash
+             FROM ledger WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![to_i64(seqs.start), to_i64(seqs.end)])?;
+        while let Some(r) = rows.next()? {
+            let int = |i: usize| match r.get_ref(i)? {
+                ValueRef::Integer(n) => Ok(n),
+                _ => Err(Error::Storage("a ledger column is not an integer".into())),
+            };
+            // The bytes as stored: the hash check covers them, UTF-8 or not.
+            let text = |i: usize| match r.get_ref(i)? {
+                ValueRef::Text(b) => Ok(b),
+                _ => Err(Error::Storage("a ledger column is not text".into())),
+            };
+            let row = LedgerRow {
+                seq: to_u64(int(0)?),
+                time_ms: int(1)?,
+                actor: text(2)?,
+                action: text(3)?,
+                subject: text(4)?,
+                purpose: text(5)?,
+                recipient: text(6)?,
+                categories: text(7)?,
+                effect: text(8)?,
+                reasons: text(9)?,
+                prev_hash: text(10)?,
+                hash: text(11)?,
+            };
+            if !visit(&row) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

@@ -1257,3 +1257,98 @@ pub fn purge_queue_migration_reruns(mut h: Harness) {
     );
     assert!(v.verify_ledger().unwrap().ok());
 }
+
+pub fn ledger_verify_spans_batches(mut h: Harness) {
+    use custos_vault::ledger::{self, CheckpointSigner, Draft, Ledger};
+    // A chain longer than the verifier's batches (4096 entries), so links, checkpoints and
+    // tampering are checked across their seams.
+    h.close();
+    let store = h.store().unwrap();
+    let signer = CheckpointSigner::new(&custos_vault::crypto::random_secret().unwrap());
+    let n = 9_000u64;
+    {
+        let writer = Ledger::start(Arc::clone(&store), signer.clone()).unwrap();
+        for k in 0..n / 1000 {
+            let drafts = (0..1000)
+                .map(|i| Draft {
+                    time_ms: i64::try_from(k * 1000 + i).unwrap(),
+                    actor: "meeting-center".into(),
+                    action: "read".into(),
+                    subject: format!("s{k}-{i}"),
+                    purpose: "service.meetings".into(),
+                    effect: "permit".into(),
+                    ..Draft::default()
+                })
+                .collect();
+            writer.append_many(drafts).unwrap();
+        }
+    }
+    let ok = ledger::verify(&*store, &signer).unwrap();
+    assert!(ok.ok(), "{ok:?}");
+    assert_eq!((ok.entries, ok.checkpoints), (n, 9));
+    assert_eq!(ok.head, store.ledger_page(n, 1).unwrap()[0].hash);
+    let check_bad = |seq: u64, what: &str| {
+        let bad = ledger::verify(&*store, &signer).unwrap();
+        assert_eq!(bad.first_bad, Some(seq), "{what} at {seq}");
+        assert_eq!(bad.entries, seq - 1, "{what} at {seq}");
+        assert_eq!(bad.checkpoints, (seq - 1) / 1000, "{what} at {seq}");
+    };
+    // The last entry of the first batch, the first of the second, one deep in the third.
+    for (seq, col, tamper) in [
+        (4096u64, "hash", "'x' || substr(hash, 2)"),
+        (4096, "hash", "upper(hash)"),
+        (4097, "prev_hash", "upper(prev_hash)"),
+        (4097, "actor", "'x' || actor"),
+        (8500, "time_ms", "time_ms + 1"),
+    ] {
+        let orig = h.text(&format!("SELECT {col} FROM ledger WHERE seq = {seq}"));
+        h.exec(&format!(
+            "UPDATE ledger SET {col} = {tamper} WHERE seq = {seq}"
+        ));
+        check_bad(seq, tamper);
+        h.exec(&format!(
+            "UPDATE ledger SET {col} = {} WHERE seq = {seq}",
+            if col == "time_ms" {
+                orig
+            } else {
+                format!("'{orig}'")
+            }
+        ));
+        assert!(ledger::verify(&*store, &signer).unwrap().ok(), "{tamper}");
+    }
+    // An entry missing at a seam.
+    let e = store.ledger_page(8193, 1).unwrap().remove(0);
+    h.exec("DELETE FROM ledger WHERE seq = 8193");
+    check_bad(8193, "a deleted entry");
+    let d = &e.draft;
+    h.exec(&format!(
+        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient, \
+         categories, effect, reasons, prev_hash, hash) VALUES ({}, {}, '{}', '{}', '{}', '{}', \
+         '{}', '{}', '{}', '{}', '{}', '{}')",
+        e.seq,
+        d.time_ms,
+        d.actor,
+        d.action,
+        d.subject,
+        d.purpose,
+        d.recipient,
+        d.categories,
+        d.effect,
+        d.reasons,
+        e.prev_hash,
+        e.hash
+    ));
+    assert!(ledger::verify(&*store, &signer).unwrap().ok());
+    // A checkpoint removed at a multiple of 1000 past the first batch.
+    let cp = h.text("SELECT signature FROM ledger_checkpoints WHERE seq = 8000");
+    let hash = h.text("SELECT hash FROM ledger_checkpoints WHERE seq = 8000");
+    h.exec("DELETE FROM ledger_checkpoints WHERE seq = 8000");
+    assert_eq!(
+        ledger::verify(&*store, &signer).unwrap().first_bad,
+        Some(8000)
+    );
+    h.exec(&format!(
+        "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (8000, '{hash}', '{cp}')"
+    ));
+    assert!(ledger::verify(&*store, &signer).unwrap().ok());
+}

@@ -43,6 +43,7 @@ macro_rules! conformance {
                 erasure_returns_before_the_purge,
                 interrupted_purge_resumes_on_open,
                 purge_queue_migration_reruns,
+                ledger_verify_spans_batches,
             );
         }
     };
