@@ -794,9 +794,11 @@ impl Store for PostgresStore {
         if status.is_none_or(|s| Status::parse(s.get(0)) != Status::Erased) {
             return Err(not_erased());
         }
+        // By tuple id (a TID scan): `seq IN (subquery)` was planned as a hash join over a
+        // sequential scan of the whole table, once per chunk.
         let deleted = tx.execute(
-            "DELETE FROM records WHERE seq IN
-               (SELECT seq FROM records WHERE subject = $1 LIMIT $2)",
+            "DELETE FROM records WHERE ctid = ANY(ARRAY(
+               SELECT ctid FROM records WHERE subject = $1 LIMIT $2))",
             &[&subject, &to_i64(limit)],
         )?;
         let left = deleted >= limit
