@@ -8,8 +8,8 @@
 //! ```
 //!
 //! `CUSTOS_BENCH_ONLY` runs one case alone: `collect_many`, `erase` (the erasure of a subject
-//! with 100k records, and its purge) or `verify` (verify over `CUSTOS_BENCH_LEDGER` entries,
-//! default 1,000,000, three times).
+//! with 100k records, and its purge), `ledger` (the ledger rows) or `verify` (verify over
+//! `CUSTOS_BENCH_LEDGER` entries, default 1,000,000, three times).
 
 #![allow(
     clippy::unwrap_used,
@@ -102,6 +102,9 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
     match std::env::var("CUSTOS_BENCH_ONLY").as_deref() {
         Ok("collect_many") => return bulk(backend, make_store),
         Ok("verify") => return verify_only(backend, make_store),
+        Ok("ledger") => {
+            return ledger(backend, make_store, "00000000-0000-4000-8000-000000000000");
+        }
         Ok("erase") => {
             let policy = Arc::new(Policy::builtin().unwrap());
             let vault = Vault::open(make_store(), policy, MasterKey::generate().unwrap()).unwrap();
@@ -284,6 +287,13 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
 
     // Ledger alone, on a fresh database.
     drop(vault);
+    ledger(backend, make_store, ids[1].as_str());
+    bulk(backend, make_store);
+}
+
+/// `Ledger::append` and `append_many` alone on a fresh database, then `ledger::verify` over
+/// what they appended.
+fn ledger(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>, subject: &str) {
     let store = make_store();
     let signer_seed = custos_vault::crypto::random_secret().unwrap();
     let ledger = Arc::new(
@@ -297,7 +307,7 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
         time_ms: 1,
         actor: "meeting-center".into(),
         action: "read".into(),
-        subject: ids[1].to_string(),
+        subject: subject.to_string(),
         purpose: "service.meetings".into(),
         recipient: String::new(),
         categories: "contact.email,contact.name,network.ip_address".into(),
@@ -372,7 +382,6 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
     assert!(v.ok() && v.checkpoints >= 250, "{v:?}");
     let entries = usize::try_from(v.entries).unwrap();
     row(backend, "ledger verify (chain + checkpoints)", entries, d);
-    bulk(backend, make_store);
 }
 
 /// Erasure of a subject holding 100k records: the call (key destroyed, values deleted, the
