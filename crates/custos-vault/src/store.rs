@@ -162,6 +162,23 @@ pub struct ConsentRow {
     pub time_ms: i64,
 }
 
+/// What deciding about a subject needs, read at one point in time (one snapshot, one round
+/// trip where the backend allows): lifecycle, age, sealed values, consent and objection
+/// events (oldest first) and the wrapped data key (`None` once erased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectState {
+    /// Lifecycle.
+    pub status: Status,
+    /// Age.
+    pub age: Age,
+    /// Field values, still sealed, by category.
+    pub values: Vec<ValueRow>,
+    /// Consent and objection events, oldest first.
+    pub consents: Vec<ConsentRow>,
+    /// The data key, wrapped by the master key.
+    pub wrapped_dek: Option<Vec<u8>>,
+}
+
 /// An API key row; the key itself is never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -197,6 +214,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()>;
     /// A subject.
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>>;
+    /// Everything a decision about a subject needs, in one consistent read; `None` when no
+    /// such subject was ever collected.
+    fn subject_state(&self, id: &str) -> Result<Option<SubjectState>>;
     /// Sets a subject's age status.
     fn set_age(&self, id: &str, age: Age) -> Result<()>;
     /// Sets a subject's lifecycle status.

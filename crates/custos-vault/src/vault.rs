@@ -23,7 +23,8 @@ use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, SubjectState,
+    ValueRow,
 };
 
 /// A subject's id: random, 128 bits, UUID-shaped.
@@ -592,7 +593,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
-        let (decision, seq, values) = self.decide_recorded("read", accessor, subject, input)?;
+        let (decision, seq, stored) = self.decide_recorded("read", accessor, subject, input)?;
         let mut out = ReadResult {
             effect: decision.effect.as_str().to_string(),
             denial: decision.denial.map(|r| r.code().to_string()),
@@ -608,7 +609,9 @@ impl Vault {
         if decision.permitted.is_empty() {
             return Ok(out);
         }
-        let dek = self.data_key(subject)?;
+        let wrapped = stored.wrapped_dek.ok_or(Error::SubjectNotFound)?;
+        let dek = DataKey::unwrap(&self.kek, &subject.0, &wrapped)?;
+        let values = stored.values;
         for v in &values {
             let Ok(cid) = self.policy.category_id(&v.category) else {
                 continue;
@@ -624,27 +627,28 @@ impl Vault {
     }
 
     /// The first half of [`Vault::read`] and [`Vault::decide`]: resolves the request, decides
-    /// it over the subject's stored state and makes the ledger entry durable. Returns the
-    /// decision, the entry's sequence number and the subject's value rows, still sealed.
+    /// it over the subject's stored state (read in one go: [`Store::subject_state`]) and
+    /// makes the ledger entry durable. Returns the decision, the entry's sequence number and
+    /// the subject's stored state, values still sealed.
     fn decide_recorded(
         &self,
         action: &str,
         accessor: &str,
         subject: &SubjectId,
         input: &ReadInput,
-    ) -> Result<(Decision, u64, Vec<ValueRow>)> {
+    ) -> Result<(Decision, u64, SubjectState)> {
         let mut d = self.draft(self.declared_accessor(accessor), action, subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
             declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
         });
-        let row = self.store.subject(&subject.0)?;
-        let values = match &row {
-            Some(r) if r.status != Status::Erased => self.store.values(&subject.0)?,
-            _ => Vec::new(),
-        };
+        let stored = self.store.subject_state(&subject.0)?;
         let req = match self.resolve_request(accessor, input, || {
-            values.iter().map(|v| v.category.clone()).collect()
+            stored
+                .iter()
+                .flat_map(|s| &s.values)
+                .map(|v| v.category.clone())
+                .collect()
         }) {
             Ok(req) => req,
             Err((code, err)) => {
@@ -662,20 +666,21 @@ impl Vault {
                 return Err(err);
             }
         };
-        let Some(row) = row else {
+        let Some(stored) = stored else {
             d.categories = self.policy.category_names(req.categories).join(",");
             d.effect = "deny".into();
             d.reasons = "subject_not_found".into();
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
-        let state = self.subject_state(&row, &values)?;
+        let state =
+            self.policy_subject(stored.status, stored.age, &stored.values, &stored.consents);
         // INVARIANT: no PI leaves without a decision.
         let decision = self.policy.decide(&req, &state);
         self.fill_decision(&mut d, &decision, req.categories);
         // INVARIANT: audit before data — the entry is durable before anything is decrypted.
         let seq = self.record(d)?;
-        Ok((decision, seq, values))
+        Ok((decision, seq, stored))
     }
 
     /// Resolves names to a policy request; every unknown name is an error (deny by default).
@@ -756,14 +761,20 @@ impl Vault {
     }
 
     /// The subject's state as the policy's decision needs it.
-    fn subject_state(&self, row: &SubjectRow, values: &[ValueRow]) -> Result<Subject> {
+    fn policy_subject(
+        &self,
+        status: Status,
+        age: Age,
+        values: &[ValueRow],
+        consents: &[ConsentRow],
+    ) -> Subject {
         let mut s = Subject::new();
-        s.status = match row.status {
+        s.status = match status {
             Status::Active => SubjectStatus::Active,
             Status::Deactivated => SubjectStatus::Deactivated,
             Status::Erased => SubjectStatus::Erased,
         };
-        s.age = match row.age {
+        s.age = match age {
             Age::Unknown => AgeStatus::Unknown,
             Age::AtLeastMinimum => AgeStatus::AtLeastMinimum,
             Age::UnderMinimum => AgeStatus::UnderMinimum,
@@ -774,10 +785,8 @@ impl Vault {
             };
             s.hold([c].into_iter().collect(), self.purposes_known(&v.purposes));
         }
-        let (consents, objections) = self.consent_state(&row.id)?;
-        s.consents = consents;
-        s.objections = objections;
-        Ok(s)
+        (s.consents, s.objections) = self.consent_state(consents);
+        s
     }
 
     /// Purposes named in stored rows that the current policy still declares. A purpose the
@@ -791,17 +800,17 @@ impl Vault {
 
     /// Current consents and objections, each with its descendants: the latest event per
     /// purpose wins; silence is neither.
-    fn consent_state(&self, subject: &str) -> Result<(PurposeSet, PurposeSet)> {
-        let mut latest: BTreeMap<(String, String), bool> = BTreeMap::new();
-        for c in self.store.consents(subject)? {
-            latest.insert((c.kind, c.purpose), c.given);
+    fn consent_state(&self, events: &[ConsentRow]) -> (PurposeSet, PurposeSet) {
+        let mut latest: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+        for c in events {
+            latest.insert((&c.kind, &c.purpose), c.given);
         }
         let mut consents = PurposeSet::EMPTY;
         let mut objections = PurposeSet::EMPTY;
         for ((kind, purpose), given) in latest {
             let Some(info) = self
                 .policy
-                .purpose_id(&purpose)
+                .purpose_id(purpose)
                 .ok()
                 .and_then(|p| self.policy.purpose(p))
             else {
@@ -813,7 +822,7 @@ impl Vault {
                 objections = objections.union(info.descendants);
             }
         }
-        Ok((consents, objections))
+        (consents, objections)
     }
 
     fn active_subject(&self, subject: &SubjectId) -> Result<SubjectRow> {
@@ -1032,13 +1041,8 @@ impl Vault {
                 .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
                 .collect()
         };
-        let (consents, objections) = self.consent_state(&row.id)?;
-        let base = {
-            let mut s = self.subject_state(&row, &[])?;
-            s.consents = consents;
-            s.objections = objections;
-            s
-        };
+        let events = self.store.consents(&row.id)?;
+        let base = self.policy_subject(row.status, row.age, &[], &events);
         // One decision per distinct set of stated purposes.
         let mut decisions: BTreeMap<Vec<String>, Decision> = BTreeMap::new();
         for r in &rows {

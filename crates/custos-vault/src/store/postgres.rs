@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, SubjectState,
+    ValueRow,
 };
 use super::{Checkpointer, Rewrap, join, split};
 use crate::error::Result;
@@ -489,6 +490,62 @@ impl Store for PostgresStore {
         write_values(&mut tx, values, index)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn subject_state(&self, id: &str) -> Result<Option<SubjectState>> {
+        // One statement, so one round trip and one snapshot: part 0 is the subject and its
+        // wrapped key, part 1 its values by category, part 2 its consent events by seq.
+        let rows = self.lock().query(
+            "SELECT 0::INT4, s.status, s.age, NULL::TEXT, NULL::TEXT, NULL::TEXT,
+                    k.wrapped, 0::BIGINT, 0::BIGINT
+               FROM subjects s LEFT JOIN custos_keys.subject_keys k ON k.subject = s.id
+              WHERE s.id = $1
+             UNION ALL
+             SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
+               FROM field_values WHERE subject = $1
+             UNION ALL
+             SELECT 2, purpose, kind, notice, method, CASE WHEN given THEN 't' ELSE 'f' END,
+                    NULL, time_ms, seq
+               FROM consents WHERE subject = $1
+             ORDER BY 1, 9, 2",
+            &[&id],
+        )?;
+        let mut state: Option<SubjectState> = None;
+        for r in &rows {
+            match (r.get::<_, i32>(0), state.as_mut()) {
+                (0, _) => {
+                    state = Some(SubjectState {
+                        status: Status::parse(r.get(1)),
+                        age: Age::parse(r.get(2)),
+                        values: Vec::new(),
+                        consents: Vec::new(),
+                        wrapped_dek: r.get(6),
+                    });
+                }
+                (1, Some(st)) => st.values.push(ValueRow {
+                    subject: id.to_string(),
+                    category: r.get(1),
+                    ciphertext: r.get::<_, Option<Vec<u8>>>(6).unwrap_or_default(),
+                    purposes: split(r.get(2)),
+                    notice: r.get(3),
+                    service: r.get(4),
+                    role: r.get(5),
+                    time_ms: r.get(7),
+                }),
+                (2, Some(st)) => st.consents.push(ConsentRow {
+                    subject: id.to_string(),
+                    purpose: r.get(1),
+                    kind: r.get(2),
+                    given: r.get::<_, Option<&str>>(5) == Some("t"),
+                    notice: r.get(3),
+                    method: r.get(4),
+                    time_ms: r.get(7),
+                }),
+                // Rows of a subject that does not exist: nothing to decide over.
+                _ => {}
+            }
+        }
+        Ok(state)
     }
 
     fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {

@@ -866,7 +866,7 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
     // The ledger refuses every append: a read must fail closed, returning nothing.
     if h.is_sqlite() {
         h.exec(
-            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
              BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
         );
     } else {
@@ -892,7 +892,7 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
         .is_err()
     );
     h.exec(if h.is_sqlite() {
-        "DROP TRIGGER ledger_down"
+        "DROP TRIGGER audit.ledger_down"
     } else {
         "DROP TRIGGER ledger_down ON ledger"
     });
@@ -1002,4 +1002,70 @@ pub fn collect_many_batches(h: Harness) {
     if h.is_sqlite() {
         assert!(!contains(&h.dump(), b"ann-many@example.com"));
     }
+}
+
+/// `Store::subject_state`: what a decision needs, read together — the status, the sealed
+/// values by category, the consent events oldest first and the wrapped key; an erased subject
+/// keeps its status and nothing else; an unknown one is `None`.
+pub fn subject_state_in_one_read(h: Harness) {
+    use custos_vault::store::{Age, Status};
+    let v = h.vault();
+    let store = v.store();
+    assert_eq!(
+        store
+            .subject_state("00000000-0000-4000-8000-000000000000")
+            .unwrap(),
+        None
+    );
+    let id = v
+        .collect(
+            "website",
+            &registration("st@example.com", &["account", "marketing.announcements"]),
+        )
+        .unwrap();
+    v.give_consent("subject", &id, "newsletters", "privacy-center")
+        .unwrap();
+    v.object("subject", &id, "marketing", "unsubscribe-link")
+        .unwrap();
+    v.withdraw_consent("subject", &id, "newsletters", "api")
+        .unwrap();
+    let s = store.subject_state(id.as_str()).unwrap().unwrap();
+    assert_eq!((s.status, s.age), (Status::Active, Age::AtLeastMinimum));
+    let categories: Vec<&str> = s.values.iter().map(|v| v.category.as_str()).collect();
+    let mut sorted = categories.clone();
+    sorted.sort_unstable();
+    assert_eq!(categories, sorted);
+    assert!(categories.contains(&"contact.email"), "{categories:?}");
+    assert!(s.values.iter().all(|x| x.subject == id.as_str()
+        && !x.ciphertext.is_empty()
+        && x.purposes.contains(&"account".to_string())));
+    let events: Vec<(&str, &str, bool, &str)> = s
+        .consents
+        .iter()
+        .map(|c| {
+            (
+                c.kind.as_str(),
+                c.purpose.as_str(),
+                c.given,
+                c.method.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("consent", "newsletters", true, "privacy-center"),
+            ("objection", "marketing", true, "unsubscribe-link"),
+            ("consent", "newsletters", false, "api"),
+        ]
+    );
+    assert_eq!(
+        s.wrapped_dek.as_deref(),
+        store.wrapped_dek(id.as_str()).unwrap().as_deref()
+    );
+    assert!(s.wrapped_dek.is_some());
+    v.erase("operator", &id).unwrap();
+    let s = store.subject_state(id.as_str()).unwrap().unwrap();
+    assert_eq!(s.status, Status::Erased);
+    assert!(s.values.is_empty() && s.consents.is_empty() && s.wrapped_dek.is_none());
 }

@@ -40,6 +40,7 @@ macro_rules! conformance {
                 connection_loss_recovers,
                 deactivation_keeps_only_contract_and_legal,
                 collect_many_batches,
+                subject_state_in_one_read,
             );
         }
     };
