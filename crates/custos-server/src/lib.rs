@@ -65,7 +65,9 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest a request may take before it is answered `503 request_timeout`.
     pub request_timeout: Duration,
-    /// Threads that run vault calls: at most this many run at once.
+    /// Threads that run vault calls: at most this many run at once. A read holds its thread
+    /// while it waits for its ledger entry's group commit, so this also bounds how many reads
+    /// share one commit.
     pub vault_threads: usize,
 }
 
@@ -74,7 +76,7 @@ impl Default for Config {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
-            vault_threads: 16,
+            vault_threads: 32,
         }
     }
 }
@@ -150,6 +152,11 @@ impl AppState {
             boot,
             requests: AtomicU64::new(0),
         })))
+    }
+
+    /// The vault, for what needs no store (memory only); `None` while shutting down.
+    pub(crate) fn vault(&self) -> Option<&Vault> {
+        self.0.vault.as_deref()
     }
 
     /// Runs a vault call on a vault thread.

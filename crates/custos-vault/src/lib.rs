@@ -21,4 +21,7 @@ pub use ledger::{LedgerEntry, Verification};
 pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
-pub use vault::{CollectionInput, ReadInput, ReadResult, Record, RecordsResult, SubjectId, Vault};
+pub use vault::{
+    CollectionInput, Durable, ReadInput, ReadResult, Record, RecordsResult, SealedRead, SubjectId,
+    Vault,
+};

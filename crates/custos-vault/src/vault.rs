@@ -5,10 +5,11 @@
 //! only in [`Vault::read`] and [`Vault::read_records`], after `Policy::decide` permitted the
 //! categories and the ledger entry for that decision is durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use custos_policy::{
     AgeStatus, Basis, CategorySet, CollectionRequest, Decision, Effect, PeriodKind, Policy,
@@ -131,6 +132,57 @@ pub struct ReadResult {
     pub ledger_seq: u64,
 }
 
+/// A read decided and submitted to the ledger, its values still sealed. Only
+/// [`SealedRead::open`] decrypts them, and only with the [`Durable`] the ledger writer gave
+/// for this read's own entry: audit before data, held by the types.
+#[derive(Debug)]
+pub struct SealedRead {
+    ticket: u64,
+    subject: SubjectId,
+    result: ReadResult,
+    permitted: CategorySet,
+    stored: SubjectState,
+}
+
+/// The ledger writer's word that one read's entry is durable; made only by the vault, for
+/// the [`SealedRead`] of the same ticket.
+#[derive(Debug)]
+pub struct Durable {
+    ticket: u64,
+    seq: u64,
+}
+
+impl SealedRead {
+    /// Decrypts the permitted values, once the read's ledger entry is durable. Pure
+    /// computation (no store, no waiting), so it may run on any thread.
+    pub fn open(self, vault: &Vault, durable: Durable) -> Result<ReadResult> {
+        if durable.ticket != self.ticket {
+            return Err(Error::Storage(
+                "a ledger acknowledgement of another read".into(),
+            ));
+        }
+        let mut out = self.result;
+        out.ledger_seq = durable.seq;
+        if self.permitted.is_empty() {
+            return Ok(out);
+        }
+        let wrapped = self.stored.wrapped_dek.ok_or(Error::SubjectNotFound)?;
+        let dek = DataKey::unwrap(&vault.kek, &self.subject.0, &wrapped)?;
+        for v in &self.stored.values {
+            let Ok(cid) = vault.policy.category_id(&v.category) else {
+                continue;
+            };
+            if self.permitted.contains(cid) {
+                let plain = dek.open_value(&self.subject.0, &v.category, &v.ciphertext)?;
+                let text = String::from_utf8(plain)
+                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
+                out.data.insert(v.category.clone(), text);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A record returned by [`Vault::read_records`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -175,6 +227,44 @@ pub struct Vault {
     index: BlindIndex,
     signer: CheckpointSigner,
     ledger: Ledger,
+    keys: KeyCache,
+    tickets: AtomicU64,
+}
+
+/// How long a verified API key is trusted without asking the store again. A key revoked by
+/// another process (`custos keys revoke`, another server) stops working within this time; one
+/// revoked through this vault stops at once.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Keys the cache holds at most; past it, it starts over (only valid keys are cached, so it
+/// only fills when that many keys are in use within a second).
+const KEY_CACHE_MAX: usize = 4096;
+
+/// Verified API keys: SHA-256 of the key → (accessor, when the store confirmed it).
+#[derive(Debug, Default)]
+struct KeyCache(RwLock<HashMap<[u8; 32], (String, Instant)>>);
+
+impl KeyCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<String> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let (accessor, at) = map.get(digest)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| accessor.clone())
+    }
+
+    fn put(&self, digest: [u8; 32], accessor: &str) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= KEY_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(digest, (accessor.to_string(), Instant::now()));
+    }
+
+    fn forget(&self, accessor: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (a, _)| a != accessor);
+    }
 }
 
 fn now_ms() -> i64 {
@@ -229,6 +319,8 @@ impl Vault {
             index,
             signer,
             ledger,
+            keys: KeyCache::default(),
+            tickets: AtomicU64::new(0),
         })
     }
 
@@ -240,6 +332,11 @@ impl Vault {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The ledger writer's commits so far, by how many entries each held.
+    pub fn ledger_batches(&self) -> &crate::ledger::BatchStats {
+        self.ledger.stats()
     }
 
     /// Public key of the ledger's checkpoint signatures, hex.
@@ -587,56 +684,96 @@ impl Vault {
     /// Reads a subject's values for a purpose. The policy decides per category; the decision
     /// is ledgered durably before any plaintext is produced. A refused request (no purpose,
     /// unknown purpose, category or recipient, purpose not allowed) is ledgered too.
+    /// Blocks until the entry is durable; [`Vault::begin_read`] does not.
     pub fn read(
         &self,
         accessor: &str,
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
-        let (decision, seq, stored) = self.decide_recorded("read", accessor, subject, input)?;
-        let mut out = ReadResult {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let sealed = self.begin_read(accessor, subject, input, move |d| {
+            let _ = tx.send(d);
+        })?;
+        let durable = rx
+            .recv()
+            .map_err(|_| Error::Storage("ledger writer stopped".into()))??;
+        sealed.open(self, durable)
+    }
+
+    /// The first half of [`Vault::read`], for callers that must not block on the ledger's
+    /// commit (the server): reads the subject's state, decides, and queues the decision's
+    /// ledger entry; returns the values still sealed. `on_durable` runs on the ledger
+    /// writer's thread once the entry is durable (it must be quick: hand the [`Durable`] to
+    /// whoever holds the [`SealedRead`], which then opens it). A request refused before the
+    /// decision is ledgered before this returns its error, and `on_durable` is not called.
+    pub fn begin_read(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+        on_durable: impl FnOnce(Result<Durable>) + Send + 'static,
+    ) -> Result<SealedRead> {
+        let (decision, draft, stored) = self.decide_draft("read", accessor, subject, input)?;
+        let mut result = ReadResult {
             effect: decision.effect.as_str().to_string(),
             denial: decision.denial.map(|r| r.code().to_string()),
-            ledger_seq: seq,
             ..ReadResult::default()
         };
         for w in &decision.withheld {
             if let Some(c) = self.policy.category(w.category) {
-                out.withheld
+                result
+                    .withheld
                     .insert(c.id.clone(), w.reason.code().to_string());
             }
         }
-        if decision.permitted.is_empty() {
-            return Ok(out);
-        }
-        let wrapped = stored.wrapped_dek.ok_or(Error::SubjectNotFound)?;
-        let dek = DataKey::unwrap(&self.kek, &subject.0, &wrapped)?;
-        let values = stored.values;
-        for v in &values {
-            let Ok(cid) = self.policy.category_id(&v.category) else {
-                continue;
-            };
-            if decision.permitted.contains(cid) {
-                let plain = dek.open_value(&subject.0, &v.category, &v.ciphertext)?;
-                let text = String::from_utf8(plain)
-                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
-                out.data.insert(v.category.clone(), text);
-            }
-        }
-        Ok(out)
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        // INVARIANT: audit before data — the values stay sealed until the writer confirms.
+        self.ledger.submit(
+            vec![draft],
+            Box::new(move |r| {
+                on_durable(r.and_then(|mut entries| {
+                    let e = entries
+                        .pop()
+                        .ok_or_else(|| Error::Storage("ledger writer lost an entry".into()))?;
+                    Ok(Durable { ticket, seq: e.seq })
+                }));
+            }),
+        )?;
+        Ok(SealedRead {
+            ticket,
+            subject: subject.clone(),
+            result,
+            permitted: decision.permitted,
+            stored,
+        })
     }
 
-    /// The first half of [`Vault::read`] and [`Vault::decide`]: resolves the request, decides
-    /// it over the subject's stored state (read in one go: [`Store::subject_state`]) and
-    /// makes the ledger entry durable. Returns the decision, the entry's sequence number and
-    /// the subject's stored state, values still sealed.
+    /// Decides a request and makes its ledger entry durable: [`Vault::decide`].
     fn decide_recorded(
         &self,
         action: &str,
         accessor: &str,
         subject: &SubjectId,
         input: &ReadInput,
-    ) -> Result<(Decision, u64, SubjectState)> {
+    ) -> Result<(Decision, u64)> {
+        let (decision, draft, _) = self.decide_draft(action, accessor, subject, input)?;
+        let seq = self.record(draft)?;
+        Ok((decision, seq))
+    }
+
+    /// The first half of [`Vault::begin_read`] and [`Vault::decide`]: resolves the request
+    /// and decides it over the subject's stored state (read in one go:
+    /// [`Store::subject_state`]). A request refused before the decision is ledgered here
+    /// (durably) and returned as the error; otherwise the decision's ledger entry is
+    /// returned as a draft, for the caller to make durable before anything is decrypted.
+    fn decide_draft(
+        &self,
+        action: &str,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+    ) -> Result<(Decision, Draft, SubjectState)> {
         let mut d = self.draft(self.declared_accessor(accessor), action, subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
@@ -678,9 +815,7 @@ impl Vault {
         // INVARIANT: no PI leaves without a decision.
         let decision = self.policy.decide(&req, &state);
         self.fill_decision(&mut d, &decision, req.categories);
-        // INVARIANT: audit before data — the entry is durable before anything is decrypted.
-        let seq = self.record(d)?;
-        Ok((decision, seq, stored))
+        Ok((decision, d, stored))
     }
 
     /// Resolves names to a policy request; every unknown name is an error (deny by default).
@@ -1306,8 +1441,12 @@ impl Vault {
         Ok(key)
     }
 
-    /// The accessor an API key acts as.
+    /// The accessor an API key acts as. A key the store confirmed less than
+    /// [`KEY_CACHE_TTL`] ago is answered from memory ([`Vault::authenticate_cached`]).
     pub fn authenticate(&self, key: &str) -> Result<String> {
+        if let Some(accessor) = self.authenticate_cached(key) {
+            return Ok(accessor);
+        }
         let presented = sha256(key.trim().as_bytes());
         let row = self.store.api_key(&hex(&presented))?;
         // Compare in constant time, and against a dummy when there is no row, so timing
@@ -1317,14 +1456,26 @@ impl Vault {
             .map_or_else(|| "0".repeat(64), |r| r.hash.clone());
         let equal: bool = hex(&presented).as_bytes().ct_eq(stored.as_bytes()).into();
         match row {
-            Some(r) if equal && !r.revoked => Ok(r.accessor),
+            Some(r) if equal && !r.revoked => {
+                self.keys.put(presented, &r.accessor);
+                Ok(r.accessor)
+            }
             _ => Err(Error::Unauthorized),
         }
+    }
+
+    /// The accessor of an API key the store confirmed less than [`KEY_CACHE_TTL`] ago, from
+    /// memory; `None` means "ask [`Vault::authenticate`]", not "refused". Never touches the
+    /// store, so it may run on any thread. The map is keyed by the key's SHA-256: the key
+    /// itself is not kept.
+    pub fn authenticate_cached(&self, key: &str) -> Option<String> {
+        self.keys.get(&sha256(key.trim().as_bytes()))
     }
 
     /// Revokes every key of an accessor; returns how many.
     pub fn revoke(&self, accessor: &str) -> Result<u64> {
         let n = self.store.revoke_api_keys(accessor)?;
+        self.keys.forget(accessor);
         let mut d = self.draft(OPERATOR, "revoke_keys", "");
         d.recipient = accessor.to_string();
         d.effect = "done".into();
@@ -1427,7 +1578,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<DecisionResult> {
-        let (decision, seq, _) = self.decide_recorded("decide", accessor, subject, input)?;
+        let (decision, seq) = self.decide_recorded("decide", accessor, subject, input)?;
         Ok(DecisionResult {
             effect: decision.effect.as_str().to_string(),
             permitted: self

@@ -621,6 +621,25 @@ pub fn api_keys(h: Harness) {
     assert!(v.create_key("nobody").is_err());
     assert!(!contains(&h.dump(), key.as_bytes()), "key stored in clear");
     assert_eq!(v.revoke("meeting-center").unwrap(), 1);
+    // Revoked through this vault: refused at once, from memory too.
+    assert!(matches!(v.authenticate(&key), Err(Error::Unauthorized)));
+    assert_eq!(v.authenticate_cached(&key), None);
+
+    // Revoked by another process (a second vault on the same store): this vault's memory
+    // of the key lasts at most `KEY_CACHE_TTL`, then the store's answer counts.
+    let key = v.create_key("support").unwrap();
+    assert_eq!(v.authenticate(&key).unwrap(), "support");
+    assert_eq!(v.authenticate_cached(&key).as_deref(), Some("support"));
+    assert_eq!(
+        v.authenticate_cached(&format!(" {key} ")).as_deref(),
+        Some("support")
+    );
+    assert_eq!(v.authenticate_cached("custos_nope"), None);
+    let other = h.open(h.kek.clone()).unwrap();
+    assert_eq!(other.revoke("support").unwrap(), 1);
+    assert!(matches!(other.authenticate(&key), Err(Error::Unauthorized)));
+    std::thread::sleep(custos_vault::vault::KEY_CACHE_TTL + std::time::Duration::from_millis(50));
+    assert_eq!(v.authenticate_cached(&key), None);
     assert!(matches!(v.authenticate(&key), Err(Error::Unauthorized)));
 }
 
@@ -1068,4 +1087,70 @@ pub fn subject_state_in_one_read(h: Harness) {
     let s = store.subject_state(id.as_str()).unwrap().unwrap();
     assert_eq!(s.status, Status::Erased);
     assert!(s.values.is_empty() && s.consents.is_empty() && s.wrapped_dek.is_none());
+}
+
+/// `Vault::begin_read`: the values stay sealed until the ledger writer confirms this read's
+/// own entry; another read's confirmation does not open it; a ledger that refuses the entry
+/// leaves it sealed for good. Commits are counted by size.
+pub fn sealed_reads_open_only_with_their_own_entry(h: Harness) {
+    use std::sync::mpsc;
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Sal", "sal@example.com"))
+        .unwrap();
+    let begin = || {
+        let (tx, rx) = mpsc::channel();
+        let sealed = v
+            .begin_read("meeting-center", &id, &read("service.meetings"), move |d| {
+                tx.send(d).unwrap();
+            })
+            .unwrap();
+        (sealed, rx)
+    };
+    let (first, first_rx) = begin();
+    let (second, second_rx) = begin();
+    let first_ok = first_rx.recv().unwrap().unwrap();
+    let second_ok = second_rx.recv().unwrap().unwrap();
+    // Crossed acknowledgements: refused, nothing decrypted.
+    let e = first.open(v, second_ok).unwrap_err();
+    assert_eq!(e.code(), "storage_failure");
+    let r = second.open(v, first_ok);
+    assert!(r.is_err());
+    // Its own: the data, and the entry it names is the read's.
+    let (sealed, rx) = begin();
+    let r = sealed.open(v, rx.recv().unwrap().unwrap()).unwrap();
+    assert_eq!(r.data["contact.email"], "sal@example.com");
+    assert_eq!(last_entry(v).seq, r.ledger_seq);
+    assert_eq!(last_entry(v).draft.action, "read");
+    // The ledger refuses the entry: the callback gets the error, the read stays sealed.
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
+             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
+        );
+    }
+    let (_sealed, rx) = begin();
+    let e = rx.recv().unwrap().unwrap_err();
+    assert!(!e.to_string().contains("sal@example.com"));
+    // Every commit so far was counted, and each held at least one entry.
+    let stats = v.ledger_batches();
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    let entries = stats.entries.load(std::sync::atomic::Ordering::Relaxed);
+    let bucketed: u64 = stats
+        .buckets
+        .iter()
+        .map(|b| b.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    // The collection and three reads, in as few commits as the writer could group.
+    assert!(
+        entries >= 4 && (1..=entries).contains(&commits) && bucketed == commits,
+        "{stats:?}"
+    );
 }

@@ -41,6 +41,7 @@ macro_rules! conformance {
                 deactivation_keeps_only_contract_and_legal,
                 collect_many_batches,
                 subject_state_in_one_read,
+                sealed_reads_open_only_with_their_own_entry,
             );
         }
     };
