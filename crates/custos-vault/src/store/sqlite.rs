@@ -162,6 +162,9 @@ const READERS: usize = 2;
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The ledger's writer: `ledger.db` alone, so a group commit locks and syncs that file
+    /// only, and never waits behind a data write (or holds one up).
+    ledger: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
     dir: PathBuf,
@@ -225,8 +228,13 @@ impl SqliteStore {
             ))?;
         }
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        let ledger = Connection::open(dir.join(LEDGER_FILE))?;
+        ledger.busy_timeout(std::time::Duration::from_secs(10))?;
+        // INVARIANT: audit before data — `synchronous` is per connection: FULL here too.
+        ledger.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")?;
         let mut store = Self {
             conn: Mutex::new(conn),
+            ledger: Mutex::new(ledger),
             readers: Vec::new(),
             next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
@@ -837,9 +845,12 @@ impl Store for SqliteStore {
         drafts: &[Draft],
         checkpoint: &Checkpointer<'_>,
     ) -> Result<Vec<LedgerEntry>> {
-        let mut conn = self.write();
-        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock before the head is read,
-        // so no other writer (thread or process) can append in between.
+        let mut conn = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock of `ledger.db` before
+        // the head is read, so no other writer (thread or process) can append in between.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (head_seq, head_hash) = tx
             .query_row(
