@@ -86,9 +86,17 @@ impl Default for Config {
 pub struct Log(Arc<dyn Fn(&str) + Send + Sync>);
 
 impl Log {
-    /// Lines to standard error.
+    /// Lines to standard error, each with one `write` (standard error is unbuffered: a
+    /// formatted `eprintln!` writes piece by piece, and lines of concurrent requests could
+    /// interleave).
     pub fn stderr() -> Self {
-        Self(Arc::new(|line| eprintln!("{line}")))
+        Self(Arc::new(|line| {
+            use std::io::Write as _;
+            let mut buf = String::with_capacity(line.len() + 1);
+            buf.push_str(line);
+            buf.push('\n');
+            let _ = std::io::stderr().write_all(buf.as_bytes());
+        }))
     }
 
     /// Lines to a function (tests capture them).

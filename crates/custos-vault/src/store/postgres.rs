@@ -761,44 +761,48 @@ impl Store for PostgresStore {
         checkpoint: &Checkpointer<'_>,
     ) -> Result<Vec<LedgerEntry>> {
         let mut c = self.lock();
+        // Prepared once per connection: each statement below is then one round trip.
+        let lock = c.statement("SELECT pg_advisory_xact_lock($1)")?;
+        let head = c.statement("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")?;
+        let insert = c.statement(
+            "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+               categories, effect, reasons, prev_hash, hash)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+               $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+               $11::TEXT[], $12::TEXT[])",
+        )?;
         let mut tx = c.transaction()?;
         // INVARIANT: one chain across servers — the advisory lock is held from reading the
         // head to commit, so appends from every server are serialized.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_LEDGER])?;
+        tx.execute(&lock, &[&LOCK_LEDGER])?;
         let (head_seq, head_hash) = tx
-            .query_opt(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                &[],
-            )?
+            .query_opt(&head, &[])?
             .map_or((0, GENESIS.to_string()), |r| {
                 (to_u64(r.get(0)), r.get::<_, String>(1))
             });
         let entries = ledger::chain(head_seq, &head_hash, drafts);
-        let stmt = tx.prepare(
-            "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-               categories, effect, reasons, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        // One statement for the whole batch (one round trip, not one per entry): each column
+        // as an array, zipped back into rows by UNNEST.
+        let col = |f: fn(&LedgerEntry) -> &str| entries.iter().map(f).collect::<Vec<&str>>();
+        let seqs: Vec<i64> = entries.iter().map(|e| to_i64(e.seq)).collect();
+        let times: Vec<i64> = entries.iter().map(|e| e.draft.time_ms).collect();
+        tx.execute(
+            &insert,
+            &[
+                &seqs,
+                &times,
+                &col(|e| &e.draft.actor),
+                &col(|e| &e.draft.action),
+                &col(|e| &e.draft.subject),
+                &col(|e| &e.draft.purpose),
+                &col(|e| &e.draft.recipient),
+                &col(|e| &e.draft.categories),
+                &col(|e| &e.draft.effect),
+                &col(|e| &e.draft.reasons),
+                &col(|e| &e.prev_hash),
+                &col(|e| &e.hash),
+            ],
         )?;
-        for e in &entries {
-            let d = &e.draft;
-            tx.execute(
-                &stmt,
-                &[
-                    &to_i64(e.seq),
-                    &d.time_ms,
-                    &d.actor,
-                    &d.action,
-                    &d.subject,
-                    &d.purpose,
-                    &d.recipient,
-                    &d.categories,
-                    &d.effect,
-                    &d.reasons,
-                    &e.prev_hash,
-                    &e.hash,
-                ],
-            )?;
-        }
         for c in entries.iter().filter_map(checkpoint) {
             tx.execute(
                 "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
