@@ -33,6 +33,15 @@ impl Caller {
         self.state.metrics()
     }
 
+    /// The Prometheus text: the server's counters and the ledger writer's commits by size.
+    pub(crate) fn render_metrics(&self) -> String {
+        let mut out = self.state.metrics().render();
+        if let Some(v) = self.state.vault() {
+            crate::metrics::render_batches(&mut out, v.ledger_batches());
+        }
+        out
+    }
+
     /// Runs a vault operation as this caller on a vault thread: the vault is synchronous and
     /// waits on SQLite or PostgreSQL and on the ledger's group commit.
     pub async fn run<T, F>(&self, op: F) -> Result<T, Problem>
@@ -42,6 +51,36 @@ impl Caller {
     {
         let accessor = self.accessor.clone();
         self.state.on_vault(move |v| op(v, &accessor)).await
+    }
+}
+
+impl Caller {
+    /// Reads a subject for a purpose as this caller without holding a vault thread through
+    /// the ledger's commit: the store read and the decision run on a vault thread, the wait
+    /// for the durable entry is a future, and the permitted values are decrypted here once
+    /// the ledger writer confirmed the entry ([`Vault::begin_read`]).
+    pub async fn read(
+        &self,
+        subject: custos_vault::SubjectId,
+        input: custos_vault::ReadInput,
+    ) -> Result<custos_vault::ReadResult, Problem> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sealed = self
+            .run(move |v, a| {
+                v.begin_read(a, &subject, &input, move |durable| {
+                    let _ = tx.send(durable);
+                })
+            })
+            .await?;
+        let durable = rx
+            .await
+            .map_err(|_| Problem::internal("the ledger writer stopped"))?
+            .map_err(Problem::from)?;
+        let vault = self
+            .state
+            .vault()
+            .ok_or_else(|| Problem::internal("the vault is closed"))?;
+        sealed.open(vault, durable).map_err(Problem::from)
     }
 }
 
@@ -62,14 +101,21 @@ impl FromRequestParts<AppState> for Caller {
             return Err(invalid());
         }
         let key = key.trim().to_string();
-        // Unauthorized becomes a value here, so it is told apart from a failing store.
-        let authenticated = state
-            .on_vault(move |v| match v.authenticate(&key) {
-                Ok(accessor) => Ok(Some(accessor)),
-                Err(custos_vault::Error::Unauthorized) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await?;
+        // A key the store confirmed within the last second is answered from memory, on this
+        // thread; any other goes to the store on a vault thread. Unauthorized becomes a
+        // value here, so it is told apart from a failing store.
+        let authenticated = match state.vault().and_then(|v| v.authenticate_cached(&key)) {
+            Some(accessor) => Some(accessor),
+            None => {
+                state
+                    .on_vault(move |v| match v.authenticate(&key) {
+                        Ok(accessor) => Ok(Some(accessor)),
+                        Err(custos_vault::Error::Unauthorized) => Ok(None),
+                        Err(e) => Err(e),
+                    })
+                    .await?
+            }
+        };
         match authenticated {
             Some(accessor) => {
                 if let Some(slot) = parts.extensions.get::<crate::observe::AccessorSlot>() {

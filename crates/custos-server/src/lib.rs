@@ -65,7 +65,9 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest a request may take before it is answered `503 request_timeout`.
     pub request_timeout: Duration,
-    /// Threads that run vault calls: at most this many run at once.
+    /// Threads that run vault calls: at most this many run at once. A read holds its thread
+    /// while it waits for its ledger entry's group commit, so this also bounds how many reads
+    /// share one commit.
     pub vault_threads: usize,
 }
 
@@ -74,7 +76,7 @@ impl Default for Config {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
-            vault_threads: 16,
+            vault_threads: 32,
         }
     }
 }
@@ -84,9 +86,17 @@ impl Default for Config {
 pub struct Log(Arc<dyn Fn(&str) + Send + Sync>);
 
 impl Log {
-    /// Lines to standard error.
+    /// Lines to standard error, each with one `write` (standard error is unbuffered: a
+    /// formatted `eprintln!` writes piece by piece, and lines of concurrent requests could
+    /// interleave).
     pub fn stderr() -> Self {
-        Self(Arc::new(|line| eprintln!("{line}")))
+        Self(Arc::new(|line| {
+            use std::io::Write as _;
+            let mut buf = String::with_capacity(line.len() + 1);
+            buf.push_str(line);
+            buf.push('\n');
+            let _ = std::io::stderr().write_all(buf.as_bytes());
+        }))
     }
 
     /// Lines to a function (tests capture them).
@@ -150,6 +160,11 @@ impl AppState {
             boot,
             requests: AtomicU64::new(0),
         })))
+    }
+
+    /// The vault, for what needs no store (memory only); `None` while shutting down.
+    pub(crate) fn vault(&self) -> Option<&Vault> {
+        self.0.vault.as_deref()
     }
 
     /// Runs a vault call on a vault thread.

@@ -11,6 +11,14 @@ fn problem_ref() -> Value {
 }
 
 /// Responses: the success, then the problems a route can answer with.
+/// `responses` whose success answer is `text/plain`, not JSON.
+fn plain_text(mut responses: Value) -> Value {
+    if let Some(ok) = responses.get_mut("200") {
+        ok["content"] = json!({"text/plain": {"schema": {"type": "string"}}});
+    }
+    responses
+}
+
 fn responses(ok: (&str, &str, Value), problems: &[&str]) -> Value {
     let mut m = Map::new();
     m.insert(
@@ -138,9 +146,8 @@ pub fn document(policy: &Policy) -> Value {
         "/healthz": {"get": {"operationId": "health", "summary": "liveness", "security": [],
             "responses": {"200": {"description": "alive", "content": {"application/json": {"schema":
                 {"type": "object", "properties": {"status": {"const": "ok"}}}}}}}}},
-        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics; no personal information",
-            "security": [], "responses": {"200": {"description": "text exposition format",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics (requests, latencies, decisions, ledger commit sizes); no personal information, any accessor's key",
+            "security": security, "responses": plain_text(responses(("200", "text exposition format", json!({"type": "string"})), &keyed(&[])))}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "this document", "security": [],
             "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/privacy": {"get": {"operationId": "privacyNotice", "summary": "the privacy notice rendered from the enforced policy",

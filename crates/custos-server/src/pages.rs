@@ -15,10 +15,12 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /metrics` — Prometheus text; no personal information, so no key.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` — Prometheus text. No personal information, but it tells who calls how
+/// much, so it takes an API key like the data routes (any accessor's; Prometheus sends it
+/// with `authorization: {credentials: …}`).
+pub async fn metrics(caller: crate::Caller) -> Response {
     with_type(
-        state.metrics().render(),
+        caller.render_metrics(),
         "text/plain; version=0.0.4; charset=utf-8",
     )
 }

@@ -92,8 +92,7 @@ pub async fn read(
     };
     q.finish()?;
     let purpose = input.purpose.clone();
-    let s = subject.clone();
-    let out = caller.run(move |v, a| v.read(a, &s, &input)).await?;
+    let out = caller.read(subject.clone(), input).await?;
     caller.metrics().decision("read", &out.effect);
     if let Some(code) = &out.denial {
         if code != "subject_deactivated" {

@@ -9,8 +9,8 @@
 //! block; the writer drains everything queued, appends it in one transaction (one fsync) and
 //! then wakes each caller with its sealed entry. A caller returns data only after that.
 
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
@@ -429,14 +429,50 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
     Ok(v)
 }
 
-type Waiter = mpsc::SyncSender<Result<Vec<LedgerEntry>>>;
-type Request = (Vec<Draft>, Waiter);
+/// What the writer calls, on its own thread, once a submission's entries are durable (or
+/// failed). It must be quick: the next batch waits for it.
+pub type Done = Box<dyn FnOnce(Result<Vec<LedgerEntry>>) + Send>;
+
+type Request = (Vec<Draft>, Done);
+
+/// Upper bounds of the commit-size buckets: the bucket of a commit of `n` entries is the
+/// first `i` with `n <= BATCH_BUCKETS[i]`; a larger commit (one `append_many` of more than
+/// a batch) counts in the extra last bucket.
+pub const BATCH_BUCKETS: [u64; 8] = [1, 4, 16, 64, 256, 1024, 4096, 8192];
+
+/// Counters of the writer's commits (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// Commits per size bucket (see [`BATCH_BUCKETS`]; the last counts larger ones), not
+    /// cumulative.
+    pub buckets: [AtomicU64; 9],
+    /// Commits.
+    pub commits: AtomicU64,
+    /// Entries committed.
+    pub entries: AtomicU64,
+}
+
+impl BatchStats {
+    fn count(&self, n: usize) {
+        let n = n as u64;
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|&b| n <= b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.entries.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 /// The ledger writer: one thread that group-commits entries.
 #[derive(Debug)]
 pub struct Ledger {
     appender: Option<Appender>,
     thread: Option<thread::JoinHandle<()>>,
+    stats: Arc<BatchStats>,
 }
 
 /// Another handle on a running [`Ledger`]'s writer, for a thread of the crate's own (the
@@ -460,15 +496,32 @@ impl Appender {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let n = drafts.len();
         let (wtx, wrx) = mpsc::sync_channel(1);
-        let closed = || Error::Storage("ledger writer stopped".into());
-        self.tx.send((drafts, wtx)).map_err(|_| closed())?;
-        let entries = wrx.recv().map_err(|_| closed())??;
-        if entries.len() != n {
-            return Err(Error::Storage("ledger writer lost an entry".into()));
-        }
-        Ok(entries)
+        self.submit(
+            drafts,
+            Box::new(move |r| {
+                let _ = wtx.send(r);
+            }),
+        )?;
+        wrx.recv()
+            .map_err(|_| Error::Storage("ledger writer stopped".into()))?
+    }
+
+    /// See [`Ledger::submit`].
+    pub(crate) fn submit(&self, drafts: Vec<Draft>, done: Done) -> Result<()> {
+        let n = drafts.len();
+        let checked: Done = Box::new(move |r| {
+            done(r.and_then(|entries| {
+                if entries.len() == n {
+                    Ok(entries)
+                } else {
+                    Err(Error::Storage("ledger writer lost an entry".into()))
+                }
+            }));
+        });
+        self.tx
+            .send((drafts, checked))
+            .map_err(|_| Error::Storage("ledger writer stopped".into()))
     }
 }
 
@@ -476,14 +529,22 @@ impl Ledger {
     /// Starts the writer thread over a store.
     pub fn start(store: Arc<dyn Store>, signer: CheckpointSigner) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Request>();
+        let stats = Arc::new(BatchStats::default());
+        let counts = Arc::clone(&stats);
         let thread = thread::Builder::new()
             .name("custos-ledger".into())
-            .spawn(move || writer(&*store, &signer, &rx))
+            .spawn(move || writer(&*store, &signer, &rx, &counts))
             .map_err(|_| Error::Storage("cannot start the ledger writer".into()))?;
         Ok(Self {
             appender: Some(Appender { tx }),
             thread: Some(thread),
+            stats,
         })
+    }
+
+    /// The writer's commits so far, by size.
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
     }
 
     fn handle(&self) -> Result<&Appender> {
@@ -508,6 +569,13 @@ impl Ledger {
     pub fn append_many(&self, drafts: Vec<Draft>) -> Result<Vec<LedgerEntry>> {
         self.handle()?.append_many(drafts)
     }
+
+    /// Queues entries, consecutive in the chain, and returns at once; the writer calls `done`
+    /// with them once they are durable, or with the error. `done` is not called when this
+    /// returns an error (the writer has stopped).
+    pub fn submit(&self, drafts: Vec<Draft>, done: Done) -> Result<()> {
+        self.handle()?.submit(drafts, done)
+    }
 }
 
 impl Drop for Ledger {
@@ -519,11 +587,16 @@ impl Drop for Ledger {
     }
 }
 
-fn writer(store: &dyn Store, signer: &CheckpointSigner, rx: &mpsc::Receiver<Request>) {
+fn writer(
+    store: &dyn Store,
+    signer: &CheckpointSigner,
+    rx: &mpsc::Receiver<Request>,
+    stats: &BatchStats,
+) {
     let checkpoint = |e: &LedgerEntry| signer.due(e);
-    while let Ok((first, waiter)) = rx.recv() {
+    while let Ok((first, done)) = rx.recv() {
         let mut drafts = first;
-        let mut waiters = vec![(waiter, drafts.len())];
+        let mut waiters = vec![(done, drafts.len())];
         while drafts.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok((mut more, w)) => {
@@ -533,17 +606,25 @@ fn writer(store: &dyn Store, signer: &CheckpointSigner, rx: &mpsc::Receiver<Requ
                 Err(_) => break,
             }
         }
-        match store.append_ledger(&drafts, &checkpoint) {
+        let result = store.append_ledger(&drafts, &checkpoint);
+        if result.is_ok() {
+            stats.count(drafts.len());
+        }
+        // A waiter's callback that panics fails nobody else, and never the writer.
+        let call = |done: Done, r: Result<Vec<LedgerEntry>>| {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(r)));
+        };
+        match result {
             Ok(entries) => {
                 let mut entries = entries.into_iter();
-                for (waiter, n) in waiters {
-                    let _ = waiter.send(Ok(entries.by_ref().take(n).collect()));
+                for (done, n) in waiters {
+                    call(done, Ok(entries.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                for (waiter, _) in waiters {
-                    let _ = waiter.send(Err(Error::Storage(msg.clone())));
+                for (done, _) in waiters {
+                    call(done, Err(Error::Storage(msg.clone())));
                 }
             }
         }

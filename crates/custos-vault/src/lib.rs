@@ -25,4 +25,7 @@ pub use purge::Purging;
 pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
-pub use vault::{CollectionInput, ReadInput, ReadResult, Record, RecordsResult, SubjectId, Vault};
+pub use vault::{
+    CollectionInput, Durable, ReadInput, ReadResult, Record, RecordsResult, SealedRead, SubjectId,
+    Vault,
+};

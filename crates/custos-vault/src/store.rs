@@ -163,6 +163,23 @@ pub struct ConsentRow {
     pub time_ms: i64,
 }
 
+/// What deciding about a subject needs, read at one point in time (one snapshot, one round
+/// trip where the backend allows): lifecycle, age, sealed values, consent and objection
+/// events (oldest first) and the wrapped data key (`None` once erased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectState {
+    /// Lifecycle.
+    pub status: Status,
+    /// Age.
+    pub age: Age,
+    /// Field values, still sealed, by category.
+    pub values: Vec<ValueRow>,
+    /// Consent and objection events, oldest first.
+    pub consents: Vec<ConsentRow>,
+    /// The data key, wrapped by the master key.
+    pub wrapped_dek: Option<Vec<u8>>,
+}
+
 /// An API key row; the key itself is never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -242,6 +259,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()>;
     /// A subject.
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>>;
+    /// Everything a decision about a subject needs, in one consistent read; `None` when no
+    /// such subject was ever collected.
+    fn subject_state(&self, id: &str) -> Result<Option<SubjectState>>;
     /// Sets a subject's age status.
     fn set_age(&self, id: &str, age: Age) -> Result<()>;
     /// Sets a subject's lifecycle status.
@@ -278,10 +298,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>>;
 
     /// Erases a subject, by key: destroys its data key; deletes its values, index terms,
-    /// consents and tenant memberships, marks it erased with the given age status, queues it
-    /// for purging and appends `entry` to the ledger (chained under the chain-head lock, with
-    /// the checkpoint `checkpoint` returns) in one transaction; returns the sealed entry. The
-    /// key's deletion is durable no later than the rest (SQLite commits it first, on its own).
+    /// consents and tenant memberships, marks it erased with the given age status and queues
+    /// it for purging, in one transaction; and appends `entry` to the ledger (chained under
+    /// the chain-head lock, with the checkpoint `checkpoint` returns) — in that same
+    /// transaction where the ledger shares it (PostgreSQL), else right after its commit
+    /// (SQLite: `ledger.db`); returns the sealed entry. The key's deletion is durable no
+    /// later than the rest (SQLite commits it first, on its own).
     /// The subject's records stay in the table — ciphertext under a key that no longer
     /// exists, returned by no read — until [`Store::purge_records`] deletes them: deleting
     /// many here would hold the one writer for the whole length of the delete.

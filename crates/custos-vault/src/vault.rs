@@ -5,9 +5,11 @@
 //! only in [`Vault::read`] and [`Vault::read_records`], after `Policy::decide` permitted the
 //! categories and the ledger entry for that decision is durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, mpsc};
+use std::time::{Duration, Instant};
 
 use custos_policy::{
     AgeStatus, Basis, CategorySet, CollectionRequest, Decision, Effect, PeriodKind, Policy,
@@ -23,7 +25,8 @@ use crate::purge::{Purger, Purging};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, ValueRow, now_ms,
+    Age, ApiKeyRow, ConsentRow, NewSubject, RecordRow, Status, Store, SubjectRow, SubjectState,
+    ValueRow, now_ms,
 };
 
 /// A subject's id: random, 128 bits, UUID-shaped.
@@ -130,6 +133,57 @@ pub struct ReadResult {
     pub ledger_seq: u64,
 }
 
+/// A read decided and submitted to the ledger, its values still sealed. Only
+/// [`SealedRead::open`] decrypts them, and only with the [`Durable`] the ledger writer gave
+/// for this read's own entry: audit before data, held by the types.
+#[derive(Debug)]
+pub struct SealedRead {
+    ticket: u64,
+    subject: SubjectId,
+    result: ReadResult,
+    permitted: CategorySet,
+    stored: SubjectState,
+}
+
+/// The ledger writer's word that one read's entry is durable; made only by the vault, for
+/// the [`SealedRead`] of the same ticket.
+#[derive(Debug)]
+pub struct Durable {
+    ticket: u64,
+    seq: u64,
+}
+
+impl SealedRead {
+    /// Decrypts the permitted values, once the read's ledger entry is durable. Pure
+    /// computation (no store, no waiting), so it may run on any thread.
+    pub fn open(self, vault: &Vault, durable: Durable) -> Result<ReadResult> {
+        if durable.ticket != self.ticket {
+            return Err(Error::Storage(
+                "a ledger acknowledgement of another read".into(),
+            ));
+        }
+        let mut out = self.result;
+        out.ledger_seq = durable.seq;
+        if self.permitted.is_empty() {
+            return Ok(out);
+        }
+        let wrapped = self.stored.wrapped_dek.ok_or(Error::SubjectNotFound)?;
+        let dek = DataKey::unwrap(&vault.kek, &self.subject.0, &wrapped)?;
+        for v in &self.stored.values {
+            let Ok(cid) = vault.policy.category_id(&v.category) else {
+                continue;
+            };
+            if self.permitted.contains(cid) {
+                let plain = dek.open_value(&self.subject.0, &v.category, &v.ciphertext)?;
+                let text = String::from_utf8(plain)
+                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
+                out.data.insert(v.category.clone(), text);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A record returned by [`Vault::read_records`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -178,6 +232,44 @@ pub struct Vault {
     // which runs until every handle is gone.
     purger: Purger,
     ledger: Ledger,
+    keys: KeyCache,
+    tickets: AtomicU64,
+}
+
+/// How long a verified API key is trusted without asking the store again. A key revoked by
+/// another process (`custos keys revoke`, another server) stops working within this time; one
+/// revoked through this vault stops at once.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Keys the cache holds at most; past it, it starts over (only valid keys are cached, so it
+/// only fills when that many keys are in use within a second).
+const KEY_CACHE_MAX: usize = 4096;
+
+/// Verified API keys: SHA-256 of the key → (accessor, when the store confirmed it).
+#[derive(Debug, Default)]
+struct KeyCache(RwLock<HashMap<[u8; 32], (String, Instant)>>);
+
+impl KeyCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<String> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let (accessor, at) = map.get(digest)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| accessor.clone())
+    }
+
+    fn put(&self, digest: [u8; 32], accessor: &str) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= KEY_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(digest, (accessor.to_string(), Instant::now()));
+    }
+
+    fn forget(&self, accessor: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (a, _)| a != accessor);
+    }
 }
 
 impl Vault {
@@ -238,6 +330,8 @@ impl Vault {
             signer,
             purger,
             ledger,
+            keys: KeyCache::default(),
+            tickets: AtomicU64::new(0),
         })
     }
 
@@ -249,6 +343,11 @@ impl Vault {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The ledger writer's commits so far, by how many entries each held.
+    pub fn ledger_batches(&self) -> &crate::ledger::BatchStats {
+        self.ledger.stats()
     }
 
     /// Public key of the ledger's checkpoint signatures, hex.
@@ -596,65 +695,108 @@ impl Vault {
     /// Reads a subject's values for a purpose. The policy decides per category; the decision
     /// is ledgered durably before any plaintext is produced. A refused request (no purpose,
     /// unknown purpose, category or recipient, purpose not allowed) is ledgered too.
+    /// Blocks until the entry is durable; [`Vault::begin_read`] does not.
     pub fn read(
         &self,
         accessor: &str,
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
-        let (decision, seq, values) = self.decide_recorded("read", accessor, subject, input)?;
-        let mut out = ReadResult {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let sealed = self.begin_read(accessor, subject, input, move |d| {
+            let _ = tx.send(d);
+        })?;
+        let durable = rx
+            .recv()
+            .map_err(|_| Error::Storage("ledger writer stopped".into()))??;
+        sealed.open(self, durable)
+    }
+
+    /// The first half of [`Vault::read`], for callers that must not block on the ledger's
+    /// commit (the server): reads the subject's state, decides, and queues the decision's
+    /// ledger entry; returns the values still sealed. `on_durable` runs on the ledger
+    /// writer's thread once the entry is durable (it must be quick: hand the [`Durable`] to
+    /// whoever holds the [`SealedRead`], which then opens it). A request refused before the
+    /// decision is ledgered before this returns its error, and `on_durable` is not called.
+    pub fn begin_read(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+        on_durable: impl FnOnce(Result<Durable>) + Send + 'static,
+    ) -> Result<SealedRead> {
+        let (decision, draft, stored) = self.decide_draft("read", accessor, subject, input)?;
+        let mut result = ReadResult {
             effect: decision.effect.as_str().to_string(),
             denial: decision.denial.map(|r| r.code().to_string()),
-            ledger_seq: seq,
             ..ReadResult::default()
         };
         for w in &decision.withheld {
             if let Some(c) = self.policy.category(w.category) {
-                out.withheld
+                result
+                    .withheld
                     .insert(c.id.clone(), w.reason.code().to_string());
             }
         }
-        if decision.permitted.is_empty() {
-            return Ok(out);
-        }
-        let dek = self.data_key(subject)?;
-        for v in &values {
-            let Ok(cid) = self.policy.category_id(&v.category) else {
-                continue;
-            };
-            if decision.permitted.contains(cid) {
-                let plain = dek.open_value(&subject.0, &v.category, &v.ciphertext)?;
-                let text = String::from_utf8(plain)
-                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
-                out.data.insert(v.category.clone(), text);
-            }
-        }
-        Ok(out)
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        // INVARIANT: audit before data — the values stay sealed until the writer confirms.
+        self.ledger.submit(
+            vec![draft],
+            Box::new(move |r| {
+                on_durable(r.and_then(|mut entries| {
+                    let e = entries
+                        .pop()
+                        .ok_or_else(|| Error::Storage("ledger writer lost an entry".into()))?;
+                    Ok(Durable { ticket, seq: e.seq })
+                }));
+            }),
+        )?;
+        Ok(SealedRead {
+            ticket,
+            subject: subject.clone(),
+            result,
+            permitted: decision.permitted,
+            stored,
+        })
     }
 
-    /// The first half of [`Vault::read`] and [`Vault::decide`]: resolves the request, decides
-    /// it over the subject's stored state and makes the ledger entry durable. Returns the
-    /// decision, the entry's sequence number and the subject's value rows, still sealed.
+    /// Decides a request and makes its ledger entry durable: [`Vault::decide`].
     fn decide_recorded(
         &self,
         action: &str,
         accessor: &str,
         subject: &SubjectId,
         input: &ReadInput,
-    ) -> Result<(Decision, u64, Vec<ValueRow>)> {
+    ) -> Result<(Decision, u64)> {
+        let (decision, draft, _) = self.decide_draft(action, accessor, subject, input)?;
+        let seq = self.record(draft)?;
+        Ok((decision, seq))
+    }
+
+    /// The first half of [`Vault::begin_read`] and [`Vault::decide`]: resolves the request
+    /// and decides it over the subject's stored state (read in one go:
+    /// [`Store::subject_state`]). A request refused before the decision is ledgered here
+    /// (durably) and returned as the error; otherwise the decision's ledger entry is
+    /// returned as a draft, for the caller to make durable before anything is decrypted.
+    fn decide_draft(
+        &self,
+        action: &str,
+        accessor: &str,
+        subject: &SubjectId,
+        input: &ReadInput,
+    ) -> Result<(Decision, Draft, SubjectState)> {
         let mut d = self.draft(self.declared_accessor(accessor), action, subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
             declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
         });
-        let row = self.store.subject(&subject.0)?;
-        let values = match &row {
-            Some(r) if r.status != Status::Erased => self.store.values(&subject.0)?,
-            _ => Vec::new(),
-        };
+        let stored = self.store.subject_state(&subject.0)?;
         let req = match self.resolve_request(accessor, input, || {
-            values.iter().map(|v| v.category.clone()).collect()
+            stored
+                .iter()
+                .flat_map(|s| &s.values)
+                .map(|v| v.category.clone())
+                .collect()
         }) {
             Ok(req) => req,
             Err((code, err)) => {
@@ -672,20 +814,19 @@ impl Vault {
                 return Err(err);
             }
         };
-        let Some(row) = row else {
+        let Some(stored) = stored else {
             d.categories = self.policy.category_names(req.categories).join(",");
             d.effect = "deny".into();
             d.reasons = "subject_not_found".into();
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
-        let state = self.subject_state(&row, &values)?;
+        let state =
+            self.policy_subject(stored.status, stored.age, &stored.values, &stored.consents);
         // INVARIANT: no PI leaves without a decision.
         let decision = self.policy.decide(&req, &state);
         self.fill_decision(&mut d, &decision, req.categories);
-        // INVARIANT: audit before data — the entry is durable before anything is decrypted.
-        let seq = self.record(d)?;
-        Ok((decision, seq, values))
+        Ok((decision, d, stored))
     }
 
     /// Resolves names to a policy request; every unknown name is an error (deny by default).
@@ -766,14 +907,20 @@ impl Vault {
     }
 
     /// The subject's state as the policy's decision needs it.
-    fn subject_state(&self, row: &SubjectRow, values: &[ValueRow]) -> Result<Subject> {
+    fn policy_subject(
+        &self,
+        status: Status,
+        age: Age,
+        values: &[ValueRow],
+        consents: &[ConsentRow],
+    ) -> Subject {
         let mut s = Subject::new();
-        s.status = match row.status {
+        s.status = match status {
             Status::Active => SubjectStatus::Active,
             Status::Deactivated => SubjectStatus::Deactivated,
             Status::Erased => SubjectStatus::Erased,
         };
-        s.age = match row.age {
+        s.age = match age {
             Age::Unknown => AgeStatus::Unknown,
             Age::AtLeastMinimum => AgeStatus::AtLeastMinimum,
             Age::UnderMinimum => AgeStatus::UnderMinimum,
@@ -784,10 +931,8 @@ impl Vault {
             };
             s.hold([c].into_iter().collect(), self.purposes_known(&v.purposes));
         }
-        let (consents, objections) = self.consent_state(&row.id)?;
-        s.consents = consents;
-        s.objections = objections;
-        Ok(s)
+        (s.consents, s.objections) = self.consent_state(consents);
+        s
     }
 
     /// Purposes named in stored rows that the current policy still declares. A purpose the
@@ -801,17 +946,17 @@ impl Vault {
 
     /// Current consents and objections, each with its descendants: the latest event per
     /// purpose wins; silence is neither.
-    fn consent_state(&self, subject: &str) -> Result<(PurposeSet, PurposeSet)> {
-        let mut latest: BTreeMap<(String, String), bool> = BTreeMap::new();
-        for c in self.store.consents(subject)? {
-            latest.insert((c.kind, c.purpose), c.given);
+    fn consent_state(&self, events: &[ConsentRow]) -> (PurposeSet, PurposeSet) {
+        let mut latest: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+        for c in events {
+            latest.insert((&c.kind, &c.purpose), c.given);
         }
         let mut consents = PurposeSet::EMPTY;
         let mut objections = PurposeSet::EMPTY;
         for ((kind, purpose), given) in latest {
             let Some(info) = self
                 .policy
-                .purpose_id(&purpose)
+                .purpose_id(purpose)
                 .ok()
                 .and_then(|p| self.policy.purpose(p))
             else {
@@ -823,7 +968,7 @@ impl Vault {
                 objections = objections.union(info.descendants);
             }
         }
-        Ok((consents, objections))
+        (consents, objections)
     }
 
     fn active_subject(&self, subject: &SubjectId) -> Result<SubjectRow> {
@@ -1042,13 +1187,8 @@ impl Vault {
                 .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
                 .collect()
         };
-        let (consents, objections) = self.consent_state(&row.id)?;
-        let base = {
-            let mut s = self.subject_state(&row, &[])?;
-            s.consents = consents;
-            s.objections = objections;
-            s
-        };
+        let events = self.store.consents(&row.id)?;
+        let base = self.policy_subject(row.status, row.age, &[], &events);
         // One decision per distinct set of stated purposes.
         let mut decisions: BTreeMap<Vec<String>, Decision> = BTreeMap::new();
         for r in &rows {
@@ -1328,8 +1468,12 @@ impl Vault {
         Ok(key)
     }
 
-    /// The accessor an API key acts as.
+    /// The accessor an API key acts as. A key the store confirmed less than
+    /// [`KEY_CACHE_TTL`] ago is answered from memory ([`Vault::authenticate_cached`]).
     pub fn authenticate(&self, key: &str) -> Result<String> {
+        if let Some(accessor) = self.authenticate_cached(key) {
+            return Ok(accessor);
+        }
         let presented = sha256(key.trim().as_bytes());
         let row = self.store.api_key(&hex(&presented))?;
         // Compare in constant time, and against a dummy when there is no row, so timing
@@ -1339,14 +1483,26 @@ impl Vault {
             .map_or_else(|| "0".repeat(64), |r| r.hash.clone());
         let equal: bool = hex(&presented).as_bytes().ct_eq(stored.as_bytes()).into();
         match row {
-            Some(r) if equal && !r.revoked => Ok(r.accessor),
+            Some(r) if equal && !r.revoked => {
+                self.keys.put(presented, &r.accessor);
+                Ok(r.accessor)
+            }
             _ => Err(Error::Unauthorized),
         }
+    }
+
+    /// The accessor of an API key the store confirmed less than [`KEY_CACHE_TTL`] ago, from
+    /// memory; `None` means "ask [`Vault::authenticate`]", not "refused". Never touches the
+    /// store, so it may run on any thread. The map is keyed by the key's SHA-256: the key
+    /// itself is not kept.
+    pub fn authenticate_cached(&self, key: &str) -> Option<String> {
+        self.keys.get(&sha256(key.trim().as_bytes()))
     }
 
     /// Revokes every key of an accessor; returns how many.
     pub fn revoke(&self, accessor: &str) -> Result<u64> {
         let n = self.store.revoke_api_keys(accessor)?;
+        self.keys.forget(accessor);
         let mut d = self.draft(OPERATOR, "revoke_keys", "");
         d.recipient = accessor.to_string();
         d.effect = "done".into();
@@ -1449,7 +1605,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<DecisionResult> {
-        let (decision, seq, _) = self.decide_recorded("decide", accessor, subject, input)?;
+        let (decision, seq) = self.decide_recorded("decide", accessor, subject, input)?;
         Ok(DecisionResult {
             effect: decision.effect.as_str().to_string(),
             permitted: self

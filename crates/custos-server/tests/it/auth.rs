@@ -4,7 +4,8 @@ use serde_json::json;
 
 use crate::support::{NOBODY, TestApp};
 
-/// Every route that touches personal information or the ledger, with a body that would
+/// Every route but the three public ones (`/healthz`, `/openapi.json`, `/privacy`): those that
+/// touch personal information or the ledger, and `/metrics`, with a body that would
 /// otherwise be valid.
 fn data_routes(subject: &str) -> Vec<(&'static str, String, Option<String>)> {
     let collect = json!({"service": "meeting-center", "role": "attendee",
@@ -31,6 +32,7 @@ fn data_routes(subject: &str) -> Vec<(&'static str, String, Option<String>)> {
             Some(json!({"subject": subject, "purpose": "service.meetings"}).to_string()),
         ),
         ("GET", "/v1/ledger/verify".into(), None),
+        ("GET", "/metrics".into(), None),
     ]
 }
 

@@ -89,7 +89,7 @@ async fn canary_stays_out_of_files_logs_metrics_and_errors() {
             key,
         )
         .await,
-        app.get("/metrics", None).await,
+        app.get("/metrics", key).await,
     ];
     for a in &answers {
         assert_absent(a.body.as_bytes(), &format!("an answer: {}", a.body));

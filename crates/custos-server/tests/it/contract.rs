@@ -102,7 +102,7 @@ async fn metrics_count_routes_and_decisions() {
         .await;
     app.get(&format!("/v1/subjects/{id}?purpose=support"), key)
         .await;
-    let r = app.get("/metrics", None).await;
+    let r = app.get("/metrics", key).await;
     assert_eq!(r.status, 200);
     let m = r.body;
     assert!(
@@ -127,6 +127,17 @@ async fn metrics_count_routes_and_decisions() {
     );
     assert!(
         m.contains("custos_http_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{m}"
+    );
+    // The ledger's group commits by size: the collection and the two reads, at least.
+    let sum: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("custos_ledger_batch_size_sum "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ledger batch sizes in {m}"));
+    assert!(sum >= 3, "{m}");
+    assert!(
+        m.contains("custos_ledger_batch_size_bucket{le=\"1\"}"),
         "{m}"
     );
     assert!(!m.contains(&id) && !m.contains("Ada"));

@@ -16,7 +16,8 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow,
+    SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -318,50 +319,68 @@ fn ledger_row(r: &Row) -> LedgerEntry {
     }
 }
 
+/// The ledger append's statements, prepared once per connection: each is then one round trip.
+struct LedgerStatements {
+    lock: Statement,
+    head: Statement,
+    insert: Statement,
+}
+
+impl LedgerStatements {
+    fn on(c: &mut Conn) -> Result<Self, postgres::Error> {
+        Ok(Self {
+            lock: c.statement("SELECT pg_advisory_xact_lock($1)")?,
+            head: c.statement("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")?,
+            insert: c.statement(
+                "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+                   categories, effect, reasons, prev_hash, hash)
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+                   $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+                   $11::TEXT[], $12::TEXT[])",
+            )?,
+        })
+    }
+}
+
 /// Chains drafts after the head and inserts them, with their due checkpoints, inside a
 /// transaction.
 fn append_in(
     tx: &mut postgres::Transaction<'_>,
+    st: &LedgerStatements,
     drafts: &[Draft],
     checkpoint: &Checkpointer<'_>,
 ) -> Result<Vec<LedgerEntry>> {
     // INVARIANT: one chain across servers — the advisory lock is held from reading the
     // head to commit, so appends from every server are serialized.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_LEDGER])?;
+    tx.execute(&st.lock, &[&LOCK_LEDGER])?;
     let (head_seq, head_hash) = tx
-        .query_opt(
-            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-            &[],
-        )?
+        .query_opt(&st.head, &[])?
         .map_or((0, GENESIS.to_string()), |r| {
             (to_u64(r.get(0)), r.get::<_, String>(1))
         });
     let entries = ledger::chain(head_seq, &head_hash, drafts);
-    let stmt = tx.prepare(
-        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-           categories, effect, reasons, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    // One statement for the whole batch (one round trip, not one per entry): each column
+    // as an array, zipped back into rows by UNNEST.
+    let col = |f: fn(&LedgerEntry) -> &str| entries.iter().map(f).collect::<Vec<&str>>();
+    let seqs: Vec<i64> = entries.iter().map(|e| to_i64(e.seq)).collect();
+    let times: Vec<i64> = entries.iter().map(|e| e.draft.time_ms).collect();
+    tx.execute(
+        &st.insert,
+        &[
+            &seqs,
+            &times,
+            &col(|e| &e.draft.actor),
+            &col(|e| &e.draft.action),
+            &col(|e| &e.draft.subject),
+            &col(|e| &e.draft.purpose),
+            &col(|e| &e.draft.recipient),
+            &col(|e| &e.draft.categories),
+            &col(|e| &e.draft.effect),
+            &col(|e| &e.draft.reasons),
+            &col(|e| &e.prev_hash),
+            &col(|e| &e.hash),
+        ],
     )?;
-    for e in &entries {
-        let d = &e.draft;
-        tx.execute(
-            &stmt,
-            &[
-                &to_i64(e.seq),
-                &d.time_ms,
-                &d.actor,
-                &d.action,
-                &d.subject,
-                &d.purpose,
-                &d.recipient,
-                &d.categories,
-                &d.effect,
-                &d.reasons,
-                &e.prev_hash,
-                &e.hash,
-            ],
-        )?;
-    }
     for c in entries.iter().filter_map(checkpoint) {
         tx.execute(
             "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
@@ -576,6 +595,62 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn subject_state(&self, id: &str) -> Result<Option<SubjectState>> {
+        // One statement, so one round trip and one snapshot: part 0 is the subject and its
+        // wrapped key, part 1 its values by category, part 2 its consent events by seq.
+        let rows = self.lock().query(
+            "SELECT 0::INT4, s.status, s.age, NULL::TEXT, NULL::TEXT, NULL::TEXT,
+                    k.wrapped, 0::BIGINT, 0::BIGINT
+               FROM subjects s LEFT JOIN custos_keys.subject_keys k ON k.subject = s.id
+              WHERE s.id = $1
+             UNION ALL
+             SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
+               FROM field_values WHERE subject = $1
+             UNION ALL
+             SELECT 2, purpose, kind, notice, method, CASE WHEN given THEN 't' ELSE 'f' END,
+                    NULL, time_ms, seq
+               FROM consents WHERE subject = $1
+             ORDER BY 1, 9, 2",
+            &[&id],
+        )?;
+        let mut state: Option<SubjectState> = None;
+        for r in &rows {
+            match (r.get::<_, i32>(0), state.as_mut()) {
+                (0, _) => {
+                    state = Some(SubjectState {
+                        status: Status::parse(r.get(1)),
+                        age: Age::parse(r.get(2)),
+                        values: Vec::new(),
+                        consents: Vec::new(),
+                        wrapped_dek: r.get(6),
+                    });
+                }
+                (1, Some(st)) => st.values.push(ValueRow {
+                    subject: id.to_string(),
+                    category: r.get(1),
+                    ciphertext: r.get::<_, Option<Vec<u8>>>(6).unwrap_or_default(),
+                    purposes: split(r.get(2)),
+                    notice: r.get(3),
+                    service: r.get(4),
+                    role: r.get(5),
+                    time_ms: r.get(7),
+                }),
+                (2, Some(st)) => st.consents.push(ConsentRow {
+                    subject: id.to_string(),
+                    purpose: r.get(1),
+                    kind: r.get(2),
+                    given: r.get::<_, Option<&str>>(5) == Some("t"),
+                    notice: r.get(3),
+                    method: r.get(4),
+                    time_ms: r.get(7),
+                }),
+                // Rows of a subject that does not exist: nothing to decide over.
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
     fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {
         Ok(self
             .lock()
@@ -729,6 +804,7 @@ impl Store for PostgresStore {
         checkpoint: &Checkpointer<'_>,
     ) -> Result<LedgerEntry> {
         let mut c = self.lock();
+        let st = LedgerStatements::on(&mut c)?;
         let mut tx = c.transaction()?;
         // INVARIANT: erasable by key — the data key goes in the same transaction as the
         // values and the erased mark; the records waiting for the purge are ciphertext under
@@ -758,7 +834,7 @@ impl Store for PostgresStore {
         )?;
         // The erasure and its ledger entry commit together: one commit, and no erasure
         // without its entry.
-        let sealed = append_in(&mut tx, std::slice::from_ref(entry), checkpoint)?;
+        let sealed = append_in(&mut tx, &st, std::slice::from_ref(entry), checkpoint)?;
         tx.commit()?;
         sealed
             .into_iter()
@@ -881,8 +957,9 @@ impl Store for PostgresStore {
         checkpoint: &Checkpointer<'_>,
     ) -> Result<Vec<LedgerEntry>> {
         let mut c = self.lock();
+        let st = LedgerStatements::on(&mut c)?;
         let mut tx = c.transaction()?;
-        let entries = append_in(&mut tx, drafts, checkpoint)?;
+        let entries = append_in(&mut tx, &st, drafts, checkpoint)?;
         tx.commit()?;
         Ok(entries)
     }

@@ -1,9 +1,11 @@
 //! The embedded backend: SQLite via rusqlite (bundled).
 //!
-//! Layout in the data directory: `custos.db` holds subjects, values, records, consents, keys'
-//! hashes and the ledger; `keys.db`, attached as schema `keys`, holds the wrapped data keys
-//! and vault secrets — so a copy of `custos.db` alone cannot decrypt anything, even with the
-//! master key. Both run in WAL mode with `synchronous = FULL`: a commit returns after the WAL
+//! Layout in the data directory: `custos.db` holds subjects, values, records, consents and
+//! API keys' hashes; `keys.db`, attached as schema `keys`, holds the wrapped data keys and
+//! vault secrets — so a copy of `custos.db` alone cannot decrypt anything, even with the
+//! master key; `ledger.db`, attached as schema `audit`, holds the ledger and its checkpoints,
+//! so the ledger's many small commits do not invalidate the readers' cache of the data
+//! tables. All run in WAL mode with `synchronous = FULL`: a commit returns after the WAL
 //! is fsynced, which is what "the ledger entry is durable before the data" needs; the
 //! ledger's group commit keeps that to one fsync per batch. `secure_delete` is `ON` in the key
 //! database, so an erased wrapped key is overwritten in the file, and an erasure truncates the
@@ -22,7 +24,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow, ValueRow,
+    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow,
+    SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -32,6 +35,35 @@ use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
 pub const DATA_FILE: &str = "custos.db";
 /// Name of the key database in the data directory.
 pub const KEYS_FILE: &str = "keys.db";
+/// Name of the ledger database in the data directory.
+pub const LEDGER_FILE: &str = "ledger.db";
+
+/// The ledger's tables in their own database, attached as schema `audit`. A commit to one
+/// database of a connection leaves the page cache of the others valid: were the ledger in
+/// `custos.db`, every group commit of read decisions would make every reader drop its cached
+/// pages of the data tables and search a growing WAL for them. Created on every open (a no-op
+/// once there); ledgers of older versions are moved here by `move_ledger`.
+const LEDGER_SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS audit.ledger (
+    seq INTEGER PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.ledger_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+";
 
 /// Schema migrations, applied in order on open; `meta.schema_version` counts those applied.
 /// Append new ones; never edit one that has shipped.
@@ -143,6 +175,9 @@ const READERS: usize = 2;
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The ledger's writer: `ledger.db` alone, so a group commit locks and syncs that file
+    /// only, and never waits behind a data write (or holds one up).
+    ledger: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
     dir: PathBuf,
@@ -154,11 +189,18 @@ fn connect(dir: &Path) -> Result<Connection> {
         "ATTACH DATABASE ?1 AS keys",
         params![dir.join(KEYS_FILE).to_string_lossy()],
     )?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS audit",
+        params![dir.join(LEDGER_FILE).to_string_lossy()],
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // 64 MiB of page cache per database (the default is 2 MiB): a batch of thousands of
     // subjects touches pages all over the random-keyed indexes, and a cache that small
     // spills them to the WAL and reads them back mid-transaction.
-    conn.execute_batch("PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536;")?;
+    conn.execute_batch(
+        "PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536; \
+         PRAGMA audit.cache_size = -16384;",
+    )?;
     Ok(conn)
 }
 
@@ -179,7 +221,7 @@ impl SqliteStore {
             })?;
         }
         let conn = connect(dir)?;
-        for schema in ["main", "keys"] {
+        for schema in ["main", "keys", "audit"] {
             let mode: String =
                 conn.query_row(&format!("PRAGMA {schema}.journal_mode = WAL"), [], |r| {
                     r.get(0)
@@ -199,13 +241,19 @@ impl SqliteStore {
             ))?;
         }
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        let ledger = Connection::open(dir.join(LEDGER_FILE))?;
+        ledger.busy_timeout(std::time::Duration::from_secs(10))?;
+        // INVARIANT: audit before data — `synchronous` is per connection: FULL here too.
+        ledger.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")?;
         let mut store = Self {
             conn: Mutex::new(conn),
+            ledger: Mutex::new(ledger),
             readers: Vec::new(),
             next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
         };
         store.migrate()?;
+        store.move_ledger()?;
         for _ in 0..READERS {
             store.readers.push(Mutex::new(connect(dir)?));
         }
@@ -243,6 +291,39 @@ impl SqliteStore {
                 params![(i + 1).to_string()],
             )?;
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves a ledger kept in `custos.db` (before version 0.2) into `ledger.db`: copy, commit,
+    /// then drop the old tables, commit. Each step is idempotent, so a crash in between is
+    /// finished by the next open and never loses an entry. Unqualified, `ledger` names the
+    /// `main` table while it exists and `audit`'s after.
+    fn move_ledger(&mut self) -> Result<()> {
+        let conn = self
+            .conn
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute_batch(LEDGER_SCHEMA)?;
+        let old: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM main.sqlite_master
+             WHERE type = 'table' AND name IN ('ledger', 'ledger_checkpoints')",
+            [],
+            |r| r.get(0),
+        )?;
+        if old == 0 {
+            return Ok(());
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO audit.ledger SELECT * FROM main.ledger;
+             INSERT OR IGNORE INTO audit.ledger_checkpoints SELECT * FROM main.ledger_checkpoints;",
+        )?;
+        tx.commit()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS main.ledger; DROP TABLE IF EXISTS main.ledger_checkpoints;",
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -306,52 +387,45 @@ fn scrub(conn: &Connection) -> Result<bool> {
     Ok(busy == 0)
 }
 
-/// Chains drafts after the head and inserts them, with their due checkpoints, inside a
-/// transaction begun `IMMEDIATE` (the write lock held from the head's read to commit).
-fn append_in(
-    tx: &rusqlite::Transaction<'_>,
-    drafts: &[Draft],
-    checkpoint: &Checkpointer<'_>,
-) -> Result<Vec<LedgerEntry>> {
-    let (head_seq, head_hash) = tx
-        .query_row(
-            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)),
-        )
-        .optional()?
-        .unwrap_or((0, GENESIS.to_string()));
-    let entries = ledger::chain(head_seq, &head_hash, drafts);
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-           categories, effect, reasons, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    for e in &entries {
-        let d = &e.draft;
-        stmt.execute(params![
-            to_i64(e.seq),
-            d.time_ms,
-            d.actor,
-            d.action,
-            d.subject,
-            d.purpose,
-            d.recipient,
-            d.categories,
-            d.effect,
-            d.reasons,
-            e.prev_hash,
-            e.hash
-        ])?;
-    }
-    let mut sign = tx.prepare_cached(
-        "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
-         ON CONFLICT DO NOTHING",
-    )?;
-    for c in entries.iter().filter_map(checkpoint) {
-        sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
-    }
-    Ok(entries)
+/// A subject's field values, by category.
+fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>> {
+    conn.prepare_cached(
+        "SELECT category, ciphertext, purposes, notice, service, role, time_ms
+         FROM field_values WHERE subject = ?1 ORDER BY category",
+    )?
+    .query_map(params![subject], |r| {
+        Ok(ValueRow {
+            subject: subject.to_string(),
+            category: r.get(0)?,
+            ciphertext: r.get(1)?,
+            purposes: split(r.get_ref(2)?.as_str()?),
+            notice: r.get(3)?,
+            service: r.get(4)?,
+            role: r.get(5)?,
+            time_ms: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// A subject's consent and objection events, oldest first.
+fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
+    conn.prepare_cached(
+        "SELECT purpose, kind, given, notice, method, time_ms
+         FROM consents WHERE subject = ?1 ORDER BY seq",
+    )?
+    .query_map(params![subject], |r| {
+        Ok(ConsentRow {
+            subject: subject.to_string(),
+            purpose: r.get(0)?,
+            kind: r.get(1)?,
+            given: r.get(2)?,
+            notice: r.get(3)?,
+            method: r.get(4)?,
+            time_ms: r.get(5)?,
+        })
+    })?
+    .collect()
 }
 
 /// Inserts or replaces field values and their index terms inside a transaction.
@@ -503,6 +577,64 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn subject_state(&self, id: &str) -> Result<Option<SubjectState>> {
+        // One statement, so one snapshot (a concurrent erasure or consent change is seen
+        // whole or not at all) and one pass: part 0 is the subject and its wrapped key,
+        // part 1 its values by category, part 2 its consent events by seq.
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT 0, s.status, s.age, NULL, NULL, NULL, k.wrapped, 0, 0
+               FROM subjects s LEFT JOIN keys.subject_keys k ON k.subject = s.id
+              WHERE s.id = ?1
+             UNION ALL
+             SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
+               FROM field_values WHERE subject = ?1
+             UNION ALL
+             SELECT 2, purpose, kind, notice, method, given, NULL, time_ms, seq
+               FROM consents WHERE subject = ?1
+             ORDER BY 1, 9, 2",
+        )?;
+        let mut rows = stmt.query(params![id])?;
+        let mut state: Option<SubjectState> = None;
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+            let str_at = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
+            match (r.get::<_, i64>(0)?, state.as_mut()) {
+                (0, _) => {
+                    state = Some(SubjectState {
+                        status: Status::parse(str_at(1)?),
+                        age: Age::parse(str_at(2)?),
+                        values: Vec::new(),
+                        consents: Vec::new(),
+                        wrapped_dek: r.get(6)?,
+                    });
+                }
+                (1, Some(st)) => st.values.push(ValueRow {
+                    subject: id.to_string(),
+                    category: text(1)?,
+                    ciphertext: r.get(6)?,
+                    purposes: split(str_at(2)?),
+                    notice: text(3)?,
+                    service: text(4)?,
+                    role: text(5)?,
+                    time_ms: r.get(7)?,
+                }),
+                (2, Some(st)) => st.consents.push(ConsentRow {
+                    subject: id.to_string(),
+                    purpose: text(1)?,
+                    kind: text(2)?,
+                    given: r.get::<_, i64>(5)? != 0,
+                    notice: text(3)?,
+                    method: text(4)?,
+                    time_ms: r.get(7)?,
+                }),
+                // Rows of a subject that does not exist: nothing to decide over.
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
     fn set_age(&self, id: &str, age: Age) -> Result<()> {
         self.write().execute(
             "UPDATE subjects SET age = ?2 WHERE id = ?1",
@@ -547,26 +679,7 @@ impl Store for SqliteStore {
     }
 
     fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT category, ciphertext, purposes, notice, service, role, time_ms
-             FROM field_values WHERE subject = ?1 ORDER BY category",
-        )?;
-        let rows = stmt
-            .query_map(params![subject], |r| {
-                Ok(ValueRow {
-                    subject: subject.to_string(),
-                    category: r.get(0)?,
-                    ciphertext: r.get(1)?,
-                    purposes: split(&r.get::<_, String>(2)?),
-                    notice: r.get(3)?,
-                    service: r.get(4)?,
-                    role: r.get(5)?,
-                    time_ms: r.get(6)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        Ok(values_on(&self.read(), subject)?)
     }
 
     fn find_by_term(&self, category: &str, term: &str) -> Result<Option<String>> {
@@ -672,25 +785,7 @@ impl Store for SqliteStore {
     }
 
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT purpose, kind, given, notice, method, time_ms
-             FROM consents WHERE subject = ?1 ORDER BY seq",
-        )?;
-        let rows = stmt
-            .query_map(params![subject], |r| {
-                Ok(ConsentRow {
-                    subject: subject.to_string(),
-                    purpose: r.get(0)?,
-                    kind: r.get(1)?,
-                    given: r.get(2)?,
-                    notice: r.get(3)?,
-                    method: r.get(4)?,
-                    time_ms: r.get(5)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        Ok(consents_on(&self.read(), subject)?)
     }
 
     fn erase_subject(
@@ -729,16 +824,16 @@ impl Store for SqliteStore {
              ON CONFLICT (subject) DO NOTHING",
         )?
         .execute(params![id, now_ms()])?;
-        // The erasure and its ledger entry commit together: one fsync, and no erasure
-        // without its entry.
-        let sealed = append_in(&tx, std::slice::from_ref(entry), checkpoint)?;
         tx.commit()?;
         // Old frames of the key database's WAL may still hold the wrapped key: truncate it
         // now. Should a reader keep that from finishing, the purge's first step retries.
         let _ = scrub(&conn);
-        sealed
-            .into_iter()
-            .next()
+        drop(conn);
+        // The ledger lives in `ledger.db`, written on its own connection: the entry commits
+        // right after the erasure (a crash in between leaves an erasure without its entry,
+        // never an entry without its erasure).
+        self.append_ledger(std::slice::from_ref(entry), checkpoint)?
+            .pop()
             .ok_or_else(|| Error::Storage("ledger entry not sealed".into()))
     }
 
@@ -854,11 +949,53 @@ impl Store for SqliteStore {
         drafts: &[Draft],
         checkpoint: &Checkpointer<'_>,
     ) -> Result<Vec<LedgerEntry>> {
-        let mut conn = self.write();
-        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock before the head is read,
-        // so no other writer (thread or process) can append in between.
+        let mut conn = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock of `ledger.db` before
+        // the head is read, so no other writer (thread or process) can append in between.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let entries = append_in(&tx, drafts, checkpoint)?;
+        let (head_seq, head_hash) = tx
+            .query_row(
+                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        let entries = ledger::chain(head_seq, &head_hash, drafts);
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
+                   categories, effect, reasons, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for e in &entries {
+                let d = &e.draft;
+                stmt.execute(params![
+                    to_i64(e.seq),
+                    d.time_ms,
+                    d.actor,
+                    d.action,
+                    d.subject,
+                    d.purpose,
+                    d.recipient,
+                    d.categories,
+                    d.effect,
+                    d.reasons,
+                    e.prev_hash,
+                    e.hash
+                ])?;
+            }
+            let mut sign = tx.prepare_cached(
+                "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            for c in entries.iter().filter_map(checkpoint) {
+                sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
+            }
+        }
         tx.commit()?;
         Ok(entries)
     }

@@ -645,6 +645,25 @@ pub fn api_keys(h: Harness) {
     assert!(v.create_key("nobody").is_err());
     assert!(!contains(&h.dump(), key.as_bytes()), "key stored in clear");
     assert_eq!(v.revoke("meeting-center").unwrap(), 1);
+    // Revoked through this vault: refused at once, from memory too.
+    assert!(matches!(v.authenticate(&key), Err(Error::Unauthorized)));
+    assert_eq!(v.authenticate_cached(&key), None);
+
+    // Revoked by another process (a second vault on the same store): this vault's memory
+    // of the key lasts at most `KEY_CACHE_TTL`, then the store's answer counts.
+    let key = v.create_key("support").unwrap();
+    assert_eq!(v.authenticate(&key).unwrap(), "support");
+    assert_eq!(v.authenticate_cached(&key).as_deref(), Some("support"));
+    assert_eq!(
+        v.authenticate_cached(&format!(" {key} ")).as_deref(),
+        Some("support")
+    );
+    assert_eq!(v.authenticate_cached("custos_nope"), None);
+    let other = h.open(h.kek.clone()).unwrap();
+    assert_eq!(other.revoke("support").unwrap(), 1);
+    assert!(matches!(other.authenticate(&key), Err(Error::Unauthorized)));
+    std::thread::sleep(custos_vault::vault::KEY_CACHE_TTL + std::time::Duration::from_millis(50));
+    assert_eq!(v.authenticate_cached(&key), None);
     assert!(matches!(v.authenticate(&key), Err(Error::Unauthorized)));
 }
 
@@ -890,7 +909,7 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
     // The ledger refuses every append: a read must fail closed, returning nothing.
     if h.is_sqlite() {
         h.exec(
-            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
              BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
         );
     } else {
@@ -916,7 +935,7 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
         .is_err()
     );
     h.exec(if h.is_sqlite() {
-        "DROP TRIGGER ledger_down"
+        "DROP TRIGGER audit.ledger_down"
     } else {
         "DROP TRIGGER ledger_down ON ledger"
     });
@@ -1026,6 +1045,138 @@ pub fn collect_many_batches(h: Harness) {
     if h.is_sqlite() {
         assert!(!contains(&h.dump(), b"ann-many@example.com"));
     }
+}
+
+/// `Store::subject_state`: what a decision needs, read together — the status, the sealed
+/// values by category, the consent events oldest first and the wrapped key; an erased subject
+/// keeps its status and nothing else; an unknown one is `None`.
+pub fn subject_state_in_one_read(h: Harness) {
+    use custos_vault::store::{Age, Status};
+    let v = h.vault();
+    let store = v.store();
+    assert_eq!(
+        store
+            .subject_state("00000000-0000-4000-8000-000000000000")
+            .unwrap(),
+        None
+    );
+    let id = v
+        .collect(
+            "website",
+            &registration("st@example.com", &["account", "marketing.announcements"]),
+        )
+        .unwrap();
+    v.give_consent("subject", &id, "newsletters", "privacy-center")
+        .unwrap();
+    v.object("subject", &id, "marketing", "unsubscribe-link")
+        .unwrap();
+    v.withdraw_consent("subject", &id, "newsletters", "api")
+        .unwrap();
+    let s = store.subject_state(id.as_str()).unwrap().unwrap();
+    assert_eq!((s.status, s.age), (Status::Active, Age::AtLeastMinimum));
+    let categories: Vec<&str> = s.values.iter().map(|v| v.category.as_str()).collect();
+    let mut sorted = categories.clone();
+    sorted.sort_unstable();
+    assert_eq!(categories, sorted);
+    assert!(categories.contains(&"contact.email"), "{categories:?}");
+    assert!(s.values.iter().all(|x| x.subject == id.as_str()
+        && !x.ciphertext.is_empty()
+        && x.purposes.contains(&"account".to_string())));
+    let events: Vec<(&str, &str, bool, &str)> = s
+        .consents
+        .iter()
+        .map(|c| {
+            (
+                c.kind.as_str(),
+                c.purpose.as_str(),
+                c.given,
+                c.method.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("consent", "newsletters", true, "privacy-center"),
+            ("objection", "marketing", true, "unsubscribe-link"),
+            ("consent", "newsletters", false, "api"),
+        ]
+    );
+    assert_eq!(
+        s.wrapped_dek.as_deref(),
+        store.wrapped_dek(id.as_str()).unwrap().as_deref()
+    );
+    assert!(s.wrapped_dek.is_some());
+    v.erase("operator", &id).unwrap();
+    let s = store.subject_state(id.as_str()).unwrap().unwrap();
+    assert_eq!(s.status, Status::Erased);
+    assert!(s.values.is_empty() && s.consents.is_empty() && s.wrapped_dek.is_none());
+}
+
+/// `Vault::begin_read`: the values stay sealed until the ledger writer confirms this read's
+/// own entry; another read's confirmation does not open it; a ledger that refuses the entry
+/// leaves it sealed for good. Commits are counted by size.
+pub fn sealed_reads_open_only_with_their_own_entry(h: Harness) {
+    use std::sync::mpsc;
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Sal", "sal@example.com"))
+        .unwrap();
+    let begin = || {
+        let (tx, rx) = mpsc::channel();
+        let sealed = v
+            .begin_read("meeting-center", &id, &read("service.meetings"), move |d| {
+                tx.send(d).unwrap();
+            })
+            .unwrap();
+        (sealed, rx)
+    };
+    let (first, first_rx) = begin();
+    let (second, second_rx) = begin();
+    let first_ok = first_rx.recv().unwrap().unwrap();
+    let second_ok = second_rx.recv().unwrap().unwrap();
+    // Crossed acknowledgements: refused, nothing decrypted.
+    let e = first.open(v, second_ok).unwrap_err();
+    assert_eq!(e.code(), "storage_failure");
+    let r = second.open(v, first_ok);
+    assert!(r.is_err());
+    // Its own: the data, and the entry it names is the read's.
+    let (sealed, rx) = begin();
+    let r = sealed.open(v, rx.recv().unwrap().unwrap()).unwrap();
+    assert_eq!(r.data["contact.email"], "sal@example.com");
+    assert_eq!(last_entry(v).seq, r.ledger_seq);
+    assert_eq!(last_entry(v).draft.action, "read");
+    // The ledger refuses the entry: the callback gets the error, the read stays sealed.
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
+             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
+        );
+    }
+    let (_sealed, rx) = begin();
+    let e = rx.recv().unwrap().unwrap_err();
+    assert!(!e.to_string().contains("sal@example.com"));
+    // Every commit so far was counted, and each held at least one entry.
+    let stats = v.ledger_batches();
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    let entries = stats.entries.load(std::sync::atomic::Ordering::Relaxed);
+    let bucketed: u64 = stats
+        .buckets
+        .iter()
+        .map(|b| b.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    // The collection and three reads, in as few commits as the writer could group.
+    assert!(
+        entries >= 4 && (1..=entries).contains(&commits) && bucketed == commits,
+        "{stats:?}"
+    );
 }
 
 /// A subject holding `n` meeting-attendance records.

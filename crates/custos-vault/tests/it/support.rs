@@ -178,6 +178,11 @@ impl Harness {
             [dir.join("keys.db").to_string_lossy()],
         )
         .unwrap();
+        c.execute(
+            "ATTACH DATABASE ?1 AS audit",
+            [dir.join("ledger.db").to_string_lossy()],
+        )
+        .unwrap();
         c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
         c
     }

@@ -42,7 +42,7 @@ fn keys_create_prints_the_key_alone_and_audit_verifies() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ledger intact"));
 
     // Any changed byte in the ledger: exit 1, naming the entry.
-    let db = rusqlite::Connection::open(dir.join("custos-data/custos.db")).unwrap();
+    let db = rusqlite::Connection::open(dir.join("custos-data/ledger.db")).unwrap();
     db.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 1", [])
         .unwrap();
     drop(db);
