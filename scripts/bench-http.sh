@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark of `custos serve` with wrk: health, a permitted read, a refused read, and
 # collection (a write: ledger group commit + SQLite). Prints wrk's summaries.
-# Also prints the server's resident memory idle (VmRSS) and its peak under load (VmHWM).
+# Also prints the server's resident memory idle (VmRSS) and its peak under load (VmHWM), the
+# server's CPU time per request of each case (user + system, from /proc), and the ledger's
+# group commits (entries per commit, from /metrics).
 # Usage: scripts/bench-http.sh [duration, default 10s] [connections, default 16]
 # With CUSTOS_BENCH_DATABASE_URL=postgres://…/postgres it runs on a fresh PostgreSQL database
 # (dropped afterwards) instead of embedded SQLite.
@@ -44,10 +46,18 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"Bench Person","contact.email":"bench@example.com"}}'
 LUA
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+TICK=$(getconf CLK_TCK)
 run() {
   echo "== $1"
   shift
-  wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$@" | grep -E "Latency|Req/Sec|requests in|Requests/sec|50%|99%|Non-2xx"
+  local before out after n
+  before=$(cpu)
+  out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$@")
+  after=$(cpu)
+  echo "$out" | grep -E "Latency|Req/Sec|requests in|Requests/sec|50%|99%|Non-2xx"
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "  server CPU per request: $(( (after - before) * 1000000 / TICK / (n > 0 ? n : 1) )) µs"
 }
 run "GET /healthz" "$URL/healthz"
 run "GET /v1/subjects/{id}?purpose=service.meetings (permit, 3 values decrypted)" \
@@ -58,5 +68,8 @@ run "POST /v1/subjects (collect: new subject, 2 values, ledger entry)" \
   -H "Authorization: Bearer $KEY" -s "$DATA/collect.lua" "$URL/v1/subjects"
 echo "== ledger after the run"
 curl -s -H "Authorization: Bearer $KEY" "$URL/v1/ledger/verify"; echo
+curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" |
+  awk '/^custos_ledger_batch_size_sum/ {s = $2} /^custos_ledger_batch_size_count/ {c = $2}
+       END {if (c > 0) printf "group commits: %d, entries: %d, %.1f entries per commit\n", c, s, s / c}'
 echo "== server memory after the load (VmHWM is the peak)"
 memory
