@@ -164,6 +164,71 @@ CREATE TABLE IF NOT EXISTS erasures (
     queued_ms INTEGER NOT NULL
 );
 ",
+    // 3: the tables read and written by their primary key become `WITHOUT ROWID`: one
+    // b-tree each instead of a rowid table plus a separate primary-key index. With
+    // time-ordered subject ids each grows at its end. Every table is rebuilt (copied,
+    // dropped, renamed), so an existing database keeps its rows. Should a crash tear this
+    // transaction between the two databases, running it again on the next open is harmless
+    // (it rebuilds a table that may already be rebuilt).
+    r"
+CREATE TABLE subjects_v2 (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    age TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO subjects_v2 (id, status, age, created_ms)
+    SELECT id, status, age, created_ms FROM subjects;
+DROP TABLE subjects;
+ALTER TABLE subjects_v2 RENAME TO subjects;
+
+CREATE TABLE subject_tenants_v2 (
+    subject TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    PRIMARY KEY (subject, tenant)
+) WITHOUT ROWID;
+INSERT INTO subject_tenants_v2 (subject, tenant) SELECT subject, tenant FROM subject_tenants;
+DROP TABLE subject_tenants;
+ALTER TABLE subject_tenants_v2 RENAME TO subject_tenants;
+
+CREATE TABLE field_values_v2 (
+    subject TEXT NOT NULL,
+    category TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    purposes TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    service TEXT NOT NULL,
+    role TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    PRIMARY KEY (subject, category)
+) WITHOUT ROWID;
+INSERT INTO field_values_v2
+    (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+    SELECT subject, category, ciphertext, purposes, notice, service, role, time_ms
+    FROM field_values;
+DROP TABLE field_values;
+ALTER TABLE field_values_v2 RENAME TO field_values;
+
+CREATE TABLE blind_index_v2 (
+    category TEXT NOT NULL,
+    term TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (category, term, subject)
+) WITHOUT ROWID;
+INSERT INTO blind_index_v2 (category, term, subject)
+    SELECT category, term, subject FROM blind_index;
+DROP TABLE blind_index;
+ALTER TABLE blind_index_v2 RENAME TO blind_index;
+CREATE INDEX blind_index_subject ON blind_index (subject);
+
+CREATE TABLE keys.subject_keys_v2 (
+    subject TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL
+) WITHOUT ROWID;
+INSERT INTO keys.subject_keys_v2 (subject, wrapped) SELECT subject, wrapped FROM keys.subject_keys;
+DROP TABLE keys.subject_keys;
+ALTER TABLE keys.subject_keys_v2 RENAME TO subject_keys;
+",
 ];
 
 /// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).

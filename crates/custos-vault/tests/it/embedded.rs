@@ -113,3 +113,107 @@ fn ledger_in_the_data_database_moves_to_its_own() {
     assert_eq!(left, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A database of schema version 1 (rowid tables keyed by random ids) opens migrated: its
+/// tables keyed by subject become `WITHOUT ROWID`, and every subject, value, index term and
+/// key still reads.
+#[test]
+fn old_schema_migrates_to_tables_keyed_by_subject() {
+    use std::sync::Arc;
+
+    use custos_vault::{MasterKey, ReadInput, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("custos_migrate_v1_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let kek = MasterKey::generate().unwrap();
+    let open = |kek: &MasterKey| {
+        let store = Arc::new(SqliteStore::open(&dir).unwrap());
+        Vault::open(store, policy(), kek.clone()).unwrap()
+    };
+    let v = open(&kek);
+    let inputs: Vec<_> = (0..50)
+        .map(|i| crate::support::attendee(&format!("Old {i}"), &format!("old{i}@example.com")))
+        .collect();
+    let ids: Vec<_> = v
+        .collect_many("meeting-center", &inputs)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    drop(v);
+    // Back to the version-1 layout: the same tables as rowid tables, and version 1.
+    let c = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
+    c.execute(
+        "ATTACH DATABASE ?1 AS keys",
+        [dir.join("keys.db").to_string_lossy()],
+    )
+    .unwrap();
+    c.execute_batch(
+        "BEGIN;
+         CREATE TABLE s1 (id TEXT PRIMARY KEY, status TEXT NOT NULL, age TEXT NOT NULL,
+             created_ms INTEGER NOT NULL);
+         INSERT INTO s1 SELECT * FROM subjects; DROP TABLE subjects;
+         ALTER TABLE s1 RENAME TO subjects;
+         CREATE TABLE t1 (subject TEXT NOT NULL, tenant TEXT NOT NULL,
+             PRIMARY KEY (subject, tenant));
+         INSERT INTO t1 SELECT * FROM subject_tenants; DROP TABLE subject_tenants;
+         ALTER TABLE t1 RENAME TO subject_tenants;
+         CREATE TABLE v1 (subject TEXT NOT NULL, category TEXT NOT NULL,
+             ciphertext BLOB NOT NULL, purposes TEXT NOT NULL, notice TEXT NOT NULL,
+             service TEXT NOT NULL, role TEXT NOT NULL, time_ms INTEGER NOT NULL,
+             PRIMARY KEY (subject, category));
+         INSERT INTO v1 SELECT * FROM field_values; DROP TABLE field_values;
+         ALTER TABLE v1 RENAME TO field_values;
+         CREATE TABLE b1 (category TEXT NOT NULL, term TEXT NOT NULL, subject TEXT NOT NULL,
+             PRIMARY KEY (category, term, subject));
+         INSERT INTO b1 SELECT * FROM blind_index; DROP TABLE blind_index;
+         ALTER TABLE b1 RENAME TO blind_index;
+         CREATE INDEX blind_index_subject ON blind_index (subject);
+         CREATE TABLE keys.k1 (subject TEXT PRIMARY KEY, wrapped BLOB NOT NULL);
+         INSERT INTO keys.k1 SELECT * FROM keys.subject_keys; DROP TABLE keys.subject_keys;
+         ALTER TABLE keys.k1 RENAME TO subject_keys;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         COMMIT;",
+    )
+    .unwrap();
+    let without_rowid = |c: &rusqlite::Connection, schema: &str| -> i64 {
+        c.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {schema}.sqlite_master WHERE type = 'table'
+                 AND sql LIKE '%WITHOUT ROWID%'"
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(without_rowid(&c, "main") + without_rowid(&c, "keys"), 0);
+    drop(c);
+    let v = open(&kek);
+    let read = ReadInput {
+        purpose: "service.meetings".into(),
+        ..ReadInput::default()
+    };
+    for (i, id) in ids.iter().enumerate() {
+        let r = v.read("meeting-center", id, &read).unwrap();
+        assert_eq!(r.data["contact.email"], format!("old{i}@example.com"));
+        assert_eq!(
+            v.find_by_identifier("contact.email", &format!("old{i}@example.com"))
+                .unwrap()
+                .as_ref(),
+            Some(id)
+        );
+    }
+    assert!(v.verify_ledger().unwrap().ok());
+    drop(v);
+    let c = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
+    c.execute(
+        "ATTACH DATABASE ?1 AS keys",
+        [dir.join("keys.db").to_string_lossy()],
+    )
+    .unwrap();
+    // subjects, subject_tenants, field_values, blind_index; keys.subject_keys.
+    assert_eq!(without_rowid(&c, "main"), 4);
+    assert_eq!(without_rowid(&c, "keys"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
