@@ -19,7 +19,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
@@ -246,6 +248,95 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
     dir: PathBuf,
+    checkpointer: WalCheckpointer,
+}
+
+/// Rows a transaction writes from which it wakes the [`WalCheckpointer`] at once; smaller
+/// ones wait for its next round.
+const CHECKPOINT_ROWS: u64 = 1000;
+/// The longest the checkpointer waits between rounds.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The shortest time between two rounds: wakes in between are folded into one.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Copies committed WAL frames into the database files (`custos.db`, `keys.db`,
+/// `ledger.db`) on its own thread and connection, so no commit does: SQLite's automatic
+/// checkpoint, which runs inside the commit that takes a WAL past 1000 pages, is off on the
+/// writer and ledger connections. A round runs at least every second, and after a large
+/// transaction commits (at most one round per 100 ms). Rounds are `PASSIVE`: they block
+/// neither writers nor readers, and what they cannot copy yet waits for the next one.
+#[derive(Debug)]
+struct WalCheckpointer {
+    wake: Option<mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalCheckpointer {
+    fn start(dir: &Path) -> Result<Self> {
+        let conn = connect(dir)?;
+        // Durable checkpoints: the database files are synced before the WAL is reused.
+        conn.execute_batch(
+            "PRAGMA main.synchronous = FULL; PRAGMA keys.synchronous = FULL; \
+             PRAGMA audit.synchronous = FULL;",
+        )?;
+        let (wake, rx) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("custos-checkpoint".into())
+            .spawn(move || checkpoint_rounds(&conn, &rx))
+            .map_err(|_| Error::Storage("cannot start the WAL checkpointer".into()))?;
+        Ok(Self {
+            wake: Some(wake),
+            thread: Some(thread),
+        })
+    }
+
+    /// After a commit of `rows` rows: wakes the checkpointer if that was many.
+    fn committed(&self, rows: u64) {
+        if rows >= CHECKPOINT_ROWS {
+            if let Some(w) = &self.wake {
+                // Full: a round is already due.
+                let _ = w.try_send(());
+            }
+        }
+    }
+}
+
+/// The checkpointer's loop, until its store is dropped (then one last round).
+fn checkpoint_rounds(conn: &Connection, wake: &mpsc::Receiver<()>) {
+    let mut last = Instant::now();
+    loop {
+        let mut stop = matches!(
+            wake.recv_timeout(CHECKPOINT_EVERY),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        while let Some(left) = (last + CHECKPOINT_PAUSE).checked_duration_since(Instant::now()) {
+            if stop || left.is_zero() {
+                break;
+            }
+            stop = matches!(wake.recv_timeout(left), Err(RecvTimeoutError::Disconnected));
+        }
+        for schema in ["main", "keys", "audit"] {
+            // A busy or failed round is retried by the next one.
+            let _ = conn.query_row(
+                &format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"),
+                [],
+                |_| Ok(()),
+            );
+        }
+        last = Instant::now();
+        if stop {
+            break;
+        }
+    }
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        drop(self.wake.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn connect(dir: &Path) -> Result<Connection> {
@@ -305,17 +396,22 @@ impl SqliteStore {
                  PRAGMA {schema}.secure_delete = {secure_delete};"
             ))?;
         }
-        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // The checkpointer copies the WALs into the database files; commits do not.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")?;
         let ledger = Connection::open(dir.join(LEDGER_FILE))?;
         ledger.busy_timeout(std::time::Duration::from_secs(10))?;
         // INVARIANT: audit before data — `synchronous` is per connection: FULL here too.
-        ledger.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")?;
+        ledger.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; \
+             PRAGMA wal_autocheckpoint = 0;",
+        )?;
         let mut store = Self {
             conn: Mutex::new(conn),
             ledger: Mutex::new(ledger),
             readers: Vec::new(),
             next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
+            checkpointer: WalCheckpointer::start(dir)?,
         };
         store.migrate()?;
         store.move_ledger()?;
@@ -606,6 +702,11 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        let rows: usize = subjects
+            .iter()
+            .map(|n| 2 + n.row.tenants.len() + n.values.len() + n.index.len())
+            .sum();
+        self.checkpointer.committed(rows as u64);
         Ok(())
     }
 
@@ -1062,6 +1163,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        self.checkpointer.committed(entries.len() as u64);
         Ok(entries)
     }
 

@@ -217,3 +217,40 @@ fn old_schema_migrates_to_tables_keyed_by_subject() {
     assert_eq!(without_rowid(&c, "keys"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Commits do not copy the WAL into the database file; the store's checkpointer does, in
+/// the background: soon after a bulk collection its rows are in `custos.db` itself, though
+/// nothing else opened the database.
+#[test]
+fn wal_is_checkpointed_in_the_background() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use custos_vault::{MasterKey, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("custos_checkpoint_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir).unwrap());
+    let v = Vault::open(store, policy(), MasterKey::generate().unwrap()).unwrap();
+    let inputs: Vec<_> = (0..600)
+        .map(|i| crate::support::attendee("Wal", &format!("wal{i}@example.com")))
+        .collect();
+    let ids: Vec<_> = v
+        .collect_many("meeting-center", &inputs)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let last = ids.last().unwrap().as_str().as_bytes().to_vec();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let db = std::fs::read(dir.join("custos.db")).unwrap();
+        if db.windows(last.len()).any(|w| w == last.as_slice()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the WAL was not checkpointed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}
