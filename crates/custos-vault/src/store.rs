@@ -76,7 +76,7 @@ impl Age {
 /// A subject row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRow {
-    /// Random id.
+    /// Its id: a UUIDv7 (time-ordered, 74 random bits).
     pub id: String,
     /// Lifecycle.
     pub status: Status,
@@ -126,7 +126,7 @@ pub struct ValueRow {
 /// A record row: append-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRow {
-    /// Random record id.
+    /// Record id: a UUIDv7 as 32 hex digits (time-ordered, 74 random bits).
     pub id: String,
     /// Subject id.
     pub subject: String,
@@ -255,8 +255,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_secret_if_absent(&self, name: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
 
     /// Creates subjects, each with its wrapped data key, first values and their index
-    /// terms, all in one transaction (all or none).
-    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()>;
+    /// terms, all in one transaction (all or none). `subjects` yields them as they are made,
+    /// so a bulk collection seals the next subjects while the store writes these; an error
+    /// it yields rolls the transaction back and is returned. A new subject's values have
+    /// distinct categories. Returns how many subjects were created.
+    fn create_subjects(
+        &self,
+        subjects: &mut dyn Iterator<Item = Result<&NewSubject>>,
+    ) -> Result<u64>;
     /// A subject.
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>>;
     /// Everything a decision about a subject needs, in one consistent read; `None` when no

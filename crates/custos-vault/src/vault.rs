@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
 use custos_policy::{
@@ -18,7 +18,7 @@ use custos_policy::{
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::crypto::{self, BlindIndex, DataKey, MasterKey, hex, sha256};
+use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
 use crate::error::{Error, Result};
 use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
 use crate::purge::{Purger, Purging};
@@ -29,30 +29,60 @@ use crate::store::{
     ValueRow, now_ms,
 };
 
-/// A subject's id: random, 128 bits, UUID-shaped.
+/// A subject's id: a UUIDv7 (RFC 9562) — the Unix time in milliseconds (48 bits), then 74
+/// random bits — in the lowercase 36-character UUID shape. Time-ordered, so the tables keyed
+/// by subject grow at their end instead of at random pages; unguessable by its 74 random
+/// bits. It reveals the millisecond the subject was created (as `created_ms` does).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubjectId(String);
 
+/// The last timestamp given to an id: ids never go back in time when the clock does.
+static LAST_ID_MS: AtomicU64 = AtomicU64::new(0);
+
+/// A UUIDv7: 48-bit Unix milliseconds (never below the last one this process gave), version
+/// 7, 12 random bits, variant 1, 62 random bits.
+fn uuid_v7(rng: &mut Entropy) -> Result<[u8; 16]> {
+    let now = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let ms = LAST_ID_MS.fetch_max(now, Ordering::Relaxed).max(now);
+    // INVARIANT: unguessable — 74 of the 128 bits are fresh randomness.
+    let [r0, r1, r2, r3, r4, r5, r6, r7, r8, r9]: [u8; 10] = rng.bytes()?;
+    let [_, _, t0, t1, t2, t3, t4, t5] = ms.to_be_bytes();
+    Ok([
+        t0,
+        t1,
+        t2,
+        t3,
+        t4,
+        t5,
+        0x70 | (r0 & 0x0f),
+        r1,
+        0x80 | (r2 & 0x3f),
+        r3,
+        r4,
+        r5,
+        r6,
+        r7,
+        r8,
+        r9,
+    ])
+}
+
 impl SubjectId {
-    fn generate() -> Result<Self> {
-        let mut b = crypto::random_bytes::<16>()?;
-        // Version 4, variant 1: a well-formed random UUID.
-        if let Some(x) = b.get_mut(6) {
-            *x = (*x & 0x0f) | 0x40;
-        }
-        if let Some(x) = b.get_mut(8) {
-            *x = (*x & 0x3f) | 0x80;
-        }
-        let h = hex(&b);
+    /// The id of a UUID: lowercase hex in the 8-4-4-4-12 shape.
+    fn from_uuid(uuid: &[u8; 16]) -> Self {
+        let h = hex(uuid);
         let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
-        Ok(Self(format!(
-            "{}-{}-{}-{}-{}",
-            part(0..8),
-            part(8..12),
-            part(12..16),
-            part(16..20),
-            part(20..32)
-        )))
+        let mut s = String::with_capacity(36);
+        for (i, r) in [0..8, 8..12, 12..16, 16..20, 20..32]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                s.push('-');
+            }
+            s.push_str(part(r));
+        }
+        Self(s)
     }
 
     /// Parses an id: 36 characters of lowercase hex and dashes.
@@ -212,6 +242,12 @@ pub struct RecordsResult {
 
 /// Sealed value rows and their blind-index terms `(category, term)`.
 type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
+
+/// Subjects a [`Vault::collect_many`] worker seals before handing them to the store.
+const SEAL_BLOCK: usize = 256;
+
+/// A block of sealed subjects and their ledger drafts, from a [`Vault::collect_many`] worker.
+type SealedBlock = Result<(Vec<NewSubject>, Vec<Draft>)>;
 
 /// Actor name for operations the vault's operator starts.
 pub const OPERATOR: &str = "operator";
@@ -390,47 +426,37 @@ impl Vault {
     /// age (C053).
     pub fn collect(&self, accessor: &str, input: &CollectionInput) -> Result<SubjectId> {
         let plan = self.check(accessor, None, input)?;
-        let (id, new) = self.seal_subject(input, &plan)?;
-        self.store.create_subjects(std::slice::from_ref(&new))?;
+        let rng = &mut Entropy::new();
+        let id = SubjectId::from_uuid(&uuid_v7(rng)?);
+        let new = self.seal_subject(rng, &id, input, &plan)?;
+        self.store.create_subjects(&mut std::iter::once(Ok(&new)))?;
         self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
         Ok(id)
     }
 
     /// Collects data about many new subjects at once: each input is checked as
     /// [`Vault::collect`] checks it (a refusal is ledgered and answered in its place, the
-    /// others go on), the accepted ones are sealed on every core, stored in one transaction,
-    /// and their ledger entries — one per subject — appended in one group. Returns, in input
-    /// order, each subject's id or the reason it was refused. Fails as a whole (nothing
-    /// stored) when the store or the ledger fails.
+    /// others go on), the accepted ones are sealed on every core while the store writes
+    /// those already sealed, all in one transaction, and their ledger entries — one per
+    /// subject — appended in one group. Returns, in input order, each subject's id or the
+    /// reason it was refused. Fails as a whole (nothing stored) when the store or the ledger
+    /// fails.
     pub fn collect_many(
         &self,
         accessor: &str,
         inputs: &[CollectionInput],
     ) -> Result<Vec<Result<SubjectId>>> {
-        let mut out: Vec<Option<Result<SubjectId>>> = Vec::with_capacity(inputs.len());
-        let mut accepted = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            match self.check(accessor, None, input) {
-                Ok(plan) => {
-                    accepted.push((i, plan));
-                    out.push(None);
-                }
-                Err(e) => out.push(Some(Err(e))),
-            }
-        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        let chunk = accepted.len().div_ceil(threads).max(1);
-        let sealed: Vec<Result<(usize, SubjectId, NewSubject)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = accepted
+        // The checks, on every core. Refusals are ledgered here, before anything is stored
+        // (each is a durable append of its own: not something to wait for mid-batch).
+        let chunk = inputs.len().div_ceil(threads).max(1);
+        let checked: Vec<Result<custos_policy::CollectionPlan>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = inputs
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(i, plan)| {
-                                let input = inputs.get(*i).ok_or(Error::SubjectNotFound)?;
-                                let (id, new) = self.seal_subject(input, plan)?;
-                                Ok((*i, id, new))
-                            })
+                            .map(|input| self.check(accessor, None, input))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -439,47 +465,134 @@ impl Vault {
                 .into_iter()
                 .flat_map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| vec![Err(Error::Crypto("a sealing thread stopped"))])
+                        .unwrap_or_else(|_| vec![Err(Error::Crypto("a checking thread stopped"))])
                 })
                 .collect()
         });
-        let (placed, news): (Vec<(usize, SubjectId)>, Vec<NewSubject>) = sealed
-            .into_iter()
-            .map(|r| r.map(|(i, id, new)| ((i, id), new)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        self.store.create_subjects(&news)?;
-        drop(news);
-        let drafts = placed
-            .iter()
-            .filter_map(|(i, id)| {
-                let input = inputs.get(*i)?;
-                Some(self.collect_draft(accessor, Some(id), input, "permit", ""))
-            })
-            .collect();
-        self.ledger.append_many(drafts)?;
-        for (i, id) in placed {
-            if let Some(slot) = out.get_mut(i) {
-                *slot = Some(Ok(id));
+        if checked.len() != inputs.len() {
+            return Err(Error::Crypto("a checking thread stopped"));
+        }
+        // In input order: the refusals, and `None` where an id goes.
+        let mut out: Vec<Option<Result<SubjectId>>> = Vec::with_capacity(inputs.len());
+        let mut accepted: Vec<(&CollectionInput, custos_policy::CollectionPlan)> = Vec::new();
+        let mut rng = Entropy::new();
+        let mut uuids = Vec::new();
+        for (input, check) in inputs.iter().zip(checked) {
+            match check {
+                Ok(plan) => {
+                    accepted.push((input, plan));
+                    uuids.push(uuid_v7(&mut rng)?);
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
             }
         }
+        // Ids increase in input order, so the store, taking the subjects in that order,
+        // appends each to the end of every table keyed by subject.
+        uuids.sort_unstable();
+        let ids: Vec<SubjectId> = uuids.iter().map(SubjectId::from_uuid).collect();
+        let accepted = &accepted;
+        let ids_ref = &ids;
+        let blocks = accepted.len().div_ceil(SEAL_BLOCK);
+        // Sealed blocks stay where the store reads them until the batch is written; they
+        // are freed afterwards, beside the ledger append, not on the writer's path.
+        let sealed_blocks: Vec<OnceLock<Vec<NewSubject>>> =
+            (0..blocks).map(|_| OnceLock::new()).collect();
+        let slots = &sealed_blocks;
+        let drafts = std::thread::scope(|scope| -> Result<Vec<Draft>> {
+            // Worker `w` seals blocks w, w + threads, …; the store takes them in block order.
+            let mut receivers = Vec::with_capacity(threads);
+            let mut handles = Vec::with_capacity(threads);
+            for w in 0..threads {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<SealedBlock>(2);
+                receivers.push(rx);
+                handles.push(scope.spawn(move || {
+                    let mut rng = Entropy::new();
+                    for b in (w..blocks).step_by(threads) {
+                        let end = ((b + 1) * SEAL_BLOCK).min(accepted.len());
+                        let block = (b * SEAL_BLOCK..end)
+                            .map(|j| {
+                                let ((input, plan), id) = accepted
+                                    .get(j)
+                                    .zip(ids_ref.get(j))
+                                    .ok_or(Error::SubjectNotFound)?;
+                                let new = self.seal_subject(&mut rng, id, input, plan)?;
+                                let draft =
+                                    self.collect_draft(accessor, Some(id), input, "permit", "");
+                                Ok((new, draft))
+                            })
+                            .collect::<Result<(Vec<_>, Vec<_>)>>();
+                        let failed = block.is_err();
+                        if tx.send(block).is_err() || failed {
+                            break;
+                        }
+                    }
+                }));
+            }
+            let mut drafts = Vec::with_capacity(accepted.len());
+            let mut next = 0;
+            let mut current: std::slice::Iter<'_, NewSubject> = [].iter();
+            let stored = {
+                let mut sealed = std::iter::from_fn(|| {
+                    loop {
+                        if let Some(new) = current.next() {
+                            return Some(Ok(new));
+                        }
+                        if next == blocks {
+                            return None;
+                        }
+                        let (rx, slot) = receivers.get(next % threads).zip(slots.get(next))?;
+                        next += 1;
+                        match rx.recv() {
+                            Ok(Ok((news, mut ds))) => {
+                                drafts.append(&mut ds);
+                                current = slot.get_or_init(|| news).iter();
+                            }
+                            Ok(Err(e)) => return Some(Err(e)),
+                            Err(_) => return Some(Err(Error::Crypto("a sealing thread stopped"))),
+                        }
+                    }
+                });
+                self.store.create_subjects(&mut sealed)
+            };
+            // Workers still sealing see their channel closed and stop.
+            drop(receivers);
+            let joined = handles.into_iter().all(|h| h.join().is_ok());
+            stored?;
+            if !joined || drafts.len() != accepted.len() {
+                return Err(Error::Crypto("a sealing thread stopped"));
+            }
+            Ok(drafts)
+        })?;
+        std::thread::scope(|scope| {
+            scope.spawn(move || drop(sealed_blocks));
+            self.ledger.append_many(drafts)
+        })?;
+        let mut ids = ids.into_iter();
         Ok(out
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(Error::Storage("collection not stored".into()))))
+            .map(|slot| {
+                slot.unwrap_or_else(|| {
+                    ids.next()
+                        .ok_or_else(|| Error::Storage("collection not stored".into()))
+                })
+            })
             .collect())
     }
 
-    /// A new subject id and data key, and the subject's sealed row, values and index terms.
+    /// A new data key for a new subject, and the subject's sealed row, values and index
+    /// terms.
     fn seal_subject(
         &self,
+        rng: &mut Entropy,
+        id: &SubjectId,
         input: &CollectionInput,
         plan: &custos_policy::CollectionPlan,
-    ) -> Result<(SubjectId, NewSubject)> {
-        let id = SubjectId::generate()?;
-        let dek = DataKey::generate()?;
+    ) -> Result<NewSubject> {
+        let dek = DataKey::generate(rng)?;
         let (values, index) = self.seal_values(
-            &id,
+            rng,
+            id,
             &dek,
             input,
             plan.store,
@@ -498,11 +611,11 @@ impl Vault {
                 tenants: input.tenant.iter().cloned().collect(),
                 created_ms: now_ms(),
             },
-            wrapped_dek: dek.wrap(&self.kek, &id.0)?,
+            wrapped_dek: dek.wrap(rng, &self.kek, &id.0)?,
             values,
             index,
         };
-        Ok((id, new))
+        Ok(new)
     }
 
     /// Collects more data about an existing subject.
@@ -528,8 +641,15 @@ impl Vault {
             .into_iter()
             .map(|v| (v.category, v.purposes))
             .collect();
-        let (rows, index) =
-            self.seal_values(subject, &dek, input, plan.store, plan.purposes, &held)?;
+        let (rows, index) = self.seal_values(
+            &mut Entropy::new(),
+            subject,
+            &dek,
+            input,
+            plan.store,
+            plan.purposes,
+            &held,
+        )?;
         self.store.put_values(&rows, &index)?;
         self.ledger_collect(accessor, Some(subject), input, "permit", "")?;
         Ok(())
@@ -641,8 +761,13 @@ impl Vault {
     }
 
     /// Seals the values to store, with the blind-index terms of identifier categories.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private helper, named arguments"
+    )]
     fn seal_values(
         &self,
+        rng: &mut Entropy,
         subject: &SubjectId,
         dek: &DataKey,
         input: &CollectionInput,
@@ -679,7 +804,7 @@ impl Vault {
             rows.push(ValueRow {
                 subject: subject.0.clone(),
                 category: category.clone(),
-                ciphertext: dek.seal_value(&subject.0, category, value.as_bytes())?,
+                ciphertext: dek.seal_value(rng, &subject.0, category, value.as_bytes())?,
                 purposes: ps,
                 notice: input.notice.clone(),
                 service: input.service.clone(),
@@ -1108,10 +1233,18 @@ impl Vault {
         self.active_subject(subject)?;
         let dek = self.data_key(subject)?;
         let mut rows = Vec::with_capacity(values.len());
-        for value in values {
-            let id = hex(&crypto::random_bytes::<16>()?);
+        let rng = &mut Entropy::new();
+        // Time-ordered ids (UUIDv7s as 32 hex digits), increasing in append order:
+        // `records.id` grows at its end.
+        let mut ids = values
+            .iter()
+            .map(|_| uuid_v7(rng))
+            .collect::<Result<Vec<_>>>()?;
+        ids.sort_unstable();
+        for (value, id) in values.iter().zip(ids) {
+            let id = hex(&id);
             rows.push(RecordRow {
-                ciphertext: dek.seal_record(&subject.0, collection, &id, value.as_bytes())?,
+                ciphertext: dek.seal_record(rng, &subject.0, collection, &id, value.as_bytes())?,
                 id,
                 subject: subject.0.clone(),
                 collection: collection.to_string(),
@@ -1636,5 +1769,49 @@ impl Vault {
                 .collect(),
             ledger_seq: seq,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn ids_are_uuid_v7_unique_and_time_ordered() {
+        let rng = &mut Entropy::new();
+        let start = u64::try_from(now_ms()).unwrap();
+        let mut prev_ms = 0;
+        let mut seen = std::collections::HashSet::new();
+        let mut distinct_ms = std::collections::HashSet::new();
+        let deadline = Instant::now() + Duration::from_millis(30);
+        let mut n = 0;
+        while n < 20_000 || Instant::now() < deadline {
+            let u = uuid_v7(rng).unwrap();
+            let ms = u64::from_be_bytes([0, 0, u[0], u[1], u[2], u[3], u[4], u[5]]);
+            // Never back in time, and about now.
+            assert!(ms >= prev_ms && ms >= start && ms < start + 60_000);
+            prev_ms = ms;
+            distinct_ms.insert(ms);
+            assert_eq!(u[6] >> 4, 7, "version 7");
+            assert_eq!(u[8] >> 6, 0b10, "variant 1");
+            assert!(seen.insert(u), "an id repeated");
+            let id = SubjectId::from_uuid(&u);
+            assert_eq!(SubjectId::parse(id.as_str()).unwrap(), id);
+            n += 1;
+        }
+        assert!(distinct_ms.len() > 1, "ids span several milliseconds");
+        // Within one millisecond the 74 random bits differ: ids of a millisecond are not
+        // a counter away from each other.
+        let a = uuid_v7(rng).unwrap();
+        let b = uuid_v7(rng).unwrap();
+        // rand_a (12 bits after the version) and rand_b (62 bits after the variant).
+        let random_bits =
+            |u: &[u8; 16]| u128::from_be_bytes(*u) & ((0x0fff << 64) | ((1 << 62) - 1));
+        assert_eq!(random_bits(&[0xff; 16]).count_ones(), 74);
+        assert_ne!(random_bits(&a), random_bits(&b));
+        // The string form sorts as the bytes do.
+        let (x, y) = (SubjectId::from_uuid(&a), SubjectId::from_uuid(&b));
+        assert_eq!(a.cmp(&b), x.cmp(&y));
     }
 }

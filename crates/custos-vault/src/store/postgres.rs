@@ -437,6 +437,91 @@ fn write_values(
     Ok(())
 }
 
+/// Subjects written per round of [`insert_subjects`]: one statement (and round trip) per
+/// table per round.
+const BULK_SUBJECTS: usize = 2048;
+
+/// Writes new subjects — keys first, then rows, tenants, values and index terms — one
+/// multi-row `INSERT … SELECT FROM unnest(arrays)` per table. A new subject has no values
+/// or terms to replace, and its values have distinct categories, so these are plain
+/// inserts.
+fn insert_subjects(tx: &mut postgres::Transaction<'_>, subjects: &[&NewSubject]) -> Result<()> {
+    let ids: Vec<&str> = subjects.iter().map(|n| n.row.id.as_str()).collect();
+    let wrapped: Vec<&[u8]> = subjects.iter().map(|n| n.wrapped_dek.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO custos_keys.subject_keys (subject, wrapped)
+         SELECT * FROM unnest($1::text[], $2::bytea[])",
+        &[&ids, &wrapped],
+    )?;
+    let status: Vec<&str> = subjects.iter().map(|n| n.row.status.as_str()).collect();
+    let age: Vec<&str> = subjects.iter().map(|n| n.row.age.as_str()).collect();
+    let created: Vec<i64> = subjects.iter().map(|n| n.row.created_ms).collect();
+    tx.execute(
+        "INSERT INTO subjects (id, status, age, created_ms)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
+        &[&ids, &status, &age, &created],
+    )?;
+    let (t_subject, t_tenant): (Vec<&str>, Vec<&str>) = subjects
+        .iter()
+        .flat_map(|n| {
+            n.row
+                .tenants
+                .iter()
+                .map(|t| (n.row.id.as_str(), t.as_str()))
+        })
+        .unzip();
+    if !t_subject.is_empty() {
+        tx.execute(
+            "INSERT INTO subject_tenants (subject, tenant)
+             SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            &[&t_subject, &t_tenant],
+        )?;
+    }
+    let values: Vec<&ValueRow> = subjects.iter().flat_map(|n| &n.values).collect();
+    if !values.is_empty() {
+        let subject: Vec<&str> = values.iter().map(|v| v.subject.as_str()).collect();
+        let category: Vec<&str> = values.iter().map(|v| v.category.as_str()).collect();
+        let ciphertext: Vec<&[u8]> = values.iter().map(|v| v.ciphertext.as_slice()).collect();
+        let purposes: Vec<String> = values.iter().map(|v| join(&v.purposes)).collect();
+        let notice: Vec<&str> = values.iter().map(|v| v.notice.as_str()).collect();
+        let service: Vec<&str> = values.iter().map(|v| v.service.as_str()).collect();
+        let role: Vec<&str> = values.iter().map(|v| v.role.as_str()).collect();
+        let time: Vec<i64> = values.iter().map(|v| v.time_ms).collect();
+        tx.execute(
+            "INSERT INTO field_values
+               (subject, category, ciphertext, purposes, notice, service, role, time_ms)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[],
+               $6::text[], $7::text[], $8::bigint[])",
+            &[
+                &subject,
+                &category,
+                &ciphertext,
+                &purposes,
+                &notice,
+                &service,
+                &role,
+                &time,
+            ],
+        )?;
+    }
+    let ((category, term), subject): ((Vec<&str>, Vec<&str>), Vec<&str>) = subjects
+        .iter()
+        .flat_map(|n| {
+            n.index
+                .iter()
+                .map(|(c, t)| ((c.as_str(), t.as_str()), n.row.id.as_str()))
+        })
+        .unzip();
+    if !term.is_empty() {
+        tx.execute(
+            "INSERT INTO blind_index (category, term, subject)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+            &[&category, &term, &subject],
+        )?;
+    }
+    Ok(())
+}
+
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -468,63 +553,27 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()> {
+    fn create_subjects(
+        &self,
+        subjects: &mut dyn Iterator<Item = Result<&NewSubject>>,
+    ) -> Result<u64> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
-        // Each statement is prepared once for the whole batch; a new subject has no index
-        // terms to replace.
-        let key =
-            tx.prepare("INSERT INTO custos_keys.subject_keys (subject, wrapped) VALUES ($1, $2)")?;
-        let subject = tx.prepare(
-            "INSERT INTO subjects (id, status, age, created_ms) VALUES ($1, $2, $3, $4)",
-        )?;
-        let tenant = tx.prepare(
-            "INSERT INTO subject_tenants (subject, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )?;
-        let put = tx.prepare(
-            "INSERT INTO field_values
-               (subject, category, ciphertext, purposes, notice, service, role, time_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (subject, category) DO UPDATE SET
-               ciphertext = excluded.ciphertext, purposes = excluded.purposes,
-               notice = excluded.notice, service = excluded.service,
-               role = excluded.role, time_ms = excluded.time_ms",
-        )?;
-        let term = tx.prepare(
-            "INSERT INTO blind_index (category, term, subject) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )?;
-        for n in subjects {
-            let s = &n.row;
-            tx.execute(&key, &[&s.id, &n.wrapped_dek])?;
-            tx.execute(
-                &subject,
-                &[&s.id, &s.status.as_str(), &s.age.as_str(), &s.created_ms],
-            )?;
-            for t in &s.tenants {
-                tx.execute(&tenant, &[&s.id, t])?;
+        let mut chunk: Vec<&NewSubject> = Vec::with_capacity(BULK_SUBJECTS);
+        let mut n = 0u64;
+        loop {
+            chunk.clear();
+            for s in (&mut *subjects).take(BULK_SUBJECTS) {
+                chunk.push(s?);
             }
-            for v in &n.values {
-                tx.execute(
-                    &put,
-                    &[
-                        &v.subject,
-                        &v.category,
-                        &v.ciphertext,
-                        &join(&v.purposes),
-                        &v.notice,
-                        &v.service,
-                        &v.role,
-                        &v.time_ms,
-                    ],
-                )?;
+            if chunk.is_empty() {
+                break;
             }
-            for (category, t) in &n.index {
-                tx.execute(&term, &[category, t, &s.id])?;
-            }
+            insert_subjects(&mut tx, &chunk)?;
+            n += chunk.len() as u64;
         }
         tx.commit()?;
-        Ok(())
+        Ok(n)
     }
 
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {

@@ -23,6 +23,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
@@ -594,7 +595,6 @@ fn write_values(
     tx: &rusqlite::Transaction<'_>,
     values: &[ValueRow],
     index: &[(String, String)],
-    fresh: bool,
 ) -> Result<()> {
     let mut put = tx.prepare_cached(
         "INSERT INTO field_values
@@ -627,14 +627,155 @@ fn write_values(
     )?;
     if let Some(subject) = values.first().map(|v| &v.subject) {
         for (category, term) in index {
-            // A new subject has no terms to replace.
-            if !fresh {
-                unindex.execute(params![subject, category])?;
-            }
+            unindex.execute(params![subject, category])?;
             reindex.execute(params![category, term, subject])?;
         }
     }
     Ok(())
+}
+
+/// Subjects written per round of [`insert_subjects`].
+const BULK_SUBJECTS: usize = 512;
+/// Rows per multi-row `INSERT` of a bulk creation: one statement execution writes this many
+/// rows, instead of one execution (bind, step, reset) per row.
+const BULK_ROWS: usize = 64;
+
+/// Inserts rows into one table [`BULK_ROWS`] at a time; what is left at the end goes in
+/// one row at a time. Statements are prepared (from the connection's cache) when first
+/// needed, so a handful of rows costs no more than single-row inserts.
+struct BulkInsert<'t, 'a> {
+    tx: &'t rusqlite::Transaction<'t>,
+    head: String,
+    width: usize,
+    many: Option<rusqlite::CachedStatement<'t>>,
+    pending: Vec<ValueRef<'a>>,
+    /// Rows pushed.
+    rows: u64,
+}
+
+impl<'t, 'a> BulkInsert<'t, 'a> {
+    /// `INSERT {verb} INTO {table} ({columns}) VALUES …`.
+    fn new(tx: &'t rusqlite::Transaction<'t>, verb: &str, table: &str, columns: &[&str]) -> Self {
+        Self {
+            tx,
+            head: format!(
+                "INSERT {verb} INTO {table} ({}) VALUES ",
+                columns.join(", ")
+            ),
+            width: columns.len(),
+            many: None,
+            pending: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    fn sql(&self, rows: usize) -> String {
+        let row = format!("({})", vec!["?"; self.width].join(", "));
+        format!("{}{}", self.head, vec![row; rows].join(", "))
+    }
+
+    fn push(&mut self, row: &[ValueRef<'a>]) -> Result<()> {
+        debug_assert_eq!(row.len(), self.width);
+        self.pending.extend_from_slice(row);
+        self.rows += 1;
+        if self.pending.len() == BULK_ROWS * self.width {
+            let many = match self.many.take() {
+                Some(stmt) => stmt,
+                None => self.tx.prepare_cached(&self.sql(BULK_ROWS))?,
+            };
+            let many = self.many.insert(many);
+            for (i, v) in self.pending.iter().enumerate() {
+                many.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(*v))?;
+            }
+            many.raw_execute()?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending.
+    fn finish(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut one = self.tx.prepare_cached(&self.sql(1))?;
+        for row in self.pending.chunks(self.width) {
+            for (i, v) in row.iter().enumerate() {
+                one.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(*v))?;
+            }
+            one.raw_execute()?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+/// Writes new subjects — keys first, then rows, tenants and values (not their index terms)
+/// — with multi-row inserts; returns how many rows. A new subject has no values or terms to replace,
+/// and its values have distinct categories, so these are plain inserts.
+fn insert_subjects<'t>(tx: &'t rusqlite::Transaction<'t>, subjects: &[&NewSubject]) -> Result<u64> {
+    let mut keys = BulkInsert::new(tx, "", "keys.subject_keys", &["subject", "wrapped"]);
+    for n in subjects {
+        keys.push(&[
+            ValueRef::Text(n.row.id.as_bytes()),
+            ValueRef::Blob(&n.wrapped_dek),
+        ])?;
+    }
+    keys.finish()?;
+    let mut rows = BulkInsert::new(tx, "", "subjects", &["id", "status", "age", "created_ms"]);
+    let mut tenants = BulkInsert::new(tx, "OR IGNORE", "subject_tenants", &["subject", "tenant"]);
+    for n in subjects {
+        let s = &n.row;
+        rows.push(&[
+            ValueRef::Text(s.id.as_bytes()),
+            ValueRef::Text(s.status.as_str().as_bytes()),
+            ValueRef::Text(s.age.as_str().as_bytes()),
+            ValueRef::Integer(s.created_ms),
+        ])?;
+        for t in &s.tenants {
+            tenants.push(&[
+                ValueRef::Text(s.id.as_bytes()),
+                ValueRef::Text(t.as_bytes()),
+            ])?;
+        }
+    }
+    rows.finish()?;
+    tenants.finish()?;
+    let purposes: Vec<Vec<String>> = subjects
+        .iter()
+        .map(|n| n.values.iter().map(|v| join(&v.purposes)).collect())
+        .collect();
+    let mut values = BulkInsert::new(
+        tx,
+        "",
+        "field_values",
+        &[
+            "subject",
+            "category",
+            "ciphertext",
+            "purposes",
+            "notice",
+            "service",
+            "role",
+            "time_ms",
+        ],
+    );
+    for (n, joined) in subjects.iter().zip(&purposes) {
+        for (v, p) in n.values.iter().zip(joined) {
+            values.push(&[
+                ValueRef::Text(v.subject.as_bytes()),
+                ValueRef::Text(v.category.as_bytes()),
+                ValueRef::Blob(&v.ciphertext),
+                ValueRef::Text(p.as_bytes()),
+                ValueRef::Text(v.notice.as_bytes()),
+                ValueRef::Text(v.service.as_bytes()),
+                ValueRef::Text(v.role.as_bytes()),
+                ValueRef::Integer(v.time_ms),
+            ])?;
+        }
+    }
+    values.finish()?;
+    Ok(keys.rows + rows.rows + tenants.rows + values.rows)
 }
 
 impl Store for SqliteStore {
@@ -669,45 +810,60 @@ impl Store for SqliteStore {
         Ok(stored)
     }
 
-    fn create_subjects(&self, subjects: &[NewSubject]) -> Result<()> {
+    fn create_subjects(
+        &self,
+        subjects: &mut dyn Iterator<Item = Result<&NewSubject>>,
+    ) -> Result<u64> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut key = tx.prepare_cached(
-                "INSERT INTO keys.subject_keys (subject, wrapped) VALUES (?1, ?2)",
-            )?;
-            let mut subject = tx.prepare_cached(
-                "INSERT INTO subjects (id, status, age, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let mut tenant = tx.prepare_cached(
-                "INSERT OR IGNORE INTO subject_tenants (subject, tenant) VALUES (?1, ?2)",
-            )?;
-            // In id order: the ids are random, and inserting a batch in key order touches
-            // each index page once instead of once per row.
-            let mut ordered: Vec<&NewSubject> = subjects.iter().collect();
-            ordered.sort_unstable_by(|a, b| a.row.id.cmp(&b.row.id));
-            for n in ordered {
-                let s = &n.row;
-                key.execute(params![s.id, n.wrapped_dek])?;
-                subject.execute(params![
-                    s.id,
-                    s.status.as_str(),
-                    s.age.as_str(),
-                    s.created_ms
-                ])?;
-                for t in &s.tenants {
-                    tenant.execute(params![s.id, t])?;
-                }
-                write_values(&tx, &n.values, &n.index, true)?;
+        let mut chunk: Vec<&NewSubject> = Vec::with_capacity(BULK_SUBJECTS);
+        let mut terms: Vec<[&str; 3]> = Vec::new();
+        let (mut n, mut rows) = (0u64, 0u64);
+        loop {
+            chunk.clear();
+            for s in (&mut *subjects).take(BULK_SUBJECTS) {
+                let s = s?;
+                terms.extend(
+                    s.index
+                        .iter()
+                        .map(|(category, term)| [category.as_str(), term.as_str(), &s.row.id]),
+                );
+                chunk.push(s);
             }
+            if chunk.is_empty() {
+                break;
+            }
+            // In id order: ids are time-ordered only to the millisecond (random within
+            // one); in key order the rows append to the end of each table keyed by subject
+            // instead of landing between the rows of their own millisecond.
+            chunk.sort_unstable_by(|a, b| a.row.id.cmp(&b.row.id));
+            rows += insert_subjects(&tx, &chunk)?;
+            n += chunk.len() as u64;
+        }
+        // The blind index is keyed by HMAC terms, random by nature: inserted one subject at
+        // a time they land on random pages all over the index, each page read, dirtied and
+        // written to the WAL again and again. Sorted, the batch sweeps the index once.
+        terms.sort_unstable();
+        {
+            let mut index = BulkInsert::new(
+                &tx,
+                "OR IGNORE",
+                "blind_index",
+                &["category", "term", "subject"],
+            );
+            for [category, term, subject] in terms {
+                index.push(&[
+                    ValueRef::Text(category.as_bytes()),
+                    ValueRef::Text(term.as_bytes()),
+                    ValueRef::Text(subject.as_bytes()),
+                ])?;
+            }
+            index.finish()?;
+            rows += index.rows;
         }
         tx.commit()?;
-        let rows: usize = subjects
-            .iter()
-            .map(|n| 2 + n.row.tenants.len() + n.values.len() + n.index.len())
-            .sum();
-        self.checkpointer.committed(rows as u64);
-        Ok(())
+        self.checkpointer.committed(rows);
+        Ok(n)
     }
 
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
@@ -839,7 +995,7 @@ impl Store for SqliteStore {
     fn put_values(&self, values: &[ValueRow], index: &[(String, String)]) -> Result<()> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        write_values(&tx, values, index, false)?;
+        write_values(&tx, values, index)?;
         tx.commit()?;
         Ok(())
     }
@@ -1132,28 +1288,44 @@ impl Store for SqliteStore {
             .unwrap_or((0, GENESIS.to_string()));
         let entries = ledger::chain(head_seq, &head_hash, drafts);
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-                   categories, effect, reasons, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
+            // Many rows per statement: a group of thousands costs far fewer executions.
+            let mut rows = BulkInsert::new(
+                &tx,
+                "",
+                "ledger",
+                &[
+                    "seq",
+                    "time_ms",
+                    "actor",
+                    "action",
+                    "subject",
+                    "purpose",
+                    "recipient",
+                    "categories",
+                    "effect",
+                    "reasons",
+                    "prev_hash",
+                    "hash",
+                ],
+            );
             for e in &entries {
                 let d = &e.draft;
-                stmt.execute(params![
-                    to_i64(e.seq),
-                    d.time_ms,
-                    d.actor,
-                    d.action,
-                    d.subject,
-                    d.purpose,
-                    d.recipient,
-                    d.categories,
-                    d.effect,
-                    d.reasons,
-                    e.prev_hash,
-                    e.hash
+                rows.push(&[
+                    ValueRef::Integer(to_i64(e.seq)),
+                    ValueRef::Integer(d.time_ms),
+                    ValueRef::Text(d.actor.as_bytes()),
+                    ValueRef::Text(d.action.as_bytes()),
+                    ValueRef::Text(d.subject.as_bytes()),
+                    ValueRef::Text(d.purpose.as_bytes()),
+                    ValueRef::Text(d.recipient.as_bytes()),
+                    ValueRef::Text(d.categories.as_bytes()),
+                    ValueRef::Text(d.effect.as_bytes()),
+                    ValueRef::Text(d.reasons.as_bytes()),
+                    ValueRef::Text(e.prev_hash.as_bytes()),
+                    ValueRef::Text(e.hash.as_bytes()),
                 ])?;
             }
+            rows.finish()?;
             let mut sign = tx.prepare_cached(
                 "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",

@@ -1047,6 +1047,154 @@ pub fn collect_many_batches(h: Harness) {
     }
 }
 
+/// A UUIDv7 in the lowercase 36-character shape: version 7, variant 1, and a timestamp of
+/// about now.
+pub fn assert_uuid_v7(id: &str) {
+    assert!(SubjectId::parse(id).is_ok(), "{id}");
+    assert_eq!(&id[14..15], "7", "version 7: {id}");
+    assert!("89ab".contains(&id[19..20]), "variant 1: {id}");
+    let ms = u64::from_str_radix(&format!("{}{}", &id[0..8], &id[9..13]), 16).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        ms <= now && now - ms < 600_000,
+        "timestamp {ms} is not about now ({now})"
+    );
+}
+
+/// A batch larger than a sealing block, a store round and a PostgreSQL chunk: every subject
+/// gets a UUIDv7 id, increasing in input order, its own values (AAD-bound) and its index term;
+/// records get time-ordered ids too; and a store failure part-way through stores nothing,
+/// ledgers no collection and leaves the vault working.
+pub fn collect_many_in_order_all_or_none(h: Harness) {
+    const N: usize = 2_100;
+    let v = h.vault();
+    let inputs: Vec<_> = (0..N)
+        .map(|i| attendee(&format!("Bulk {i}"), &format!("bulk{i}@example.com")))
+        .collect();
+    let before = v.verify_ledger().unwrap().entries;
+    let ids: Vec<SubjectId> = v
+        .collect_many("meeting-center", &inputs)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids.len(), N);
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids increase in input order"
+    );
+    for id in &ids {
+        assert_uuid_v7(id.as_str());
+    }
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM blind_index"),
+        i64::try_from(N).unwrap()
+    );
+    let mut reads = 0;
+    for i in (0..N).step_by(211) {
+        let r = v
+            .read("meeting-center", &ids[i], &read("service.meetings"))
+            .unwrap();
+        reads += 1;
+        assert_eq!(r.data["contact.email"], format!("bulk{i}@example.com"));
+        assert_eq!(r.data["contact.name"], format!("Bulk {i}"));
+        assert_eq!(
+            v.find_by_identifier("contact.email", &format!("BULK{i}@example.com"))
+                .unwrap()
+                .as_ref(),
+            Some(&ids[i])
+        );
+    }
+    let check = v.verify_ledger().unwrap();
+    assert!(check.ok());
+    assert_eq!(check.entries, before + N as u64 + reads);
+    // Record ids: UUIDv7s as 32 hex digits, increasing in append order.
+    let values = ["a", "b", "c"];
+    v.append_records(
+        "meeting-center",
+        &ids[0],
+        "meeting_attendance",
+        &["service.meetings".into()],
+        &values,
+    )
+    .unwrap();
+    let records = v
+        .read_records(
+            "meeting-center",
+            &ids[0],
+            "meeting_attendance",
+            "service.meetings",
+        )
+        .unwrap()
+        .records;
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert_eq!(r.id.len(), 32);
+        assert_eq!(&r.id[12..13], "7", "{}", r.id);
+        assert!(
+            r.id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+    assert!(records.windows(2).all(|w| w[0].id < w[1].id));
+
+    // All or none: the subject at 2090 (in the last store round on either backend) cannot be
+    // written; nothing of the batch stays and no collection is ledgered.
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER tenant_down BEFORE INSERT ON subject_tenants \
+             WHEN NEW.tenant = 'down' BEGIN SELECT RAISE(ABORT, 'tenant down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION tenant_down() RETURNS trigger AS $$ \
+             BEGIN IF NEW.tenant = 'down' THEN RAISE EXCEPTION 'tenant down'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER tenant_down BEFORE INSERT ON subject_tenants \
+             FOR EACH ROW EXECUTE FUNCTION tenant_down();",
+        );
+    }
+    let keys_table = if h.is_sqlite() {
+        "keys.subject_keys"
+    } else {
+        "custos_keys.subject_keys"
+    };
+    let (subjects, keys, terms) = (
+        h.count("SELECT COUNT(*) FROM subjects"),
+        h.count(&format!("SELECT COUNT(*) FROM {keys_table}")),
+        h.count("SELECT COUNT(*) FROM blind_index"),
+    );
+    let entries = v.verify_ledger().unwrap().entries;
+    let mut failing: Vec<_> = (0..N)
+        .map(|i| attendee("Again", &format!("again{i}@example.com")))
+        .collect();
+    failing[2090].tenant = Some("down".into());
+    let e = v.collect_many("meeting-center", &failing).unwrap_err();
+    assert_eq!(e.code(), "storage_failure");
+    assert!(!e.to_string().contains("example.com"));
+    assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), subjects);
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM {keys_table}")), keys);
+    assert_eq!(h.count("SELECT COUNT(*) FROM blind_index"), terms);
+    assert_eq!(v.verify_ledger().unwrap().entries, entries);
+    assert_eq!(
+        v.find_by_identifier("contact.email", "again0@example.com")
+            .unwrap(),
+        None
+    );
+    // The vault goes on: the same batch, without the failing tenant, is stored whole.
+    failing[2090].tenant = Some("acme".into());
+    let out = v.collect_many("meeting-center", &failing).unwrap();
+    assert!(out.iter().all(Result::is_ok));
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM subjects"),
+        subjects + i64::try_from(N).unwrap()
+    );
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
 /// `Store::subject_state`: what a decision needs, read together — the status, the sealed
 /// values by category, the consent events oldest first and the wrapped key; an erased subject
 /// keeps its status and nothing else; an unknown one is `None`.

@@ -40,6 +40,7 @@ macro_rules! conformance {
                 connection_loss_recovers,
                 deactivation_keeps_only_contract_and_legal,
                 collect_many_batches,
+                collect_many_in_order_all_or_none,
                 subject_state_in_one_read,
                 sealed_reads_open_only_with_their_own_entry,
                 erasure_returns_before_the_purge,
