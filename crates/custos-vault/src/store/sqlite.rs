@@ -260,10 +260,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The shortest time between two rounds: wakes in between are folded into one.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
 
-/// Copies committed WAL frames into the database files (`custos.db`, `keys.db`,
-/// `ledger.db`) on its own thread and connection, so no commit does: SQLite's automatic
+/// Copies committed WAL frames into the data and key database files (`custos.db`,
+/// `keys.db`) on its own thread and connection, so no data commit does: SQLite's automatic
 /// checkpoint, which runs inside the commit that takes a WAL past 1000 pages, is off on the
-/// writer and ledger connections. A round runs at least every second, and after a large
+/// writer connection. `ledger.db` keeps the automatic checkpoint on its own connection: its
+/// commits are small and frequent, and a background checkpoint's fsync competing with them
+/// cost grouped appends a third to a half of their rate. A round runs at least every second, and after a large
 /// transaction commits (at most one round per 100 ms). Rounds are `PASSIVE`: they block
 /// neither writers nor readers, and what they cannot copy yet waits for the next one.
 #[derive(Debug)]
@@ -316,7 +318,8 @@ fn checkpoint_rounds(conn: &Connection, wake: &mpsc::Receiver<()>) {
             }
             stop = matches!(wake.recv_timeout(left), Err(RecvTimeoutError::Disconnected));
         }
-        for schema in ["main", "keys", "audit"] {
+        // Not `audit`: the ledger connection checkpoints `ledger.db` itself.
+        for schema in ["main", "keys"] {
             // A busy or failed round is retried by the next one.
             let _ = conn.query_row(
                 &format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"),
@@ -402,10 +405,10 @@ impl SqliteStore {
         let ledger = Connection::open(dir.join(LEDGER_FILE))?;
         ledger.busy_timeout(std::time::Duration::from_secs(10))?;
         // INVARIANT: audit before data — `synchronous` is per connection: FULL here too.
-        ledger.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; \
-             PRAGMA wal_autocheckpoint = 0;",
-        )?;
+        // The ledger checkpoints its own WAL, in the commit that takes it past 1000 pages
+        // (SQLite's default): a background checkpoint's fsync of `ledger.db` competes with
+        // the group commits' WAL syncs, and halved grouped appends (docs/benchmarks.md).
+        ledger.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")?;
         let mut store = Self {
             conn: Mutex::new(conn),
             ledger: Mutex::new(ledger),
@@ -1335,7 +1338,6 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
-        self.checkpointer.committed(entries.len() as u64);
         Ok(entries)
     }
 
