@@ -13,9 +13,10 @@
 //! zeroed in the pages a delete rewrites anyway, whole freed pages are not rewritten).
 //!
 //! SQLite does not make a transaction spanning two WAL databases atomic across a crash (it
-//! commits them one after the other, this data database first); the order of writes makes a
-//! torn one harmless: a subject's key is written before its row, and an erasure deletes the
-//! key in a commit of its own before anything else.
+//! commits them one after the other, this data database first). A torn one is harmless: a
+//! new subject's row and values without their key cannot be decrypted (and the collection
+//! was never acknowledged), and an erasure deletes the key in a commit of its own before
+//! anything else.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
