@@ -13,6 +13,32 @@ fn read(purpose: &str) -> ReadInput {
     }
 }
 
+/// Makes the ledger refuse every append (a trigger), as a failing disk would.
+fn ledger_down(h: &Harness) {
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
+             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
+        );
+    }
+}
+
+/// Undoes [`ledger_down`].
+fn ledger_up(h: &Harness) {
+    h.exec(if h.is_sqlite() {
+        "DROP TRIGGER audit.ledger_down"
+    } else {
+        "DROP TRIGGER ledger_down ON ledger"
+    });
+}
+
 fn last_entry(v: &Vault) -> custos_vault::LedgerEntry {
     let store = v.store();
     let n = v.verify_ledger().unwrap().entries;
@@ -907,19 +933,7 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
         .collect("meeting-center", &attendee("Tia", "tia@example.com"))
         .unwrap();
     // The ledger refuses every append: a read must fail closed, returning nothing.
-    if h.is_sqlite() {
-        h.exec(
-            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
-             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
-        );
-    } else {
-        h.exec(
-            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
-             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
-        );
-    }
+    ledger_down(&h);
     let e = v
         .read("meeting-center", &id, &read("service.meetings"))
         .unwrap_err();
@@ -934,11 +948,7 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
         )
         .is_err()
     );
-    h.exec(if h.is_sqlite() {
-        "DROP TRIGGER audit.ledger_down"
-    } else {
-        "DROP TRIGGER ledger_down ON ledger"
-    });
+    ledger_up(&h);
     let r = v
         .read("meeting-center", &id, &read("service.meetings"))
         .unwrap();
@@ -1295,19 +1305,7 @@ pub fn sealed_reads_open_only_with_their_own_entry(h: Harness) {
     assert_eq!(last_entry(v).seq, r.ledger_seq);
     assert_eq!(last_entry(v).draft.action, "read");
     // The ledger refuses the entry: the callback gets the error, the read stays sealed.
-    if h.is_sqlite() {
-        h.exec(
-            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
-             BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
-        );
-    } else {
-        h.exec(
-            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
-             FOR EACH ROW EXECUTE FUNCTION ledger_down();",
-        );
-    }
+    ledger_down(&h);
     let (_sealed, rx) = begin();
     let e = rx.recv().unwrap().unwrap_err();
     assert!(!e.to_string().contains("sal@example.com"));
