@@ -4,6 +4,19 @@ use custos_vault::Vault;
 
 use crate::support::policy;
 
+/// An empty directory of this test process, named for the test.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("custos_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A vault on SQLite in `dir` under `kek`.
+fn open_in(dir: &std::path::Path, kek: &custos_vault::MasterKey) -> Vault {
+    let store = std::sync::Arc::new(custos_vault::SqliteStore::open(dir).unwrap());
+    Vault::open(store, policy(), kek.clone()).unwrap()
+}
+
 #[test]
 fn first_start_creates_a_private_master_key() {
     if std::env::var_os(custos_vault::crypto::MASTER_KEY_ENV).is_some() {
@@ -54,17 +67,11 @@ fn first_start_creates_a_private_master_key() {
 /// moved, whole, into `ledger.db`; the chain still verifies and goes on from its head.
 #[test]
 fn ledger_in_the_data_database_moves_to_its_own() {
-    use std::sync::Arc;
+    use custos_vault::MasterKey;
 
-    use custos_vault::{MasterKey, SqliteStore};
-
-    let dir = std::env::temp_dir().join(format!("custos_move_ledger_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("move_ledger");
     let kek = MasterKey::generate().unwrap();
-    let open = |kek: &MasterKey| {
-        let store = Arc::new(SqliteStore::open(&dir).unwrap());
-        Vault::open(store, policy(), kek.clone()).unwrap()
-    };
+    let open = |kek: &MasterKey| open_in(&dir, kek);
     let v = open(&kek);
     for i in 0..3 {
         v.collect(
@@ -119,17 +126,11 @@ fn ledger_in_the_data_database_moves_to_its_own() {
 /// key still reads.
 #[test]
 fn old_schema_migrates_to_tables_keyed_by_subject() {
-    use std::sync::Arc;
+    use custos_vault::{MasterKey, ReadInput};
 
-    use custos_vault::{MasterKey, ReadInput, SqliteStore};
-
-    let dir = std::env::temp_dir().join(format!("custos_migrate_v1_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("migrate_v1");
     let kek = MasterKey::generate().unwrap();
-    let open = |kek: &MasterKey| {
-        let store = Arc::new(SqliteStore::open(&dir).unwrap());
-        Vault::open(store, policy(), kek.clone()).unwrap()
-    };
+    let open = |kek: &MasterKey| open_in(&dir, kek);
     let v = open(&kek);
     let inputs: Vec<_> = (0..50)
         .map(|i| crate::support::attendee(&format!("Old {i}"), &format!("old{i}@example.com")))
@@ -223,15 +224,12 @@ fn old_schema_migrates_to_tables_keyed_by_subject() {
 /// nothing else opened the database.
 #[test]
 fn wal_is_checkpointed_in_the_background() {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use custos_vault::{MasterKey, SqliteStore};
+    use custos_vault::MasterKey;
 
-    let dir = std::env::temp_dir().join(format!("custos_checkpoint_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir).unwrap());
-    let v = Vault::open(store, policy(), MasterKey::generate().unwrap()).unwrap();
+    let dir = fresh_dir("checkpoint");
+    let v = open_in(&dir, &MasterKey::generate().unwrap());
     let inputs: Vec<_> = (0..600)
         .map(|i| crate::support::attendee("Wal", &format!("wal{i}@example.com")))
         .collect();
