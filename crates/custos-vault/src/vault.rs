@@ -166,7 +166,6 @@ pub struct ReadResult {
 /// A read decided and submitted to the ledger, its values still sealed. Only
 /// [`SealedRead::open`] decrypts them, and only with the [`Durable`] the ledger writer gave
 /// for this read's own entry: audit before data, held by the types.
-#[derive(Debug)]
 pub struct SealedRead {
     ticket: u64,
     subject: SubjectId,
@@ -181,6 +180,16 @@ pub struct SealedRead {
 pub struct Durable {
     ticket: u64,
     seq: u64,
+}
+
+/// Names the read only: the ciphertext and the wrapped key stay out of any log line.
+impl std::fmt::Debug for SealedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedRead")
+            .field("ticket", &self.ticket)
+            .field("effect", &self.result.effect)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SealedRead {
