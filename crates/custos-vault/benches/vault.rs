@@ -31,6 +31,10 @@ use custos_vault::{
     CollectionInput, MasterKey, PostgresStore, ReadInput, SqliteStore, Store, SubjectId, Vault,
 };
 
+/// The allocator the `custos` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const THREADS: usize = 8;
 /// Concurrency of the raw-vs-enforced comparison and of the wide ledger append.
 const READ_THREADS: usize = 64;

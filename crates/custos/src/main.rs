@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not the system allocator: the server allocates and frees on many threads (the
+/// runtime, the vault workers, the ledger writer), where glibc's arenas spend a sixth of the
+/// CPU of a read; see docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Custos keeps a privacy policy's promises by construction: the policy is a file, the notice
 /// is rendered from it, and personal information leaves only through a decision it permits.
 #[derive(Debug, Parser)]
