@@ -9,6 +9,7 @@
 //! block; the writer drains everything queued, appends it in one transaction (one fsync) and
 //! then wakes each caller with its sealed entry. A caller returns data only after that.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -17,7 +18,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 
 use crate::crypto::{Secret, hex};
 use crate::error::{Error, Result};
-use crate::store::{LedgerRow, Store};
+use crate::store::{Checkpointer, LedgerRow, Store};
 
 /// The previous hash of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -144,22 +145,86 @@ fn decimal(mut n: u64, negative: bool, buf: &mut [u8; 20]) -> &[u8] {
     buf.get(i..).unwrap_or_default()
 }
 
-/// Places drafts after the entry `(head_seq, head_hash)`. Stores call this inside their
-/// append transaction, under the chain-head lock.
-pub fn chain(head_seq: u64, head_hash: &str, drafts: &[Draft]) -> Vec<LedgerEntry> {
-    let mut prev = head_hash.to_string();
-    let mut out = Vec::with_capacity(drafts.len());
-    for (i, d) in drafts.iter().enumerate() {
-        let seq = head_seq + 1 + i as u64;
-        let hash = entry_hash(seq, d, &prev);
-        out.push(LedgerEntry {
-            seq,
-            draft: d.clone(),
-            prev_hash: std::mem::replace(&mut prev, hash.clone()),
-            hash,
-        });
+/// Drafts placed in the chain after the entry `(head_seq, head_hash)`: each draft's sequence
+/// number, previous hash and hash (hex), with one allocation for the whole batch. Stores
+/// make it inside their append transaction, under the chain-head lock, and insert each
+/// draft with [`Chained::seq`], [`Chained::prev_hash`] and [`Chained::hash`].
+#[derive(Debug)]
+pub struct Chained {
+    first_seq: u64,
+    /// The head's hash as stored: the first draft's previous hash.
+    head: String,
+    /// The drafts' hashes, in order.
+    hashes: Vec<[u8; 64]>,
+}
+
+impl Chained {
+    /// Chains `drafts` after the entry `(head_seq, head_hash)`.
+    pub fn new(head_seq: u64, head_hash: String, drafts: &[Draft]) -> Self {
+        let mut hashes: Vec<[u8; 64]> = Vec::with_capacity(drafts.len());
+        for (i, d) in drafts.iter().enumerate() {
+            let prev = match hashes.last() {
+                Some(h) => h.as_slice(),
+                None => head_hash.as_bytes(),
+            };
+            let digest = digest_fields(
+                head_seq + 1 + i as u64,
+                d.time_ms,
+                [
+                    d.actor.as_bytes(),
+                    d.action.as_bytes(),
+                    d.subject.as_bytes(),
+                    d.purpose.as_bytes(),
+                    d.recipient.as_bytes(),
+                    d.categories.as_bytes(),
+                    d.effect.as_bytes(),
+                    d.reasons.as_bytes(),
+                    prev,
+                ],
+            );
+            hashes.push(hex64(&digest));
+        }
+        Self {
+            first_seq: head_seq + 1,
+            head: head_hash,
+            hashes,
+        }
     }
-    out
+
+    /// The sequence number of the first draft.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The sequence number of draft `i`.
+    pub fn seq(&self, i: usize) -> u64 {
+        self.first_seq + i as u64
+    }
+
+    /// The previous hash of draft `i`.
+    pub fn prev_hash(&self, i: usize) -> &str {
+        match i.checked_sub(1) {
+            None => &self.head,
+            Some(j) => self.hash(j),
+        }
+    }
+
+    /// The hash of draft `i` (empty past the end).
+    pub fn hash(&self, i: usize) -> &str {
+        // Lowercase hex digits: always UTF-8.
+        self.hashes
+            .get(i)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .unwrap_or_default()
+    }
+
+    /// The checkpoints `checkpoint` says are due among the drafts.
+    pub fn checkpoints<'a>(
+        &'a self,
+        checkpoint: &'a Checkpointer<'a>,
+    ) -> impl Iterator<Item = Checkpoint> + 'a {
+        (0..self.hashes.len()).filter_map(move |i| checkpoint(self.seq(i), self.hash(i)))
+    }
 }
 
 fn checkpoint_message(seq: u64, hash: &str) -> Vec<u8> {
@@ -205,8 +270,8 @@ impl CheckpointSigner {
     }
 
     /// The checkpoint due at an entry: signed at every multiple of [`CHECKPOINT_EVERY`].
-    pub fn due(&self, e: &LedgerEntry) -> Option<Checkpoint> {
-        (e.seq % CHECKPOINT_EVERY == 0).then(|| self.sign(e.seq, &e.hash))
+    pub fn due(&self, seq: u64, hash: &str) -> Option<Checkpoint> {
+        (seq % CHECKPOINT_EVERY == 0).then(|| self.sign(seq, hash))
     }
 
     fn verifying_key(&self) -> VerifyingKey {
@@ -430,8 +495,9 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
 }
 
 /// What the writer calls, on its own thread, once a submission's entries are durable (or
-/// failed). It must be quick: the next batch waits for it.
-pub type Done = Box<dyn FnOnce(Result<Vec<LedgerEntry>>) + Send>;
+/// failed), with the sequence numbers they were given. It must be quick: the next batch
+/// waits for it.
+pub type Done = Box<dyn FnOnce(Result<Range<u64>>) + Send>;
 
 type Request = (Vec<Draft>, Done);
 
@@ -484,17 +550,15 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    /// Appends an entry and returns once it is durable.
-    pub(crate) fn append(&self, draft: Draft) -> Result<LedgerEntry> {
-        self.append_many(vec![draft])?
-            .pop()
-            .ok_or_else(|| Error::Storage("ledger writer lost an entry".into()))
+    /// Appends an entry and returns its sequence number once it is durable.
+    pub(crate) fn append(&self, draft: Draft) -> Result<u64> {
+        Ok(self.append_many(vec![draft])?.start)
     }
 
     /// See [`Ledger::append_many`].
-    pub(crate) fn append_many(&self, drafts: Vec<Draft>) -> Result<Vec<LedgerEntry>> {
+    pub(crate) fn append_many(&self, drafts: Vec<Draft>) -> Result<Range<u64>> {
         if drafts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(0..0);
         }
         let (wtx, wrx) = mpsc::sync_channel(1);
         self.submit(
@@ -511,9 +575,9 @@ impl Appender {
     pub(crate) fn submit(&self, drafts: Vec<Draft>, done: Done) -> Result<()> {
         let n = drafts.len();
         let checked: Done = Box::new(move |r| {
-            done(r.and_then(|entries| {
-                if entries.len() == n {
-                    Ok(entries)
+            done(r.and_then(|seqs| {
+                if seqs.end - seqs.start == n as u64 {
+                    Ok(seqs)
                 } else {
                     Err(Error::Storage("ledger writer lost an entry".into()))
                 }
@@ -558,15 +622,15 @@ impl Ledger {
         self.handle().cloned()
     }
 
-    /// Appends an entry and returns once it is durable.
-    pub fn append(&self, draft: Draft) -> Result<LedgerEntry> {
+    /// Appends an entry and returns its sequence number once it is durable.
+    pub fn append(&self, draft: Draft) -> Result<u64> {
         self.handle()?.append(draft)
     }
 
-    /// Appends entries, consecutive in the chain, and returns once all are durable: they
-    /// share one commit (with whatever else is queued), unless there are more than a batch
-    /// holds.
-    pub fn append_many(&self, drafts: Vec<Draft>) -> Result<Vec<LedgerEntry>> {
+    /// Appends entries, consecutive in the chain, and returns their sequence numbers once
+    /// all are durable: they share one commit (with whatever else is queued), unless there
+    /// are more than a batch holds.
+    pub fn append_many(&self, drafts: Vec<Draft>) -> Result<Range<u64>> {
         self.handle()?.append_many(drafts)
     }
 
@@ -593,7 +657,7 @@ fn writer(
     rx: &mpsc::Receiver<Request>,
     stats: &BatchStats,
 ) {
-    let checkpoint = |e: &LedgerEntry| signer.due(e);
+    let checkpoint = |seq: u64, hash: &str| signer.due(seq, hash);
     while let Ok((first, done)) = rx.recv() {
         let mut drafts = first;
         let mut waiters = vec![(done, drafts.len())];
@@ -611,14 +675,16 @@ fn writer(
             stats.count(drafts.len());
         }
         // A waiter's callback that panics fails nobody else, and never the writer.
-        let call = |done: Done, r: Result<Vec<LedgerEntry>>| {
+        let call = |done: Done, r: Result<Range<u64>>| {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(r)));
         };
         match result {
-            Ok(entries) => {
-                let mut entries = entries.into_iter();
+            Ok(first) => {
+                let mut next = first;
                 for (done, n) in waiters {
-                    call(done, Ok(entries.by_ref().take(n).collect()));
+                    let start = next;
+                    next += n as u64;
+                    call(done, Ok(start..next));
                 }
             }
             Err(e) => {
@@ -657,6 +723,37 @@ mod tests {
             buf.extend_from_slice(field.as_bytes());
         }
         hex(&sha256(&buf))
+    }
+
+    #[test]
+    fn chained_links_each_draft_to_the_one_before() {
+        let drafts: Vec<Draft> = (0..3)
+            .map(|i| Draft {
+                actor: format!("a{i}"),
+                time_ms: i,
+                ..Draft::default()
+            })
+            .collect();
+        let c = Chained::new(7, "h7".into(), &drafts);
+        assert_eq!(c.first_seq(), 8);
+        let mut prev = "h7".to_string();
+        for (i, d) in drafts.iter().enumerate() {
+            assert_eq!(c.seq(i), 8 + i as u64);
+            assert_eq!(c.prev_hash(i), prev);
+            let h = entry_hash(c.seq(i), d, &prev);
+            assert_eq!(c.hash(i), h);
+            prev = h;
+        }
+        assert_eq!(c.hash(3), "");
+        let every_other = |seq: u64, hash: &str| {
+            (seq % 2 == 0).then(|| Checkpoint {
+                seq,
+                hash: hash.into(),
+                signature: String::new(),
+            })
+        };
+        let due: Vec<u64> = c.checkpoints(&every_other).map(|k| k.seq).collect();
+        assert_eq!(due, [8, 10]);
     }
 
     #[test]

@@ -241,7 +241,7 @@ pub type LedgerVisitor<'a> = dyn FnMut(&LedgerRow<'_>) -> bool + 'a;
 pub type Rewrap<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<Vec<u8>> + 'a;
 
 /// The signed checkpoint due at an entry, if any.
-pub type Checkpointer<'a> = dyn Fn(&LedgerEntry) -> Option<Checkpoint> + 'a;
+pub type Checkpointer<'a> = dyn Fn(u64, &str) -> Option<Checkpoint> + 'a;
 
 /// What the vault needs from a database. Implementations must be safe to share between
 /// threads; each method is one transaction unless said otherwise.
@@ -308,7 +308,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// it for purging, in one transaction; and appends `entry` to the ledger (chained under
     /// the chain-head lock, with the checkpoint `checkpoint` returns) — in that same
     /// transaction where the ledger shares it (PostgreSQL), else right after its commit
-    /// (SQLite: `ledger.db`); returns the sealed entry. The key's deletion is durable no
+    /// (SQLite: `ledger.db`); returns the entry's sequence number. The key's deletion is durable no
     /// later than the rest (SQLite commits it first, on its own).
     /// The subject's records stay in the table — ciphertext under a key that no longer
     /// exists, returned by no read — until [`Store::purge_records`] deletes them: deleting
@@ -319,7 +319,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         age: Age,
         entry: &Draft,
         checkpoint: &Checkpointer<'_>,
-    ) -> Result<LedgerEntry>;
+    ) -> Result<u64>;
     /// Removes the bytes of deleted wrapped keys from the key store's files where the backend
     /// can: SQLite checkpoints `keys.db` and truncates its WAL, whose older frames hold every
     /// key written since the last truncation (`erase_subject` does this too, after its
@@ -346,13 +346,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64>;
 
     /// Appends drafts to the ledger in one durable transaction, under the chain-head lock,
-    /// chaining them with [`crate::ledger::chain`]; in the same transaction stores the
+    /// chaining them with [`crate::ledger::Chained`]; in the same transaction stores the
     /// checkpoint `checkpoint` returns for an entry, so no checkpoint can go missing.
-    fn append_ledger(
-        &self,
-        drafts: &[Draft],
-        checkpoint: &Checkpointer<'_>,
-    ) -> Result<Vec<LedgerEntry>>;
+    /// Returns the first draft's sequence number (the others follow it).
+    fn append_ledger(&self, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64>;
     /// Ledger entries from `from_seq`, at most `limit`, in order.
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>>;
     /// The highest sequence number in the ledger; 0 when it is empty.

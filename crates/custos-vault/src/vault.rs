@@ -401,7 +401,7 @@ impl Vault {
     }
 
     fn record(&self, d: Draft) -> Result<u64> {
-        Ok(self.ledger.append(d)?.seq)
+        self.ledger.append(d)
     }
 
     /// The purpose as the ledger may keep it: its id if declared, `?` if not (an unknown
@@ -877,11 +877,9 @@ impl Vault {
         self.ledger.submit(
             vec![draft],
             Box::new(move |r| {
-                on_durable(r.and_then(|mut entries| {
-                    let e = entries
-                        .pop()
-                        .ok_or_else(|| Error::Storage("ledger writer lost an entry".into()))?;
-                    Ok(Durable { ticket, seq: e.seq })
+                on_durable(r.map(|seqs| Durable {
+                    ticket,
+                    seq: seqs.start,
                 }));
             }),
         )?;
@@ -1442,7 +1440,7 @@ impl Vault {
         // The entry commits with the erasure itself (durable when this returns), not through
         // the group-commit writer: one commit fewer on the erasure's path.
         self.store
-            .erase_subject(&subject.0, age, &d, &|e| self.signer.due(e))?;
+            .erase_subject(&subject.0, age, &d, &|seq, hash| self.signer.due(seq, hash))?;
         self.purger.wake();
         Ok(())
     }

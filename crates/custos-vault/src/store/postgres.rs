@@ -21,7 +21,7 @@ use super::{
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
-use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
+use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry};
 
 const LOCK_MIGRATE: i64 = 0x6375_7374_6f73_0001;
 const LOCK_LEDGER: i64 = 0x6375_7374_6f73_0002;
@@ -349,7 +349,7 @@ fn append_in(
     st: &LedgerStatements,
     drafts: &[Draft],
     checkpoint: &Checkpointer<'_>,
-) -> Result<Vec<LedgerEntry>> {
+) -> Result<u64> {
     // INVARIANT: one chain across servers — the advisory lock is held from reading the
     // head to commit, so appends from every server are serialized.
     tx.execute(&st.lock, &[&LOCK_LEDGER])?;
@@ -358,37 +358,40 @@ fn append_in(
         .map_or((0, GENESIS.to_string()), |r| {
             (to_u64(r.get(0)), r.get::<_, String>(1))
         });
-    let entries = ledger::chain(head_seq, &head_hash, drafts);
+    let chained = Chained::new(head_seq, head_hash, drafts);
     // One statement for the whole batch (one round trip, not one per entry): each column
     // as an array, zipped back into rows by UNNEST.
-    let col = |f: fn(&LedgerEntry) -> &str| entries.iter().map(f).collect::<Vec<&str>>();
-    let seqs: Vec<i64> = entries.iter().map(|e| to_i64(e.seq)).collect();
-    let times: Vec<i64> = entries.iter().map(|e| e.draft.time_ms).collect();
+    let col = |f: fn(&Draft) -> &str| drafts.iter().map(f).collect::<Vec<&str>>();
+    let n = drafts.len();
+    let seqs: Vec<i64> = (0..n).map(|i| to_i64(chained.seq(i))).collect();
+    let times: Vec<i64> = drafts.iter().map(|d| d.time_ms).collect();
+    let prevs: Vec<&str> = (0..n).map(|i| chained.prev_hash(i)).collect();
+    let hashes: Vec<&str> = (0..n).map(|i| chained.hash(i)).collect();
     tx.execute(
         &st.insert,
         &[
             &seqs,
             &times,
-            &col(|e| &e.draft.actor),
-            &col(|e| &e.draft.action),
-            &col(|e| &e.draft.subject),
-            &col(|e| &e.draft.purpose),
-            &col(|e| &e.draft.recipient),
-            &col(|e| &e.draft.categories),
-            &col(|e| &e.draft.effect),
-            &col(|e| &e.draft.reasons),
-            &col(|e| &e.prev_hash),
-            &col(|e| &e.hash),
+            &col(|d| &d.actor),
+            &col(|d| &d.action),
+            &col(|d| &d.subject),
+            &col(|d| &d.purpose),
+            &col(|d| &d.recipient),
+            &col(|d| &d.categories),
+            &col(|d| &d.effect),
+            &col(|d| &d.reasons),
+            &prevs,
+            &hashes,
         ],
     )?;
-    for c in entries.iter().filter_map(checkpoint) {
+    for c in chained.checkpoints(checkpoint) {
         tx.execute(
             "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
             &[&to_i64(c.seq), &c.hash, &c.signature],
         )?;
     }
-    Ok(entries)
+    Ok(chained.first_seq())
 }
 
 /// Inserts or replaces field values and their index terms inside a transaction.
@@ -851,7 +854,7 @@ impl Store for PostgresStore {
         age: Age,
         entry: &Draft,
         checkpoint: &Checkpointer<'_>,
-    ) -> Result<LedgerEntry> {
+    ) -> Result<u64> {
         let mut c = self.lock();
         let st = LedgerStatements::on(&mut c)?;
         let mut tx = c.transaction()?;
@@ -883,12 +886,9 @@ impl Store for PostgresStore {
         )?;
         // The erasure and its ledger entry commit together: one commit, and no erasure
         // without its entry.
-        let sealed = append_in(&mut tx, &st, std::slice::from_ref(entry), checkpoint)?;
+        let seq = append_in(&mut tx, &st, std::slice::from_ref(entry), checkpoint)?;
         tx.commit()?;
-        sealed
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Storage("ledger entry not sealed".into()))
+        Ok(seq)
     }
 
     fn scrub_keys(&self) -> Result<bool> {
@@ -1000,17 +1000,13 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    fn append_ledger(
-        &self,
-        drafts: &[Draft],
-        checkpoint: &Checkpointer<'_>,
-    ) -> Result<Vec<LedgerEntry>> {
+    fn append_ledger(&self, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
         let mut c = self.lock();
         let st = LedgerStatements::on(&mut c)?;
         let mut tx = c.transaction()?;
-        let entries = append_in(&mut tx, &st, drafts, checkpoint)?;
+        let first = append_in(&mut tx, &st, drafts, checkpoint)?;
         tx.commit()?;
-        Ok(entries)
+        Ok(first)
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {

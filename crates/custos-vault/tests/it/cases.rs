@@ -847,12 +847,15 @@ pub fn checkpoints_signed(h: Harness) {
     entries[start].draft.actor = "mallory".into();
     let head = &entries[start - 1];
     let drafts: Vec<_> = entries[start..].iter().map(|e| e.draft.clone()).collect();
-    let forged = custos_vault::ledger::chain(head.seq, &head.hash, &drafts);
+    let forged = custos_vault::ledger::Chained::new(head.seq, head.hash.clone(), &drafts);
     let mut sql = String::from("BEGIN;");
-    for e in &forged {
+    for (i, d) in drafts.iter().enumerate() {
         sql.push_str(&format!(
             "UPDATE ledger SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
-            e.draft.actor, e.prev_hash, e.hash, e.seq
+            d.actor,
+            forged.prev_hash(i),
+            forged.hash(i),
+            forged.seq(i)
         ));
     }
     sql.push_str("COMMIT;");
