@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -155,6 +155,8 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 #[derive(Clone)]
 pub struct MasterKey {
     key: Secret,
+    /// The key's AES-GCM schedule, made once (zeroized on drop, as the key is).
+    cipher: Aes256Gcm,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -166,16 +168,19 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// A master key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self::from_secret(Zeroizing::new(bytes))
+    }
+
+    fn from_secret(key: Secret) -> Self {
         Self {
-            key: Zeroizing::new(bytes),
+            cipher: cipher(&key),
+            key,
         }
     }
 
     /// A new random master key.
     pub fn generate() -> Result<Self> {
-        Ok(Self {
-            key: random_secret()?,
-        })
+        Ok(Self::from_secret(random_secret()?))
     }
 
     /// Parses 64 hex digits or base64 of 32 bytes (surrounding whitespace ignored).
@@ -287,7 +292,7 @@ impl MasterKey {
     /// [`MasterKey::wrap`], with the nonce drawn from `rng`.
     pub fn wrap_with(&self, rng: &mut Entropy, label: &str, secret: &Secret) -> Result<Vec<u8>> {
         seal(
-            &self.key,
+            &self.cipher,
             &aad(&["wrap", label]),
             secret.as_slice(),
             rng.bytes()?,
@@ -296,7 +301,7 @@ impl MasterKey {
 
     /// Unwraps what [`MasterKey::wrap`] made for the same `label`.
     pub(crate) fn unwrap(&self, label: &str, wrapped: &[u8]) -> Result<Secret> {
-        let plain = Zeroizing::new(open(&self.key, &aad(&["wrap", label]), wrapped)?);
+        let plain = Zeroizing::new(open(&self.cipher, &aad(&["wrap", label]), wrapped)?);
         let arr: [u8; 32] = plain
             .as_slice()
             .try_into()
@@ -313,6 +318,8 @@ pub fn dek_label(subject: &str) -> String {
 /// A subject's data key.
 pub struct DataKey {
     key: Secret,
+    /// The key's AES-GCM schedule, made once for all the values and records it opens.
+    cipher: Aes256Gcm,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -324,7 +331,7 @@ impl std::fmt::Debug for DataKey {
 impl DataKey {
     /// A new random data key.
     pub fn generate(rng: &mut Entropy) -> Result<Self> {
-        Ok(Self { key: rng.secret()? })
+        Ok(Self::from_secret(rng.secret()?))
     }
 
     /// Wraps it under the master key, bound to its subject.
@@ -334,9 +341,14 @@ impl DataKey {
 
     /// Unwraps a subject's data key.
     pub(crate) fn unwrap(kek: &MasterKey, subject: &str, wrapped: &[u8]) -> Result<Self> {
-        Ok(Self {
-            key: kek.unwrap(&dek_label(subject), wrapped)?,
-        })
+        Ok(Self::from_secret(kek.unwrap(&dek_label(subject), wrapped)?))
+    }
+
+    fn from_secret(key: Secret) -> Self {
+        Self {
+            cipher: cipher(&key),
+            key,
+        }
     }
 
     /// Encrypts a field value, bound to (subject, category), under a nonce from `rng`.
@@ -348,7 +360,7 @@ impl DataKey {
         plain: &[u8],
     ) -> Result<Vec<u8>> {
         seal(
-            &self.key,
+            &self.cipher,
             &value_aad(subject, category),
             plain,
             rng.bytes()?,
@@ -362,7 +374,7 @@ impl DataKey {
         category: &str,
         sealed: &[u8],
     ) -> Result<Vec<u8>> {
-        open(&self.key, &value_aad(subject, category), sealed)
+        open(&self.cipher, &value_aad(subject, category), sealed)
     }
 
     /// Encrypts a record, bound to (subject, collection, record id), under a nonce from
@@ -376,7 +388,7 @@ impl DataKey {
         plain: &[u8],
     ) -> Result<Vec<u8>> {
         seal(
-            &self.key,
+            &self.cipher,
             &record_aad(subject, collection, record),
             plain,
             rng.bytes()?,
@@ -391,7 +403,11 @@ impl DataKey {
         record: &str,
         sealed: &[u8],
     ) -> Result<Vec<u8>> {
-        open(&self.key, &record_aad(subject, collection, record), sealed)
+        open(
+            &self.cipher,
+            &record_aad(subject, collection, record),
+            sealed,
+        )
     }
 }
 
@@ -405,7 +421,10 @@ fn record_aad(subject: &str, collection: &str, record: &str) -> Vec<u8> {
 
 /// Length-prefixed, so no two different tuples share an encoding.
 fn aad(parts: &[&str]) -> Vec<u8> {
-    let mut out = b"custos/v1".to_vec();
+    const PREFIX: &[u8] = b"custos/v1";
+    let len = PREFIX.len() + parts.iter().map(|p| 8 + p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(PREFIX);
     for p in parts {
         out.extend_from_slice(&(p.len() as u64).to_be_bytes());
         out.extend_from_slice(p.as_bytes());
@@ -413,11 +432,20 @@ fn aad(parts: &[&str]) -> Vec<u8> {
     out
 }
 
+/// The AES-256-GCM key schedule of a key: the round keys and the GHASH key, zeroized when
+/// dropped (the `zeroize` features of `aes` and `ghash`).
+fn cipher(key: &Secret) -> Aes256Gcm {
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice()))
+}
+
 /// `nonce || ciphertext+tag`. INVARIANT: the nonce is fresh randomness, never reused
 /// under a key (96 random bits per encryption).
-fn seal(key: &Secret, aad: &[u8], plain: &[u8], nonce_bytes: [u8; NONCE_LEN]) -> Result<Vec<u8>> {
-    let cipher =
-        Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::Crypto("bad key length"))?;
+fn seal(
+    cipher: &Aes256Gcm,
+    aad: &[u8],
+    plain: &[u8],
+    nonce_bytes: [u8; NONCE_LEN],
+) -> Result<Vec<u8>> {
     // One buffer, encrypted in place: nonce, then the plaintext turned ciphertext, then the tag.
     let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
     out.extend_from_slice(&nonce_bytes);
@@ -433,9 +461,7 @@ fn seal(key: &Secret, aad: &[u8], plain: &[u8], nonce_bytes: [u8; NONCE_LEN]) ->
     Ok(out)
 }
 
-fn open(key: &Secret, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
-    let cipher =
-        Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::Crypto("bad key length"))?;
+fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
     let (nonce, ct) = sealed
         .split_at_checked(NONCE_LEN)
         .ok_or(Error::Crypto(DECRYPT_FAILED))?;
