@@ -33,7 +33,7 @@ use super::{
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
-use crate::ledger::{self, Checkpoint, Draft, GENESIS, LedgerEntry};
+use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry};
 
 /// Name of the data database in the data directory.
 pub const DATA_FILE: &str = "custos.db";
@@ -344,6 +344,9 @@ impl Drop for WalCheckpointer {
     }
 }
 
+/// Prepared statements each connection keeps.
+const STATEMENT_CACHE: usize = 128;
+
 fn connect(dir: &Path) -> Result<Connection> {
     let conn = Connection::open(dir.join(DATA_FILE))?;
     conn.execute(
@@ -355,6 +358,8 @@ fn connect(dir: &Path) -> Result<Connection> {
         params![dir.join(LEDGER_FILE).to_string_lossy()],
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Room for every statement the store runs (bulk inserts keep one per table and size).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // 64 MiB of page cache per database (the default is 2 MiB): a batch of thousands of
     // subjects touches pages all over the random-keyed indexes, and a cache that small
     // spills them to the WAL and reads them back mid-transaction.
@@ -404,6 +409,7 @@ impl SqliteStore {
         // The checkpointer copies the WALs into the database files; commits do not.
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")?;
         let ledger = Connection::open(dir.join(LEDGER_FILE))?;
+        ledger.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         ledger.busy_timeout(std::time::Duration::from_secs(10))?;
         // INVARIANT: audit before data — `synchronous` is per connection: FULL here too.
         // The ledger checkpoints its own WAL, in the commit that takes it past 1000 pages
@@ -644,11 +650,67 @@ const BULK_SUBJECTS: usize = 512;
 /// rows, instead of one execution (bind, step, reset) per row.
 const BULK_ROWS: usize = 64;
 
+/// Chains drafts after the ledger's head and inserts them, with their due checkpoints, in
+/// the open transaction of the ledger connection; returns the first draft's sequence number.
+fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
+    let (head_seq, head_hash) = conn
+        .prepare_cached("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)))
+        .optional()?
+        .unwrap_or((0, GENESIS.to_string()));
+    let chained = Chained::new(head_seq, head_hash, drafts);
+    // Many rows per statement: a group of thousands costs far fewer executions.
+    let mut rows = BulkInsert::new(
+        conn,
+        "",
+        "ledger",
+        &[
+            "seq",
+            "time_ms",
+            "actor",
+            "action",
+            "subject",
+            "purpose",
+            "recipient",
+            "categories",
+            "effect",
+            "reasons",
+            "prev_hash",
+            "hash",
+        ],
+    );
+    for (i, d) in drafts.iter().enumerate() {
+        rows.push(&[
+            ValueRef::Integer(to_i64(chained.seq(i))),
+            ValueRef::Integer(d.time_ms),
+            ValueRef::Text(d.actor.as_bytes()),
+            ValueRef::Text(d.action.as_bytes()),
+            ValueRef::Text(d.subject.as_bytes()),
+            ValueRef::Text(d.purpose.as_bytes()),
+            ValueRef::Text(d.recipient.as_bytes()),
+            ValueRef::Text(d.categories.as_bytes()),
+            ValueRef::Text(d.effect.as_bytes()),
+            ValueRef::Text(d.reasons.as_bytes()),
+            ValueRef::Text(chained.prev_hash(i).as_bytes()),
+            ValueRef::Text(chained.hash(i).as_bytes()),
+        ])?;
+    }
+    rows.finish()?;
+    let mut sign = conn.prepare_cached(
+        "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for c in chained.checkpoints(checkpoint) {
+        sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
+    }
+    Ok(chained.first_seq())
+}
+
 /// Inserts rows into one table [`BULK_ROWS`] at a time; what is left at the end goes in
-/// one row at a time. Statements are prepared (from the connection's cache) when first
+/// statements of power-of-two rows. Statements are prepared (from the connection's cache) when first
 /// needed, so a handful of rows costs no more than single-row inserts.
 struct BulkInsert<'t, 'a> {
-    tx: &'t rusqlite::Transaction<'t>,
+    tx: &'t Connection,
     head: String,
     width: usize,
     many: Option<rusqlite::CachedStatement<'t>>,
@@ -659,7 +721,7 @@ struct BulkInsert<'t, 'a> {
 
 impl<'t, 'a> BulkInsert<'t, 'a> {
     /// `INSERT {verb} INTO {table} ({columns}) VALUES …`.
-    fn new(tx: &'t rusqlite::Transaction<'t>, verb: &str, table: &str, columns: &[&str]) -> Self {
+    fn new(tx: &'t Connection, verb: &str, table: &str, columns: &[&str]) -> Self {
         Self {
             tx,
             head: format!(
@@ -702,12 +764,21 @@ impl<'t, 'a> BulkInsert<'t, 'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut one = self.tx.prepare_cached(&self.sql(1))?;
-        for row in self.pending.chunks(self.width) {
-            for (i, v) in row.iter().enumerate() {
-                one.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(*v))?;
+        // The rest in statements of 32, 16, … 1 rows: at most six executions, each of a
+        // statement the connection keeps prepared.
+        let mut rest = self.pending.as_slice();
+        while !rest.is_empty() {
+            let rows = (rest.len() / self.width).max(1);
+            let k = 1 << rows.ilog2();
+            let (chunk, tail) = rest
+                .split_at_checked(k * self.width)
+                .ok_or_else(|| Error::Storage("a bulk insert was given a partial row".into()))?;
+            let mut stmt = self.tx.prepare_cached(&self.sql(k))?;
+            for (i, v) in chunk.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(*v))?;
             }
-            one.raw_execute()?;
+            stmt.raw_execute()?;
+            rest = tail;
         }
         self.pending.clear();
         Ok(())
@@ -790,11 +861,8 @@ impl Store for SqliteStore {
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .read()
-            .query_row(
-                "SELECT wrapped FROM keys.secrets WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT wrapped FROM keys.secrets WHERE name = ?1")?
+            .query_row(params![name], |r| r.get(0))
             .optional()?)
     }
 
@@ -873,17 +941,14 @@ impl Store for SqliteStore {
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
         let conn = self.read();
         let row = conn
-            .query_row(
-                "SELECT status, age, created_ms FROM subjects WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
+            .prepare_cached("SELECT status, age, created_ms FROM subjects WHERE id = ?1")?
+            .query_row(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
             .optional()?;
         let Some((status, age, created_ms)) = row else {
             return Ok(None);
@@ -988,11 +1053,8 @@ impl Store for SqliteStore {
     fn wrapped_dek(&self, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .read()
-            .query_row(
-                "SELECT wrapped FROM keys.subject_keys WHERE subject = ?1",
-                params![id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT wrapped FROM keys.subject_keys WHERE subject = ?1")?
+            .query_row(params![id], |r| r.get(0))
             .optional()?)
     }
 
@@ -1011,12 +1073,11 @@ impl Store for SqliteStore {
     fn find_by_term(&self, category: &str, term: &str) -> Result<Option<String>> {
         Ok(self
             .read()
-            .query_row(
+            .prepare_cached(
                 "SELECT subject FROM blind_index WHERE category = ?1 AND term = ?2
                  ORDER BY subject LIMIT 1",
-                params![category, term],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![category, term], |r| r.get(0))
             .optional()?)
     }
 
@@ -1120,7 +1181,7 @@ impl Store for SqliteStore {
         age: Age,
         entry: &Draft,
         checkpoint: &Checkpointer<'_>,
-    ) -> Result<LedgerEntry> {
+    ) -> Result<u64> {
         let mut conn = self.write();
         // INVARIANT: erasable by key — the data key goes first, in a commit of its own.
         // SQLite commits a transaction spanning two WAL databases one file at a time, the
@@ -1158,9 +1219,7 @@ impl Store for SqliteStore {
         // The ledger lives in `ledger.db`, written on its own connection: the entry commits
         // right after the erasure (a crash in between leaves an erasure without its entry,
         // never an entry without its erasure).
-        self.append_ledger(std::slice::from_ref(entry), checkpoint)?
-            .pop()
-            .ok_or_else(|| Error::Storage("ledger entry not sealed".into()))
+        self.append_ledger(std::slice::from_ref(entry), checkpoint)
     }
 
     fn scrub_keys(&self) -> Result<bool> {
@@ -1221,18 +1280,17 @@ impl Store for SqliteStore {
     fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
         Ok(self
             .read()
-            .query_row(
+            .prepare_cached(
                 "SELECT hash, accessor, revoked, created_ms FROM api_keys WHERE hash = ?1",
-                params![hash],
-                |r| {
-                    Ok(ApiKeyRow {
-                        hash: r.get(0)?,
-                        accessor: r.get(1)?,
-                        revoked: r.get(2)?,
-                        created_ms: r.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![hash], |r| {
+                Ok(ApiKeyRow {
+                    hash: r.get(0)?,
+                    accessor: r.get(1)?,
+                    revoked: r.get(2)?,
+                    created_ms: r.get(3)?,
+                })
+            })
             .optional()?)
     }
 
@@ -1270,76 +1328,21 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    fn append_ledger(
-        &self,
-        drafts: &[Draft],
-        checkpoint: &Checkpointer<'_>,
-    ) -> Result<Vec<LedgerEntry>> {
-        let mut conn = self
+    fn append_ledger(&self, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
+        let conn = self
             .ledger
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock of `ledger.db` before
         // the head is read, so no other writer (thread or process) can append in between.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (head_seq, head_hash) = tx
-            .query_row(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, GENESIS.to_string()));
-        let entries = ledger::chain(head_seq, &head_hash, drafts);
-        {
-            // Many rows per statement: a group of thousands costs far fewer executions.
-            let mut rows = BulkInsert::new(
-                &tx,
-                "",
-                "ledger",
-                &[
-                    "seq",
-                    "time_ms",
-                    "actor",
-                    "action",
-                    "subject",
-                    "purpose",
-                    "recipient",
-                    "categories",
-                    "effect",
-                    "reasons",
-                    "prev_hash",
-                    "hash",
-                ],
-            );
-            for e in &entries {
-                let d = &e.draft;
-                rows.push(&[
-                    ValueRef::Integer(to_i64(e.seq)),
-                    ValueRef::Integer(d.time_ms),
-                    ValueRef::Text(d.actor.as_bytes()),
-                    ValueRef::Text(d.action.as_bytes()),
-                    ValueRef::Text(d.subject.as_bytes()),
-                    ValueRef::Text(d.purpose.as_bytes()),
-                    ValueRef::Text(d.recipient.as_bytes()),
-                    ValueRef::Text(d.categories.as_bytes()),
-                    ValueRef::Text(d.effect.as_bytes()),
-                    ValueRef::Text(d.reasons.as_bytes()),
-                    ValueRef::Text(e.prev_hash.as_bytes()),
-                    ValueRef::Text(e.hash.as_bytes()),
-                ])?;
-            }
-            rows.finish()?;
-            let mut sign = tx.prepare_cached(
-                "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            for c in entries.iter().filter_map(checkpoint) {
-                sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
-            }
+        // The statements are prepared once per connection: this runs once per group commit.
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let appended = append_in(&conn, drafts, checkpoint)
+            .and_then(|first| Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| first)?));
+        if appended.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
-        tx.commit()?;
-        Ok(entries)
+        appended
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
@@ -1358,7 +1361,8 @@ impl Store for SqliteStore {
     fn ledger_last_seq(&self) -> Result<u64> {
         let last: Option<i64> = self
             .read()
-            .query_row("SELECT MAX(seq) FROM ledger", [], |r| r.get(0))?;
+            .prepare_cached("SELECT MAX(seq) FROM ledger")?
+            .query_row([], |r| r.get(0))?;
         Ok(last.map_or(0, to_u64))
     }
 
