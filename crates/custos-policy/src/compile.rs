@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::NameMap;
 use crate::ids::{
     AccessorId, CategoryId, CategorySet, CollectionId, DenseId, IdSet, MAX_ELEMENTS, PurposeId,
     PurposeSet, RecipientId, ServiceId,
@@ -133,7 +134,7 @@ impl Ctx {
 struct Names<T> {
     kind: &'static str,
     table: &'static str,
-    map: HashMap<String, T>,
+    map: NameMap<T>,
     order: Vec<String>,
 }
 
@@ -142,7 +143,7 @@ impl<T: DenseId> Names<T> {
         Self {
             kind,
             table,
-            map: HashMap::new(),
+            map: NameMap::default(),
             order: Vec::new(),
         }
     }
