@@ -7,7 +7,8 @@
 //!   cargo bench -p custos-vault --bench vault                    # and PostgreSQL
 //! ```
 //!
-//! `CUSTOS_BENCH_ONLY` runs one case alone: `collect_many`, `erase` (the erasure of a subject
+//! `CUSTOS_BENCH_ONLY` runs one case alone: `reads` (every read row), `pipelined` (the
+//! enforced/raw comparison of reads kept in flight), `collect_many`, `erase` (the erasure of a subject
 //! with 100k records, and its purge), `ledger` (the ledger rows) or `verify` (verify over
 //! `CUSTOS_BENCH_LEDGER` entries, default 1,000,000, three times).
 
@@ -20,7 +21,8 @@
 )]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -28,7 +30,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use custos_policy::Policy;
 use custos_vault::ledger::{Draft, Ledger};
 use custos_vault::{
-    CollectionInput, MasterKey, PostgresStore, ReadInput, SqliteStore, Store, SubjectId, Vault,
+    CollectionInput, Durable, MasterKey, PostgresStore, ReadInput, SealedRead, SqliteStore, Store,
+    SubjectId, Vault,
 };
 
 /// The allocator the `custos` binary ships with, so the figures are the binary's.
@@ -38,6 +41,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const THREADS: usize = 8;
 /// Concurrency of the raw-vs-enforced comparison and of the wide ledger append.
 const READ_THREADS: usize = 64;
+/// Threads of the pipelined read comparison (one per core) and the reads each keeps in flight.
+const PIPE_THREADS: usize = 2;
+const PIPE_WINDOW: usize = 256;
+/// Turns raw and enforced reads take in the pipelined comparison.
+const PIPE_ROUNDS: usize = 8;
 /// Appenders of the widest group-commit case.
 const LEDGER_THREADS: usize = 256;
 
@@ -88,12 +96,24 @@ fn row(backend: &str, case: &str, n: usize, d: Duration) {
 }
 
 fn parallel<F: Fn(usize) + Send + Sync + 'static>(threads: usize, f: F) -> Duration {
+    named_parallel("bench", threads, f)
+}
+
+/// [`parallel`] on threads named `name` (for profiles).
+fn named_parallel<F: Fn(usize) + Send + Sync + 'static>(
+    name: &str,
+    threads: usize,
+    f: F,
+) -> Duration {
     let f = Arc::new(f);
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let f = Arc::clone(&f);
-            std::thread::spawn(move || f(t))
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || f(t))
+                .unwrap()
         })
         .collect();
     for h in handles {
@@ -102,54 +122,139 @@ fn parallel<F: Fn(usize) + Send + Sync + 'static>(threads: usize, f: F) -> Durat
     start.elapsed()
 }
 
-fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
-    match std::env::var("CUSTOS_BENCH_ONLY").as_deref() {
-        Ok("collect_many") => return bulk(backend, make_store),
-        Ok("verify") => return verify_only(backend, make_store),
-        Ok("ledger") => {
-            return ledger(backend, make_store, "00000000-0000-4000-8000-000000000000");
-        }
-        Ok("erase") => {
-            let policy = Arc::new(Policy::builtin().unwrap());
-            let vault = Vault::open(make_store(), policy, MasterKey::generate().unwrap()).unwrap();
-            let id = vault.collect("meeting-center", &attendee(0)).unwrap();
-            return erase(backend, &vault, &id);
-        }
-        _ => {}
+/// Enforced reads the server's way against raw reads, on one thread per core.
+fn pipelined(
+    backend: &str,
+    vault: &Arc<Vault>,
+    ids_shared: &Arc<Vec<SubjectId>>,
+    read: &ReadInput,
+    raw_read: &RawRead,
+) {
+    // The server's way: a thread never blocks on the ledger's commit. Each of PIPE_THREADS
+    // threads (one per core) keeps PIPE_WINDOW reads in flight — `begin_read` decides,
+    // fetches and queues the entry; the read's values are opened only once the writer says
+    // its entry is durable — against raw reads on as many threads. Raw and enforced take
+    // turns, PIPE_ROUNDS times, so a change in the machine's load falls on both.
+    let per = 12_500;
+    let (mut raw_p, mut enforced_p) = (Duration::ZERO, Duration::ZERO);
+    let batches = vault.ledger_batches();
+    let (commits_before, entries_before) = (
+        batches.commits.load(Ordering::Relaxed),
+        batches.entries.load(Ordering::Relaxed),
+    );
+    let (mut raw_cpu, mut enforced_cpu, mut writer_cpu) = (0, 0, 0);
+    for _ in 0..PIPE_ROUNDS {
+        let (is, rr) = (Arc::clone(ids_shared), Arc::clone(raw_read));
+        let cpu = cpu_ticks(None);
+        raw_p += named_parallel("raw", PIPE_THREADS, move |t| {
+            for i in 0..per {
+                rr(&is[(t * per + i) % is.len()]);
+            }
+        });
+        raw_cpu += cpu_ticks(None) - cpu;
+        let (v, is, r2) = (Arc::clone(vault), Arc::clone(ids_shared), read.clone());
+        let (cpu, writer) = (cpu_ticks(None), cpu_ticks(Some("custos-ledger")));
+        enforced_p += named_parallel("enforced", PIPE_THREADS, move |t| {
+            pipelined_reads(&v, &is, &r2, t * per, per);
+        });
+        enforced_cpu += cpu_ticks(None) - cpu;
+        writer_cpu += cpu_ticks(Some("custos-ledger")) - writer;
     }
-    let store = make_store();
-    let policy = Arc::new(Policy::builtin().unwrap());
-    let vault =
-        Arc::new(Vault::open(Arc::clone(&store), policy, MasterKey::generate().unwrap()).unwrap());
-
-    // Bulk collection.
-    let n = 1000;
-    let start = Instant::now();
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        ids.push(vault.collect("meeting-center", &attendee(i)).unwrap());
-    }
-    row(backend, "collect, 1 thread", n, start.elapsed());
-    let per = 250;
-    let v = Arc::clone(&vault);
-    let d = parallel(THREADS, move |t| {
-        for i in 0..per {
-            v.collect("meeting-center", &attendee(100_000 + t * per + i))
-                .unwrap();
-        }
-    });
+    let n = PIPE_ROUNDS * PIPE_THREADS * per;
     row(
         backend,
-        &format!("collect, {THREADS} threads"),
-        THREADS * per,
-        d,
+        &format!("raw read, {PIPE_THREADS} threads"),
+        n,
+        raw_p,
     );
+    row(
+        backend,
+        &format!("enforced read, {PIPE_THREADS} threads × {PIPE_WINDOW} in flight (group commit)"),
+        n,
+        enforced_p,
+    );
+    let tick_us = |ticks: u64| ticks as f64 * 1e6 / CLOCK_TICKS / n as f64;
+    println!(
+        "| {backend} | CPU per read (all threads): raw, enforced (of which the ledger writer) | | {:.1} µs, {:.1} µs ({:.1} µs) | |",
+        tick_us(raw_cpu),
+        tick_us(enforced_cpu),
+        tick_us(writer_cpu)
+    );
+    let commits = batches.commits.load(Ordering::Relaxed) - commits_before;
+    let entries = batches.entries.load(Ordering::Relaxed) - entries_before;
+    println!(
+        "| {backend} | **enforced / raw, {PIPE_THREADS} threads, pipelined** | | **{:.2}×** | {:.1} entries per group commit |",
+        enforced_p.as_secs_f64() / raw_p.as_secs_f64(),
+        entries as f64 / commits.max(1) as f64
+    );
+}
 
-    // Raw read: the same rows and key fetched, the same AES-GCM work, no decision, no ledger.
-    let read = ReadInput {
-        purpose: "service.meetings".into(),
-        ..ReadInput::default()
+/// Clock ticks per second of `/proc`'s CPU times (`getconf CLK_TCK`; 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// CPU time (user + system, in clock ticks) of this process, or of its threads named `thread`.
+fn cpu_ticks(thread: Option<&str>) -> u64 {
+    let stat = |path: &std::path::Path| -> u64 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Fields after the command name, which is in parentheses: utime and stime are the
+        // 12th and 13th.
+        let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+        rest.split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum()
     };
+    match thread {
+        None => stat(std::path::Path::new("/proc/self/stat")),
+        Some(name) => std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .map(|t| stat(&t.path().join("stat")))
+            .sum(),
+    }
+}
+
+/// `n` enforced reads from `ids[from..]`, at most [`PIPE_WINDOW`] in flight: each is begun
+/// (decided, fetched, its ledger entry queued) and opened once its entry is durable.
+fn pipelined_reads(vault: &Vault, ids: &[SubjectId], read: &ReadInput, from: usize, n: usize) {
+    let (tx, rx) = mpsc::channel::<(usize, custos_vault::Result<Durable>)>();
+    let mut slots: Vec<Option<SealedRead>> = (0..PIPE_WINDOW).map(|_| None).collect();
+    let mut free: Vec<usize> = (0..PIPE_WINDOW).collect();
+    let (mut begun, mut opened) = (0, 0);
+    while opened < n {
+        while begun < n {
+            let Some(slot) = free.pop() else { break };
+            let tx = tx.clone();
+            let id = &ids[(from + begun) % ids.len()];
+            let sealed = vault
+                .begin_read("meeting-center", id, read, move |d| {
+                    let _ = tx.send((slot, d));
+                })
+                .unwrap();
+            slots[slot] = Some(sealed);
+            begun += 1;
+        }
+        let mut ready = Some(rx.recv().unwrap());
+        while let Some((slot, durable)) = ready {
+            let sealed = slots[slot].take().unwrap();
+            let r = sealed.open(vault, durable.unwrap()).unwrap();
+            assert_eq!(r.data.len(), 3);
+            free.push(slot);
+            opened += 1;
+            ready = rx.try_recv().ok();
+        }
+    }
+}
+
+/// Raw read: the same rows and key fetched by the same statement, the same AES-GCM work
+/// (with its cipher set up once, not per read: less than the vault does), no decision, no
+/// ledger.
+fn raw_reader(store: &Arc<dyn Store>) -> RawRead {
     let key = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
     let nonce = [1u8; 12];
     let sealed: Vec<Vec<u8>> = ["User 1", "user1@example.com", "192.0.2.7"]
@@ -174,35 +279,99 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
             },
         )
         .unwrap();
-    let raw_read = {
-        let store = Arc::clone(&store);
-        let key = key.clone();
-        move |id: &SubjectId| {
-            let values = store.values(id.as_str()).unwrap();
-            let w = store.wrapped_dek(id.as_str()).unwrap().unwrap();
-            assert!(!values.is_empty() && !w.is_empty());
-            let _dek = key
+    let store = Arc::clone(store);
+    Arc::new(move |id: &SubjectId| {
+        // The statement the enforced read runs: status, values, consents and wrapped key.
+        let state = store.subject_state(id.as_str()).unwrap().unwrap();
+        assert!(!state.values.is_empty() && state.wrapped_dek.is_some());
+        let _dek = key
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &wrapped,
+                    aad: b"wrap",
+                },
+            )
+            .unwrap();
+        for s in &sealed {
+            let _ = key
                 .decrypt(
                     Nonce::from_slice(&nonce),
                     Payload {
-                        msg: &wrapped,
-                        aad: b"wrap",
+                        msg: s,
+                        aad: b"aad",
                     },
                 )
                 .unwrap();
-            for s in &sealed {
-                let _ = key
-                    .decrypt(
-                        Nonce::from_slice(&nonce),
-                        Payload {
-                            msg: s,
-                            aad: b"aad",
-                        },
-                    )
-                    .unwrap();
-            }
         }
+    })
+}
+
+/// A raw read of one subject, shareable between threads.
+type RawRead = Arc<dyn Fn(&SubjectId) + Send + Sync>;
+
+fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
+    match std::env::var("CUSTOS_BENCH_ONLY").as_deref() {
+        Ok("collect_many") => return bulk(backend, make_store),
+        Ok("verify") => return verify_only(backend, make_store),
+        Ok("ledger") => {
+            return ledger(backend, make_store, "00000000-0000-4000-8000-000000000000");
+        }
+        Ok("erase") => {
+            let policy = Arc::new(Policy::builtin().unwrap());
+            let vault = Vault::open(make_store(), policy, MasterKey::generate().unwrap()).unwrap();
+            let id = vault.collect("meeting-center", &attendee(0)).unwrap();
+            return erase(backend, &vault, &id);
+        }
+        _ => {}
+    }
+    let store = make_store();
+    let policy = Arc::new(Policy::builtin().unwrap());
+    let vault =
+        Arc::new(Vault::open(Arc::clone(&store), policy, MasterKey::generate().unwrap()).unwrap());
+    if std::env::var("CUSTOS_BENCH_ONLY").is_ok_and(|v| v == "pipelined") {
+        let inputs: Vec<CollectionInput> = (0..1000).map(attendee).collect();
+        let ids = vault
+            .collect_many("meeting-center", &inputs)
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let read = ReadInput {
+            purpose: "service.meetings".into(),
+            ..ReadInput::default()
+        };
+        return pipelined(backend, &vault, &Arc::new(ids), &read, &raw_reader(&store));
+    }
+
+    // Bulk collection.
+    let n = 1000;
+    let start = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(vault.collect("meeting-center", &attendee(i)).unwrap());
+    }
+    row(backend, "collect, 1 thread", n, start.elapsed());
+    let per = 250;
+    let v = Arc::clone(&vault);
+    let d = parallel(THREADS, move |t| {
+        for i in 0..per {
+            v.collect("meeting-center", &attendee(100_000 + t * per + i))
+                .unwrap();
+        }
+    });
+    row(
+        backend,
+        &format!("collect, {THREADS} threads"),
+        THREADS * per,
+        d,
+    );
+
+    let read = ReadInput {
+        purpose: "service.meetings".into(),
+        ..ReadInput::default()
     };
+    let raw_read = raw_reader(&store);
     let reads = 2000;
     let start = Instant::now();
     for i in 0..reads {
@@ -253,7 +422,6 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
     // fsync among the waiting reads.
     let per = 250;
     let ids_shared: Arc<Vec<SubjectId>> = Arc::new(ids.clone());
-    let raw_read = Arc::new(raw_read);
     let (is, rr) = (Arc::clone(&ids_shared), Arc::clone(&raw_read));
     let raw_c = parallel(READ_THREADS, move |t| {
         for i in 0..per {
@@ -285,6 +453,7 @@ fn run(backend: &str, make_store: &dyn Fn() -> Arc<dyn Store>) {
         "| {backend} | enforced / raw, {READ_THREADS} threads | | {:.2}× | |",
         enforced_c.as_secs_f64() / raw_c.as_secs_f64()
     );
+    pipelined(backend, &vault, &ids_shared, &read, &raw_read);
     if std::env::var("CUSTOS_BENCH_ONLY").is_ok_and(|v| v == "reads") {
         return;
     }
