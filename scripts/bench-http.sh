@@ -2,8 +2,8 @@
 # Load benchmark of `custos serve` with wrk: health, a permitted read, a refused read, and
 # collection (a write: ledger group commit + SQLite). Prints wrk's summaries.
 # Also prints the server's resident memory idle (VmRSS) and its peak under load (VmHWM), the
-# server's CPU time per request of each case (user + system, from /proc), and the ledger's
-# group commits (entries per commit, from /metrics).
+# server's CPU time per request of each case (user + system, from /proc) — and PostgreSQL's,
+# when it is the backend — and the ledger's group commits (entries per commit, from /metrics).
 # Usage: scripts/bench-http.sh [duration, default 10s] [connections, default 16]
 # With CUSTOS_BENCH_DATABASE_URL=postgres://…/postgres it runs on a fresh PostgreSQL database
 # (dropped afterwards) instead of embedded SQLite.
@@ -47,17 +47,31 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"Bench Person","contact.email":"bench@example.com"}}'
 LUA
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+# CPU (user + system ticks) of every PostgreSQL process: the database's share of a request.
+db_cpu() {
+  local t=0 p
+  for p in $(pgrep -x postgres 2>/dev/null); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 TICK=$(getconf CLK_TCK)
 run() {
   echo "== $1"
   shift
-  local before out after n
+  local before out after n db_before db_after
   before=$(cpu)
+  db_before=$(db_cpu)
   out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$@")
   after=$(cpu)
+  db_after=$(db_cpu)
   echo "$out" | grep -E "Latency|Req/Sec|requests in|Requests/sec|50%|99%|Non-2xx"
   n=$(echo "$out" | awk '/requests in/ {print $1}')
-  echo "  server CPU per request: $(( (after - before) * 1000000 / TICK / (n > 0 ? n : 1) )) µs"
+  n=$((n > 0 ? n : 1))
+  echo "  server CPU per request: $(( (after - before) * 1000000 / TICK / n )) µs"
+  if [ -n "$DB" ]; then
+    echo "  PostgreSQL CPU per request: $(( (db_after - db_before) * 1000000 / TICK / n )) µs"
+  fi
 }
 run "GET /healthz" "$URL/healthz"
 run "GET /v1/subjects/{id}?purpose=service.meetings (permit, 3 values decrypted)" \
