@@ -8,9 +8,7 @@
 //! **Group commit** (invariant 2 kept cheap): callers send drafts to the writer thread and
 //! block (or, with [`Ledger::submit`], go on with other work); the writer drains everything
 //! queued, appends it in one transaction (one fsync) and then tells each caller the sequence
-//! numbers its entries got. A caller returns data only after that. When the last commit was
-//! large (many callers waiting), the writer gathers briefly before the next one, so that
-//! under load each fsync serves more entries.
+//! numbers its entries got. A caller returns data only after that.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,11 +25,6 @@ use crate::store::{Checkpointer, LedgerRow, Store};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// A signed checkpoint is written at every multiple of this sequence number.
 pub const CHECKPOINT_EVERY: u64 = 1000;
-/// After a commit of at least this many entries (many callers are waiting), the writer
-/// gathers for [`GATHER`] before the next: each commit costs an fsync, whose CPU cost (on
-/// virtual disks above all) is the same for one entry as for a hundred.
-const GATHER_FROM: usize = 8;
-const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 /// Most entries appended in one transaction.
 const MAX_BATCH: usize = 8192;
 
@@ -666,13 +659,7 @@ fn writer(
     stats: &BatchStats,
 ) {
     let checkpoint = |seq: u64, hash: &str| signer.due(seq, hash);
-    let mut last = 0;
     while let Ok((first, done)) = rx.recv() {
-        if last >= GATHER_FROM {
-            // Busy: let the group grow before committing it. Asleep (not waiting on the
-            // channel), the writer is not woken by each submission.
-            thread::sleep(GATHER);
-        }
         let mut drafts = first;
         let mut waiters = vec![(done, drafts.len())];
         while drafts.len() < MAX_BATCH {
@@ -684,7 +671,6 @@ fn writer(
                 Err(_) => break,
             }
         }
-        last = drafts.len();
         let result = store.append_ledger(&drafts, &checkpoint);
         if result.is_ok() {
             stats.count(drafts.len());
