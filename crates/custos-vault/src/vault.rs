@@ -1188,6 +1188,9 @@ impl Vault {
             .policy
             .purpose_set(purposes)
             .map_err(|e| Error::invalid("unknown_purpose", e.message))?;
+        // An erased or unknown subject is named as such, before its (deleted) values could
+        // make the answer look like a role that keeps no such records.
+        self.active_subject(subject)?;
         // INVARIANT: deny by default — a record is kept only by a role the subject was
         // collected in that keeps this collection, and only for purposes that role states.
         let mut allowed = PurposeSet::EMPTY;
@@ -1237,7 +1240,6 @@ impl Vault {
             Some(PeriodKind::Days(days)) => Some(now + i64::from(days) * 86_400_000),
             Some(PeriodKind::Account) | None => None,
         };
-        self.active_subject(subject)?;
         let dek = self.data_key(subject)?;
         let mut rows = Vec::with_capacity(values.len());
         let rng = &mut Entropy::new();

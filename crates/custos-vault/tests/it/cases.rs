@@ -469,6 +469,17 @@ pub fn erasure_leaves_nothing(h: Harness) {
         )
         .unwrap();
     assert!(rr.records.is_empty());
+    // No record can be kept for the erased subject, and the refusal says why.
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["service.meetings".into()],
+            "x",
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "subject_not_found");
     // The ledger keeps the fact, without personal information.
     let erased = v
         .store()
