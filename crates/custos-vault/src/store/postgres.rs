@@ -132,6 +132,8 @@ CREATE TABLE IF NOT EXISTS erasures (
 /// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
 /// hold up reads.
 const POOL: usize = 4;
+/// Records per `INSERT … SELECT FROM UNNEST` of [`Store::append_records`].
+const RECORD_CHUNK: usize = 5_000;
 
 /// The PostgreSQL store: a small pool of connections.
 pub struct PostgresStore {
@@ -742,39 +744,48 @@ impl Store for PostgresStore {
 
     fn append_records(&self, records: &[RecordRow]) -> Result<()> {
         let mut c = self.lock();
-        let mut tx = c.transaction()?;
-        let stmt = tx.prepare(
+        let status = c.statement("SELECT status FROM subjects WHERE id = $1 FOR SHARE")?;
+        // Each column as an array, zipped back into rows by UNNEST: one statement (one round
+        // trip) per chunk, not one per record.
+        let insert = c.statement(
             "INSERT INTO records
                (id, subject, collection, ciphertext, purposes, notice, retain_until_ms, time_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[],
+               $6::TEXT[], $7::BIGINT[], $8::BIGINT[])",
         )?;
-        let mut checked: Option<&str> = None;
+        let mut tx = c.transaction()?;
+        let mut checked: Vec<&str> = Vec::new();
         for r in records {
             // INVARIANT: no record is stored for an erased subject — it could land after its
             // purge and stay for ever. `FOR SHARE` waits for an erasure in flight (it updates
             // the row) and then reads its outcome; an erasure that comes later waits for this
             // transaction, and its purge then finds these records.
-            if checked != Some(r.subject.as_str()) {
-                let status = tx.query_opt(
-                    "SELECT status FROM subjects WHERE id = $1 FOR SHARE",
-                    &[&r.subject],
-                )?;
-                if status.is_some_and(|s| Status::parse(s.get(0)) == Status::Erased) {
-                    return Err(Error::SubjectNotFound);
-                }
-                checked = Some(&r.subject);
+            if checked.contains(&r.subject.as_str()) {
+                continue;
             }
+            let row = tx.query_opt(&status, &[&r.subject])?;
+            if row.is_some_and(|s| Status::parse(s.get(0)) == Status::Erased) {
+                return Err(Error::SubjectNotFound);
+            }
+            checked.push(&r.subject);
+        }
+        for chunk in records.chunks(RECORD_CHUNK) {
+            let text = |f: fn(&RecordRow) -> &str| chunk.iter().map(f).collect::<Vec<&str>>();
+            let ciphertexts: Vec<&[u8]> = chunk.iter().map(|r| r.ciphertext.as_slice()).collect();
+            let purposes: Vec<String> = chunk.iter().map(|r| join(&r.purposes)).collect();
+            let retain: Vec<Option<i64>> = chunk.iter().map(|r| r.retain_until_ms).collect();
+            let times: Vec<i64> = chunk.iter().map(|r| r.time_ms).collect();
             tx.execute(
-                &stmt,
+                &insert,
                 &[
-                    &r.id,
-                    &r.subject,
-                    &r.collection,
-                    &r.ciphertext,
-                    &join(&r.purposes),
-                    &r.notice,
-                    &r.retain_until_ms,
-                    &r.time_ms,
+                    &text(|r| &r.id),
+                    &text(|r| &r.subject),
+                    &text(|r| &r.collection),
+                    &ciphertexts,
+                    &purposes,
+                    &text(|r| &r.notice),
+                    &retain,
+                    &times,
                 ],
             )?;
         }
