@@ -83,6 +83,11 @@ pub fn entry_hash(seq: u64, d: &Draft, prev_hash: &str) -> String {
 /// [`entry_hash`] as raw bytes, computed without allocating: the fields stream into the
 /// hasher.
 pub fn entry_digest(seq: u64, d: &Draft, prev_hash: &str) -> [u8; 32] {
+    draft_digest(seq, d, prev_hash.as_bytes())
+}
+
+/// [`entry_digest`] with the previous hash as bytes (hex digits).
+fn draft_digest(seq: u64, d: &Draft, prev_hash: &[u8]) -> [u8; 32] {
     digest_fields(
         seq,
         d.time_ms,
@@ -95,7 +100,7 @@ pub fn entry_digest(seq: u64, d: &Draft, prev_hash: &str) -> [u8; 32] {
             d.categories.as_bytes(),
             d.effect.as_bytes(),
             d.reasons.as_bytes(),
-            prev_hash.as_bytes(),
+            prev_hash,
         ],
     )
 }
@@ -168,21 +173,7 @@ impl Chained {
                 Some(h) => h.as_slice(),
                 None => head_hash.as_bytes(),
             };
-            let digest = digest_fields(
-                head_seq + 1 + i as u64,
-                d.time_ms,
-                [
-                    d.actor.as_bytes(),
-                    d.action.as_bytes(),
-                    d.subject.as_bytes(),
-                    d.purpose.as_bytes(),
-                    d.recipient.as_bytes(),
-                    d.categories.as_bytes(),
-                    d.effect.as_bytes(),
-                    d.reasons.as_bytes(),
-                    prev,
-                ],
-            );
+            let digest = draft_digest(head_seq + 1 + i as u64, d, prev);
             hashes.push(hex64(&digest));
         }
         Self {
