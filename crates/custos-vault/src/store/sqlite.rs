@@ -233,6 +233,25 @@ INSERT INTO keys.subject_keys_v2 (subject, wrapped) SELECT subject, wrapped FROM
 DROP TABLE keys.subject_keys;
 ALTER TABLE keys.subject_keys_v2 RENAME TO subject_keys;
 ",
+    // 4: ledger entries whose data committed before them (an erasure commits to
+    // `custos.db`, then its entry to `ledger.db`): each row lives from the data's commit
+    // until the entry is in the ledger, so a crash in between cannot lose the entry
+    // (`Store::pending_entries`). `after_seq` is the ledger's last seq before it.
+    r"
+CREATE TABLE IF NOT EXISTS pending_ledger (
+    id INTEGER PRIMARY KEY,
+    after_seq INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    reasons TEXT NOT NULL
+);
+",
 ];
 
 /// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).
@@ -649,6 +668,29 @@ const BULK_SUBJECTS: usize = 512;
 /// Rows per multi-row `INSERT` of a bulk creation: one statement execution writes this many
 /// rows, instead of one execution (bind, step, reset) per row.
 const BULK_ROWS: usize = 64;
+
+/// Keeps `entry` in `pending_ledger`, in the open transaction `tx`, with the ledger's last
+/// seq before it; returns its row id.
+fn insert_pending(tx: &rusqlite::Transaction<'_>, entry: &Draft) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
+           recipient, categories, effect, reasons)
+         VALUES ((SELECT COALESCE(MAX(seq), 0) FROM audit.ledger),
+           ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        entry.time_ms,
+        entry.actor,
+        entry.action,
+        entry.subject,
+        entry.purpose,
+        entry.recipient,
+        entry.categories,
+        entry.effect,
+        entry.reasons
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
 
 /// Chains drafts after the ledger's head and inserts them, with their due checkpoints, in
 /// the open transaction of the ledger connection; returns the first draft's sequence number.
@@ -1211,15 +1253,87 @@ impl Store for SqliteStore {
              ON CONFLICT (subject) DO NOTHING",
         )?
         .execute(params![id, now_ms()])?;
+        // INVARIANT: every erasure is ledgered — the entry commits to `ledger.db` after
+        // this, so it is kept here too, with this commit, until it is in the ledger; after a
+        // crash in between, the next open appends it (`pending_entries`).
+        let pending = insert_pending(&tx, entry)?;
         tx.commit()?;
         // Old frames of the key database's WAL may still hold the wrapped key: truncate it
         // now. Should a reader keep that from finishing, the purge's first step retries.
         let _ = scrub(&conn);
         drop(conn);
-        // The ledger lives in `ledger.db`, written on its own connection: the entry commits
-        // right after the erasure (a crash in between leaves an erasure without its entry,
-        // never an entry without its erasure).
-        self.append_ledger(std::slice::from_ref(entry), checkpoint)
+        let seq = self.append_ledger(std::slice::from_ref(entry), checkpoint)?;
+        // Lost in a crash, this delete is redone by `pending_entries`, which finds the
+        // entry in the ledger.
+        self.forget_pending(pending)?;
+        Ok(seq)
+    }
+
+    fn pending_entries(&self) -> Result<Vec<(i64, Draft)>> {
+        let conn = self.write();
+        let rows = conn
+            .prepare_cached(
+                "SELECT id, after_seq, time_ms, actor, action, subject, purpose, recipient,
+                   categories, effect, reasons FROM pending_ledger ORDER BY id",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    Draft {
+                        time_ms: r.get(2)?,
+                        actor: r.get(3)?,
+                        action: r.get(4)?,
+                        subject: r.get(5)?,
+                        purpose: r.get(6)?,
+                        recipient: r.get(7)?,
+                        categories: r.get(8)?,
+                        effect: r.get(9)?,
+                        reasons: r.get(10)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut missing = Vec::new();
+        for (id, after_seq, d) in rows {
+            // Appended already (the crash came after the entry's commit): only the row is
+            // left to delete. Entries from `after_seq` on are few: a crash is recent.
+            let found: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM audit.ledger WHERE seq > ?1 AND time_ms = ?2
+                       AND actor = ?3 AND action = ?4 AND subject = ?5 AND purpose = ?6
+                       AND recipient = ?7 AND categories = ?8 AND effect = ?9 AND reasons = ?10)",
+                )?
+                .query_row(
+                    params![
+                        after_seq,
+                        d.time_ms,
+                        d.actor,
+                        d.action,
+                        d.subject,
+                        d.purpose,
+                        d.recipient,
+                        d.categories,
+                        d.effect,
+                        d.reasons
+                    ],
+                    |r| r.get(0),
+                )?;
+            if found {
+                conn.prepare_cached("DELETE FROM pending_ledger WHERE id = ?1")?
+                    .execute(params![id])?;
+            } else {
+                missing.push((id, d));
+            }
+        }
+        Ok(missing)
+    }
+
+    fn forget_pending(&self, id: i64) -> Result<()> {
+        self.write()
+            .prepare_cached("DELETE FROM pending_ledger WHERE id = ?1")?
+            .execute(params![id])?;
+        Ok(())
     }
 
     fn scrub_keys(&self) -> Result<bool> {

@@ -252,3 +252,82 @@ fn wal_is_checkpointed_in_the_background() {
     drop(v);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SQLite commits an erasure's data, then its entry to `ledger.db`. A crash between the two
+/// leaves the entry kept beside the data; the next open appends it, once. A crash after the
+/// entry's commit but before that row's delete leaves a row whose entry is there: it is
+/// dropped, not appended twice.
+#[test]
+fn an_erasure_entry_a_crash_kept_out_of_the_ledger_is_appended_on_open() {
+    use custos_vault::MasterKey;
+    let dir = fresh_dir("pending_entry");
+    let kek = MasterKey::generate().unwrap();
+    let v = open_in(&dir, &kek);
+    let id = v
+        .collect(
+            "meeting-center",
+            &crate::support::attendee("Uma", "uma@example.com"),
+        )
+        .unwrap();
+    v.erase("privacy-office", &id).unwrap();
+    drop(v);
+    let data = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
+    let pending = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT COUNT(*) FROM pending_ledger", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pending(&data), 0, "a clean erasure leaves nothing pending");
+    let audit = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
+    let entries = |action: &str, subject: &str| -> i64 {
+        audit
+            .query_row(
+                "SELECT COUNT(*) FROM ledger WHERE action = ?1 AND subject = ?2",
+                [action, subject],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(entries("erase", id.as_str()), 1);
+    // The state of two crashes: an erasure of `lost` whose entry never committed, and the
+    // erasure above whose pending row outlived its entry's commit.
+    let lost = "0192b3c4-d5e6-7f00-8000-000000000001";
+    data.execute(
+        "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
+           recipient, categories, effect, reasons)
+         VALUES (0, 1700000000000, 'privacy-office', 'erase', ?1, '', '', '', 'done',
+           'erasure_requested')",
+        [lost],
+    )
+    .unwrap();
+    data.execute(
+        "ATTACH DATABASE ?1 AS ledger_db",
+        [dir.join("ledger.db").to_string_lossy()],
+    )
+    .unwrap();
+    data.execute(
+        "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
+           recipient, categories, effect, reasons)
+         SELECT 0, time_ms, actor, action, subject, purpose, recipient, categories, effect,
+           reasons FROM ledger_db.ledger WHERE action = 'erase'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(pending(&data), 2);
+    for _ in 0..2 {
+        let v = open_in(&dir, &kek);
+        assert!(v.verify_ledger().unwrap().ok());
+        drop(v);
+        assert_eq!(pending(&data), 0);
+        assert_eq!(
+            entries("erase", lost),
+            1,
+            "the lost entry is appended, once"
+        );
+        assert_eq!(
+            entries("erase", id.as_str()),
+            1,
+            "the kept one is not repeated"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
