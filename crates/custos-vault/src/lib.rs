@@ -6,11 +6,13 @@
 //! - [`ledger`]: the hash chain, signed checkpoints, group commit and verification.
 //! - [`purge`]: the second phase of erasure — erased subjects' records deleted in bounded
 //!   transactions by a background thread.
+//! - `collector`: group commit of single collections (one writer thread).
 //! - [`vault`]: the [`Vault`] facade every caller goes through.
 //!
 //! **Architecture invariant:** this crate knows no HTTP; it depends on `custos-policy` for
 //! every decision and never decides anything itself.
 
+mod collector;
 pub mod crypto;
 pub mod error;
 pub mod ledger;

@@ -18,6 +18,7 @@ use custos_policy::{
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
+use crate::collector::Collector;
 use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
 use crate::error::{Error, Result};
 use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
@@ -273,9 +274,10 @@ pub struct Vault {
     index: BlindIndex,
     signer: CheckpointSigner,
     // INVARIANT: declared before `ledger`. Fields drop in declaration order; the purger's
-    // thread holds a handle on the ledger writer, and `Ledger`'s drop waits for the writer,
-    // which runs until every handle is gone.
+    // and the collector's threads hold handles on the ledger writer, and `Ledger`'s drop
+    // waits for the writer, which runs until every handle is gone.
     purger: Purger,
+    collector: Collector,
     ledger: Ledger,
     keys: KeyCache,
     tickets: AtomicU64,
@@ -373,6 +375,7 @@ impl Vault {
             store.forget_pending(id)?;
         }
         let purger = Purger::start(Arc::clone(&store), ledger.appender()?, purging)?;
+        let collector = Collector::start(Arc::clone(&store), ledger.appender()?)?;
         Ok(Self {
             policy,
             store,
@@ -380,6 +383,7 @@ impl Vault {
             index,
             signer,
             purger,
+            collector,
             ledger,
             keys: KeyCache::default(),
             tickets: AtomicU64::new(0),
@@ -444,8 +448,9 @@ impl Vault {
         let rng = &mut Entropy::new();
         let id = SubjectId::from_uuid(&uuid_v7(rng)?);
         let new = self.seal_subject(rng, &id, input, &plan)?;
-        self.store.create_subjects(&mut std::iter::once(Ok(&new)))?;
-        self.ledger_collect(accessor, Some(&id), input, "permit", "")?;
+        // Stored and ledgered with the other collections in flight (`collector.rs`).
+        let draft = self.collect_draft(accessor, Some(&id), input, "permit", "");
+        self.collector.collect(new, draft)?;
         Ok(id)
     }
 

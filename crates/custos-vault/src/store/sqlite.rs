@@ -363,6 +363,16 @@ impl Drop for WalCheckpointer {
     }
 }
 
+/// Page cache of a connection between bulk writes (KiB, as negative `cache_size`s): reads
+/// touch a subject's few pages, and the operating system caches the files anyway.
+const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096; \
+     PRAGMA audit.cache_size = -4096;";
+/// Page cache of the writer while it stores new subjects: a batch of thousands touches pages
+/// all over the random-keyed indexes, and a small cache spills them to the WAL and reads
+/// them back mid-transaction. Set back to [`IDLE_CACHE`] after (which frees the pages), so
+/// the memory is held only while a batch is written.
+const BULK_CACHE: &str = "PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536;";
+
 /// Prepared statements each connection keeps.
 const STATEMENT_CACHE: usize = 128;
 
@@ -379,13 +389,7 @@ fn connect(dir: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // Room for every statement the store runs (bulk inserts keep one per table and size).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    // 64 MiB of page cache per database (the default is 2 MiB): a batch of thousands of
-    // subjects touches pages all over the random-keyed indexes, and a cache that small
-    // spills them to the WAL and reads them back mid-transaction.
-    conn.execute_batch(
-        "PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536; \
-         PRAGMA audit.cache_size = -16384;",
-    )?;
+    conn.execute_batch(IDLE_CACHE)?;
     Ok(conn)
 }
 
@@ -434,7 +438,7 @@ impl SqliteStore {
         // The ledger checkpoints its own WAL, in the commit that takes it past 1000 pages
         // (SQLite's default): a background checkpoint's fsync of `ledger.db` competes with
         // the group commits' WAL syncs, and halved grouped appends (docs/benchmarks.md).
-        ledger.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")?;
+        ledger.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -4096;")?;
         let mut store = Self {
             conn: Mutex::new(conn),
             ledger: Mutex::new(ledger),
@@ -517,6 +521,63 @@ impl SqliteStore {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// [`Store::create_subjects`] on the writer connection `conn`, in one transaction.
+    fn create_on(
+        &self,
+        conn: &mut Connection,
+        subjects: &mut dyn Iterator<Item = Result<&NewSubject>>,
+    ) -> Result<u64> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut chunk: Vec<&NewSubject> = Vec::with_capacity(BULK_SUBJECTS);
+        let mut terms: Vec<[&str; 3]> = Vec::new();
+        let (mut n, mut rows) = (0u64, 0u64);
+        loop {
+            chunk.clear();
+            for s in (&mut *subjects).take(BULK_SUBJECTS) {
+                let s = s?;
+                terms.extend(
+                    s.index
+                        .iter()
+                        .map(|(category, term)| [category.as_str(), term.as_str(), &s.row.id]),
+                );
+                chunk.push(s);
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            // In id order: ids are time-ordered only to the millisecond (random within
+            // one); in key order the rows append to the end of each table keyed by subject
+            // instead of landing between the rows of their own millisecond.
+            chunk.sort_unstable_by(|a, b| a.row.id.cmp(&b.row.id));
+            rows += insert_subjects(&tx, &chunk)?;
+            n += chunk.len() as u64;
+        }
+        // The blind index is keyed by HMAC terms, random by nature: inserted one subject at
+        // a time they land on random pages all over the index, each page read, dirtied and
+        // written to the WAL again and again. Sorted, the batch sweeps the index once.
+        terms.sort_unstable();
+        {
+            let mut index = BulkInsert::new(
+                &tx,
+                "OR IGNORE",
+                "blind_index",
+                &["category", "term", "subject"],
+            );
+            for [category, term, subject] in terms {
+                index.push(&[
+                    ValueRef::Text(category.as_bytes()),
+                    ValueRef::Text(term.as_bytes()),
+                    ValueRef::Text(subject.as_bytes()),
+                ])?;
+            }
+            index.finish()?;
+            rows += index.rows;
+        }
+        tx.commit()?;
+        self.checkpointer.committed(rows);
+        Ok(n)
     }
 
     fn write(&self) -> MutexGuard<'_, Connection> {
@@ -929,55 +990,10 @@ impl Store for SqliteStore {
         subjects: &mut dyn Iterator<Item = Result<&NewSubject>>,
     ) -> Result<u64> {
         let mut conn = self.write();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut chunk: Vec<&NewSubject> = Vec::with_capacity(BULK_SUBJECTS);
-        let mut terms: Vec<[&str; 3]> = Vec::new();
-        let (mut n, mut rows) = (0u64, 0u64);
-        loop {
-            chunk.clear();
-            for s in (&mut *subjects).take(BULK_SUBJECTS) {
-                let s = s?;
-                terms.extend(
-                    s.index
-                        .iter()
-                        .map(|(category, term)| [category.as_str(), term.as_str(), &s.row.id]),
-                );
-                chunk.push(s);
-            }
-            if chunk.is_empty() {
-                break;
-            }
-            // In id order: ids are time-ordered only to the millisecond (random within
-            // one); in key order the rows append to the end of each table keyed by subject
-            // instead of landing between the rows of their own millisecond.
-            chunk.sort_unstable_by(|a, b| a.row.id.cmp(&b.row.id));
-            rows += insert_subjects(&tx, &chunk)?;
-            n += chunk.len() as u64;
-        }
-        // The blind index is keyed by HMAC terms, random by nature: inserted one subject at
-        // a time they land on random pages all over the index, each page read, dirtied and
-        // written to the WAL again and again. Sorted, the batch sweeps the index once.
-        terms.sort_unstable();
-        {
-            let mut index = BulkInsert::new(
-                &tx,
-                "OR IGNORE",
-                "blind_index",
-                &["category", "term", "subject"],
-            );
-            for [category, term, subject] in terms {
-                index.push(&[
-                    ValueRef::Text(category.as_bytes()),
-                    ValueRef::Text(term.as_bytes()),
-                    ValueRef::Text(subject.as_bytes()),
-                ])?;
-            }
-            index.finish()?;
-            rows += index.rows;
-        }
-        tx.commit()?;
-        self.checkpointer.committed(rows);
-        Ok(n)
+        conn.execute_batch(BULK_CACHE)?;
+        let created = self.create_on(&mut conn, subjects);
+        conn.execute_batch(IDLE_CACHE)?;
+        created
     }
 
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {

@@ -807,6 +807,54 @@ pub fn concurrent_writers_lose_nothing(h: Harness) {
     );
 }
 
+/// Single collections from many threads share store transactions and ledger commits
+/// (`collector.rs`); each is stored, findable and ledgered exactly once, after its data.
+pub fn concurrent_collections_each_stored_and_ledgered_once(h: Harness) {
+    const THREADS: usize = 16;
+    const EACH: usize = 10;
+    let v = Arc::new(h.open(h.kek.clone()).unwrap());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let v = Arc::clone(&v);
+            std::thread::spawn(move || {
+                (0..EACH)
+                    .map(|i| {
+                        let email = format!("c{t}-{i}@example.com");
+                        let id = v
+                            .collect("meeting-center", &attendee("Cora", &email))
+                            .unwrap();
+                        (id, email)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let all: Vec<(SubjectId, String)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let entries = v.store().ledger_page(1, 100_000).unwrap();
+    for (id, email) in &all {
+        assert_eq!(
+            v.find_by_identifier("contact.email", email)
+                .unwrap()
+                .as_ref(),
+            Some(id)
+        );
+        let r = v
+            .read("meeting-center", id, &read("service.meetings"))
+            .unwrap();
+        assert_eq!(r.data["contact.email"], *email);
+        let collected = entries
+            .iter()
+            .filter(|e| e.draft.action == "collect" && e.draft.subject == id.as_str())
+            .collect::<Vec<_>>();
+        assert_eq!(collected.len(), 1, "one collect entry for {id}");
+        assert_eq!(collected[0].draft.effect, "permit");
+    }
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
 pub fn checkpoints_signed(h: Harness) {
     let v = Arc::new(h.open(h.kek.clone()).unwrap());
     let id = v

@@ -33,6 +33,7 @@ macro_rules! conformance {
                 rotate_master_key,
                 reopen_is_idempotent,
                 concurrent_writers_lose_nothing,
+                concurrent_collections_each_stored_and_ledgered_once,
                 checkpoints_signed,
                 retention_deadline,
                 undeclared_callers_and_methods,
