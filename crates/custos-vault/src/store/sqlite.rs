@@ -810,8 +810,8 @@ fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>)
 }
 
 /// Inserts rows into one table [`BULK_ROWS`] at a time; what is left at the end goes in
-/// statements of power-of-two rows. Statements are prepared (from the connection's cache) when first
-/// needed, so a handful of rows costs no more than single-row inserts.
+/// statements of power-of-two rows. Statements are prepared (from the connection's cache)
+/// when first needed, so a handful of rows costs no more than single-row inserts.
 struct BulkInsert<'t, 'a> {
     tx: &'t Connection,
     head: String,
@@ -992,8 +992,10 @@ impl Store for SqliteStore {
         let mut conn = self.write();
         conn.execute_batch(BULK_CACHE)?;
         let created = self.create_on(&mut conn, subjects);
-        conn.execute_batch(IDLE_CACHE)?;
-        created
+        let restored = conn.execute_batch(IDLE_CACHE);
+        let n = created?;
+        restored?;
+        Ok(n)
     }
 
     fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
