@@ -88,13 +88,16 @@ fn writer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let stored = store.create_subjects(&mut batch.iter().map(|p| Ok(&p.new)));
+        // A panic in the store fails this batch, not the writer: later collections go on.
+        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.create_subjects(&mut batch.iter().map(|p| Ok(&p.new)))
+        }))
+        .unwrap_or_else(|_| Err(Error::Storage("the collection writer failed".into())));
         let (drafts, replies): (Vec<Draft>, Vec<Reply>) =
             batch.into_iter().map(|p| (p.draft, p.reply)).unzip();
         if let Err(e) = stored {
-            let msg = e.to_string();
             for r in replies {
-                let _ = r.send(Err(Error::Storage(msg.clone())));
+                let _ = r.send(Err(e.clone()));
             }
             continue;
         }
@@ -106,10 +109,7 @@ fn writer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Pending>) {
             drafts,
             Box::new(move |r| {
                 for reply in replies {
-                    let _ = reply.send(match &r {
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(Error::Storage(e.to_string())),
-                    });
+                    let _ = reply.send(r.clone().map(|_| ()));
                 }
             }),
         );

@@ -433,7 +433,7 @@ fn aad(parts: &[&str]) -> Vec<u8> {
 }
 
 /// The AES-256-GCM key schedule of a key: the round keys and the GHASH key, zeroized when
-/// dropped (the `zeroize` features of `aes` and `ghash`).
+/// dropped (the `zeroize` features of `aes`, `ghash` and `polyval`).
 fn cipher(key: &Secret) -> Aes256Gcm {
     Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice()))
 }

@@ -3,8 +3,9 @@
 
 use custos_policy::CollectionError;
 
-/// What went wrong.
-#[derive(Debug)]
+/// What went wrong. `Clone`, so one failure of a shared commit (the ledger's group commit,
+/// a batch of collections) reaches each caller as it was.
+#[derive(Debug, Clone)]
 pub enum Error {
     /// The policy refused a collection; each error names the request field at fault.
     CollectionRefused(Vec<CollectionError>),

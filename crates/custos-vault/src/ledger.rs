@@ -565,18 +565,8 @@ impl Appender {
 
     /// See [`Ledger::submit`].
     pub(crate) fn submit(&self, drafts: Vec<Draft>, done: Done) -> Result<()> {
-        let n = drafts.len();
-        let checked: Done = Box::new(move |r| {
-            done(r.and_then(|seqs| {
-                if seqs.end - seqs.start == n as u64 {
-                    Ok(seqs)
-                } else {
-                    Err(Error::Storage("ledger writer lost an entry".into()))
-                }
-            }));
-        });
         self.tx
-            .send((drafts, checked))
+            .send((drafts, done))
             .map_err(|_| Error::Storage("ledger writer stopped".into()))
     }
 }
@@ -680,9 +670,8 @@ fn writer(
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
                 for (done, _) in waiters {
-                    call(done, Err(Error::Storage(msg.clone())));
+                    call(done, Err(e.clone()));
                 }
             }
         }

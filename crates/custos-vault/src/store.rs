@@ -327,19 +327,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `false` when a reader kept it from finishing. PostgreSQL: nothing to do here (see
     /// `docs/vault.md`, known limits).
     fn scrub_keys(&self) -> Result<bool>;
-    /// Ledger entries whose data committed but which may not be in the ledger: SQLite's
-    /// erasure commits its data, then its entry to `ledger.db`, and keeps the entry in the
-    /// data database in between. The vault appends each one returned, on open, then
-    /// [`Store::forget_pending`]s it. One found in the ledger already (the crash came after
-    /// the entry's commit) is forgotten here and not returned. PostgreSQL commits an
-    /// erasure with its entry: none.
-    fn pending_entries(&self) -> Result<Vec<(i64, Draft)>> {
-        Ok(Vec::new())
-    }
-    /// Forgets a pending entry (by the id [`Store::pending_entries`] gave) once it is in
-    /// the ledger.
-    fn forget_pending(&self, _id: i64) -> Result<()> {
-        Ok(())
+    /// Appends the ledger entries whose data committed before them and which a crash may
+    /// have kept out of the ledger; returns how many it appended. SQLite's erasure commits
+    /// its data, then its entry to `ledger.db`, keeping the entry with the data in between;
+    /// an entry found in the ledger already (the crash came after its commit, or another
+    /// process appended it) is not appended again — the check and the append hold the
+    /// ledger's write lock together. The vault calls this on open. PostgreSQL commits an
+    /// erasure with its entry: nothing to do.
+    fn settle_pending(&self, _checkpoint: &Checkpointer<'_>) -> Result<u64> {
+        Ok(0)
     }
     /// Erased subjects whose records are not all purged yet, oldest erasure first.
     fn purge_queue(&self) -> Result<Vec<String>>;

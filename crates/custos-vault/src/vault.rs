@@ -367,13 +367,10 @@ impl Vault {
     ) -> Result<Self> {
         let index = BlindIndex::new(vault_secret(&*store, &kek, SECRET_INDEX)?);
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
-        let ledger = Ledger::start(Arc::clone(&store), signer.clone())?;
         // INVARIANT: every erasure is ledgered — an entry a crash kept out of the ledger
         // (its data committed first) goes in now, before anything else is appended.
-        for (id, entry) in store.pending_entries()? {
-            ledger.append(entry)?;
-            store.forget_pending(id)?;
-        }
+        store.settle_pending(&|seq, hash| signer.due(seq, hash))?;
+        let ledger = Ledger::start(Arc::clone(&store), signer.clone())?;
         let purger = Purger::start(Arc::clone(&store), ledger.appender()?, purging)?;
         let collector = Collector::start(Arc::clone(&store), ledger.appender()?)?;
         Ok(Self {

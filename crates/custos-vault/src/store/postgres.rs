@@ -754,7 +754,7 @@ impl Store for PostgresStore {
                $6::TEXT[], $7::BIGINT[], $8::BIGINT[])",
         )?;
         let mut tx = c.transaction()?;
-        let mut checked: Vec<&str> = Vec::new();
+        let mut checked: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for r in records {
             // INVARIANT: no record is stored for an erased subject — it could land after its
             // purge and stay for ever. `FOR SHARE` waits for an erasure in flight (it updates
@@ -767,7 +767,7 @@ impl Store for PostgresStore {
             if row.is_some_and(|s| Status::parse(s.get(0)) == Status::Erased) {
                 return Err(Error::SubjectNotFound);
             }
-            checked.push(&r.subject);
+            checked.insert(&r.subject);
         }
         for chunk in records.chunks(RECORD_CHUNK) {
             let text = |f: fn(&RecordRow) -> &str| chunk.iter().map(f).collect::<Vec<&str>>();

@@ -236,7 +236,7 @@ ALTER TABLE keys.subject_keys_v2 RENAME TO subject_keys;
     // 4: ledger entries whose data committed before them (an erasure commits to
     // `custos.db`, then its entry to `ledger.db`): each row lives from the data's commit
     // until the entry is in the ledger, so a crash in between cannot lose the entry
-    // (`Store::pending_entries`). `after_seq` is the ledger's last seq before it.
+    // (`Store::settle_pending`). `after_seq` is the ledger's last seq before it.
     r"
 CREATE TABLE IF NOT EXISTS pending_ledger (
     id INTEGER PRIMARY KEY,
@@ -296,7 +296,7 @@ struct WalCheckpointer {
 
 impl WalCheckpointer {
     fn start(dir: &Path) -> Result<Self> {
-        let conn = connect(dir)?;
+        let conn = connect(dir, Audit::ReadOnly)?;
         // Durable checkpoints: the database files are synced before the WAL is reused.
         conn.execute_batch(
             "PRAGMA main.synchronous = FULL; PRAGMA keys.synchronous = FULL; \
@@ -363,6 +363,31 @@ impl Drop for WalCheckpointer {
     }
 }
 
+/// Attaches `ledger.db` as `audit`.
+fn attach_audit(conn: &Connection, dir: &Path, audit: Audit) -> Result<()> {
+    let path = dir.join(LEDGER_FILE);
+    let name = match audit {
+        Audit::ReadWrite => path.to_string_lossy().into_owned(),
+        Audit::ReadOnly => read_only_uri(&path),
+    };
+    conn.execute("ATTACH DATABASE ?1 AS audit", params![name])?;
+    Ok(())
+}
+
+/// `file:<path>?mode=ro`, the path percent-encoded where a URI needs it.
+fn read_only_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/._~-".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
+}
+
 /// Page cache of a connection between bulk writes (KiB, as negative `cache_size`s): reads
 /// touch a subject's few pages, and the operating system caches the files anyway.
 const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096; \
@@ -376,16 +401,24 @@ const BULK_CACHE: &str = "PRAGMA main.cache_size = -65536; PRAGMA keys.cache_siz
 /// Prepared statements each connection keeps.
 const STATEMENT_CACHE: usize = 128;
 
-fn connect(dir: &Path) -> Result<Connection> {
+/// How a data connection sees `ledger.db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audit {
+    /// Writable: only while the store opens (schema, moving an old ledger).
+    ReadWrite,
+    /// Read-only. A `BEGIN IMMEDIATE` takes the write lock of every database attached
+    /// writable, so a data transaction would hold the ledger writer (and every read waiting
+    /// for its entry) until it committed; attached read-only, `ledger.db` is only read.
+    ReadOnly,
+}
+
+fn connect(dir: &Path, audit: Audit) -> Result<Connection> {
     let conn = Connection::open(dir.join(DATA_FILE))?;
     conn.execute(
         "ATTACH DATABASE ?1 AS keys",
         params![dir.join(KEYS_FILE).to_string_lossy()],
     )?;
-    conn.execute(
-        "ATTACH DATABASE ?1 AS audit",
-        params![dir.join(LEDGER_FILE).to_string_lossy()],
-    )?;
+    attach_audit(&conn, dir, audit)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // Room for every statement the store runs (bulk inserts keep one per table and size).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -409,7 +442,7 @@ impl SqliteStore {
                 Error::Storage(format!("cannot create `{}`: {}", dir.display(), e.kind()))
             })?;
         }
-        let conn = connect(dir)?;
+        let conn = connect(dir, Audit::ReadWrite)?;
         for schema in ["main", "keys", "audit"] {
             let mode: String =
                 conn.query_row(&format!("PRAGMA {schema}.journal_mode = WAL"), [], |r| {
@@ -449,8 +482,18 @@ impl SqliteStore {
         };
         store.migrate()?;
         store.move_ledger()?;
+        {
+            let conn = store
+                .conn
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.execute_batch("DETACH DATABASE audit")?;
+            attach_audit(conn, dir, Audit::ReadOnly)?;
+        }
         for _ in 0..READERS {
-            store.readers.push(Mutex::new(connect(dir)?));
+            store
+                .readers
+                .push(Mutex::new(connect(dir, Audit::ReadOnly)?));
         }
         Ok(store)
     }
@@ -578,6 +621,80 @@ impl SqliteStore {
         tx.commit()?;
         self.checkpointer.committed(rows);
         Ok(n)
+    }
+
+    /// Runs `append` in one `BEGIN IMMEDIATE` transaction of the ledger connection and
+    /// commits it; rolls back on error. A transaction a panic left open on the connection is
+    /// rolled back first, so one failed append cannot lock out the ones after it.
+    fn in_ledger<T>(&self, append: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock of `ledger.db` before
+        // the head is read, so no other writer (thread or process) can append in between.
+        // The statements are prepared once per connection: this runs once per group commit.
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let done = append(&conn)
+            .and_then(|t| Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| t)?));
+        if done.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        done
+    }
+
+    /// Appends `entry` unless an entry equal to it in every field follows `after_seq`
+    /// already; the check and the append hold the ledger's write lock together. Returns its
+    /// seq, and whether this call appended it.
+    fn append_once(
+        &self,
+        entry: &Draft,
+        after_seq: u64,
+        checkpoint: &Checkpointer<'_>,
+    ) -> Result<(u64, bool)> {
+        self.in_ledger(|conn| {
+            let found: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT seq FROM ledger WHERE seq > ?1 AND time_ms = ?2 AND actor = ?3
+                       AND action = ?4 AND subject = ?5 AND purpose = ?6 AND recipient = ?7
+                       AND categories = ?8 AND effect = ?9 AND reasons = ?10
+                     ORDER BY seq LIMIT 1",
+                )?
+                .query_row(
+                    params![
+                        to_i64(after_seq),
+                        entry.time_ms,
+                        entry.actor,
+                        entry.action,
+                        entry.subject,
+                        entry.purpose,
+                        entry.recipient,
+                        entry.categories,
+                        entry.effect,
+                        entry.reasons
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match found {
+                Some(seq) => Ok((to_u64(seq), false)),
+                None => Ok((
+                    append_in(conn, std::slice::from_ref(entry), checkpoint)?,
+                    true,
+                )),
+            }
+        })
+    }
+
+    /// Deletes a `pending_ledger` row whose entry is in the ledger.
+    fn forget_pending(&self, id: i64) -> Result<()> {
+        self.write()
+            .prepare_cached("DELETE FROM pending_ledger WHERE id = ?1")?
+            .execute(params![id])?;
+        Ok(())
     }
 
     fn write(&self) -> MutexGuard<'_, Connection> {
@@ -731,26 +848,31 @@ const BULK_SUBJECTS: usize = 512;
 const BULK_ROWS: usize = 64;
 
 /// Keeps `entry` in `pending_ledger`, in the open transaction `tx`, with the ledger's last
-/// seq before it; returns its row id.
-fn insert_pending(tx: &rusqlite::Transaction<'_>, entry: &Draft) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
-           recipient, categories, effect, reasons)
-         VALUES ((SELECT COALESCE(MAX(seq), 0) FROM audit.ledger),
-           ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        entry.time_ms,
-        entry.actor,
-        entry.action,
-        entry.subject,
-        entry.purpose,
-        entry.recipient,
-        entry.categories,
-        entry.effect,
-        entry.reasons
-    ])?;
-    Ok(tx.last_insert_rowid())
+/// seq before it; returns its row id and that seq.
+fn insert_pending(tx: &rusqlite::Transaction<'_>, entry: &Draft) -> Result<(i64, u64)> {
+    let (id, after_seq) = tx
+        .prepare_cached(
+            "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
+               recipient, categories, effect, reasons)
+             VALUES ((SELECT COALESCE(MAX(seq), 0) FROM audit.ledger),
+               ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             RETURNING id, after_seq",
+        )?
+        .query_row(
+            params![
+                entry.time_ms,
+                entry.actor,
+                entry.action,
+                entry.subject,
+                entry.purpose,
+                entry.recipient,
+                entry.categories,
+                entry.effect,
+                entry.reasons
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, to_u64(r.get(1)?))),
+        )?;
+    Ok((id, after_seq))
 }
 
 /// Chains drafts after the ledger's head and inserts them, with their due checkpoints, in
@@ -1273,23 +1395,25 @@ impl Store for SqliteStore {
         .execute(params![id, now_ms()])?;
         // INVARIANT: every erasure is ledgered — the entry commits to `ledger.db` after
         // this, so it is kept here too, with this commit, until it is in the ledger; after a
-        // crash in between, the next open appends it (`pending_entries`).
-        let pending = insert_pending(&tx, entry)?;
+        // crash in between, the next open appends it (`settle_pending`).
+        let (pending, after_seq) = insert_pending(&tx, entry)?;
         tx.commit()?;
         // Old frames of the key database's WAL may still hold the wrapped key: truncate it
         // now. Should a reader keep that from finishing, the purge's first step retries.
         let _ = scrub(&conn);
         drop(conn);
-        let seq = self.append_ledger(std::slice::from_ref(entry), checkpoint)?;
-        // Lost in a crash, this delete is redone by `pending_entries`, which finds the
-        // entry in the ledger.
-        self.forget_pending(pending)?;
+        // Once only: another process opening the store now may have appended it already
+        // (`settle_pending`).
+        let (seq, _) = self.append_once(entry, after_seq, checkpoint)?;
+        // The erasure and its entry are durable; should this delete fail, or a crash come
+        // first, the next open finds the entry in the ledger and deletes the row then.
+        let _ = self.forget_pending(pending);
         Ok(seq)
     }
 
-    fn pending_entries(&self) -> Result<Vec<(i64, Draft)>> {
-        let conn = self.write();
-        let rows = conn
+    fn settle_pending(&self, checkpoint: &Checkpointer<'_>) -> Result<u64> {
+        let pending = self
+            .write()
             .prepare_cached(
                 "SELECT id, after_seq, time_ms, actor, action, subject, purpose, recipient,
                    categories, effect, reasons FROM pending_ledger ORDER BY id",
@@ -1297,7 +1421,7 @@ impl Store for SqliteStore {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
+                    to_u64(r.get(1)?),
                     Draft {
                         time_ms: r.get(2)?,
                         actor: r.get(3)?,
@@ -1312,46 +1436,14 @@ impl Store for SqliteStore {
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut missing = Vec::new();
-        for (id, after_seq, d) in rows {
-            // Appended already (the crash came after the entry's commit): only the row is
-            // left to delete. Entries from `after_seq` on are few: a crash is recent.
-            let found: bool = conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM audit.ledger WHERE seq > ?1 AND time_ms = ?2
-                       AND actor = ?3 AND action = ?4 AND subject = ?5 AND purpose = ?6
-                       AND recipient = ?7 AND categories = ?8 AND effect = ?9 AND reasons = ?10)",
-                )?
-                .query_row(
-                    params![
-                        after_seq,
-                        d.time_ms,
-                        d.actor,
-                        d.action,
-                        d.subject,
-                        d.purpose,
-                        d.recipient,
-                        d.categories,
-                        d.effect,
-                        d.reasons
-                    ],
-                    |r| r.get(0),
-                )?;
-            if found {
-                conn.prepare_cached("DELETE FROM pending_ledger WHERE id = ?1")?
-                    .execute(params![id])?;
-            } else {
-                missing.push((id, d));
+        let mut appended = 0;
+        for (id, after_seq, entry) in pending {
+            if self.append_once(&entry, after_seq, checkpoint)?.1 {
+                appended += 1;
             }
+            self.forget_pending(id)?;
         }
-        Ok(missing)
-    }
-
-    fn forget_pending(&self, id: i64) -> Result<()> {
-        self.write()
-            .prepare_cached("DELETE FROM pending_ledger WHERE id = ?1")?
-            .execute(params![id])?;
-        Ok(())
+        Ok(appended)
     }
 
     fn scrub_keys(&self) -> Result<bool> {
@@ -1461,20 +1553,7 @@ impl Store for SqliteStore {
     }
 
     fn append_ledger(&self, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
-        let conn = self
-            .ledger
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // INVARIANT: one chain — BEGIN IMMEDIATE takes the write lock of `ledger.db` before
-        // the head is read, so no other writer (thread or process) can append in between.
-        // The statements are prepared once per connection: this runs once per group commit.
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let appended = append_in(&conn, drafts, checkpoint)
-            .and_then(|first| Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| first)?));
-        if appended.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        appended
+        self.in_ledger(|conn| append_in(conn, drafts, checkpoint))
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
@@ -1552,5 +1631,50 @@ impl Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(actor: &str) -> Draft {
+        Draft {
+            actor: actor.into(),
+            action: "test".into(),
+            ..Draft::default()
+        }
+    }
+
+    /// A data transaction (the writer's `BEGIN IMMEDIATE`) does not hold the ledger: the
+    /// data connections attach `ledger.db` read-only. And a transaction a panic left open on
+    /// the ledger connection does not lock out the next append.
+    #[test]
+    fn the_ledger_appends_beside_an_open_data_transaction() {
+        let dir = std::env::temp_dir().join(format!("custos_sqlite_unit_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir).unwrap();
+        store
+            .ledger
+            .lock()
+            .unwrap()
+            .busy_timeout(Duration::from_millis(200))
+            .unwrap();
+        let none = |_: u64, _: &str| None;
+        {
+            let data = store.write();
+            data.execute_batch("BEGIN IMMEDIATE").unwrap();
+            assert_eq!(store.append_ledger(&[draft("a")], &none).unwrap(), 1);
+            data.execute_batch("ROLLBACK").unwrap();
+        }
+        store
+            .ledger
+            .lock()
+            .unwrap()
+            .execute_batch("BEGIN IMMEDIATE")
+            .unwrap();
+        assert_eq!(store.append_ledger(&[draft("b")], &none).unwrap(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
