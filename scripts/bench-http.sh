@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load benchmark of `custos serve` with wrk: health, a permitted read, a refused read, and
-# collection (a write: ledger group commit + SQLite). Prints wrk's summaries.
+# Load benchmark of `custos serve` with wrk: health, a permitted read, a refused read,
+# collection (a write: ledger group commit + SQLite), and reads and collections at once.
+# Prints wrk's summaries.
 # Also prints the server's resident memory idle (VmRSS) and its peak under load (VmHWM), the
 # server's CPU time per request of each case (user + system, from /proc) — and PostgreSQL's,
 # when it is the backend — and the ledger's group commits (entries per commit, from /metrics).
@@ -80,6 +81,18 @@ run "GET /v1/subjects/{id}?purpose=support (deny, nothing decrypted)" \
   -H "Authorization: Bearer $KEY" "$URL/v1/subjects/$SUBJECT?purpose=support"
 run "POST /v1/subjects (collect: new subject, 2 values, ledger entry)" \
   -H "Authorization: Bearer $KEY" -s "$DATA/collect.lua" "$URL/v1/subjects"
+echo "== reads and collections at once (3/4 of the connections read, 1/4 collect)"
+READERS_C=$((CONNS * 3 / 4)); WRITERS_C=$((CONNS - READERS_C))
+wrk -t1 -c"$WRITERS_C" -d"$DURATION" -H "Authorization: Bearer $KEY" -s "$DATA/collect.lua" \
+  "$URL/v1/subjects" >"$DATA/mixed-collect.txt" &
+MIXED=$!
+wrk -t1 -c"$READERS_C" -d"$DURATION" --latency -H "Authorization: Bearer $KEY" \
+  "$URL/v1/subjects/$SUBJECT?purpose=service.meetings" >"$DATA/mixed-read.txt"
+wait "$MIXED"
+echo "  reads: $(awk '/Requests\/sec/ {print $2}' "$DATA/mixed-read.txt")/s," \
+  "p50 $(awk '$1 == "50%" {print $2}' "$DATA/mixed-read.txt")," \
+  "p99 $(awk '$1 == "99%" {print $2}' "$DATA/mixed-read.txt");" \
+  "collections: $(awk '/Requests\/sec/ {print $2}' "$DATA/mixed-collect.txt")/s"
 echo "== ledger after the run"
 curl -s -H "Authorization: Bearer $KEY" "$URL/v1/ledger/verify"; echo
 curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" |
