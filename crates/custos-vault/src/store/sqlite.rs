@@ -392,10 +392,11 @@ fn read_only_uri(path: &Path) -> String {
 /// touch a subject's few pages, and the operating system caches the files anyway.
 const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096; \
      PRAGMA audit.cache_size = -4096;";
-/// Page cache of the writer while it stores new subjects: a batch of thousands touches pages
-/// all over the random-keyed indexes, and a small cache spills them to the WAL and reads
-/// them back mid-transaction. Set back to [`IDLE_CACHE`] after (which frees the pages), so
-/// the memory is held only while a batch is written.
+/// Page cache of the writer while it stores a batch of more than [`BULK_SUBJECTS`] new
+/// subjects: thousands touch pages all over the random-keyed indexes, and a small cache
+/// spills them to the WAL and reads them back mid-transaction. Set back to [`IDLE_CACHE`]
+/// after (which frees the pages), so the memory is held only while such a batch is written;
+/// the collector's batches of concurrent single collections stay within the small cache.
 const BULK_CACHE: &str = "PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536;";
 
 /// Prepared statements each connection keeps.
@@ -589,6 +590,10 @@ impl SqliteStore {
             }
             if chunk.is_empty() {
                 break;
+            }
+            if n == 0 && chunk.len() == BULK_SUBJECTS {
+                // More than a block: a bulk batch, worth the big cache (see `BULK_CACHE`).
+                tx.execute_batch(BULK_CACHE)?;
             }
             // In id order: ids are time-ordered only to the millisecond (random within
             // one); in key order the rows append to the end of each table keyed by subject
@@ -1112,9 +1117,11 @@ impl Store for SqliteStore {
         subjects: &mut dyn Iterator<Item = Result<&NewSubject>>,
     ) -> Result<u64> {
         let mut conn = self.write();
-        conn.execute_batch(BULK_CACHE)?;
         let created = self.create_on(&mut conn, subjects);
-        let restored = conn.execute_batch(IDLE_CACHE);
+        let restored = match created {
+            Ok(n) if n < BULK_SUBJECTS as u64 => Ok(()),
+            _ => conn.execute_batch(IDLE_CACHE),
+        };
         let n = created?;
         restored?;
         Ok(n)
