@@ -661,26 +661,20 @@ impl SqliteStore {
         checkpoint: &Checkpointer<'_>,
     ) -> Result<(u64, bool)> {
         self.in_ledger(|conn| {
+            let after = to_i64(after_seq);
             let found: Option<i64> = conn
                 .prepare_cached(
-                    "SELECT seq FROM ledger WHERE seq > ?1 AND time_ms = ?2 AND actor = ?3
-                       AND action = ?4 AND subject = ?5 AND purpose = ?6 AND recipient = ?7
-                       AND categories = ?8 AND effect = ?9 AND reasons = ?10
+                    "SELECT seq FROM ledger WHERE time_ms = ?1 AND actor = ?2 AND action = ?3
+                       AND subject = ?4 AND purpose = ?5 AND recipient = ?6
+                       AND categories = ?7 AND effect = ?8 AND reasons = ?9 AND seq > ?10
                      ORDER BY seq LIMIT 1",
                 )?
                 .query_row(
-                    params![
-                        to_i64(after_seq),
-                        entry.time_ms,
-                        entry.actor,
-                        entry.action,
-                        entry.subject,
-                        entry.purpose,
-                        entry.recipient,
-                        entry.categories,
-                        entry.effect,
-                        entry.reasons
-                    ],
+                    rusqlite::params_from_iter(
+                        draft_params(entry)
+                            .into_iter()
+                            .chain([&after as &dyn rusqlite::ToSql]),
+                    ),
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -863,21 +857,25 @@ fn insert_pending(tx: &rusqlite::Transaction<'_>, entry: &Draft) -> Result<(i64,
                ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              RETURNING id, after_seq",
         )?
-        .query_row(
-            params![
-                entry.time_ms,
-                entry.actor,
-                entry.action,
-                entry.subject,
-                entry.purpose,
-                entry.recipient,
-                entry.categories,
-                entry.effect,
-                entry.reasons
-            ],
-            |r| Ok((r.get::<_, i64>(0)?, to_u64(r.get(1)?))),
-        )?;
+        .query_row(draft_params(entry), |r| {
+            Ok((r.get::<_, i64>(0)?, to_u64(r.get(1)?)))
+        })?;
     Ok((id, after_seq))
+}
+
+/// A draft's fields as statement parameters `?1`–`?9`, in the ledger's column order.
+fn draft_params(d: &Draft) -> [&dyn rusqlite::ToSql; 9] {
+    [
+        &d.time_ms,
+        &d.actor,
+        &d.action,
+        &d.subject,
+        &d.purpose,
+        &d.recipient,
+        &d.categories,
+        &d.effect,
+        &d.reasons,
+    ]
 }
 
 /// Chains drafts after the ledger's head and inserts them, with their due checkpoints, in
