@@ -206,7 +206,7 @@ pub struct Purged {
 /// its row buffer: what [`Store::scan_ledger`] hands out, so reading the chain allocates and
 /// validates nothing per column (the hash covers these bytes; anything not as written fails
 /// it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LedgerRow<'a> {
     /// Position, from 1.
     pub seq: u64,

@@ -33,7 +33,7 @@ use super::{
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
-use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry};
+use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
 
 /// Name of the data database in the data directory.
 pub const DATA_FILE: &str = "custos.db";
@@ -48,6 +48,23 @@ pub const LEDGER_FILE: &str = "ledger.db";
 /// pages of the data tables and search a growing WAL for them. Created on every open (a no-op
 /// once there); ledgers of older versions are moved here by `move_ledger`.
 const LEDGER_SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS audit.ledger_blocks (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    entries BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.ledger_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+";
+
+/// The ledger as a row per entry, as versions before 0.3 kept it (in `custos.db` before
+/// 0.2): created only to move an old `main.ledger` over, and converted into blocks by
+/// `upgrade_ledger`.
+const LEGACY_LEDGER: &str = r"
 CREATE TABLE IF NOT EXISTS audit.ledger (
     seq INTEGER PRIMARY KEY,
     time_ms INTEGER NOT NULL,
@@ -62,12 +79,11 @@ CREATE TABLE IF NOT EXISTS audit.ledger (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS audit.ledger_checkpoints (
-    seq INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL,
-    signature TEXT NOT NULL
-);
 ";
+
+/// Most entries in one ledger block: a group commit larger than this (a bulk collection)
+/// is stored as several, so reading one entry never decodes more than this many.
+const BLOCK_ENTRIES: usize = 1024;
 
 /// Schema migrations, applied in order on open; `meta.schema_version` counts those applied.
 /// Append new ones; never edit one that has shipped.
@@ -482,7 +498,7 @@ impl SqliteStore {
             checkpointer: WalCheckpointer::start(dir)?,
         };
         store.migrate()?;
-        store.move_ledger()?;
+        store.upgrade_ledger()?;
         {
             let conn = store
                 .conn
@@ -534,36 +550,53 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Moves a ledger kept in `custos.db` (before version 0.2) into `ledger.db`: copy, commit,
-    /// then drop the old tables, commit. Each step is idempotent, so a crash in between is
-    /// finished by the next open and never loses an entry. Unqualified, `ledger` names the
-    /// `main` table while it exists and `audit`'s after.
-    fn move_ledger(&mut self) -> Result<()> {
+    /// Brings a ledger kept by an older version to blocks: one kept in `custos.db` (before
+    /// 0.2) is moved into `ledger.db` first (copy, commit, then drop the old tables,
+    /// commit); one kept as a row per entry (before 0.3) is converted into blocks and its
+    /// table dropped in one transaction. Each step is idempotent, so a crash in between is
+    /// finished by the next open and never loses an entry.
+    fn upgrade_ledger(&mut self) -> Result<()> {
         let conn = self
             .conn
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         conn.execute_batch(LEDGER_SCHEMA)?;
-        let old: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM main.sqlite_master
-             WHERE type = 'table' AND name IN ('ledger', 'ledger_checkpoints')",
+        let tables = |conn: &Connection, schema: &str| -> Result<i64> {
+            Ok(conn.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM {schema}.sqlite_master
+                     WHERE type = 'table' AND name IN ('ledger', 'ledger_checkpoints')"
+                ),
+                [],
+                |r| r.get(0),
+            )?)
+        };
+        if tables(conn, "main")? > 0 {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(LEGACY_LEDGER)?;
+            tx.execute_batch(
+                "INSERT OR IGNORE INTO audit.ledger SELECT * FROM main.ledger;
+                 INSERT OR IGNORE INTO audit.ledger_checkpoints
+                   SELECT * FROM main.ledger_checkpoints;",
+            )?;
+            tx.commit()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS main.ledger; DROP TABLE IF EXISTS main.ledger_checkpoints;",
+            )?;
+            tx.commit()?;
+        }
+        let rows: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM audit.sqlite_master WHERE type = 'table' AND name = 'ledger'",
             [],
             |r| r.get(0),
         )?;
-        if old == 0 {
-            return Ok(());
+        if rows > 0 {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            convert_rows(&tx)?;
+            tx.execute_batch("DROP TABLE audit.ledger")?;
+            tx.commit()?;
         }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "INSERT OR IGNORE INTO audit.ledger SELECT * FROM main.ledger;
-             INSERT OR IGNORE INTO audit.ledger_checkpoints SELECT * FROM main.ledger_checkpoints;",
-        )?;
-        tx.commit()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "DROP TABLE IF EXISTS main.ledger; DROP TABLE IF EXISTS main.ledger_checkpoints;",
-        )?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -661,25 +694,20 @@ impl SqliteStore {
         checkpoint: &Checkpointer<'_>,
     ) -> Result<(u64, bool)> {
         self.in_ledger(|conn| {
-            let after = to_i64(after_seq);
-            let found: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT seq FROM ledger WHERE time_ms = ?1 AND actor = ?2 AND action = ?3
-                       AND subject = ?4 AND purpose = ?5 AND recipient = ?6
-                       AND categories = ?7 AND effect = ?8 AND reasons = ?9 AND seq > ?10
-                     ORDER BY seq LIMIT 1",
-                )?
-                .query_row(
-                    rusqlite::params_from_iter(
-                        draft_params(entry)
-                            .into_iter()
-                            .chain([&after as &dyn rusqlite::ToSql]),
-                    ),
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let mut found = None;
+            let mut hunt = |r: block::Decoded<'_, '_>| {
+                if let Ok(r) = r
+                    && r.seq > after_seq
+                    && same_entry(r, entry)
+                {
+                    found = Some(r.seq);
+                }
+                found.is_none()
+            };
+            // Malformed blocks are `audit verify`'s to report; here they hold no match.
+            blocks_from(conn, after_seq + 1, u64::MAX, &mut hunt)?;
             match found {
-                Some(seq) => Ok((to_u64(seq), false)),
+                Some(seq) => Ok((seq, false)),
                 None => Ok((
                     append_in(conn, std::slice::from_ref(entry), checkpoint)?,
                     true,
@@ -728,23 +756,156 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
-    Ok(LedgerEntry {
-        seq: to_u64(r.get(0)?),
-        draft: Draft {
-            time_ms: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            subject: r.get(4)?,
-            purpose: r.get(5)?,
-            recipient: r.get(6)?,
-            categories: r.get(7)?,
-            effect: r.get(8)?,
-            reasons: r.get(9)?,
-        },
-        prev_hash: r.get(10)?,
-        hash: r.get(11)?,
-    })
+/// Whether the stored entry `r` holds exactly the fields of `d`.
+fn same_entry(r: &LedgerRow<'_>, d: &Draft) -> bool {
+    r.time_ms == d.time_ms
+        && r.actor == d.actor.as_bytes()
+        && r.action == d.action.as_bytes()
+        && r.subject == d.subject.as_bytes()
+        && r.purpose == d.purpose.as_bytes()
+        && r.recipient == d.recipient.as_bytes()
+        && r.categories == d.categories.as_bytes()
+        && r.effect == d.effect.as_bytes()
+        && r.reasons == d.reasons.as_bytes()
+}
+
+/// Decodes the blocks holding entries `from..to` in order — from the block holding `from`
+/// (or the first after it) to the last one starting before `to` — and hands `visit` each of
+/// their entries, those outside the range included; stops when `visit` says so.
+fn blocks_from(
+    conn: &Connection,
+    from: u64,
+    to: u64,
+    visit: &mut dyn FnMut(block::Decoded<'_, '_>) -> bool,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
+         WHERE first_seq >= COALESCE(
+             (SELECT MAX(first_seq) FROM ledger_blocks WHERE first_seq <= ?1), ?1)
+           AND first_seq < ?2
+         ORDER BY first_seq",
+    )?;
+    let mut rows = stmt.query(params![to_i64(from), to_i64(to)])?;
+    while let Some(r) = rows.next()? {
+        let bytes = |i: usize| match r.get_ref(i)? {
+            ValueRef::Text(b) | ValueRef::Blob(b) => Ok(b),
+            _ => Err(Error::Storage(
+                "a ledger block column is not text or a blob".into(),
+            )),
+        };
+        let b = block::BlockRef {
+            first_seq: to_u64(r.get(0)?),
+            last_seq: to_u64(r.get(1)?),
+            prev_hash: bytes(2)?,
+            body: bytes(3)?,
+        };
+        if !block::decode(&b, visit) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The last entry's seq and stored hash, `(0, GENESIS)` when the ledger is empty. A last
+/// block that does not decode (it was tampered with) gives its last seq and an empty hash:
+/// the chain goes on, and `audit verify` names the entry.
+fn ledger_head(conn: &Connection) -> Result<(u64, String)> {
+    let last = conn
+        .prepare_cached("SELECT first_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .optional()?;
+    let Some(first) = last else {
+        return Ok((0, GENESIS.to_string()));
+    };
+    let mut head = (0, String::new());
+    blocks_from(conn, to_u64(first), u64::MAX, &mut |r| {
+        head = match r {
+            Ok(r) => (r.seq, String::from_utf8_lossy(r.hash).into_owned()),
+            Err(seq) => (seq, String::new()),
+        };
+        true
+    })?;
+    let last_seq: i64 = conn
+        .prepare_cached("SELECT last_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))?;
+    if head.0 != to_u64(last_seq) {
+        head = (to_u64(last_seq), String::new());
+    }
+    Ok(head)
+}
+
+/// Converts the rows of a ledger kept as a row per entry (`audit.ledger`) into blocks, in
+/// the open transaction `tx`. Rows are grouped into a block while their seqs run on and each
+/// row's `prev_hash` is the row before's `hash`; any break (a gap, a link that does not
+/// match — a tampered ledger stays exactly as tampered) starts a new block.
+fn convert_rows(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let mut stmt = tx.prepare(
+        "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
+           effect, reasons, prev_hash, hash FROM audit.ledger ORDER BY seq",
+    )?;
+    let mut insert = tx.prepare(
+        "INSERT INTO audit.ledger_blocks (first_seq, last_seq, prev_hash, entries)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut rows = stmt.query([])?;
+    // Owned copies of a block's rows: (seq, time_ms, the ten text columns).
+    type Owned = (u64, i64, [Vec<u8>; 10]);
+    let mut group: Vec<Owned> = Vec::new();
+    let mut flush = |group: &mut Vec<Owned>| -> Result<()> {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            return Ok(());
+        };
+        let rows: Vec<LedgerRow<'_>> = group
+            .iter()
+            .map(|(seq, time_ms, t)| LedgerRow {
+                seq: *seq,
+                time_ms: *time_ms,
+                actor: &t[0],
+                action: &t[1],
+                subject: &t[2],
+                purpose: &t[3],
+                recipient: &t[4],
+                categories: &t[5],
+                effect: &t[6],
+                reasons: &t[7],
+                prev_hash: &t[8],
+                hash: &t[9],
+            })
+            .collect();
+        insert.execute(params![
+            to_i64(first.0),
+            to_i64(last.0),
+            ToSqlOutput::Borrowed(ValueRef::Text(&first.2[8])),
+            block::encode(&rows)
+        ])?;
+        group.clear();
+        Ok(())
+    };
+    while let Some(r) = rows.next()? {
+        let seq = to_u64(r.get(0)?);
+        let time_ms: i64 = r.get(1)?;
+        let mut text: [Vec<u8>; 10] = Default::default();
+        for (i, t) in text.iter_mut().enumerate() {
+            *t = match r.get_ref(i + 2)? {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+                _ => {
+                    return Err(Error::Storage(format!(
+                        "ledger row {seq} holds a column that is not text; \
+                         it cannot be converted into a block"
+                    )));
+                }
+            };
+        }
+        let joins = group
+            .last()
+            .is_some_and(|(s, _, t)| *s + 1 == seq && t[9] == text[8]);
+        if !joins || group.len() >= BLOCK_ENTRIES {
+            flush(&mut group)?;
+        }
+        group.push((seq, time_ms, text));
+    }
+    flush(&mut group)?;
+    Ok(())
 }
 
 /// Old frames of the key database's WAL, and the file itself until the next checkpoint, may
@@ -853,7 +1014,7 @@ fn insert_pending(tx: &rusqlite::Transaction<'_>, entry: &Draft) -> Result<(i64,
         .prepare_cached(
             "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
                recipient, categories, effect, reasons)
-             VALUES ((SELECT COALESCE(MAX(seq), 0) FROM audit.ledger),
+             VALUES ((SELECT COALESCE(MAX(last_seq), 0) FROM audit.ledger_blocks),
                ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              RETURNING id, after_seq",
         )?
@@ -881,49 +1042,27 @@ fn draft_params(d: &Draft) -> [&dyn rusqlite::ToSql; 9] {
 /// Chains drafts after the ledger's head and inserts them, with their due checkpoints, in
 /// the open transaction of the ledger connection; returns the first draft's sequence number.
 fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
-    let (head_seq, head_hash) = conn
-        .prepare_cached("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((to_u64(r.get(0)?), r.get::<_, String>(1)?)))
-        .optional()?
-        .unwrap_or((0, GENESIS.to_string()));
+    let (head_seq, head_hash) = ledger_head(conn)?;
     let chained = Chained::new(head_seq, head_hash, drafts);
-    // Many rows per statement: a group of thousands costs far fewer executions.
-    let mut rows = BulkInsert::new(
-        conn,
-        "",
-        "ledger",
-        &[
-            "seq",
-            "time_ms",
-            "actor",
-            "action",
-            "subject",
-            "purpose",
-            "recipient",
-            "categories",
-            "effect",
-            "reasons",
-            "prev_hash",
-            "hash",
-        ],
-    );
-    for (i, d) in drafts.iter().enumerate() {
-        rows.push(&[
-            ValueRef::Integer(to_i64(chained.seq(i))),
-            ValueRef::Integer(d.time_ms),
-            ValueRef::Text(d.actor.as_bytes()),
-            ValueRef::Text(d.action.as_bytes()),
-            ValueRef::Text(d.subject.as_bytes()),
-            ValueRef::Text(d.purpose.as_bytes()),
-            ValueRef::Text(d.recipient.as_bytes()),
-            ValueRef::Text(d.categories.as_bytes()),
-            ValueRef::Text(d.effect.as_bytes()),
-            ValueRef::Text(d.reasons.as_bytes()),
-            ValueRef::Text(chained.prev_hash(i).as_bytes()),
-            ValueRef::Text(chained.hash(i).as_bytes()),
-        ])?;
+    let rows: Vec<LedgerRow<'_>> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| d.row(chained.seq(i), chained.prev_hash(i), chained.hash(i)))
+        .collect();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for group in rows.chunks(BLOCK_ENTRIES) {
+        if let (Some(first), Some(last)) = (group.first(), group.last()) {
+            insert.execute(params![
+                to_i64(first.seq),
+                to_i64(last.seq),
+                ToSqlOutput::Borrowed(ValueRef::Text(first.prev_hash)),
+                block::encode(group)
+            ])?;
+        }
     }
-    rows.finish()?;
     let mut sign = conn.prepare_cached(
         "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
          ON CONFLICT DO NOTHING",
@@ -1563,63 +1702,60 @@ impl Store for SqliteStore {
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
         let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
-               effect, reasons, prev_hash, hash
-             FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt
-            .query_map(params![to_i64(from_seq), to_i64(limit)], ledger_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut page = Vec::new();
+        let mut malformed = None;
+        if limit > 0 {
+            blocks_from(&conn, from_seq, u64::MAX, &mut |r| match r {
+                Ok(r) if r.seq < from_seq => true,
+                Ok(r) => {
+                    page.push(r.to_entry());
+                    (page.len() as u64) < limit
+                }
+                Err(seq) => {
+                    malformed = Some(seq);
+                    false
+                }
+            })?;
+        }
+        match malformed {
+            Some(seq) if seq >= from_seq && (page.len() as u64) < limit => {
+                Err(Error::Storage(format!(
+                    "ledger entry {seq} cannot be read: its block does not decode \
+                     (run `custos audit verify`)"
+                )))
+            }
+            _ => Ok(page),
+        }
     }
 
     fn ledger_last_seq(&self) -> Result<u64> {
         let last: Option<i64> = self
             .read()
-            .prepare_cached("SELECT MAX(seq) FROM ledger")?
-            .query_row([], |r| r.get(0))?;
+            .prepare_cached("SELECT last_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
         Ok(last.map_or(0, to_u64))
     }
 
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
-        use rusqlite::types::ValueRef;
         let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
-               effect, reasons, prev_hash, hash
-             FROM ledger WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-        )?;
-        let mut rows = stmt.query(params![to_i64(seqs.start), to_i64(seqs.end)])?;
-        while let Some(r) = rows.next()? {
-            let int = |i: usize| match r.get_ref(i)? {
-                ValueRef::Integer(n) => Ok(n),
-                _ => Err(Error::Storage("a ledger column is not an integer".into())),
-            };
-            // The bytes as stored: the hash check covers them, UTF-8 or not.
-            let text = |i: usize| match r.get_ref(i)? {
-                ValueRef::Text(b) => Ok(b),
-                _ => Err(Error::Storage("a ledger column is not text".into())),
-            };
-            let row = LedgerRow {
-                seq: to_u64(int(0)?),
-                time_ms: int(1)?,
-                actor: text(2)?,
-                action: text(3)?,
-                subject: text(4)?,
-                purpose: text(5)?,
-                recipient: text(6)?,
-                categories: text(7)?,
-                effect: text(8)?,
-                reasons: text(9)?,
-                prev_hash: text(10)?,
-                hash: text(11)?,
-            };
-            if !visit(&row) {
-                break;
+        blocks_from(&conn, seqs.start, seqs.end, &mut |r| match r {
+            Ok(r) if r.seq < seqs.start => true,
+            Ok(r) if r.seq >= seqs.end => false,
+            Ok(r) => visit(r),
+            // An entry that does not decode: handed on as a row that matches nothing (no
+            // hashes), at its seq — or, when it lies before the range, at the range's start
+            // (the scan of the range before reports it first).
+            Err(seq) => {
+                if seq < seqs.end {
+                    visit(&LedgerRow {
+                        seq: seq.max(seqs.start),
+                        ..LedgerRow::default()
+                    });
+                }
+                false
             }
-        }
-        Ok(())
+        })
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

@@ -17,7 +17,7 @@ fn read(purpose: &str) -> ReadInput {
 fn ledger_down(h: &Harness) {
     if h.is_sqlite() {
         h.exec(
-            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger \
+            "CREATE TRIGGER audit.ledger_down BEFORE INSERT ON ledger_blocks \
              BEGIN SELECT RAISE(ABORT, 'ledger down'); END;",
         );
     } else {
@@ -324,39 +324,58 @@ pub fn ledger_tamper_detected(h: Harness) {
         "prev_hash",
         "hash",
     ] {
-        let orig = h.text(&format!("SELECT {col} FROM ledger WHERE seq = {k}"));
-        h.exec(&format!(
-            "UPDATE ledger SET {col} = (CASE WHEN substr({col}, 1, 1) = 'x' THEN 'y' ELSE 'x' END) \
-             || substr({col}, 2) WHERE seq = {k}"
-        ));
+        let orig = h.ledger_text(k, col);
+        h.tamper(k, col, |t| {
+            let first = if t.starts_with('x') { "y" } else { "x" };
+            format!("{first}{}", t.get(1..).unwrap_or_default())
+        });
         let bad = v.verify_ledger().unwrap();
         assert_eq!(bad.first_bad, Some(k), "flipping `{col}` went unnoticed");
         assert_eq!(bad.entries, k - 1);
-        h.exec(&format!(
-            "UPDATE ledger SET {col} = '{}' WHERE seq = {k}",
-            orig.replace('\'', "''")
-        ));
+        h.tamper(k, col, |_| orig.clone());
         assert!(v.verify_ledger().unwrap().ok(), "restoring `{col}`");
     }
-    for col in ["time_ms", "seq"] {
-        h.exec(&format!(
-            "UPDATE ledger SET {col} = {col} + 1000000 WHERE seq = {k}"
-        ));
-        assert_eq!(v.verify_ledger().unwrap().first_bad, Some(k), "`{col}`");
-        let key = if col == "seq" { k + 1_000_000 } else { k };
-        h.exec(&format!(
-            "UPDATE ledger SET {col} = {col} - 1000000 WHERE seq = {key}"
-        ));
-        assert!(v.verify_ledger().unwrap().ok());
-    }
+    h.edit_ledger(|es| {
+        es.iter_mut().for_each(|e| {
+            if e.seq == k {
+                e.draft.time_ms += 1
+            }
+        })
+    });
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(k), "`time_ms`");
+    h.edit_ledger(|es| {
+        es.iter_mut().for_each(|e| {
+            if e.seq == k {
+                e.draft.time_ms -= 1
+            }
+        })
+    });
+    assert!(v.verify_ledger().unwrap().ok());
+    h.edit_ledger(|es| {
+        es.iter_mut().for_each(|e| {
+            if e.seq == k {
+                e.seq += 1_000_000
+            }
+        })
+    });
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(k), "`seq`");
+    h.edit_ledger(|es| {
+        es.iter_mut().for_each(|e| {
+            if e.seq == k + 1_000_000 {
+                e.seq = k
+            }
+        });
+        es.sort_by_key(|e| e.seq);
+    });
+    assert!(v.verify_ledger().unwrap().ok());
     // A deleted entry, and a truncated tail.
-    h.exec(&format!("DELETE FROM ledger WHERE seq = {n}"));
+    h.delete_entry(n);
     let after = v.verify_ledger().unwrap();
     assert!(
         after.ok(),
         "a truncated tail alone looks like a shorter chain"
     );
-    h.exec(&format!("DELETE FROM ledger WHERE seq = {k}"));
+    h.delete_entry(k);
     assert_eq!(v.verify_ledger().unwrap().first_bad, Some(k));
 }
 
@@ -907,18 +926,14 @@ pub fn checkpoints_signed(h: Harness) {
     let head = &entries[start - 1];
     let drafts: Vec<_> = entries[start..].iter().map(|e| e.draft.clone()).collect();
     let forged = custos_vault::ledger::Chained::new(head.seq, head.hash.clone(), &drafts);
-    let mut sql = String::from("BEGIN;");
-    for (i, d) in drafts.iter().enumerate() {
-        sql.push_str(&format!(
-            "UPDATE ledger SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
-            d.actor,
-            forged.prev_hash(i),
-            forged.hash(i),
-            forged.seq(i)
-        ));
-    }
-    sql.push_str("COMMIT;");
-    h.exec(&sql);
+    h.edit_ledger(|es| {
+        for (i, d) in drafts.iter().enumerate() {
+            let e = es.iter_mut().find(|e| e.seq == forged.seq(i)).unwrap();
+            e.draft.actor.clone_from(&d.actor);
+            e.prev_hash = forged.prev_hash(i).to_string();
+            e.hash = forged.hash(i).to_string();
+        }
+    });
     let ver = v.verify_ledger().unwrap();
     assert_eq!(ver.first_bad, Some(1000), "{ver:?}");
 }
@@ -1659,49 +1674,33 @@ pub fn ledger_verify_spans_batches(mut h: Harness) {
     };
     // The last entry of the first batch, the first of the second, one deep in the third.
     for (seq, col, tamper) in [
-        (4096u64, "hash", "'x' || substr(hash, 2)"),
-        (4096, "hash", "upper(hash)"),
-        (4097, "prev_hash", "upper(prev_hash)"),
-        (4097, "actor", "'x' || actor"),
-        (8500, "time_ms", "time_ms + 1"),
+        (4096u64, "hash", "x"),
+        (4096, "hash", "upper"),
+        (4097, "prev_hash", "upper"),
+        (4097, "actor", "x"),
+        (8500, "time_ms", "+1"),
     ] {
-        let orig = h.text(&format!("SELECT {col} FROM ledger WHERE seq = {seq}"));
-        h.exec(&format!(
-            "UPDATE ledger SET {col} = {tamper} WHERE seq = {seq}"
-        ));
-        check_bad(seq, tamper);
-        h.exec(&format!(
-            "UPDATE ledger SET {col} = {} WHERE seq = {seq}",
-            if col == "time_ms" {
-                orig
-            } else {
-                format!("'{orig}'")
+        let orig = h.ledger_entries();
+        h.edit_ledger(|es| {
+            let e = es.iter_mut().find(|e| e.seq == seq).unwrap();
+            match (col, tamper) {
+                ("hash", "x") => e.hash.replace_range(0..1, "x"),
+                ("hash", "upper") => e.hash = e.hash.to_uppercase(),
+                ("prev_hash", "upper") => e.prev_hash = e.prev_hash.to_uppercase(),
+                ("actor", "x") => e.draft.actor.insert(0, 'x'),
+                ("time_ms", "+1") => e.draft.time_ms += 1,
+                other => panic!("{other:?}"),
             }
-        ));
+        });
+        check_bad(seq, tamper);
+        h.edit_ledger(|es| *es = orig);
         assert!(ledger::verify(&*store, &signer).unwrap().ok(), "{tamper}");
     }
     // An entry missing at a seam.
     let e = store.ledger_page(8193, 1).unwrap().remove(0);
-    h.exec("DELETE FROM ledger WHERE seq = 8193");
+    h.delete_entry(8193);
     check_bad(8193, "a deleted entry");
-    let d = &e.draft;
-    h.exec(&format!(
-        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient, \
-         categories, effect, reasons, prev_hash, hash) VALUES ({}, {}, '{}', '{}', '{}', '{}', \
-         '{}', '{}', '{}', '{}', '{}', '{}')",
-        e.seq,
-        d.time_ms,
-        d.actor,
-        d.action,
-        d.subject,
-        d.purpose,
-        d.recipient,
-        d.categories,
-        d.effect,
-        d.reasons,
-        e.prev_hash,
-        e.hash
-    ));
+    h.insert_entry(e);
     assert!(ledger::verify(&*store, &signer).unwrap().ok());
     // A checkpoint removed at a multiple of 1000 past the first batch.
     let cp = h.text("SELECT signature FROM ledger_checkpoints WHERE seq = 8000");

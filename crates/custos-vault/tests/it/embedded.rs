@@ -63,62 +63,133 @@ fn first_start_creates_a_private_master_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A data directory of a version that kept the ledger in `custos.db` opens with its ledger
-/// moved, whole, into `ledger.db`; the chain still verifies and goes on from its head.
-#[test]
-fn ledger_in_the_data_database_moves_to_its_own() {
-    use custos_vault::MasterKey;
-
-    let dir = fresh_dir("move_ledger");
-    let kek = MasterKey::generate().unwrap();
-    let open = |kek: &MasterKey| open_in(&dir, kek);
-    let v = open(&kek);
-    for i in 0..3 {
-        v.collect(
-            "meeting-center",
-            &crate::support::attendee("Old", &format!("old{i}@example.com")),
-        )
+/// Puts the ledger of the store in `dir` back into the layout of an older version: a row
+/// per entry, in `custos.db` (before 0.2) or in `ledger.db` (before 0.3).
+fn to_rows(dir: &std::path::Path, in_data_db: bool) {
+    use custos_vault::Store as _;
+    let entries = custos_vault::SqliteStore::open(dir)
+        .unwrap()
+        .ledger_page(1, u64::MAX)
         .unwrap();
-    }
-    let before = v.verify_ledger().unwrap();
-    assert!(before.ok() && before.entries >= 3);
-    drop(v);
-    // The old layout: the ledger's tables in custos.db, none in ledger.db.
     let c = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
     c.execute(
         "ATTACH DATABASE ?1 AS audit",
         [dir.join("ledger.db").to_string_lossy()],
     )
     .unwrap();
-    c.execute_batch(
-        "CREATE TABLE main.ledger AS SELECT * FROM audit.ledger;
-         CREATE TABLE main.ledger_checkpoints AS SELECT * FROM audit.ledger_checkpoints;
-         DROP TABLE audit.ledger; DROP TABLE audit.ledger_checkpoints;",
-    )
+    let schema = if in_data_db { "main" } else { "audit" };
+    c.execute_batch(&format!(
+        "CREATE TABLE {schema}.ledger (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,
+           actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
+           purpose TEXT NOT NULL, recipient TEXT NOT NULL, categories TEXT NOT NULL,
+           effect TEXT NOT NULL, reasons TEXT NOT NULL, prev_hash TEXT NOT NULL,
+           hash TEXT NOT NULL);
+         DROP TABLE audit.ledger_blocks;"
+    ))
     .unwrap();
-    drop(c);
-    let v = open(&kek);
-    let after = v.verify_ledger().unwrap();
-    assert!(after.ok(), "{after:?}");
-    assert_eq!((after.entries, &after.head), (before.entries, &before.head));
-    v.collect(
-        "meeting-center",
-        &crate::support::attendee("New", "new@example.com"),
-    )
-    .unwrap();
-    let next = v.verify_ledger().unwrap();
-    assert!(next.ok() && next.entries > before.entries);
-    drop(v);
-    let c = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
-    let left: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ledger%'",
-            [],
-            |r| r.get(0),
+    for e in &entries {
+        let d = &e.draft;
+        c.execute(
+            &format!("INSERT INTO {schema}.ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            rusqlite::params![
+                i64::try_from(e.seq).unwrap(),
+                d.time_ms,
+                d.actor,
+                d.action,
+                d.subject,
+                d.purpose,
+                d.recipient,
+                d.categories,
+                d.effect,
+                d.reasons,
+                e.prev_hash,
+                e.hash
+            ],
         )
         .unwrap();
-    assert_eq!(left, 0);
-    let _ = std::fs::remove_dir_all(&dir);
+    }
+    if in_data_db {
+        c.execute_batch(
+            "CREATE TABLE main.ledger_checkpoints AS SELECT * FROM audit.ledger_checkpoints;
+             DROP TABLE audit.ledger_checkpoints;",
+        )
+        .unwrap();
+    }
+}
+
+/// A data directory of a version that kept the ledger as a row per entry — in `custos.db`,
+/// or in `ledger.db` — opens with its ledger converted into blocks in `ledger.db`, whole:
+/// the chain verifies with the same head and goes on from it, and a tampered row stays
+/// tampered (it is not healed by the conversion).
+#[test]
+fn a_ledger_kept_as_rows_is_converted_into_blocks() {
+    use custos_vault::MasterKey;
+
+    for in_data_db in [true, false] {
+        let dir = fresh_dir(&format!("move_ledger_{in_data_db}"));
+        let kek = MasterKey::generate().unwrap();
+        let open = |kek: &MasterKey| open_in(&dir, kek);
+        let v = open(&kek);
+        for i in 0..3 {
+            v.collect(
+                "meeting-center",
+                &crate::support::attendee("Old", &format!("old{i}@example.com")),
+            )
+            .unwrap();
+        }
+        let before = v.verify_ledger().unwrap();
+        assert!(before.ok() && before.entries >= 3);
+        drop(v);
+        to_rows(&dir, in_data_db);
+        let v = open(&kek);
+        let after = v.verify_ledger().unwrap();
+        assert!(after.ok(), "{after:?}");
+        assert_eq!((after.entries, &after.head), (before.entries, &before.head));
+        v.collect(
+            "meeting-center",
+            &crate::support::attendee("New", "new@example.com"),
+        )
+        .unwrap();
+        let next = v.verify_ledger().unwrap();
+        assert!(next.ok() && next.entries > before.entries);
+        drop(v);
+        let c = rusqlite::Connection::open(dir.join("custos.db")).unwrap();
+        let left: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'ledger%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+        let c = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
+        let rows: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0, "the row table is gone once converted");
+        drop(c);
+        // A tampered row, converted: verify still names it.
+        to_rows(&dir, in_data_db);
+        let c = rusqlite::Connection::open(dir.join(if in_data_db {
+            "custos.db"
+        } else {
+            "ledger.db"
+        }))
+        .unwrap();
+        c.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 2", [])
+            .unwrap();
+        c.execute("UPDATE ledger SET hash = upper(hash) WHERE seq = 3", [])
+            .unwrap();
+        drop(c);
+        let v = open(&kek);
+        assert_eq!(v.verify_ledger().unwrap().first_bad, Some(2));
+        drop(v);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// A database of schema version 1 (rowid tables keyed by random ids) opens migrated: its
@@ -277,16 +348,17 @@ fn an_erasure_entry_a_crash_kept_out_of_the_ledger_is_appended_on_open() {
             .unwrap()
     };
     assert_eq!(pending(&data), 0, "a clean erasure leaves nothing pending");
-    let audit = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
-    let entries = |action: &str, subject: &str| -> i64 {
-        audit
-            .query_row(
-                "SELECT COUNT(*) FROM ledger WHERE action = ?1 AND subject = ?2",
-                [action, subject],
-                |r| r.get(0),
-            )
+    let stored = |action: &str, subject: &str| -> Vec<custos_vault::LedgerEntry> {
+        use custos_vault::Store as _;
+        custos_vault::SqliteStore::open(&dir)
             .unwrap()
+            .ledger_page(1, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.draft.action == action && e.draft.subject == subject)
+            .collect()
     };
+    let entries = |action: &str, subject: &str| stored(action, subject).len();
     assert_eq!(entries("erase", id.as_str()), 1);
     // The state of two crashes: an erasure of `lost` whose entry never committed, and the
     // erasure above whose pending row outlived its entry's commit.
@@ -299,17 +371,22 @@ fn an_erasure_entry_a_crash_kept_out_of_the_ledger_is_appended_on_open() {
         [lost],
     )
     .unwrap();
-    data.execute(
-        "ATTACH DATABASE ?1 AS ledger_db",
-        [dir.join("ledger.db").to_string_lossy()],
-    )
-    .unwrap();
+    let kept = stored("erase", id.as_str()).remove(0).draft;
     data.execute(
         "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
            recipient, categories, effect, reasons)
-         SELECT 0, time_ms, actor, action, subject, purpose, recipient, categories, effect,
-           reasons FROM ledger_db.ledger WHERE action = 'erase'",
-        [],
+         VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        rusqlite::params![
+            kept.time_ms,
+            kept.actor,
+            kept.action,
+            kept.subject,
+            kept.purpose,
+            kept.recipient,
+            kept.categories,
+            kept.effect,
+            kept.reasons
+        ],
     )
     .unwrap();
     assert_eq!(pending(&data), 2);

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use custos_policy::Policy;
-use custos_vault::{CollectionInput, MasterKey, PostgresStore, Purging, SqliteStore, Store, Vault};
+use custos_vault::ledger::{Draft, block};
+use custos_vault::{
+    CollectionInput, LedgerEntry, MasterKey, PostgresStore, Purging, SqliteStore, Store, Vault,
+};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -280,5 +283,199 @@ pub fn registration(email: &str, purposes: &[&str]) -> CollectionInput {
             ("contact.title".into(), "Engineer".into()),
             ("contact.company".into(), "Acme".into()),
         ]),
+    }
+}
+
+/// The ledger as the tests tamper with it: every entry as stored, whatever the backend's
+/// layout (a row per entry on PostgreSQL, blocks of entries on SQLite).
+impl Harness {
+    /// Every stored entry, in seq order.
+    pub fn ledger_entries(&self) -> Vec<LedgerEntry> {
+        match &self.backend {
+            Backend::Sqlite(dir) => {
+                let c = self.sqlite_conn(dir);
+                let mut stmt = c
+                    .prepare(
+                        "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks \
+                         ORDER BY first_seq",
+                    )
+                    .unwrap();
+                let mut rows = stmt.query([]).unwrap();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().unwrap() {
+                    let prev: String = r.get(2).unwrap();
+                    let body: Vec<u8> = r.get(3).unwrap();
+                    let b = block::BlockRef {
+                        first_seq: r.get::<_, i64>(0).unwrap().try_into().unwrap(),
+                        last_seq: r.get::<_, i64>(1).unwrap().try_into().unwrap(),
+                        prev_hash: prev.as_bytes(),
+                        body: &body,
+                    };
+                    block::decode(&b, &mut |e| {
+                        out.push(e.expect("a block that decodes").to_entry());
+                        true
+                    });
+                }
+                out
+            }
+            Backend::Postgres { url, .. } => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                c.query(
+                    "SELECT seq, time_ms, actor, action, subject, purpose, recipient, \
+                     categories, effect, reasons, prev_hash, hash FROM ledger ORDER BY seq",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| LedgerEntry {
+                    seq: r.get::<_, i64>(0).try_into().unwrap(),
+                    draft: Draft {
+                        time_ms: r.get(1),
+                        actor: r.get(2),
+                        action: r.get(3),
+                        subject: r.get(4),
+                        purpose: r.get(5),
+                        recipient: r.get(6),
+                        categories: r.get(7),
+                        effect: r.get(8),
+                        reasons: r.get(9),
+                    },
+                    prev_hash: r.get(10),
+                    hash: r.get(11),
+                })
+                .collect()
+            }
+        }
+    }
+
+    /// Rewrites the stored ledger as `edit` leaves its entries (nothing else is checked: this
+    /// is how an attacker with the database would go about it).
+    pub fn edit_ledger(&self, edit: impl FnOnce(&mut Vec<LedgerEntry>)) {
+        let mut entries = self.ledger_entries();
+        edit(&mut entries);
+        match &self.backend {
+            Backend::Sqlite(dir) => {
+                let mut c = self.sqlite_conn(dir);
+                let tx = c.transaction().unwrap();
+                tx.execute("DELETE FROM ledger_blocks", []).unwrap();
+                // A block per run of consecutive, linked entries.
+                let mut groups: Vec<Vec<&LedgerEntry>> = Vec::new();
+                for e in &entries {
+                    match groups.last_mut() {
+                        Some(g)
+                            if g.last()
+                                .is_some_and(|p| p.seq + 1 == e.seq && p.hash == e.prev_hash) =>
+                        {
+                            g.push(e);
+                        }
+                        _ => groups.push(vec![e]),
+                    }
+                }
+                for g in groups {
+                    let rows: Vec<_> = g
+                        .iter()
+                        .map(|e| e.draft.row(e.seq, &e.prev_hash, &e.hash))
+                        .collect();
+                    tx.execute(
+                        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![
+                            i64::try_from(g[0].seq).unwrap(),
+                            i64::try_from(g[g.len() - 1].seq).unwrap(),
+                            g[0].prev_hash,
+                            block::encode(&rows)
+                        ],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            Backend::Postgres { url, .. } => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                let mut tx = c.transaction().unwrap();
+                tx.execute("DELETE FROM ledger", &[]).unwrap();
+                let insert = tx
+                    .prepare(
+                        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, \
+                         recipient, categories, effect, reasons, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .unwrap();
+                for e in &entries {
+                    let d = &e.draft;
+                    tx.execute(
+                        &insert,
+                        &[
+                            &i64::try_from(e.seq).unwrap(),
+                            &d.time_ms,
+                            &d.actor,
+                            &d.action,
+                            &d.subject,
+                            &d.purpose,
+                            &d.recipient,
+                            &d.categories,
+                            &d.effect,
+                            &d.reasons,
+                            &e.prev_hash,
+                            &e.hash,
+                        ],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+        }
+    }
+
+    /// Column `col` of the entry at `seq`, as text.
+    pub fn ledger_text(&self, seq: u64, col: &str) -> String {
+        let mut e = self
+            .ledger_entries()
+            .into_iter()
+            .find(|e| e.seq == seq)
+            .unwrap_or_else(|| panic!("no entry {seq}"));
+        column(&mut e, col).clone()
+    }
+
+    /// Sets column `col` of the entry at `seq` to `f` of its text.
+    pub fn tamper(&self, seq: u64, col: &str, f: impl FnOnce(&str) -> String) {
+        self.edit_ledger(|entries| {
+            let e = entries.iter_mut().find(|e| e.seq == seq).unwrap();
+            let mut text = column(e, col).clone();
+            text = f(&text);
+            *column(e, col) = text;
+        });
+    }
+
+    /// Removes the entry at `seq`.
+    pub fn delete_entry(&self, seq: u64) {
+        self.edit_ledger(|entries| entries.retain(|e| e.seq != seq));
+    }
+
+    /// Puts `e` back in its place.
+    pub fn insert_entry(&self, e: LedgerEntry) {
+        self.edit_ledger(|entries| {
+            entries.push(e);
+            entries.sort_by_key(|e| e.seq);
+        });
+    }
+}
+
+/// Column `col` of an entry as text; `seq` and `time_ms` go through a scratch string that
+/// [`Harness::tamper`] parses back.
+fn column<'e>(e: &'e mut LedgerEntry, col: &str) -> &'e mut String {
+    let d = &mut e.draft;
+    match col {
+        "actor" => &mut d.actor,
+        "action" => &mut d.action,
+        "subject" => &mut d.subject,
+        "purpose" => &mut d.purpose,
+        "recipient" => &mut d.recipient,
+        "categories" => &mut d.categories,
+        "effect" => &mut d.effect,
+        "reasons" => &mut d.reasons,
+        "prev_hash" => &mut e.prev_hash,
+        "hash" => &mut e.hash,
+        other => panic!("not a text column: {other}"),
     }
 }

@@ -43,8 +43,15 @@ fn keys_create_prints_the_key_alone_and_audit_verifies() {
 
     // Any changed byte in the ledger: exit 1, naming the entry.
     let db = rusqlite::Connection::open(dir.join("custos-data/ledger.db")).unwrap();
-    db.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 1", [])
-        .unwrap();
+    // Entries are stored in blocks (one per group commit): byte 6 of the first block's body
+    // lies in its first entry.
+    db.execute(
+        "UPDATE ledger_blocks SET entries = substr(entries, 1, 5) \
+         || (CASE WHEN substr(entries, 6, 1) = X'41' THEN X'42' ELSE X'41' END) \
+         || substr(entries, 7) WHERE first_seq = 1",
+        [],
+    )
+    .unwrap();
     drop(db);
     let out = custos(&dir, &["audit", "verify", "--data", "custos-data"]);
     assert_eq!(out.status.code(), Some(1));

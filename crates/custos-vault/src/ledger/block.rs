@@ -1,0 +1,496 @@
+//! Ledger blocks: the entries of one group commit stored as one row.
+//!
+//! A row per entry made every entry a B-tree insert of ~300 bytes (two hashes as hex among
+//! them) and its pages written to the WAL, synced and checkpointed; that was most of what a
+//! durable entry cost. A block holds the entries `first_seq..=last_seq` of one commit,
+//! compactly:
+//!
+//! - the row keeps `first_seq`, `last_seq` and `prev_hash` (the hash, as stored text, before
+//!   the first entry); each later entry's previous hash is the stored hash of the entry
+//!   before it, so a chain is stored once, not twice;
+//! - the body is a version byte ([`VERSION`]) and then, per entry: the change of `time_ms`
+//!   from the entry before (zigzag LEB128; the first from 0); a byte whose bit `i` says text
+//!   field `i` (actor, action, subject, purpose, recipient, categories, effect, reasons)
+//!   equals the entry before's (the first entry's "before" is all empty), and each other
+//!   field as a LEB128 length and its bytes; then the entry's hash: `0` and its 32 bytes
+//!   when the stored hash is 64 lowercase hex digits (always, for entries this crate wrote),
+//!   else `1`, a length and the text as stored (a ledger converted from rows keeps what it
+//!   held, tampered or not).
+//!
+//! The encoding is canonical — a field equal to the one before is always marked, lengths
+//! are never padded, a hash that could be binary is — and decoding rejects anything else.
+//! So a changed byte either decodes to a different entry, whose hash then fails, or does
+//! not decode; either way the entry holding the byte is reported: flipping any byte of a
+//! block makes verification fail at the entry that byte belongs to.
+//!
+//! The hash of an entry is unchanged: [`super::entry_hash`] over its fields and the
+//! previous hash as hex text, as when entries were rows.
+
+use crate::store::LedgerRow;
+
+/// The body's first byte.
+pub const VERSION: u8 = 1;
+
+const FIELDS: usize = 8;
+
+/// A stored block, as read from its row.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRef<'a> {
+    /// The sequence number of the first entry.
+    pub first_seq: u64,
+    /// The sequence number of the last entry.
+    pub last_seq: u64,
+    /// The previous hash of the first entry, as stored.
+    pub prev_hash: &'a [u8],
+    /// The encoded entries.
+    pub body: &'a [u8],
+}
+
+fn fields<'a>(r: &LedgerRow<'a>) -> [&'a [u8]; FIELDS] {
+    [
+        r.actor,
+        r.action,
+        r.subject,
+        r.purpose,
+        r.recipient,
+        r.categories,
+        r.effect,
+        r.reasons,
+    ]
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+fn unzigzag(n: u64) -> i64 {
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
+}
+
+/// `s` as the 32 bytes it spells when it is 64 lowercase hex digits.
+fn binary_hash(s: &[u8]) -> Option<[u8; 32]> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        *o = (digit(*hi)? << 4) | digit(*lo)?;
+    }
+    Some(out)
+}
+
+/// The body of a block holding `rows`, which the caller has made consecutive: each row's
+/// seq one more than the row before's, its `prev_hash` the row before's `hash` (the first
+/// row's `prev_hash` goes in the block's own column). Their `seq` and `prev_hash` are not
+/// stored.
+pub fn encode(rows: &[LedgerRow<'_>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rows.len() * 96);
+    out.push(VERSION);
+    let mut before: [&[u8]; FIELDS] = [b""; FIELDS];
+    let mut time = 0i64;
+    for r in rows {
+        put_varint(&mut out, zigzag(r.time_ms.wrapping_sub(time)));
+        time = r.time_ms;
+        let now = fields(r);
+        let mut same = 0u8;
+        for (i, (a, b)) in now.iter().zip(&before).enumerate() {
+            if a == b {
+                same |= 1 << i;
+            }
+        }
+        out.push(same);
+        for (i, f) in now.iter().enumerate() {
+            if same & (1 << i) == 0 {
+                put_varint(&mut out, f.len() as u64);
+                out.extend_from_slice(f);
+            }
+        }
+        before = now;
+        match binary_hash(r.hash) {
+            Some(b) => {
+                out.push(0);
+                out.extend_from_slice(&b);
+            }
+            None => {
+                out.push(1);
+                put_varint(&mut out, r.hash.len() as u64);
+                out.extend_from_slice(r.hash);
+            }
+        }
+    }
+    out
+}
+
+/// A hash as the decoder hands it on: hex of 32 stored bytes, or stored text.
+#[derive(Clone, Copy)]
+enum Hash<'a> {
+    Hex([u8; 64]),
+    Text(&'a [u8]),
+}
+
+impl Hash<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Hash::Hex(h) => h,
+            Hash::Text(t) => t,
+        }
+    }
+}
+
+struct Reader<'a> {
+    body: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.body.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(usize::try_from(n).ok()?)?;
+        let s = self.body.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    /// LEB128, canonical only: at most ten bytes, no padding (a last byte of zero after
+    /// the first).
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && bits > 1 {
+                return None;
+            }
+            n |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return (i == 0 || b != 0).then_some(n);
+            }
+        }
+        None
+    }
+}
+
+/// What [`decode`] hands a visitor: an entry, or the sequence number of the first entry
+/// that does not decode (decoding stops there).
+pub type Decoded<'r, 'a> = std::result::Result<&'r LedgerRow<'a>, u64>;
+
+/// Decodes `block`, handing each entry to `visit` in order, each with its `seq` and
+/// `prev_hash` restored; `visit` returning `false` stops. An entry that does not decode —
+/// or a block whose body ends early or runs on — ends the block with `Err` of that entry's
+/// seq. Returns whether `visit` asked to go on.
+pub fn decode(block: &BlockRef<'_>, visit: &mut dyn FnMut(Decoded<'_, '_>) -> bool) -> bool {
+    let mut r = Reader {
+        body: block.body,
+        pos: 0,
+    };
+    if block.last_seq < block.first_seq || r.byte() != Some(VERSION) {
+        return visit(Err(block.first_seq));
+    }
+    let mut before: [&[u8]; FIELDS] = [b""; FIELDS];
+    let mut time = 0i64;
+    let mut prev = Hash::Text(block.prev_hash);
+    for seq in block.first_seq..=block.last_seq {
+        let Some((row_fields, t, hash)) = entry(&mut r, &before, time) else {
+            return visit(Err(seq));
+        };
+        // The last entry ends the body exactly.
+        if seq == block.last_seq && r.pos != block.body.len() {
+            return visit(Err(seq));
+        }
+        let [
+            actor,
+            action,
+            subject,
+            purpose,
+            recipient,
+            categories,
+            effect,
+            reasons,
+        ] = row_fields;
+        let row = LedgerRow {
+            seq,
+            time_ms: t,
+            actor,
+            action,
+            subject,
+            purpose,
+            recipient,
+            categories,
+            effect,
+            reasons,
+            prev_hash: prev.bytes(),
+            hash: hash.bytes(),
+        };
+        if !visit(Ok(&row)) {
+            return false;
+        }
+        before = row_fields;
+        time = t;
+        prev = hash;
+    }
+    true
+}
+
+type Entry<'a> = ([&'a [u8]; FIELDS], i64, Hash<'a>);
+
+fn entry<'a>(r: &mut Reader<'a>, before: &[&'a [u8]; FIELDS], time: i64) -> Option<Entry<'a>> {
+    let t = time.wrapping_add(unzigzag(r.varint()?));
+    let same = r.byte()?;
+    let mut out = *before;
+    for (i, f) in out.iter_mut().enumerate() {
+        if same & (1 << i) == 0 {
+            let len = r.varint()?;
+            let v = r.take(len)?;
+            // Canonical: a field equal to the one before is marked, never repeated.
+            if v == *f {
+                return None;
+            }
+            *f = v;
+        }
+    }
+    let hash = match r.byte()? {
+        0 => {
+            let b: &[u8; 32] = r.take(32)?.try_into().ok()?;
+            Hash::Hex(super::hex64(b))
+        }
+        1 => {
+            let len = r.varint()?;
+            let text = r.take(len)?;
+            // Canonical: a hash that could be stored as bytes is.
+            if binary_hash(text).is_some() {
+                return None;
+            }
+            Hash::Text(text)
+        }
+        _ => return None,
+    };
+    Some((out, t, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Draft, GENESIS, entry_hash};
+
+    /// Rows chained the way the writer chains them.
+    fn chain(drafts: &[Draft], first_seq: u64) -> Vec<(Draft, u64, String, String)> {
+        let mut prev = GENESIS.to_string();
+        drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let seq = first_seq + i as u64;
+                let hash = entry_hash(seq, d, &prev);
+                let out = (d.clone(), seq, prev.clone(), hash.clone());
+                prev = hash;
+                out
+            })
+            .collect()
+    }
+
+    fn row<'a>(d: &'a Draft, seq: u64, prev: &'a str, hash: &'a str) -> LedgerRow<'a> {
+        LedgerRow {
+            seq,
+            time_ms: d.time_ms,
+            actor: d.actor.as_bytes(),
+            action: d.action.as_bytes(),
+            subject: d.subject.as_bytes(),
+            purpose: d.purpose.as_bytes(),
+            recipient: d.recipient.as_bytes(),
+            categories: d.categories.as_bytes(),
+            effect: d.effect.as_bytes(),
+            reasons: d.reasons.as_bytes(),
+            prev_hash: prev.as_bytes(),
+            hash: hash.as_bytes(),
+        }
+    }
+
+    fn drafts() -> Vec<Draft> {
+        let mut v = Vec::new();
+        for i in 0..5i64 {
+            v.push(Draft {
+                time_ms: 1_764_000_000_000 + i * 3 - if i == 2 { 50 } else { 0 },
+                actor: if i == 3 { "operator" } else { "meeting-center" }.into(),
+                action: "read".into(),
+                subject: format!("0190-{i}"),
+                purpose: "service.meetings".into(),
+                recipient: String::new(),
+                categories: "contact.email,contact.name".into(),
+                effect: if i == 1 { "deny" } else { "permit" }.into(),
+                reasons: if i == 1 { "purpose_not_allowed" } else { "" }.into(),
+            });
+        }
+        v.push(Draft::default());
+        v.push(Draft {
+            time_ms: i64::MIN,
+            actor: "x".repeat(300),
+            ..Draft::default()
+        });
+        v.push(Draft {
+            time_ms: i64::MAX,
+            ..Draft::default()
+        });
+        v
+    }
+
+    #[test]
+    fn a_block_decodes_to_the_rows_it_was_made_of() {
+        let chained = chain(&drafts(), 41);
+        let rows: Vec<LedgerRow<'_>> = chained
+            .iter()
+            .map(|(d, s, p, h)| row(d, *s, p, h))
+            .collect();
+        let body = encode(&rows);
+        let block = BlockRef {
+            first_seq: 41,
+            last_seq: 41 + rows.len() as u64 - 1,
+            prev_hash: GENESIS.as_bytes(),
+            body: &body,
+        };
+        let mut got = Vec::new();
+        assert!(decode(&block, &mut |r| {
+            got.push(r.unwrap().to_entry());
+            true
+        }));
+        let want: Vec<_> = rows.iter().map(LedgerRow::to_entry).collect();
+        assert_eq!(got, want);
+        // Far smaller than the rows' text: hashes as bytes, repeated fields marked.
+        let text: usize = rows.iter().map(|r| fields(r).concat().len() + 128).sum();
+        assert!(body.len() * 2 < text, "{} of {text}", body.len());
+    }
+
+    #[test]
+    fn hashes_that_are_not_lowercase_hex_are_kept_as_stored() {
+        let d = Draft::default();
+        let upper = "AB".repeat(32);
+        let rows = [
+            row(&d, 1, GENESIS, "not a hash"),
+            row(&d, 2, "not a hash", &upper),
+        ];
+        let body = encode(&rows);
+        let block = BlockRef {
+            first_seq: 1,
+            last_seq: 2,
+            prev_hash: GENESIS.as_bytes(),
+            body: &body,
+        };
+        let mut got = Vec::new();
+        decode(&block, &mut |r| {
+            got.push(r.unwrap().to_entry());
+            true
+        });
+        let want: Vec<_> = rows.iter().map(LedgerRow::to_entry).collect();
+        assert_eq!(got, want);
+    }
+
+    /// Every single-byte change of a body makes the entry holding that byte fail: it no
+    /// longer decodes, or decodes to something whose stored hash is not its hash.
+    #[test]
+    fn changing_any_byte_fails_the_entry_that_holds_it() {
+        let chained = chain(&drafts(), 1);
+        let rows: Vec<LedgerRow<'_>> = chained
+            .iter()
+            .map(|(d, s, p, h)| row(d, *s, p, h))
+            .collect();
+        // Where each entry starts in the body.
+        let starts: Vec<usize> = (0..rows.len()).map(|i| encode(&rows[..i]).len()).collect();
+        let body = encode(&rows);
+        let last = rows.len() as u64;
+        for at in 0..body.len() {
+            let holder = starts.iter().rposition(|&s| s <= at.max(1)).unwrap() as u64 + 1;
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = body.clone();
+                bad[at] ^= flip;
+                let block = BlockRef {
+                    first_seq: 1,
+                    last_seq: last,
+                    prev_hash: GENESIS.as_bytes(),
+                    body: &bad,
+                };
+                let mut first_bad = None;
+                decode(&block, &mut |r| {
+                    let seq = match r {
+                        Err(seq) => seq,
+                        Ok(r) => {
+                            let d = Draft {
+                                time_ms: r.time_ms,
+                                actor: String::from_utf8_lossy(r.actor).into(),
+                                action: String::from_utf8_lossy(r.action).into(),
+                                subject: String::from_utf8_lossy(r.subject).into(),
+                                purpose: String::from_utf8_lossy(r.purpose).into(),
+                                recipient: String::from_utf8_lossy(r.recipient).into(),
+                                categories: String::from_utf8_lossy(r.categories).into(),
+                                effect: String::from_utf8_lossy(r.effect).into(),
+                                reasons: String::from_utf8_lossy(r.reasons).into(),
+                            };
+                            let prev = String::from_utf8_lossy(r.prev_hash);
+                            if entry_hash(r.seq, &d, &prev).as_bytes() == r.hash {
+                                return true;
+                            }
+                            r.seq
+                        }
+                    };
+                    first_bad = Some(seq);
+                    false
+                });
+                assert_eq!(
+                    first_bad,
+                    Some(holder),
+                    "byte {at} ^ {flip:#x} (entries start at {starts:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_that_ends_early_or_runs_on_fails_at_its_last_entry() {
+        let chained = chain(&drafts()[..3], 1);
+        let rows: Vec<LedgerRow<'_>> = chained
+            .iter()
+            .map(|(d, s, p, h)| row(d, *s, p, h))
+            .collect();
+        let body = encode(&rows);
+        let first_err = |body: &[u8], first_seq: u64, last_seq: u64| {
+            let mut err = None;
+            decode(
+                &BlockRef {
+                    first_seq,
+                    last_seq,
+                    prev_hash: GENESIS.as_bytes(),
+                    body,
+                },
+                &mut |r| {
+                    err = r.err();
+                    err.is_none()
+                },
+            );
+            err
+        };
+        assert_eq!(first_err(&body, 1, 3), None);
+        assert_eq!(first_err(&body[..body.len() - 1], 1, 3), Some(3));
+        assert_eq!(first_err(&[body.as_slice(), &[0]].concat(), 1, 3), Some(3));
+        assert_eq!(first_err(&body, 1, 2), Some(2));
+        assert_eq!(first_err(&body, 1, 4), Some(4));
+        assert_eq!(first_err(&body, 3, 2), Some(3));
+        assert_eq!(first_err(&[], 7, 9), Some(7));
+    }
+}
