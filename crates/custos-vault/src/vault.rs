@@ -171,8 +171,12 @@ pub struct SealedRead {
     ticket: u64,
     subject: SubjectId,
     result: ReadResult,
-    permitted: CategorySet,
-    stored: SubjectState,
+    /// The permitted values, still sealed, by category; the rest of what was read is
+    /// dropped when the read begins.
+    sealed: Vec<(String, Vec<u8>)>,
+    /// The subject's wrapped data key; `None` when nothing is permitted (a refused read
+    /// never unwraps it).
+    wrapped: Option<Vec<u8>>,
 }
 
 /// The ledger writer's word that one read's entry is durable; made only by the vault, for
@@ -204,21 +208,16 @@ impl SealedRead {
         }
         let mut out = self.result;
         out.ledger_seq = durable.seq;
-        if self.permitted.is_empty() {
+        if self.sealed.is_empty() {
             return Ok(out);
         }
-        let wrapped = self.stored.wrapped_dek.ok_or(Error::SubjectNotFound)?;
+        let wrapped = self.wrapped.ok_or(Error::SubjectNotFound)?;
         let dek = DataKey::unwrap(&vault.kek, &self.subject.0, &wrapped)?;
-        for v in &self.stored.values {
-            let Ok(cid) = vault.policy.category_id(&v.category) else {
-                continue;
-            };
-            if self.permitted.contains(cid) {
-                let plain = dek.open_value(&self.subject.0, &v.category, &v.ciphertext)?;
-                let text = String::from_utf8(plain)
-                    .map_err(|_| Error::Crypto("decrypted value is not text"))?;
-                out.data.insert(v.category.clone(), text);
-            }
+        for (category, ciphertext) in self.sealed {
+            let plain = dek.open_value(&self.subject.0, &category, &ciphertext)?;
+            let text = String::from_utf8(plain)
+                .map_err(|_| Error::Crypto("decrypted value is not text"))?;
+            out.data.insert(category, text);
         }
         Ok(out)
     }
@@ -891,12 +890,33 @@ impl Vault {
                 }));
             }),
         )?;
+        // Only the permitted values are kept for `open`; the rest of the stored state goes
+        // now, while it is in this core's cache.
+        let sealed: Vec<(String, Vec<u8>)> = if decision.permitted.is_empty() {
+            Vec::new()
+        } else {
+            stored
+                .values
+                .into_iter()
+                .filter(|v| {
+                    self.policy
+                        .category_id(&v.category)
+                        .is_ok_and(|c| decision.permitted.contains(c))
+                })
+                .map(|v| (v.category, v.ciphertext))
+                .collect()
+        };
+        let wrapped = if sealed.is_empty() {
+            None
+        } else {
+            stored.wrapped_dek
+        };
         Ok(SealedRead {
             ticket,
             subject: subject.clone(),
             result,
-            permitted: decision.permitted,
-            stored,
+            sealed,
+            wrapped,
         })
     }
 

@@ -77,20 +77,26 @@ fn unzigzag(n: u64) -> i64 {
 
 /// `s` as the 32 bytes it spells when it is 64 lowercase hex digits.
 fn binary_hash(s: &[u8]) -> Option<[u8; 32]> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
+    /// The value of a lowercase hex digit; 16 for any other byte.
+    fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 16,
+        }
+    }
     if s.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
+    let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
         let [hi, lo] = pair else { return None };
-        *o = (digit(*hi)? << 4) | digit(*lo)?;
+        let (h, l) = (digit(*hi), digit(*lo));
+        bad |= (h | l) & 16;
+        *o = (h << 4) | (l & 15);
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
 
 /// The body of a block holding `rows`, which the caller has made consecutive: each row's
@@ -98,6 +104,15 @@ fn binary_hash(s: &[u8]) -> Option<[u8; 32]> {
 /// row's `prev_hash` goes in the block's own column). Their `seq` and `prev_hash` are not
 /// stored.
 pub fn encode(rows: &[LedgerRow<'_>]) -> Vec<u8> {
+    encode_with(rows, |r| binary_hash(r.hash))
+}
+
+/// [`encode`], given each row's hash as bytes when the writer has it (it must be what the
+/// row's hex spells).
+pub fn encode_with(
+    rows: &[LedgerRow<'_>],
+    mut digest: impl FnMut(&LedgerRow<'_>) -> Option<[u8; 32]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + rows.len() * 96);
     out.push(VERSION);
     let mut before: [&[u8]; FIELDS] = [b""; FIELDS];
@@ -120,7 +135,7 @@ pub fn encode(rows: &[LedgerRow<'_>]) -> Vec<u8> {
             }
         }
         before = now;
-        match binary_hash(r.hash) {
+        match digest(r) {
             Some(b) => {
                 out.push(0);
                 out.extend_from_slice(&b);

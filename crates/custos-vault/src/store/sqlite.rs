@@ -1053,13 +1053,19 @@ fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>)
         "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
          VALUES (?1, ?2, ?3, ?4)",
     )?;
+    let first_seq = chained.first_seq();
     for group in rows.chunks(BLOCK_ENTRIES) {
         if let (Some(first), Some(last)) = (group.first(), group.last()) {
+            // The writer has each hash as bytes: no hex to decode.
+            let body = block::encode_with(group, |r| {
+                let i = usize::try_from(r.seq - first_seq).unwrap_or(usize::MAX);
+                chained.digest(i).copied()
+            });
             insert.execute(params![
                 to_i64(first.seq),
                 to_i64(last.seq),
                 ToSqlOutput::Borrowed(ValueRef::Text(first.prev_hash)),
-                block::encode(group)
+                body
             ])?;
         }
     }
