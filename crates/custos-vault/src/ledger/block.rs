@@ -26,10 +26,18 @@
 //! The hash of an entry is unchanged: [`super::entry_hash`] over its fields and the
 //! previous hash as hex text, as when entries were rows.
 
-use crate::store::LedgerRow;
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::ledger::{Chained, Draft, LedgerEntry};
+use crate::store::{LedgerRow, LedgerVisitor};
 
 /// The body's first byte.
 pub const VERSION: u8 = 1;
+
+/// Most entries in one block: a group commit larger than this (a bulk collection) is
+/// stored as several, so reading one entry never decodes more than this many.
+pub const MAX_ENTRIES: usize = 1024;
 
 const FIELDS: usize = 8;
 
@@ -263,6 +271,199 @@ pub fn decode(block: &BlockRef<'_>, visit: &mut dyn FnMut(Decoded<'_, '_>) -> bo
         prev = hash;
     }
     true
+}
+
+/// A block ready to be stored: the columns of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBlock {
+    /// The sequence number of the first entry.
+    pub first_seq: u64,
+    /// The sequence number of the last entry.
+    pub last_seq: u64,
+    /// The previous hash of the first entry.
+    pub prev_hash: Vec<u8>,
+    /// The encoded entries.
+    pub body: Vec<u8>,
+}
+
+/// The blocks of a group commit: `drafts` as chained, in blocks of at most
+/// [`MAX_ENTRIES`], encoded from the hashes' bytes (no hex to decode).
+pub fn chained(drafts: &[Draft], chained: &Chained) -> Vec<NewBlock> {
+    let rows: Vec<LedgerRow<'_>> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| d.row(chained.seq(i), chained.prev_hash(i), chained.hash(i)))
+        .collect();
+    let first_seq = chained.first_seq();
+    rows.chunks(MAX_ENTRIES)
+        .filter_map(|group| {
+            let (first, last) = (group.first()?, group.last()?);
+            let body = encode_with(group, |r| {
+                let i = usize::try_from(r.seq - first_seq).unwrap_or(usize::MAX);
+                chained.digest(i).copied()
+            });
+            Some(NewBlock {
+                first_seq: first.seq,
+                last_seq: last.seq,
+                prev_hash: first.prev_hash.to_vec(),
+                body,
+            })
+        })
+        .collect()
+}
+
+/// An entry as a row of an older version stored it, owned: what a conversion into blocks
+/// collects.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedRow {
+    /// Position.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// The text columns as stored: the eight fields, `prev_hash`, `hash`.
+    pub text: [Vec<u8>; 10],
+}
+
+impl OwnedRow {
+    fn row(&self) -> LedgerRow<'_> {
+        let [
+            actor,
+            action,
+            subject,
+            purpose,
+            recipient,
+            categories,
+            effect,
+            reasons,
+            prev,
+            hash,
+        ] = &self.text;
+        LedgerRow {
+            seq: self.seq,
+            time_ms: self.time_ms,
+            actor,
+            action,
+            subject,
+            purpose,
+            recipient,
+            categories,
+            effect,
+            reasons,
+            prev_hash: prev,
+            hash,
+        }
+    }
+}
+
+/// Groups rows of an older version, taken in seq order, into blocks: a row joins the block
+/// before while it [`links`] to its last row and the block holds fewer than
+/// [`MAX_ENTRIES`]; any break (a gap, a link that does not match) starts a new block, so a
+/// tampered ledger stays exactly as tampered.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    rows: Vec<OwnedRow>,
+}
+
+impl Grouper {
+    /// Takes the next row; returns the block it closed, if any.
+    pub fn push(&mut self, row: OwnedRow) -> Option<NewBlock> {
+        let full = self.rows.len() >= MAX_ENTRIES
+            || self
+                .rows
+                .last()
+                .is_some_and(|p| !links(&p.row(), &row.row()));
+        let closed = if full { self.finish() } else { None };
+        self.rows.push(row);
+        closed
+    }
+
+    /// The last block, once every row is in.
+    pub fn finish(&mut self) -> Option<NewBlock> {
+        let rows: Vec<LedgerRow<'_>> = self.rows.iter().map(OwnedRow::row).collect();
+        let (first, last) = (rows.first()?, rows.last()?);
+        let block = NewBlock {
+            first_seq: first.seq,
+            last_seq: last.seq,
+            prev_hash: first.prev_hash.to_vec(),
+            body: encode(&rows),
+        };
+        drop(rows);
+        self.rows.clear();
+        Some(block)
+    }
+}
+
+/// Whether `next` may follow `prev` in one block: the seq after it, linked to its hash.
+pub fn links(prev: &LedgerRow<'_>, next: &LedgerRow<'_>) -> bool {
+    prev.seq.checked_add(1) == Some(next.seq) && prev.hash == next.prev_hash
+}
+
+/// What [`Store::scan_ledger`](crate::Store::scan_ledger) hands `visit` of `block`: its
+/// entries within `seqs`. An entry that does not decode is handed on as a row that matches
+/// nothing (no hashes) at its seq — or, when it lies before `seqs`, at `seqs.start` (the
+/// scan of the range before reports it first). Returns whether the scan goes on to the
+/// next block.
+pub fn scan(block: &BlockRef<'_>, seqs: &Range<u64>, visit: &mut LedgerVisitor<'_>) -> bool {
+    decode(block, &mut |r| match r {
+        Ok(r) if r.seq < seqs.start => true,
+        Ok(r) if r.seq >= seqs.end => false,
+        Ok(r) => visit(r),
+        Err(seq) => {
+            if seq < seqs.end {
+                visit(&LedgerRow {
+                    seq: seq.max(seqs.start),
+                    ..LedgerRow::default()
+                });
+            }
+            false
+        }
+    })
+}
+
+/// Adds to `page` the entries of `block` from `from` on, until `page` holds `limit`;
+/// returns whether to go on to the next block. A block that does not decode is an error
+/// naming its entry.
+pub fn page(
+    block: &BlockRef<'_>,
+    from: u64,
+    limit: usize,
+    page: &mut Vec<LedgerEntry>,
+) -> Result<bool> {
+    let mut bad = None;
+    let more = decode(block, &mut |r| match r {
+        Ok(r) if r.seq < from => true,
+        Ok(r) => {
+            page.push(r.to_entry());
+            page.len() < limit
+        }
+        Err(seq) => {
+            bad = Some(seq);
+            false
+        }
+    });
+    match bad {
+        Some(seq) => Err(Error::Storage(format!(
+            "ledger entry {seq} cannot be read: its block does not decode \
+             (run `custos audit verify`)"
+        ))),
+        None => Ok(more && page.len() < limit),
+    }
+}
+
+/// The last entry of `block`: its seq and stored hash — `(last_seq, "")` when the block
+/// does not decode to its end (it was tampered with: the chain goes on from an unknown
+/// hash, and `audit verify` names the entry).
+pub fn last(block: &BlockRef<'_>) -> (u64, String) {
+    let mut head = (block.last_seq, String::new());
+    decode(block, &mut |r| {
+        head = match r {
+            Ok(r) if r.seq == block.last_seq => (r.seq, String::from_utf8_lossy(r.hash).into()),
+            Ok(_) => return true,
+            Err(_) => (block.last_seq, String::new()),
+        };
+        true
+    });
+    head
 }
 
 type Entry<'a> = ([&'a [u8]; FIELDS], i64, Hash<'a>);

@@ -19,9 +19,9 @@ use super::{
     Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow,
     SubjectState, ValueRow,
 };
-use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
+use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
-use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry};
+use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
 
 const LOCK_MIGRATE: i64 = 0x6375_7374_6f73_0001;
 const LOCK_LEDGER: i64 = 0x6375_7374_6f73_0002;
@@ -125,6 +125,17 @@ CREATE TABLE custos_keys.secrets (
 CREATE TABLE IF NOT EXISTS erasures (
     subject TEXT PRIMARY KEY,
     queued_ms BIGINT NOT NULL
+);
+",
+    // 3: the ledger as blocks, one row per group commit (`ledger/block.rs`); the rows of
+    // the `ledger` table are converted by `convert_rows` in the same transaction, which
+    // then drops it.
+    r"
+CREATE TABLE IF NOT EXISTS ledger_blocks (
+    first_seq BIGINT PRIMARY KEY,
+    last_seq BIGINT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    entries BYTEA NOT NULL
 );
 ",
 ];
@@ -273,6 +284,7 @@ fn migrate(client: &mut Client) -> Result<()> {
             &[&(i + 1).to_string()],
         )?;
     }
+    convert_rows(&mut tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -302,23 +314,125 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn ledger_row(r: &Row) -> LedgerEntry {
-    LedgerEntry {
-        seq: to_u64(r.get(0)),
-        draft: Draft {
-            time_ms: r.get(1),
-            actor: r.get(2),
-            action: r.get(3),
-            subject: r.get(4),
-            purpose: r.get(5),
-            recipient: r.get(6),
-            categories: r.get(7),
-            effect: r.get(8),
-            reasons: r.get(9),
-        },
-        prev_hash: r.get(10),
-        hash: r.get(11),
+/// Converts a ledger kept as a row per entry (the `ledger` table, before 0.3) into blocks
+/// ([`block::Grouper`]) and drops the table, in the migration's transaction: all of it or
+/// none, once, under the migration lock. Rows stream through a portal.
+fn convert_rows(tx: &mut postgres::Transaction<'_>) -> Result<()> {
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('ledger') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(());
     }
+    let select = tx.prepare(
+        "SELECT seq, time_ms, actor::bytea, action::bytea, subject::bytea, purpose::bytea,
+           recipient::bytea, categories::bytea, effect::bytea, reasons::bytea,
+           prev_hash::bytea, hash::bytea
+         FROM ledger ORDER BY seq",
+    )?;
+    let insert = tx.prepare(INSERT_BLOCKS)?;
+    let portal = tx.bind(&select, &[])?;
+    let mut blocks = block::Grouper::default();
+    let mut done = Vec::new();
+    loop {
+        let rows = tx.query_portal(&portal, 10_000)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            let mut row = block::OwnedRow {
+                seq: to_u64(r.try_get(0)?),
+                time_ms: r.try_get(1)?,
+                ..block::OwnedRow::default()
+            };
+            for (i, t) in row.text.iter_mut().enumerate() {
+                *t = r.try_get::<_, Vec<u8>>(i + 2)?;
+            }
+            done.extend(blocks.push(row));
+        }
+        insert_blocks(tx, &insert, &done)?;
+        done.clear();
+    }
+    done.extend(blocks.finish());
+    insert_blocks(tx, &insert, &done)?;
+    // The table cannot be dropped while the portal reading it is open.
+    drop(portal);
+    tx.batch_execute("DROP TABLE ledger")?;
+    Ok(())
+}
+
+/// Inserts blocks, in one statement: each column as an array, zipped back into rows by
+/// UNNEST.
+const INSERT_BLOCKS: &str = "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[])";
+
+fn insert_blocks(
+    tx: &mut postgres::Transaction<'_>,
+    insert: &Statement,
+    blocks: &[block::NewBlock],
+) -> Result<()> {
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    let firsts: Vec<i64> = blocks.iter().map(|b| to_i64(b.first_seq)).collect();
+    let lasts: Vec<i64> = blocks.iter().map(|b| to_i64(b.last_seq)).collect();
+    let prevs: Vec<TextBytes<'_>> = blocks.iter().map(|b| TextBytes(&b.prev_hash)).collect();
+    let bodies: Vec<&[u8]> = blocks.iter().map(|b| b.body.as_slice()).collect();
+    tx.execute(insert, &[&firsts, &lasts, &prevs, &bodies])?;
+    Ok(())
+}
+
+/// Bytes sent as a `TEXT` value as they are (the bytes a converted row held, or a hash's
+/// hex digits).
+#[derive(Debug)]
+struct TextBytes<'a>(&'a [u8]);
+
+impl postgres::types::ToSql for TextBytes<'_> {
+    fn to_sql(
+        &self,
+        _: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0);
+        Ok(postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::TEXT
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// Hands `each` the blocks holding entries `from..to`, in order — from the block holding
+/// `from` (or the first after it) to the last one starting before `to` — until it returns
+/// `false`. Rows stream as the server sends them, their columns borrowed.
+fn blocks_from(
+    c: &mut Conn,
+    from: u64,
+    to: u64,
+    each: &mut dyn FnMut(&block::BlockRef<'_>) -> Result<bool>,
+) -> Result<()> {
+    let stmt = c.statement(
+        "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
+         WHERE first_seq >= COALESCE(
+             (SELECT MAX(first_seq) FROM ledger_blocks WHERE first_seq <= $1), $1)
+           AND first_seq < $2
+         ORDER BY first_seq",
+    )?;
+    let mut rows = c.client.query_raw(&stmt, [to_i64(from), to_i64(to)])?;
+    while let Some(r) = rows.next()? {
+        let b = block::BlockRef {
+            first_seq: to_u64(r.try_get(0)?),
+            last_seq: to_u64(r.try_get(1)?),
+            prev_hash: r.try_get::<_, RawText<'_>>(2)?.0,
+            body: r.try_get(3)?,
+        };
+        if !each(&b)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The ledger append's statements, prepared once per connection: each is then one round trip.
@@ -332,14 +446,11 @@ impl LedgerStatements {
     fn on(c: &mut Conn) -> Result<Self, postgres::Error> {
         Ok(Self {
             lock: c.statement("SELECT pg_advisory_xact_lock($1)")?,
-            head: c.statement("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")?,
-            insert: c.statement(
-                "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, recipient,
-                   categories, effect, reasons, prev_hash, hash)
-                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
-                   $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
-                   $11::TEXT[], $12::TEXT[])",
+            head: c.statement(
+                "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
+                 ORDER BY first_seq DESC LIMIT 1",
             )?,
+            insert: c.statement(INSERT_BLOCKS)?,
         })
     }
 }
@@ -355,37 +466,18 @@ fn append_in(
     // INVARIANT: one chain across servers — the advisory lock is held from reading the
     // head to commit, so appends from every server are serialized.
     tx.execute(&st.lock, &[&LOCK_LEDGER])?;
-    let (head_seq, head_hash) = tx
-        .query_opt(&st.head, &[])?
-        .map_or((0, GENESIS.to_string()), |r| {
-            (to_u64(r.get(0)), r.get::<_, String>(1))
-        });
+    let (head_seq, head_hash) = match tx.query_opt(&st.head, &[])? {
+        None => (0, GENESIS.to_string()),
+        Some(r) => block::last(&block::BlockRef {
+            first_seq: to_u64(r.try_get(0)?),
+            last_seq: to_u64(r.try_get(1)?),
+            prev_hash: r.try_get::<_, RawText<'_>>(2)?.0,
+            body: r.try_get(3)?,
+        }),
+    };
     let chained = Chained::new(head_seq, head_hash, drafts);
-    // One statement for the whole batch (one round trip, not one per entry): each column
-    // as an array, zipped back into rows by UNNEST.
-    let col = |f: fn(&Draft) -> &str| drafts.iter().map(f).collect::<Vec<&str>>();
-    let n = drafts.len();
-    let seqs: Vec<i64> = (0..n).map(|i| to_i64(chained.seq(i))).collect();
-    let times: Vec<i64> = drafts.iter().map(|d| d.time_ms).collect();
-    let prevs: Vec<&str> = (0..n).map(|i| chained.prev_hash(i)).collect();
-    let hashes: Vec<&str> = (0..n).map(|i| chained.hash(i)).collect();
-    tx.execute(
-        &st.insert,
-        &[
-            &seqs,
-            &times,
-            &col(|d| &d.actor),
-            &col(|d| &d.action),
-            &col(|d| &d.subject),
-            &col(|d| &d.purpose),
-            &col(|d| &d.recipient),
-            &col(|d| &d.categories),
-            &col(|d| &d.effect),
-            &col(|d| &d.reasons),
-            &prevs,
-            &hashes,
-        ],
-    )?;
+    // The whole group in one statement: one round trip.
+    insert_blocks(tx, &st.insert, &block::chained(drafts, &chained))?;
     for c in chained.checkpoints(checkpoint) {
         tx.execute(
             "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
@@ -1021,59 +1113,31 @@ impl Store for PostgresStore {
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
-        Ok(self
-            .lock()
-            .query(
-                "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
-                   effect, reasons, prev_hash, hash
-                 FROM ledger WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                &[&to_i64(from_seq), &to_i64(limit)],
-            )?
-            .iter()
-            .map(ledger_row)
-            .collect())
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut page = Vec::new();
+        if limit > 0 {
+            blocks_from(&mut self.lock(), from_seq, u64::MAX, &mut |b| {
+                block::page(b, from_seq, limit, &mut page)
+            })?;
+        }
+        Ok(page)
     }
 
     fn ledger_last_seq(&self) -> Result<u64> {
         let last: Option<i64> = self
             .lock()
-            .query_opt("SELECT MAX(seq) FROM ledger", &[])?
-            .and_then(|r| r.get(0));
+            .query_opt(
+                "SELECT last_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| r.get(0));
         Ok(last.map_or(0, to_u64))
     }
 
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
-        let mut c = self.lock();
-        let stmt = c.statement(
-            "SELECT seq, time_ms, actor, action, subject, purpose, recipient, categories,
-               effect, reasons, prev_hash, hash
-             FROM ledger WHERE seq >= $1 AND seq < $2 ORDER BY seq",
-        )?;
-        // Rows stream as the server sends them; text columns borrow from each row's buffer.
-        let mut rows = c
-            .client
-            .query_raw(&stmt, [to_i64(seqs.start), to_i64(seqs.end)])?;
-        while let Some(r) = rows.next()? {
-            let text = |i: usize| r.try_get::<_, RawText<'_>>(i).map(|t| t.0);
-            let row = LedgerRow {
-                seq: to_u64(r.try_get(0)?),
-                time_ms: r.try_get(1)?,
-                actor: text(2)?,
-                action: text(3)?,
-                subject: text(4)?,
-                purpose: text(5)?,
-                recipient: text(6)?,
-                categories: text(7)?,
-                effect: text(8)?,
-                reasons: text(9)?,
-                prev_hash: text(10)?,
-                hash: text(11)?,
-            };
-            if !visit(&row) {
-                break;
-            }
-        }
-        Ok(())
+        blocks_from(&mut self.lock(), seqs.start, seqs.end, &mut |b| {
+            Ok(block::scan(b, &seqs, visit))
+        })
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

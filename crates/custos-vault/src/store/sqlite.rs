@@ -81,10 +81,6 @@ CREATE TABLE IF NOT EXISTS audit.ledger (
 );
 ";
 
-/// Most entries in one ledger block: a group commit larger than this (a bulk collection)
-/// is stored as several, so reading one entry never decodes more than this many.
-const BLOCK_ENTRIES: usize = 1024;
-
 /// Schema migrations, applied in order on open; `meta.schema_version` counts those applied.
 /// Append new ones; never edit one that has shipped.
 const MIGRATIONS: &[&str] = &[
@@ -695,17 +691,18 @@ impl SqliteStore {
     ) -> Result<(u64, bool)> {
         self.in_ledger(|conn| {
             let mut found = None;
-            let mut hunt = |r: block::Decoded<'_, '_>| {
-                if let Ok(r) = r
-                    && r.seq > after_seq
-                    && same_entry(r, entry)
-                {
-                    found = Some(r.seq);
-                }
-                found.is_none()
-            };
             // Malformed blocks are `audit verify`'s to report; here they hold no match.
-            blocks_from(conn, after_seq + 1, u64::MAX, &mut hunt)?;
+            blocks_from(conn, after_seq + 1, u64::MAX, &mut |b| {
+                Ok(block::decode(b, &mut |r| {
+                    if let Ok(r) = r
+                        && r.seq > after_seq
+                        && same_entry(r, entry)
+                    {
+                        found = Some(r.seq);
+                    }
+                    found.is_none()
+                }))
+            })?;
             match found {
                 Some(seq) => Ok((seq, false)),
                 None => Ok((
@@ -769,14 +766,14 @@ fn same_entry(r: &LedgerRow<'_>, d: &Draft) -> bool {
         && r.reasons == d.reasons.as_bytes()
 }
 
-/// Decodes the blocks holding entries `from..to` in order — from the block holding `from`
-/// (or the first after it) to the last one starting before `to` — and hands `visit` each of
-/// their entries, those outside the range included; stops when `visit` says so.
+/// Hands `each` the blocks holding entries `from..to`, in order — from the block holding
+/// `from` (or the first after it) to the last one starting before `to` — until it returns
+/// `false`.
 fn blocks_from(
     conn: &Connection,
     from: u64,
     to: u64,
-    visit: &mut dyn FnMut(block::Decoded<'_, '_>) -> bool,
+    each: &mut dyn FnMut(&block::BlockRef<'_>) -> Result<bool>,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
@@ -787,51 +784,41 @@ fn blocks_from(
     )?;
     let mut rows = stmt.query(params![to_i64(from), to_i64(to)])?;
     while let Some(r) = rows.next()? {
-        let bytes = |i: usize| match r.get_ref(i)? {
-            ValueRef::Text(b) | ValueRef::Blob(b) => Ok(b),
-            _ => Err(Error::Storage(
-                "a ledger block column is not text or a blob".into(),
-            )),
-        };
-        let b = block::BlockRef {
-            first_seq: to_u64(r.get(0)?),
-            last_seq: to_u64(r.get(1)?),
-            prev_hash: bytes(2)?,
-            body: bytes(3)?,
-        };
-        if !block::decode(&b, visit) {
+        if !each(&block_ref(r)?)? {
             break;
         }
     }
     Ok(())
 }
 
-/// The last entry's seq and stored hash, `(0, GENESIS)` when the ledger is empty. A last
-/// block that does not decode (it was tampered with) gives its last seq and an empty hash:
-/// the chain goes on, and `audit verify` names the entry.
+/// The last entry's seq and stored hash, `(0, GENESIS)` when the ledger is empty (see
+/// [`block::last`] for a last block that does not decode).
 fn ledger_head(conn: &Connection) -> Result<(u64, String)> {
-    let last = conn
-        .prepare_cached("SELECT first_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1")?
-        .query_row([], |r| r.get::<_, i64>(0))
-        .optional()?;
-    let Some(first) = last else {
-        return Ok((0, GENESIS.to_string()));
-    };
-    let mut head = (0, String::new());
-    blocks_from(conn, to_u64(first), u64::MAX, &mut |r| {
-        head = match r {
-            Ok(r) => (r.seq, String::from_utf8_lossy(r.hash).into_owned()),
-            Err(seq) => (seq, String::new()),
-        };
-        true
-    })?;
-    let last_seq: i64 = conn
-        .prepare_cached("SELECT last_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1")?
-        .query_row([], |r| r.get(0))?;
-    if head.0 != to_u64(last_seq) {
-        head = (to_u64(last_seq), String::new());
+    let mut stmt = conn.prepare_cached(
+        "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
+         ORDER BY first_seq DESC LIMIT 1",
+    )?;
+    let mut rows = stmt.query([])?;
+    match rows.next()? {
+        None => Ok((0, GENESIS.to_string())),
+        Some(r) => Ok(block::last(&block_ref(r)?)),
     }
-    Ok(head)
+}
+
+/// A `ledger_blocks` row (`first_seq, last_seq, prev_hash, entries`), borrowed.
+fn block_ref<'r>(r: &'r rusqlite::Row<'_>) -> Result<block::BlockRef<'r>> {
+    let bytes = |i: usize| match r.get_ref(i)? {
+        ValueRef::Text(b) | ValueRef::Blob(b) => Ok(b),
+        _ => Err(Error::Storage(
+            "a ledger block column is not text or a blob".into(),
+        )),
+    };
+    Ok(block::BlockRef {
+        first_seq: to_u64(r.get(0)?),
+        last_seq: to_u64(r.get(1)?),
+        prev_hash: bytes(2)?,
+        body: bytes(3)?,
+    })
 }
 
 /// Converts the rows of a ledger kept as a row per entry (`audit.ledger`) into blocks, in
@@ -848,63 +835,43 @@ fn convert_rows(tx: &rusqlite::Transaction<'_>) -> Result<()> {
          VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut rows = stmt.query([])?;
-    // Owned copies of a block's rows: (seq, time_ms, the ten text columns).
-    type Owned = (u64, i64, [Vec<u8>; 10]);
-    let mut group: Vec<Owned> = Vec::new();
-    let mut flush = |group: &mut Vec<Owned>| -> Result<()> {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            return Ok(());
-        };
-        let rows: Vec<LedgerRow<'_>> = group
-            .iter()
-            .map(|(seq, time_ms, t)| LedgerRow {
-                seq: *seq,
-                time_ms: *time_ms,
-                actor: &t[0],
-                action: &t[1],
-                subject: &t[2],
-                purpose: &t[3],
-                recipient: &t[4],
-                categories: &t[5],
-                effect: &t[6],
-                reasons: &t[7],
-                prev_hash: &t[8],
-                hash: &t[9],
-            })
-            .collect();
-        insert.execute(params![
-            to_i64(first.0),
-            to_i64(last.0),
-            ToSqlOutput::Borrowed(ValueRef::Text(&first.2[8])),
-            block::encode(&rows)
-        ])?;
-        group.clear();
-        Ok(())
-    };
+    let mut blocks = block::Grouper::default();
     while let Some(r) = rows.next()? {
-        let seq = to_u64(r.get(0)?);
-        let time_ms: i64 = r.get(1)?;
-        let mut text: [Vec<u8>; 10] = Default::default();
-        for (i, t) in text.iter_mut().enumerate() {
+        let mut row = block::OwnedRow {
+            seq: to_u64(r.get(0)?),
+            time_ms: r.get(1)?,
+            ..block::OwnedRow::default()
+        };
+        for (i, t) in row.text.iter_mut().enumerate() {
             *t = match r.get_ref(i + 2)? {
                 ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
                 _ => {
                     return Err(Error::Storage(format!(
-                        "ledger row {seq} holds a column that is not text; \
-                         it cannot be converted into a block"
+                        "ledger row {} holds a column that is not text; \
+                         it cannot be converted into a block",
+                        row.seq
                     )));
                 }
             };
         }
-        let joins = group
-            .last()
-            .is_some_and(|(s, _, t)| *s + 1 == seq && t[9] == text[8]);
-        if !joins || group.len() >= BLOCK_ENTRIES {
-            flush(&mut group)?;
+        if let Some(b) = blocks.push(row) {
+            insert_block(&mut insert, &b)?;
         }
-        group.push((seq, time_ms, text));
     }
-    flush(&mut group)?;
+    if let Some(b) = blocks.finish() {
+        insert_block(&mut insert, &b)?;
+    }
+    Ok(())
+}
+
+/// Inserts `b` with `insert` (`INSERT INTO … ledger_blocks … VALUES (?1, ?2, ?3, ?4)`).
+fn insert_block(insert: &mut rusqlite::Statement<'_>, b: &block::NewBlock) -> Result<()> {
+    insert.execute(params![
+        to_i64(b.first_seq),
+        to_i64(b.last_seq),
+        ToSqlOutput::Borrowed(ValueRef::Text(&b.prev_hash)),
+        b.body
+    ])?;
     Ok(())
 }
 
@@ -1044,30 +1011,12 @@ fn draft_params(d: &Draft) -> [&dyn rusqlite::ToSql; 9] {
 fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
     let (head_seq, head_hash) = ledger_head(conn)?;
     let chained = Chained::new(head_seq, head_hash, drafts);
-    let rows: Vec<LedgerRow<'_>> = drafts
-        .iter()
-        .enumerate()
-        .map(|(i, d)| d.row(chained.seq(i), chained.prev_hash(i), chained.hash(i)))
-        .collect();
     let mut insert = conn.prepare_cached(
         "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
          VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let first_seq = chained.first_seq();
-    for group in rows.chunks(BLOCK_ENTRIES) {
-        if let (Some(first), Some(last)) = (group.first(), group.last()) {
-            // The writer has each hash as bytes: no hex to decode.
-            let body = block::encode_with(group, |r| {
-                let i = usize::try_from(r.seq - first_seq).unwrap_or(usize::MAX);
-                chained.digest(i).copied()
-            });
-            insert.execute(params![
-                to_i64(first.seq),
-                to_i64(last.seq),
-                ToSqlOutput::Borrowed(ValueRef::Text(first.prev_hash)),
-                body
-            ])?;
-        }
+    for b in block::chained(drafts, &chained) {
+        insert_block(&mut insert, &b)?;
     }
     let mut sign = conn.prepare_cached(
         "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
@@ -1708,30 +1657,14 @@ impl Store for SqliteStore {
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {
         let conn = self.read();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut page = Vec::new();
-        let mut malformed = None;
         if limit > 0 {
-            blocks_from(&conn, from_seq, u64::MAX, &mut |r| match r {
-                Ok(r) if r.seq < from_seq => true,
-                Ok(r) => {
-                    page.push(r.to_entry());
-                    (page.len() as u64) < limit
-                }
-                Err(seq) => {
-                    malformed = Some(seq);
-                    false
-                }
+            blocks_from(&conn, from_seq, u64::MAX, &mut |b| {
+                block::page(b, from_seq, limit, &mut page)
             })?;
         }
-        match malformed {
-            Some(seq) if seq >= from_seq && (page.len() as u64) < limit => {
-                Err(Error::Storage(format!(
-                    "ledger entry {seq} cannot be read: its block does not decode \
-                     (run `custos audit verify`)"
-                )))
-            }
-            _ => Ok(page),
-        }
+        Ok(page)
     }
 
     fn ledger_last_seq(&self) -> Result<u64> {
@@ -1745,22 +1678,8 @@ impl Store for SqliteStore {
 
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
         let conn = self.read();
-        blocks_from(&conn, seqs.start, seqs.end, &mut |r| match r {
-            Ok(r) if r.seq < seqs.start => true,
-            Ok(r) if r.seq >= seqs.end => false,
-            Ok(r) => visit(r),
-            // An entry that does not decode: handed on as a row that matches nothing (no
-            // hashes), at its seq — or, when it lies before the range, at the range's start
-            // (the scan of the range before reports it first).
-            Err(seq) => {
-                if seq < seqs.end {
-                    visit(&LedgerRow {
-                        seq: seq.max(seqs.start),
-                        ..LedgerRow::default()
-                    });
-                }
-                false
-            }
+        blocks_from(&conn, seqs.start, seqs.end, &mut |b| {
+            Ok(block::scan(b, &seqs, visit))
         })
     }
 

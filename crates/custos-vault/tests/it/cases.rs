@@ -24,7 +24,7 @@ fn ledger_down(h: &Harness) {
         h.exec(
             "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ \
              BEGIN RAISE EXCEPTION 'ledger down'; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger \
+             CREATE TRIGGER ledger_down BEFORE INSERT ON ledger_blocks \
              FOR EACH ROW EXECUTE FUNCTION ledger_down();",
         );
     }
@@ -35,7 +35,7 @@ fn ledger_up(h: &Harness) {
     h.exec(if h.is_sqlite() {
         "DROP TRIGGER audit.ledger_down"
     } else {
-        "DROP TRIGGER ledger_down ON ledger"
+        "DROP TRIGGER ledger_down ON ledger_blocks"
     });
 }
 
@@ -1714,4 +1714,42 @@ pub fn ledger_verify_spans_batches(mut h: Harness) {
         "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (8000, '{hash}', '{cp}')"
     ));
     assert!(ledger::verify(&*store, &signer).unwrap().ok());
+}
+
+/// A ledger kept as a row per entry (versions before 0.3) is converted into blocks on open,
+/// whole: same entries, same head, and the chain goes on from it; a tampered row stays
+/// tampered (verify still names it), and gaps and broken links survive the conversion.
+pub fn ledger_rows_convert_to_blocks(mut h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Row", "row@example.com"))
+        .unwrap();
+    for _ in 0..5 {
+        v.read("meeting-center", &id, &read("service.meetings"))
+            .unwrap();
+    }
+    let before = v.verify_ledger().unwrap();
+    let entries = h.ledger_entries();
+    h.close();
+    h.to_rows(|_| {});
+    let v = h.open(h.kek.clone()).unwrap();
+    let after = v.verify_ledger().unwrap();
+    assert!(after.ok(), "{after:?}");
+    assert_eq!((after.entries, &after.head), (before.entries, &before.head));
+    assert_eq!(h.ledger_entries(), entries);
+    v.read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(v.verify_ledger().unwrap().entries, before.entries + 1);
+    drop(v);
+    // Tampered rows: an actor changed at 3, a hash upper-cased at 5 (its successor's link
+    // no longer matches, so the conversion starts a block there).
+    h.to_rows(|es| {
+        es[2].draft.actor = "mallory".into();
+        es[4].hash = es[4].hash.to_uppercase();
+    });
+    let v = h.open(h.kek.clone()).unwrap();
+    assert_eq!(v.verify_ledger().unwrap().first_bad, Some(3));
+    let stored = h.ledger_entries();
+    assert_eq!(stored[2].draft.actor, "mallory");
+    assert_eq!(stored[4].hash, entries[4].hash.to_uppercase());
 }

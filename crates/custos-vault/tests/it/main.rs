@@ -48,6 +48,7 @@ macro_rules! conformance {
                 interrupted_purge_resumes_on_open,
                 purge_queue_migration_reruns,
                 ledger_verify_spans_batches,
+                ledger_rows_convert_to_blocks,
             );
         }
     };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use custos_policy::Policy;
-use custos_vault::ledger::{Draft, block};
+use custos_vault::ledger::block;
 use custos_vault::{
     CollectionInput, LedgerEntry, MasterKey, PostgresStore, Purging, SqliteStore, Store, Vault,
 };
@@ -286,105 +286,97 @@ pub fn registration(email: &str, purposes: &[&str]) -> CollectionInput {
     }
 }
 
-/// The ledger as the tests tamper with it: every entry as stored, whatever the backend's
-/// layout (a row per entry on PostgreSQL, blocks of entries on SQLite).
+/// The ledger as the tests tamper with it: every entry as stored (in blocks, on both
+/// backends).
 impl Harness {
-    /// Every stored entry, in seq order.
-    pub fn ledger_entries(&self) -> Vec<LedgerEntry> {
+    /// Every stored block: `(first_seq, last_seq, prev_hash, entries)`.
+    fn ledger_blocks(&self) -> Vec<(u64, u64, String, Vec<u8>)> {
+        const SQL: &str =
+            "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks ORDER BY first_seq";
+        let seq = |n: i64| u64::try_from(n).unwrap();
         match &self.backend {
             Backend::Sqlite(dir) => {
                 let c = self.sqlite_conn(dir);
-                let mut stmt = c
-                    .prepare(
-                        "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks \
-                         ORDER BY first_seq",
-                    )
-                    .unwrap();
-                let mut rows = stmt.query([]).unwrap();
-                let mut out = Vec::new();
-                while let Some(r) = rows.next().unwrap() {
-                    let prev: String = r.get(2).unwrap();
-                    let body: Vec<u8> = r.get(3).unwrap();
-                    let b = block::BlockRef {
-                        first_seq: r.get::<_, i64>(0).unwrap().try_into().unwrap(),
-                        last_seq: r.get::<_, i64>(1).unwrap().try_into().unwrap(),
-                        prev_hash: prev.as_bytes(),
-                        body: &body,
-                    };
-                    block::decode(&b, &mut |e| {
-                        out.push(e.expect("a block that decodes").to_entry());
-                        true
-                    });
-                }
-                out
+                let mut stmt = c.prepare(SQL).unwrap();
+                stmt.query_map([], |r| {
+                    Ok((seq(r.get(0)?), seq(r.get(1)?), r.get(2)?, r.get(3)?))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
             }
             Backend::Postgres { url, .. } => {
                 let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-                c.query(
-                    "SELECT seq, time_ms, actor, action, subject, purpose, recipient, \
-                     categories, effect, reasons, prev_hash, hash FROM ledger ORDER BY seq",
-                    &[],
-                )
-                .unwrap()
-                .iter()
-                .map(|r| LedgerEntry {
-                    seq: r.get::<_, i64>(0).try_into().unwrap(),
-                    draft: Draft {
-                        time_ms: r.get(1),
-                        actor: r.get(2),
-                        action: r.get(3),
-                        subject: r.get(4),
-                        purpose: r.get(5),
-                        recipient: r.get(6),
-                        categories: r.get(7),
-                        effect: r.get(8),
-                        reasons: r.get(9),
-                    },
-                    prev_hash: r.get(10),
-                    hash: r.get(11),
-                })
-                .collect()
+                c.query(SQL, &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| (seq(r.get(0)), seq(r.get(1)), r.get(2), r.get(3)))
+                    .collect()
             }
         }
     }
 
+    /// Every stored entry, in seq order.
+    pub fn ledger_entries(&self) -> Vec<LedgerEntry> {
+        let mut out = Vec::new();
+        for (first_seq, last_seq, prev, body) in self.ledger_blocks() {
+            let b = block::BlockRef {
+                first_seq,
+                last_seq,
+                prev_hash: prev.as_bytes(),
+                body: &body,
+            };
+            block::decode(&b, &mut |e| {
+                out.push(e.expect("a block that decodes").to_entry());
+                true
+            });
+        }
+        out
+    }
+
     /// Rewrites the stored ledger as `edit` leaves its entries (nothing else is checked: this
-    /// is how an attacker with the database would go about it).
+    /// is how an attacker with the database would go about it): a block per run of
+    /// consecutive, linked entries.
     pub fn edit_ledger(&self, edit: impl FnOnce(&mut Vec<LedgerEntry>)) {
         let mut entries = self.ledger_entries();
         edit(&mut entries);
+        let mut groups: Vec<Vec<&LedgerEntry>> = Vec::new();
+        for e in &entries {
+            match groups.last_mut() {
+                Some(g)
+                    if g.last()
+                        .is_some_and(|p| p.seq + 1 == e.seq && p.hash == e.prev_hash) =>
+                {
+                    g.push(e);
+                }
+                _ => groups.push(vec![e]),
+            }
+        }
+        let blocks: Vec<(i64, i64, String, Vec<u8>)> = groups
+            .iter()
+            .map(|g| {
+                let rows: Vec<_> = g
+                    .iter()
+                    .map(|e| e.draft.row(e.seq, &e.prev_hash, &e.hash))
+                    .collect();
+                (
+                    i64::try_from(g[0].seq).unwrap(),
+                    i64::try_from(g[g.len() - 1].seq).unwrap(),
+                    g[0].prev_hash.clone(),
+                    block::encode(&rows),
+                )
+            })
+            .collect();
         match &self.backend {
             Backend::Sqlite(dir) => {
                 let mut c = self.sqlite_conn(dir);
                 let tx = c.transaction().unwrap();
                 tx.execute("DELETE FROM ledger_blocks", []).unwrap();
-                // A block per run of consecutive, linked entries.
-                let mut groups: Vec<Vec<&LedgerEntry>> = Vec::new();
-                for e in &entries {
-                    match groups.last_mut() {
-                        Some(g)
-                            if g.last()
-                                .is_some_and(|p| p.seq + 1 == e.seq && p.hash == e.prev_hash) =>
-                        {
-                            g.push(e);
-                        }
-                        _ => groups.push(vec![e]),
-                    }
-                }
-                for g in groups {
-                    let rows: Vec<_> = g
-                        .iter()
-                        .map(|e| e.draft.row(e.seq, &e.prev_hash, &e.hash))
-                        .collect();
+                for (first, last, prev, body) in &blocks {
                     tx.execute(
                         "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries) \
                          VALUES (?1, ?2, ?3, ?4)",
-                        rusqlite::params![
-                            i64::try_from(g[0].seq).unwrap(),
-                            i64::try_from(g[g.len() - 1].seq).unwrap(),
-                            g[0].prev_hash,
-                            block::encode(&rows)
-                        ],
+                        rusqlite::params![first, last, prev, body],
                     )
                     .unwrap();
                 }
@@ -393,32 +385,12 @@ impl Harness {
             Backend::Postgres { url, .. } => {
                 let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
                 let mut tx = c.transaction().unwrap();
-                tx.execute("DELETE FROM ledger", &[]).unwrap();
-                let insert = tx
-                    .prepare(
-                        "INSERT INTO ledger (seq, time_ms, actor, action, subject, purpose, \
-                         recipient, categories, effect, reasons, prev_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .unwrap();
-                for e in &entries {
-                    let d = &e.draft;
+                tx.execute("DELETE FROM ledger_blocks", &[]).unwrap();
+                for (first, last, prev, body) in &blocks {
                     tx.execute(
-                        &insert,
-                        &[
-                            &i64::try_from(e.seq).unwrap(),
-                            &d.time_ms,
-                            &d.actor,
-                            &d.action,
-                            &d.subject,
-                            &d.purpose,
-                            &d.recipient,
-                            &d.categories,
-                            &d.effect,
-                            &d.reasons,
-                            &e.prev_hash,
-                            &e.hash,
-                        ],
+                        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries) \
+                         VALUES ($1, $2, $3, $4)",
+                        &[first, last, prev, body],
                     )
                     .unwrap();
                 }
@@ -477,5 +449,85 @@ fn column<'e>(e: &'e mut LedgerEntry, col: &str) -> &'e mut String {
         "prev_hash" => &mut e.prev_hash,
         "hash" => &mut e.hash,
         other => panic!("not a text column: {other}"),
+    }
+}
+
+impl Harness {
+    /// Puts the ledger back into the layout of versions before 0.3 — a row per entry in a
+    /// `ledger` table, no blocks — with `edit` applied to its entries first (to store a
+    /// tampered ledger). The next open converts it.
+    pub fn to_rows(&self, edit: impl FnOnce(&mut Vec<LedgerEntry>)) {
+        let mut entries = self.ledger_entries();
+        edit(&mut entries);
+        const TABLE: &str = "ledger (seq BIGINT PRIMARY KEY, time_ms BIGINT NOT NULL, \
+            actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, \
+            purpose TEXT NOT NULL, recipient TEXT NOT NULL, categories TEXT NOT NULL, \
+            effect TEXT NOT NULL, reasons TEXT NOT NULL, prev_hash TEXT NOT NULL, \
+            hash TEXT NOT NULL)";
+        match &self.backend {
+            Backend::Sqlite(dir) => {
+                let mut c = self.sqlite_conn(dir);
+                let tx = c.transaction().unwrap();
+                tx.execute_batch(&format!(
+                    "CREATE TABLE audit.{TABLE}; DROP TABLE audit.ledger_blocks;"
+                ))
+                .unwrap();
+                for e in &entries {
+                    let d = &e.draft;
+                    tx.execute(
+                        "INSERT INTO audit.ledger VALUES \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        rusqlite::params![
+                            i64::try_from(e.seq).unwrap(),
+                            d.time_ms,
+                            d.actor,
+                            d.action,
+                            d.subject,
+                            d.purpose,
+                            d.recipient,
+                            d.categories,
+                            d.effect,
+                            d.reasons,
+                            e.prev_hash,
+                            e.hash
+                        ],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            Backend::Postgres { url, .. } => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                let mut tx = c.transaction().unwrap();
+                tx.batch_execute(&format!(
+                    "CREATE TABLE {TABLE}; DROP TABLE ledger_blocks; \
+                     UPDATE custos_meta SET value = '2' WHERE key = 'schema_version';"
+                ))
+                .unwrap();
+                for e in &entries {
+                    let d = &e.draft;
+                    tx.execute(
+                        "INSERT INTO ledger VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        &[
+                            &i64::try_from(e.seq).unwrap(),
+                            &d.time_ms,
+                            &d.actor,
+                            &d.action,
+                            &d.subject,
+                            &d.purpose,
+                            &d.recipient,
+                            &d.categories,
+                            &d.effect,
+                            &d.reasons,
+                            &e.prev_hash,
+                            &e.hash,
+                        ],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+        }
     }
 }
