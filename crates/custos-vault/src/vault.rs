@@ -955,7 +955,7 @@ impl Vault {
             stored
                 .iter()
                 .flat_map(|s| &s.values)
-                .map(|v| v.category.clone())
+                .map(|v| self.policy.category_id(&v.category))
                 .collect()
         }) {
             Ok(req) => req,
@@ -994,7 +994,7 @@ impl Vault {
         &self,
         accessor: &str,
         input: &ReadInput,
-        held: impl FnOnce() -> Vec<String>,
+        held: impl FnOnce() -> std::result::Result<CategorySet, custos_policy::UnknownId>,
     ) -> std::result::Result<Request, (&'static str, Error)> {
         let accessor_id = self.policy.accessor_id(accessor).map_err(|e| {
             (
@@ -1023,11 +1023,11 @@ impl Vault {
                 )
             })?),
         };
-        let names = match &input.categories {
-            Some(c) => c.clone(),
+        let categories = match &input.categories {
+            Some(names) => self.policy.category_set(names),
             None => held(),
-        };
-        let categories = self.policy.category_set(&names).map_err(|e| {
+        }
+        .map_err(|e| {
             (
                 "unknown_category",
                 Error::invalid("unknown_category", e.message),
@@ -1315,7 +1315,7 @@ impl Vault {
             ..ReadInput::default()
         };
         let resolved = self
-            .resolve_request(accessor, &input, Vec::new)
+            .resolve_request(accessor, &input, || Ok(CategorySet::EMPTY))
             .and_then(|req| {
                 let cid = self.policy.collection_id(collection).map_err(|e| {
                     (
