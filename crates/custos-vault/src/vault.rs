@@ -12,8 +12,8 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
 use custos_policy::{
-    AgeStatus, Basis, CategorySet, CollectionRequest, Decision, Effect, PeriodKind, Policy,
-    PurposeSet, Request, Subject, SubjectStatus,
+    AgeStatus, Basis, CategoryId, CategorySet, CollectionRequest, Decision, Effect, PeriodKind,
+    Policy, PurposeSet, Request, Subject, SubjectStatus,
 };
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
@@ -866,7 +866,7 @@ impl Vault {
         input: &ReadInput,
         on_durable: impl FnOnce(Result<Durable>) + Send + 'static,
     ) -> Result<SealedRead> {
-        let (decision, draft, stored) = self.decide_draft("read", accessor, subject, input)?;
+        let (decision, draft, stored, ids) = self.decide_draft("read", accessor, subject, input)?;
         let mut result = ReadResult {
             effect: decision.effect.as_str().to_string(),
             denial: decision.denial.map(|r| r.code().to_string()),
@@ -898,12 +898,9 @@ impl Vault {
             stored
                 .values
                 .into_iter()
-                .filter(|v| {
-                    self.policy
-                        .category_id(&v.category)
-                        .is_ok_and(|c| decision.permitted.contains(c))
-                })
-                .map(|v| (v.category, v.ciphertext))
+                .zip(ids)
+                .filter(|(_, id)| id.is_some_and(|c| decision.permitted.contains(c)))
+                .map(|(v, _)| (v.category, v.ciphertext))
                 .collect()
         };
         let wrapped = if sealed.is_empty() {
@@ -928,7 +925,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<(Decision, u64)> {
-        let (decision, draft, _) = self.decide_draft(action, accessor, subject, input)?;
+        let (decision, draft, _, _) = self.decide_draft(action, accessor, subject, input)?;
         let seq = self.record(draft)?;
         Ok((decision, seq))
     }
@@ -944,36 +941,46 @@ impl Vault {
         accessor: &str,
         subject: &SubjectId,
         input: &ReadInput,
-    ) -> Result<(Decision, Draft, SubjectState)> {
+    ) -> Result<(Decision, Draft, SubjectState, Vec<Option<CategoryId>>)> {
         let mut d = self.draft(self.declared_accessor(accessor), action, subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
             declared_or(self.policy.recipient_id(r).is_ok(), r).to_string()
         });
         let stored = self.store.subject_state(&subject.0)?;
-        let req = match self.resolve_request(accessor, input, || {
-            stored
-                .iter()
-                .flat_map(|s| &s.values)
-                .map(|v| self.policy.category_id(&v.category))
-                .collect()
-        }) {
-            Ok(req) => req,
-            Err((code, err)) => {
-                d.categories = input
-                    .categories
+        // Each stored value's category, looked up once for the request, the decision and
+        // the values kept sealed.
+        let ids: Vec<Option<CategoryId>> = stored
+            .iter()
+            .flat_map(|s| &s.values)
+            .map(|v| self.policy.category_id(&v.category).ok())
+            .collect();
+        let req =
+            match self.resolve_request(accessor, input, || match ids.iter().copied().collect() {
+                Some(held) => Ok(held),
+                // A category the policy no longer declares: the lookup's own error.
+                None => stored
                     .iter()
-                    .flatten()
-                    .filter(|c| self.policy.category_id(c).is_ok())
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(",");
-                d.effect = "deny".into();
-                d.reasons = code.into();
-                self.record(d)?;
-                return Err(err);
-            }
-        };
+                    .flat_map(|s| &s.values)
+                    .map(|v| self.policy.category_id(&v.category))
+                    .collect(),
+            }) {
+                Ok(req) => req,
+                Err((code, err)) => {
+                    d.categories = input
+                        .categories
+                        .iter()
+                        .flatten()
+                        .filter(|c| self.policy.category_id(c).is_ok())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    d.effect = "deny".into();
+                    d.reasons = code.into();
+                    self.record(d)?;
+                    return Err(err);
+                }
+            };
         let Some(stored) = stored else {
             d.categories = self.policy.category_names(req.categories).join(",");
             d.effect = "deny".into();
@@ -981,12 +988,16 @@ impl Vault {
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
-        let state =
-            self.policy_subject(stored.status, stored.age, &stored.values, &stored.consents);
+        let mut state = self.policy_subject(stored.status, stored.age, &[], &stored.consents);
+        for (v, id) in stored.values.iter().zip(&ids) {
+            if let Some(c) = id {
+                state.hold([*c].into_iter().collect(), self.purposes_known(&v.purposes));
+            }
+        }
         // INVARIANT: no PI leaves without a decision.
         let decision = self.policy.decide(&req, &state);
         self.fill_decision(&mut d, &decision, req.categories);
-        Ok((decision, d, stored))
+        Ok((decision, d, stored, ids))
     }
 
     /// Resolves names to a policy request; every unknown name is an error (deny by default).
