@@ -802,7 +802,9 @@ fn writer(
                         drafts.append(&mut more);
                         idle = 0;
                     }
-                    Err(_) => idle += 1,
+                    Err(mpsc::RecvTimeoutError::Timeout) => idle += 1,
+                    // Every handle is gone: no one else is coming.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 },
             }
         }

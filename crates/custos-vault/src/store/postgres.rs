@@ -416,7 +416,8 @@ fn blocks_from(
     let stmt = c.statement(
         "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
          WHERE first_seq >= COALESCE(
-             (SELECT MAX(first_seq) FROM ledger_blocks WHERE first_seq <= $1), $1)
+             (SELECT first_seq FROM ledger_blocks WHERE first_seq <= $1
+              ORDER BY first_seq DESC LIMIT 1), $1)
            AND first_seq < $2
          ORDER BY first_seq",
     )?;

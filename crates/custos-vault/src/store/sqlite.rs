@@ -778,7 +778,8 @@ fn blocks_from(
     let mut stmt = conn.prepare_cached(
         "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
          WHERE first_seq >= COALESCE(
-             (SELECT MAX(first_seq) FROM ledger_blocks WHERE first_seq <= ?1), ?1)
+             (SELECT first_seq FROM ledger_blocks WHERE first_seq <= ?1
+              ORDER BY first_seq DESC LIMIT 1), ?1)
            AND first_seq < ?2
          ORDER BY first_seq",
     )?;
@@ -981,7 +982,8 @@ fn insert_pending(tx: &rusqlite::Transaction<'_>, entry: &Draft) -> Result<(i64,
         .prepare_cached(
             "INSERT INTO pending_ledger (after_seq, time_ms, actor, action, subject, purpose,
                recipient, categories, effect, reasons)
-             VALUES ((SELECT COALESCE(MAX(last_seq), 0) FROM audit.ledger_blocks),
+             VALUES (COALESCE((SELECT last_seq FROM audit.ledger_blocks
+                                ORDER BY first_seq DESC LIMIT 1), 0),
                ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              RETURNING id, after_seq",
         )?
