@@ -67,6 +67,40 @@ fn fields<'a>(r: &LedgerRow<'a>) -> [&'a [u8]; FIELDS] {
     ]
 }
 
+/// The row with `fields` (in the order of [`fields`]) at `seq`.
+fn row_of<'a>(
+    seq: u64,
+    time_ms: i64,
+    fields: [&'a [u8]; FIELDS],
+    prev_hash: &'a [u8],
+    hash: &'a [u8],
+) -> LedgerRow<'a> {
+    let [
+        actor,
+        action,
+        subject,
+        purpose,
+        recipient,
+        categories,
+        effect,
+        reasons,
+    ] = fields;
+    LedgerRow {
+        seq,
+        time_ms,
+        actor,
+        action,
+        subject,
+        purpose,
+        recipient,
+        categories,
+        effect,
+        reasons,
+        prev_hash,
+        hash,
+    }
+}
+
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8 & 0x7f) | 0x80);
@@ -239,30 +273,7 @@ pub fn decode(block: &BlockRef<'_>, visit: &mut dyn FnMut(Decoded<'_, '_>) -> bo
         if seq == block.last_seq && r.pos != block.body.len() {
             return visit(Err(seq));
         }
-        let [
-            actor,
-            action,
-            subject,
-            purpose,
-            recipient,
-            categories,
-            effect,
-            reasons,
-        ] = row_fields;
-        let row = LedgerRow {
-            seq,
-            time_ms: t,
-            actor,
-            action,
-            subject,
-            purpose,
-            recipient,
-            categories,
-            effect,
-            reasons,
-            prev_hash: prev.bytes(),
-            hash: hash.bytes(),
-        };
+        let row = row_of(seq, t, row_fields, prev.bytes(), hash.bytes());
         if !visit(Ok(&row)) {
             return false;
         }
@@ -326,32 +337,14 @@ pub struct OwnedRow {
 
 impl OwnedRow {
     fn row(&self) -> LedgerRow<'_> {
-        let [
-            actor,
-            action,
-            subject,
-            purpose,
-            recipient,
-            categories,
-            effect,
-            reasons,
+        let [f0, f1, f2, f3, f4, f5, f6, f7, prev, hash] = &self.text;
+        row_of(
+            self.seq,
+            self.time_ms,
+            [f0, f1, f2, f3, f4, f5, f6, f7],
             prev,
             hash,
-        ] = &self.text;
-        LedgerRow {
-            seq: self.seq,
-            time_ms: self.time_ms,
-            actor,
-            action,
-            subject,
-            purpose,
-            recipient,
-            categories,
-            effect,
-            reasons,
-            prev_hash: prev,
-            hash,
-        }
+        )
     }
 }
 

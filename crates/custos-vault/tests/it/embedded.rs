@@ -87,27 +87,7 @@ fn to_rows(dir: &std::path::Path, in_data_db: bool) {
          DROP TABLE audit.ledger_blocks;"
     ))
     .unwrap();
-    for e in &entries {
-        let d = &e.draft;
-        c.execute(
-            &format!("INSERT INTO {schema}.ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-            rusqlite::params![
-                i64::try_from(e.seq).unwrap(),
-                d.time_ms,
-                d.actor,
-                d.action,
-                d.subject,
-                d.purpose,
-                d.recipient,
-                d.categories,
-                d.effect,
-                d.reasons,
-                e.prev_hash,
-                e.hash
-            ],
-        )
-        .unwrap();
-    }
+    crate::support::insert_rows(&c, &format!("{schema}.ledger"), &entries);
     if in_data_db {
         c.execute_batch(
             "CREATE TABLE main.ledger_checkpoints AS SELECT * FROM audit.ledger_checkpoints;

@@ -472,28 +472,7 @@ impl Harness {
                     "CREATE TABLE audit.{TABLE}; DROP TABLE audit.ledger_blocks;"
                 ))
                 .unwrap();
-                for e in &entries {
-                    let d = &e.draft;
-                    tx.execute(
-                        "INSERT INTO audit.ledger VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                        rusqlite::params![
-                            i64::try_from(e.seq).unwrap(),
-                            d.time_ms,
-                            d.actor,
-                            d.action,
-                            d.subject,
-                            d.purpose,
-                            d.recipient,
-                            d.categories,
-                            d.effect,
-                            d.reasons,
-                            e.prev_hash,
-                            e.hash
-                        ],
-                    )
-                    .unwrap();
-                }
+                insert_rows(&tx, "audit.ledger", &entries);
                 tx.commit().unwrap();
             }
             Backend::Postgres { url, .. } => {
@@ -529,5 +508,33 @@ impl Harness {
                 tx.commit().unwrap();
             }
         }
+    }
+}
+
+/// Inserts `entries` as rows of the pre-0.3 layout into `table` (SQLite).
+pub fn insert_rows(conn: &rusqlite::Connection, table: &str, entries: &[LedgerEntry]) {
+    let mut insert = conn
+        .prepare(&format!(
+            "INSERT INTO {table} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ))
+        .unwrap();
+    for e in entries {
+        let d = &e.draft;
+        insert
+            .execute(rusqlite::params![
+                i64::try_from(e.seq).unwrap(),
+                d.time_ms,
+                d.actor,
+                d.action,
+                d.subject,
+                d.purpose,
+                d.recipient,
+                d.categories,
+                d.effect,
+                d.reasons,
+                e.prev_hash,
+                e.hash
+            ])
+            .unwrap();
     }
 }
