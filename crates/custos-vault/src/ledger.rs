@@ -222,15 +222,12 @@ pub struct Chained {
     head: String,
     /// The drafts' hashes, in order.
     hashes: Vec<[u8; 64]>,
-    /// The same as bytes.
-    digests: Vec<[u8; 32]>,
 }
 
 impl Chained {
     /// Chains `drafts` after the entry `(head_seq, head_hash)`.
     pub fn new(head_seq: u64, head_hash: String, drafts: &[Draft]) -> Self {
         let mut hashes: Vec<[u8; 64]> = Vec::with_capacity(drafts.len());
-        let mut digests: Vec<[u8; 32]> = Vec::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
             let prev = match hashes.last() {
                 Some(h) => h.as_slice(),
@@ -238,13 +235,11 @@ impl Chained {
             };
             let digest = draft_digest(head_seq + 1 + i as u64, d, prev);
             hashes.push(hex64(&digest));
-            digests.push(digest);
         }
         Self {
             first_seq: head_seq + 1,
             head: head_hash,
             hashes,
-            digests,
         }
     }
 
@@ -273,11 +268,6 @@ impl Chained {
             .get(i)
             .and_then(|h| std::str::from_utf8(h).ok())
             .unwrap_or_default()
-    }
-
-    /// The hash of draft `i` as bytes.
-    pub fn digest(&self, i: usize) -> Option<&[u8; 32]> {
-        self.digests.get(i)
     }
 
     /// The checkpoints `checkpoint` says are due among the drafts.

@@ -146,15 +146,6 @@ fn binary_hash(s: &[u8]) -> Option<[u8; 32]> {
 /// row's `prev_hash` goes in the block's own column). Their `seq` and `prev_hash` are not
 /// stored.
 pub fn encode(rows: &[LedgerRow<'_>]) -> Vec<u8> {
-    encode_with(rows, |r| binary_hash(r.hash))
-}
-
-/// [`encode`], given each row's hash as bytes when the writer has it (it must be what the
-/// row's hex spells).
-pub fn encode_with(
-    rows: &[LedgerRow<'_>],
-    mut digest: impl FnMut(&LedgerRow<'_>) -> Option<[u8; 32]>,
-) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + rows.len() * 96);
     out.push(VERSION);
     let mut before: [&[u8]; FIELDS] = [b""; FIELDS];
@@ -177,7 +168,7 @@ pub fn encode_with(
             }
         }
         before = now;
-        match digest(r) {
+        match binary_hash(r.hash) {
             Some(b) => {
                 out.push(0);
                 out.extend_from_slice(&b);
@@ -298,29 +289,25 @@ pub struct NewBlock {
 }
 
 /// The blocks of a group commit: `drafts` as chained, in blocks of at most
-/// [`MAX_ENTRIES`], encoded from the hashes' bytes (no hex to decode).
+/// [`MAX_ENTRIES`].
 pub fn chained(drafts: &[Draft], chained: &Chained) -> Vec<NewBlock> {
     let rows: Vec<LedgerRow<'_>> = drafts
         .iter()
         .enumerate()
         .map(|(i, d)| d.row(chained.seq(i), chained.prev_hash(i), chained.hash(i)))
         .collect();
-    let first_seq = chained.first_seq();
-    rows.chunks(MAX_ENTRIES)
-        .filter_map(|group| {
-            let (first, last) = (group.first()?, group.last()?);
-            let body = encode_with(group, |r| {
-                let i = usize::try_from(r.seq - first_seq).unwrap_or(usize::MAX);
-                chained.digest(i).copied()
-            });
-            Some(NewBlock {
-                first_seq: first.seq,
-                last_seq: last.seq,
-                prev_hash: first.prev_hash.to_vec(),
-                body,
-            })
-        })
-        .collect()
+    rows.chunks(MAX_ENTRIES).filter_map(new_block).collect()
+}
+
+/// The block holding `rows` (consecutive and linked), if there are any.
+fn new_block(rows: &[LedgerRow<'_>]) -> Option<NewBlock> {
+    let (first, last) = (rows.first()?, rows.last()?);
+    Some(NewBlock {
+        first_seq: first.seq,
+        last_seq: last.seq,
+        prev_hash: first.prev_hash.to_vec(),
+        body: encode(rows),
+    })
 }
 
 /// An entry as a row of an older version stored it, owned: what a conversion into blocks
@@ -373,16 +360,10 @@ impl Grouper {
     /// The last block, once every row is in.
     pub fn finish(&mut self) -> Option<NewBlock> {
         let rows: Vec<LedgerRow<'_>> = self.rows.iter().map(OwnedRow::row).collect();
-        let (first, last) = (rows.first()?, rows.last()?);
-        let block = NewBlock {
-            first_seq: first.seq,
-            last_seq: last.seq,
-            prev_hash: first.prev_hash.to_vec(),
-            body: encode(&rows),
-        };
+        let block = new_block(&rows);
         drop(rows);
         self.rows.clear();
-        Some(block)
+        block
     }
 }
 
@@ -439,7 +420,8 @@ pub fn page(
             "ledger entry {seq} cannot be read: its block does not decode \
              (run `custos audit verify`)"
         ))),
-        None => Ok(more && page.len() < limit),
+        // `decode` says stop once the page is full.
+        None => Ok(more),
     }
 }
 

@@ -335,35 +335,44 @@ impl Harness {
     }
 
     /// Rewrites the stored ledger as `edit` leaves its entries (nothing else is checked: this
-    /// is how an attacker with the database would go about it): a block per run of
-    /// consecutive, linked entries.
+    /// is how an attacker with the database would go about it).
     pub fn edit_ledger(&self, edit: impl FnOnce(&mut Vec<LedgerEntry>)) {
         let mut entries = self.ledger_entries();
         edit(&mut entries);
-        let mut groups: Vec<Vec<&LedgerEntry>> = Vec::new();
+        // Blocks as the vault's own conversion makes them: a run of consecutive, linked
+        // entries per block.
+        let mut grouper = block::Grouper::default();
+        let mut new_blocks = Vec::new();
         for e in &entries {
-            match groups.last_mut() {
-                Some(g)
-                    if g.last()
-                        .is_some_and(|p| p.seq + 1 == e.seq && p.hash == e.prev_hash) =>
-                {
-                    g.push(e);
-                }
-                _ => groups.push(vec![e]),
-            }
+            let d = &e.draft;
+            let text = [
+                &d.actor,
+                &d.action,
+                &d.subject,
+                &d.purpose,
+                &d.recipient,
+                &d.categories,
+                &d.effect,
+                &d.reasons,
+                &e.prev_hash,
+                &e.hash,
+            ]
+            .map(|t| t.as_bytes().to_vec());
+            new_blocks.extend(grouper.push(block::OwnedRow {
+                seq: e.seq,
+                time_ms: d.time_ms,
+                text,
+            }));
         }
-        let blocks: Vec<(i64, i64, String, Vec<u8>)> = groups
-            .iter()
-            .map(|g| {
-                let rows: Vec<_> = g
-                    .iter()
-                    .map(|e| e.draft.row(e.seq, &e.prev_hash, &e.hash))
-                    .collect();
+        new_blocks.extend(grouper.finish());
+        let blocks: Vec<(i64, i64, String, Vec<u8>)> = new_blocks
+            .into_iter()
+            .map(|b| {
                 (
-                    i64::try_from(g[0].seq).unwrap(),
-                    i64::try_from(g[g.len() - 1].seq).unwrap(),
-                    g[0].prev_hash.clone(),
-                    block::encode(&rows),
+                    i64::try_from(b.first_seq).unwrap(),
+                    i64::try_from(b.last_seq).unwrap(),
+                    String::from_utf8(b.prev_hash).unwrap(),
+                    b.body,
                 )
             })
             .collect();
