@@ -72,23 +72,10 @@ impl Policy {
                 "notice".into(),
                 format!(
                     "notice version `{}` is not the current policy version `{}`; show the current notice and send its version",
-                    req.notice,
+                    crate::source::quote(req.notice),
                     self.version()
                 ),
             );
-        }
-        if let (Some(age), Some(min)) = (req.age, self.minimum_age()) {
-            if age < min {
-                // INVARIANT: C053 — nothing about a person under the minimum age is kept.
-                err(
-                    "subject_under_minimum_age",
-                    "age".into(),
-                    format!(
-                        "the policy does not collect personal information from people under {min}"
-                    ),
-                );
-                return Err(errors);
-            }
         }
         let service = match self.service_id(req.service) {
             Ok(s) => s,
@@ -109,7 +96,11 @@ impl Policy {
             err(
                 "unknown_role",
                 "role".into(),
-                format!("service `{}` has no role `{}`; {hint}", svc.id, req.role),
+                format!(
+                    "service `{}` has no role `{}`; {hint}",
+                    svc.id,
+                    crate::source::quote(req.role)
+                ),
             );
             return Err(errors);
         };
@@ -153,7 +144,14 @@ impl Policy {
         let mut categories = CategorySet::EMPTY;
         for c in req.categories {
             match self.category_id(c) {
-                Err(e) => err("unknown_category", format!("data.{c}"), e.message),
+                Err(e) => err(
+                    "unknown_category",
+                    format!(
+                        "data.{}",
+                        crate::source::quote(c).at_most(crate::source::MAX_NAME_LEN)
+                    ),
+                    e.message,
+                ),
                 Ok(id) if !declared.contains(id) => err(
                     "category_not_declared_for_role",
                     format!("data.{c}"),
@@ -165,6 +163,22 @@ impl Policy {
                     ),
                 ),
                 Ok(id) => categories.insert(id),
+            }
+        }
+        if let (Some(age), Some(min)) = (req.age, self.minimum_age()) {
+            if age < min {
+                // INVARIANT: C053 — nothing about a person under the minimum age is kept.
+                // Checked last, after everything else about the request: an under-age
+                // answer alone means the request was otherwise sound, which is what lets
+                // the vault erase what it holds about the person (never on a request that
+                // fails any other check).
+                err(
+                    "subject_under_minimum_age",
+                    "age".into(),
+                    format!(
+                        "the policy does not collect personal information from people under {min}"
+                    ),
+                );
             }
         }
         if !errors.is_empty() {
@@ -184,14 +198,17 @@ impl Policy {
         })
     }
 
-    /// Checks that `accessor` may make a collection stating `stated` purposes: it must itself
-    /// pursue at least one of them. A service collects for its own purpose; the others it
-    /// states are the uses the person is told about (processing, reports). This stops a
-    /// caller from collecting in another service's name (the marketing team posing as a
-    /// meeting service).
+    /// Checks that `accessor` may collect in the name of `service`, stating `stated`
+    /// purposes: the service must be one the accessor collects for (its `services`), and
+    /// the accessor must itself pursue at least one stated purpose. A service collects for
+    /// its own purpose; the others it states are the uses the person is told about
+    /// (processing, reports). This stops a caller from collecting, or appending records, in
+    /// another service's name (the marketing team posing as a meeting service, the mail
+    /// service posing as Meeting Center).
     pub fn check_collector(
         &self,
         accessor: &str,
+        service: ServiceId,
         stated: PurposeSet,
     ) -> Result<(), CollectionError> {
         let id = self.accessor_id(accessor).map_err(|e| CollectionError {
@@ -199,8 +216,36 @@ impl Policy {
             field: "accessor".into(),
             message: e.message,
         })?;
-        let allowed = self.accessor(id).map(|a| a.allowed).unwrap_or_default();
-        if stated.intersects(&allowed) {
+        let Some(info) = self.accessor(id) else {
+            return Err(CollectionError {
+                code: "unknown_accessor",
+                field: "accessor".into(),
+                message: format!("accessor `{accessor}` is not declared"),
+            });
+        };
+        if !info.services.contains(service) {
+            let svc = self.service(service).map_or("?", |s| s.id.as_str());
+            let own: Vec<&str> = info
+                .services
+                .iter()
+                .filter_map(|s| self.service(s).map(|s| s.id.as_str()))
+                .collect();
+            return Err(CollectionError {
+                code: "service_not_allowed_for_accessor",
+                field: "service".into(),
+                message: if own.is_empty() {
+                    format!(
+                        "accessor `{accessor}` collects for no service; only a service's own accessor collects in its name (`services` of the accessor)"
+                    )
+                } else {
+                    format!(
+                        "accessor `{accessor}` does not collect for `{svc}`; it collects for: {}",
+                        own.join(", ")
+                    )
+                },
+            });
+        }
+        if stated.intersects(&info.allowed) {
             return Ok(());
         }
         Err(CollectionError {

@@ -701,6 +701,15 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             }
         }
         let limits = limit_table(&mut ctx, file, &a.limit);
+        // INVARIANT: an accessor collects only in the name of the services it is; by
+        // default the one that shares its id, so a team or a partner collects for none.
+        let acts_for = match &a.services {
+            Some(list) => services.resolve_set(&mut ctx, file, list),
+            None => services
+                .map
+                .get(a.id.get_ref())
+                .map_or(IdSet::EMPTY, |s| std::iter::once(*s).collect()),
+        };
         // Consent opens a purpose to every held category, so minimum necessary must come
         // from a limit: the accessor's own, or its recipient's allowance.
         let recipient_allows = recipient
@@ -729,6 +738,7 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             recipient,
             declared,
             allowed,
+            services: acts_for,
             limits,
             clauses: ctx.clauses(file, &a.clauses),
         });

@@ -65,6 +65,8 @@ pub struct IdSet<T> {
 pub type CategorySet = IdSet<CategoryId>;
 /// A set of purposes.
 pub type PurposeSet = IdSet<PurposeId>;
+/// A set of services.
+pub type ServiceSet = IdSet<ServiceId>;
 
 impl<T> Default for IdSet<T> {
     fn default() -> Self {

@@ -36,7 +36,7 @@ pub use decide::{
 };
 pub use ids::{
     AccessorId, CategoryId, CategorySet, CollectionId, PurposeId, PurposeSet, RecipientId,
-    ServiceId,
+    ServiceId, ServiceSet,
 };
 pub use load::{BUILTIN_NAME, BUILTIN_WEBEX_2010, BUILTIN_WEBEX_2010_TRACE};
 pub use source::{Diagnostic, Diagnostics, Location, Sources};
@@ -227,6 +227,8 @@ pub struct AccessorInfo {
     pub declared: PurposeSet,
     /// Purposes it may pursue, with descendants.
     pub allowed: PurposeSet,
+    /// The services it collects for (`services`, or the service of its own id).
+    pub services: ServiceSet,
     /// Per purpose, the most categories it may read.
     pub limits: Vec<Option<CategorySet>>,
     /// Clauses it encodes.
@@ -646,16 +648,18 @@ impl Policy {
 
 fn lookup<T: Copy>(map: &NameMap<T>, kind: &'static str, name: &str) -> Result<T, UnknownId> {
     map.get(name).copied().ok_or_else(|| {
-        // At run time the policy cannot be edited, so list what it declares instead.
+        // At run time the policy cannot be edited, so list what it declares instead. The name
+        // is quoted short and escaped; one longer than any id gets no suggestion.
+        let quoted = source::quote(name);
         let message = match source::nearest(name, map.keys().map(String::as_str)) {
-            Some(n) => format!("unknown {kind} `{name}`; did you mean `{n}`?"),
+            Some(n) => format!("unknown {kind} `{quoted}`; did you mean `{n}`?"),
             None => {
                 let mut ids: Vec<&str> = map.keys().map(String::as_str).collect();
                 ids.sort_unstable();
                 let shown = ids.len().min(12);
                 let more = if ids.len() > shown { ", …" } else { "" };
                 format!(
-                    "unknown {kind} `{name}`; the policy declares: {}{more}",
+                    "unknown {kind} `{quoted}`; the policy declares: {}{more}",
                     ids.get(..shown).unwrap_or_default().join(", ")
                 )
             }
@@ -685,5 +689,24 @@ mod tests {
             h.write(text.as_bytes());
             assert_eq!(h.finish(), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn an_unknown_name_is_quoted_short_and_escaped() {
+        let p = super::Policy::builtin().unwrap_or_else(|d| panic!("{d}"));
+        let huge = format!("service.meetings{}", "\0`".repeat(500_000));
+        for e in [
+            p.purpose_id(&huge).err(),
+            p.category_id(&huge).err(),
+            p.collection_id(&huge).err(),
+        ] {
+            let e = e.unwrap_or_else(|| panic!("resolved"));
+            assert!(e.message.len() < 1024, "{}", e.message.len());
+            assert!(!e.message.chars().any(char::is_control), "{}", e.message);
+            assert!(!e.message.contains("did you mean"), "{}", e.message);
+        }
+        let e = p.purpose_id("service.meetigns").err();
+        let message = e.map(|e| e.message).unwrap_or_default();
+        assert!(message.contains("`service.meetigns`; did you mean `service.meetings`?"));
     }
 }

@@ -167,6 +167,10 @@ pub struct Accessor {
     /// Purposes it may pursue (with their descendants).
     #[serde(default)]
     pub purposes: Vec<Str>,
+    /// The services it collects for: it may collect, add data and append records only in
+    /// their name, and only about people they hold. `None`: the service with the accessor's
+    /// own id, if one is declared.
+    pub services: Option<Vec<Str>>,
     /// Minimum necessary: the most it may read for a purpose.
     #[serde(default)]
     pub limit: Vec<Limit>,

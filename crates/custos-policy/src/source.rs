@@ -152,13 +152,87 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// The declared id closest to `wanted`, when it is close enough to be a likely typo.
+/// The longest name, in bytes, a run-time lookup suggests a nearest id for, and the longest
+/// the HTTP API accepts (`name_too_long`): ids are short (the built-in policy's longest has
+/// 27 bytes), and a longer name is no typo of one. A lookup of a longer name still answers
+/// exactly; it only costs no edit distance.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// How many characters of a name given at run time an error message quotes.
+pub const QUOTED_CHARS: usize = 40;
+
+/// A name given at run time, as an error message quotes it (inside the message's own
+/// backticks): at most [`QUOTED_CHARS`] characters then `…`, with control and invisible
+/// formatting characters as `\u{…}` and backslashes and backticks escaped, so a quoted name
+/// can neither grow a message without bound nor break out of its backticks or its line. A
+/// well-formed id prints as itself.
+pub fn quote(name: &str) -> Quoted<'_> {
+    Quoted {
+        name,
+        chars: QUOTED_CHARS,
+    }
+}
+
+/// See [`quote`].
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a> {
+    name: &'a str,
+    chars: usize,
+}
+
+impl Quoted<'_> {
+    /// Quotes at most `chars` characters instead of [`QUOTED_CHARS`] (a JSON field path).
+    #[must_use]
+    pub fn at_most(self, chars: usize) -> Self {
+        Self { chars, ..self }
+    }
+}
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        let mut chars = self.name.chars();
+        for c in chars.by_ref().take(self.chars) {
+            match c {
+                '\\' | '`' => {
+                    f.write_char('\\')?;
+                    f.write_char(c)?;
+                }
+                c if c.is_control()
+                    || matches!(
+                        c,
+                        '\u{200b}'..='\u{200f}'
+                            | '\u{2028}'..='\u{202e}'
+                            | '\u{2060}'..='\u{206f}'
+                            | '\u{feff}'
+                    ) =>
+                {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        if chars.next().is_some() {
+            f.write_char('…')?;
+        }
+        Ok(())
+    }
+}
+
+/// The declared id closest to `wanted`, when it is close enough to be a likely typo. A name
+/// longer than [`MAX_NAME_LEN`] has none; a candidate whose length differs by more than the
+/// distance allowed is not measured.
 pub(crate) fn nearest<'a>(
     wanted: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (wanted.chars().count() / 3).max(2);
+    if wanted.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let len = wanted.chars().count();
+    let limit = (len / 3).max(2);
     candidates
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(wanted, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))
@@ -206,5 +280,60 @@ mod tests {
         );
         assert_eq!(nearest("zzzzzz", ids.into_iter()), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn nearest_skips_names_longer_than_any_id() {
+        let id = "a".repeat(MAX_NAME_LEN - 8);
+        let near = "a".repeat(MAX_NAME_LEN);
+        assert_eq!(nearest(&near, [id.as_str()].into_iter()), Some(id.as_str()));
+        // Within the distance allowed, but longer than any name worth a suggestion.
+        let long = "a".repeat(MAX_NAME_LEN + 2);
+        assert_eq!(nearest(&long, [id.as_str()].into_iter()), None);
+        // Candidates too short or too long to be within the distance are passed over.
+        let ids = ["contact.email", "c", "contact.email.and.much.more"];
+        assert_eq!(
+            nearest("contact.emial", ids.into_iter()),
+            Some("contact.email")
+        );
+    }
+
+    #[test]
+    fn quote_prints_an_id_as_itself() {
+        assert_eq!(quote("contact.email").to_string(), "contact.email");
+        assert_eq!(quote("a-b_c.9").to_string(), "a-b_c.9");
+        assert_eq!(quote("").to_string(), "");
+        let exact = "x".repeat(QUOTED_CHARS);
+        assert_eq!(quote(&exact).to_string(), exact);
+    }
+
+    #[test]
+    fn quote_keeps_a_short_prefix_of_a_long_name() {
+        let long = "é".repeat(1_000_000);
+        let q = quote(&long).to_string();
+        assert_eq!(q, format!("{}…", "é".repeat(QUOTED_CHARS)));
+        let field = quote(&long).at_most(MAX_NAME_LEN).to_string();
+        assert_eq!(field.chars().count(), MAX_NAME_LEN + 1);
+    }
+
+    #[test]
+    fn quote_escapes_control_characters_backticks_and_backslashes() {
+        assert_eq!(
+            quote("a\0b\nc\u{7f}\u{9b}").to_string(),
+            "a\\u{0}b\\u{a}c\\u{7f}\\u{9b}"
+        );
+        assert_eq!(quote("x` y").to_string(), "x\\` y");
+        assert_eq!(quote("a\\b").to_string(), "a\\\\b");
+        // Invisible formatting: bidi overrides, zero-width, line separators, BOM.
+        assert_eq!(
+            quote("\u{202e}\u{200b}\u{2028}\u{feff}").to_string(),
+            "\\u{202e}\\u{200b}\\u{2028}\\u{feff}"
+        );
+        // What is quoted holds no control character, no bare backtick, and is short.
+        let nasty = format!("`{}", "\0`\n".repeat(100_000));
+        let q = quote(&nasty).to_string();
+        assert!(!q.chars().any(char::is_control), "{q}");
+        assert!(!q.replace("\\`", "").contains('`'), "{q}");
+        assert!(q.len() < 400, "{}", q.len());
     }
 }

@@ -1290,15 +1290,71 @@ fn a_new_refinement_in_a_later_version_does_not_reach_old_data() {
 #[test]
 fn a_caller_collects_only_for_a_purpose_it_pursues() {
     let p = builtin();
+    let mc = p.service_id("meeting-center").unwrap();
     let stated = p.purpose_set(&["service.meetings"]).unwrap();
-    assert!(p.check_collector("meeting-center", stated).is_ok());
-    let e = p.check_collector("marketing", stated).unwrap_err();
+    assert!(p.check_collector("meeting-center", mc, stated).is_ok());
+    // A service's own accessor that pursues none of the stated purposes.
+    let website = p.service_id("website").unwrap();
+    let e = p.check_collector("website", website, stated).unwrap_err();
     assert_eq!(
         (e.code, e.field.as_str()),
         ("purpose_not_allowed_for_accessor", "purposes")
     );
     assert_eq!(
-        p.check_collector("nobody", stated).unwrap_err().code,
+        p.check_collector("nobody", mc, stated).unwrap_err().code,
         "unknown_accessor"
     );
+}
+
+// C004, C064–C079: a service collects in its own name only. The mail service shares the
+// `account` purpose with Meeting Center's hosts, and still may not collect (or append
+// records, or state an age) as Meeting Center; a team that is no service collects for none.
+
+#[test]
+fn a_caller_collects_only_in_the_name_of_its_own_service() {
+    let p = builtin();
+    let mc = p.service_id("meeting-center").unwrap();
+    let account = p.purpose_set(&["account"]).unwrap();
+    for (accessor, service) in [
+        ("mail", mc),
+        ("marketing", mc),
+        ("connect", p.service_id("meet").unwrap()),
+        ("support", p.service_id("website").unwrap()),
+    ] {
+        let e = p.check_collector(accessor, service, account).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("service_not_allowed_for_accessor", "service"),
+            "{accessor}"
+        );
+    }
+    let mail = p.service_id("mail").unwrap();
+    assert!(p.check_collector("mail", mail, account).is_ok());
+    for (accessor, service) in [
+        ("website", "website"),
+        ("meeting-center", "meeting-center"),
+        ("event-center", "event-center"),
+        ("support-center", "support-center"),
+        ("training-center", "training-center"),
+        ("meetmenow", "meetmenow"),
+        ("weboffice", "weboffice"),
+        ("connect", "connect"),
+        ("mail", "mail"),
+        ("meet", "meet"),
+    ] {
+        let a = p.accessor(p.accessor_id(accessor).unwrap()).unwrap();
+        let s = p.service_id(service).unwrap();
+        assert_eq!(a.services.iter().collect::<Vec<_>>(), vec![s], "{accessor}");
+    }
+    for team in [
+        "marketing",
+        "support",
+        "billing",
+        "legal",
+        "admin",
+        "analytics",
+    ] {
+        let a = p.accessor(p.accessor_id(team).unwrap()).unwrap();
+        assert!(a.services.is_empty(), "{team}");
+    }
 }
