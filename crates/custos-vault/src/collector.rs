@@ -1,15 +1,21 @@
 //! Group commit of single collections: concurrent [`crate::Vault::collect`] calls share one
-//! store transaction and one ledger commit.
+//! ledger commit and one store transaction.
 //!
 //! A collection is checked and sealed on its caller's thread (every core at once); the sealed
-//! subject and its ledger draft go to one writer thread, which takes everything queued,
-//! stores it with [`Store::create_subjects`] in one transaction, then hands the drafts to the
-//! ledger writer ([`Appender::submit`]) and goes on with the next batch while that commits.
-//! A caller is answered once its subject is stored and its entry durable — the same promise
-//! as a collection alone, at one data commit (two fsyncs on SQLite: `custos.db` and
-//! `keys.db`) and one ledger commit per batch instead of per subject.
+//! subject and its ledger draft go to the gathering thread, which takes everything queued and
+//! hands the drafts to the ledger writer ([`Appender::submit`]). Once they are durable the
+//! ledger writer passes the batch to the storing thread, which stores it with
+//! [`Store::create_subjects`] in one transaction and answers the callers; meanwhile the next
+//! batch's entries commit. A caller is answered once its entry is durable and its subject
+//! stored — the same promise as a collection alone, at one ledger commit and one data commit
+//! (two fsyncs on SQLite: `custos.db` and `keys.db`) per batch instead of per subject.
 //!
-//! The thread stops when the vault is dropped, after the batch it is writing.
+//! INVARIANT: audit before data — the entries commit before the subjects they record, so a
+//! crash between the two leaves entries without data (the callers were never answered),
+//! never personal information held without its `collect` entry. A batch the store fails
+//! gets a `failed` entry per subject.
+//!
+//! The threads stop when the vault is dropped, after the batches in flight.
 
 use std::sync::mpsc;
 use std::thread;
@@ -34,7 +40,7 @@ struct Pending {
 /// The writer of single collections.
 pub(crate) struct Collector {
     tx: Option<mpsc::Sender<Pending>>,
-    thread: Option<thread::JoinHandle<()>>,
+    threads: Vec<thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -43,21 +49,30 @@ impl std::fmt::Debug for Collector {
     }
 }
 
+/// A batch whose entries are durable (or failed), on its way to the store.
+type Ledgered = (Vec<Pending>, Result<()>);
+
 impl Collector {
-    /// Starts the writer thread.
+    /// Starts the gathering and storing threads.
     pub(crate) fn start(store: std::sync::Arc<dyn Store>, ledger: Appender) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Pending>();
-        let thread = thread::Builder::new()
+        let (durable_tx, durable_rx) = mpsc::channel::<Ledgered>();
+        let store_ledger = ledger.clone();
+        let gather = thread::Builder::new()
             .name("custos-collect".into())
-            .spawn(move || writer(&*store, &ledger, &rx))
+            .spawn(move || gatherer(&ledger, &rx, &durable_tx))
+            .map_err(|_| Error::Storage("cannot start the collection writer".into()))?;
+        let storer = thread::Builder::new()
+            .name("custos-collect-store".into())
+            .spawn(move || storer(&*store, &store_ledger, &durable_rx))
             .map_err(|_| Error::Storage("cannot start the collection writer".into()))?;
         Ok(Self {
             tx: Some(tx),
-            thread: Some(thread),
+            threads: vec![gather, storer],
         })
     }
 
-    /// Stores a sealed subject and ledgers its collection; returns once both are durable.
+    /// Ledgers a sealed subject's collection and stores it; returns once both are durable.
     pub(crate) fn collect(&self, new: NewSubject, draft: Draft) -> Result<()> {
         let stopped = || Error::Storage("collection writer stopped".into());
         let (reply, answer) = mpsc::sync_channel(1);
@@ -72,14 +87,16 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
+        // The gatherer stops once its queue is closed; the storer once the gatherer and
+        // every batch in the ledger writer's hands have let go of its queue.
         drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-fn writer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Pending>) {
+fn gatherer(ledger: &Appender, rx: &mpsc::Receiver<Pending>, durable: &mpsc::Sender<Ledgered>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -88,30 +105,65 @@ fn writer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
+        // The drafts go to the ledger; the batch waits in the callback for them to be
+        // durable. Should the ledger writer have stopped, the callback is dropped uncalled,
+        // and with it the replies: each caller hears that the writer stopped.
+        let drafts: Vec<Draft> = batch
+            .iter_mut()
+            .map(|p| {
+                let d = std::mem::take(&mut p.draft);
+                // Kept for a `failed` entry, should the store fail.
+                p.draft.actor.clone_from(&d.actor);
+                d
+            })
+            .collect();
+        let next = durable.clone();
+        let _ = ledger.submit(
+            drafts,
+            Box::new(move |r| {
+                let _ = next.send((batch, r.map(|_| ())));
+            }),
+        );
+    }
+}
+
+fn storer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Ledgered>) {
+    while let Ok((batch, ledgered)) = rx.recv() {
+        if let Err(e) = ledgered {
+            for p in batch {
+                let _ = p.reply.send(Err(e.clone()));
+            }
+            continue;
+        }
         // A panic in the store fails this batch, not the writer: later collections go on.
         let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.create_subjects(&mut batch.iter().map(|p| Ok(&p.new)))
         }))
         .unwrap_or_else(|_| Err(Error::Storage("the collection writer failed".into())));
-        let (drafts, replies): (Vec<Draft>, Vec<Reply>) =
-            batch.into_iter().map(|p| (p.draft, p.reply)).unzip();
         if let Err(e) = stored {
-            for r in replies {
-                let _ = r.send(Err(e.clone()));
+            // The entries said `permit`; the ledger now says the data never arrived.
+            let failed: Vec<Draft> = batch.iter().map(|p| failed_draft(p, &e)).collect();
+            let _ = ledger.append_many(failed);
+            for p in batch {
+                let _ = p.reply.send(Err(e.clone()));
             }
             continue;
         }
-        // INVARIANT: the entries commit after the subjects they record; each caller is
-        // answered once its entry is durable. Should the ledger writer have stopped, the
-        // callback is dropped uncalled, and with it the replies: each caller hears that the
-        // writer stopped.
-        let _ = ledger.submit(
-            drafts,
-            Box::new(move |r| {
-                for reply in replies {
-                    let _ = reply.send(r.clone().map(|_| ()));
-                }
-            }),
-        );
+        for p in batch {
+            let _ = p.reply.send(Ok(()));
+        }
+    }
+}
+
+/// The entry that follows a `collect` whose data the store did not keep.
+fn failed_draft(p: &Pending, e: &Error) -> Draft {
+    Draft {
+        time_ms: crate::store::now_ms(),
+        actor: p.draft.actor.clone(),
+        action: "collect".into(),
+        subject: p.new.row.id.clone(),
+        effect: "failed".into(),
+        reasons: e.code().into(),
+        ..Draft::default()
     }
 }

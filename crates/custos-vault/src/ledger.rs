@@ -354,7 +354,7 @@ fn unhex64(s: &str) -> Option<[u8; 64]> {
 /// The result of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
-    /// Entries read.
+    /// Entries that checked out: seqs 1 to this.
     pub entries: u64,
     /// Hash of the last entry that checked out.
     pub head: String,
@@ -362,12 +362,90 @@ pub struct Verification {
     pub checkpoints: u64,
     /// The first entry that does not match, if any.
     pub first_bad: Option<u64>,
+    /// What is wrong at `first_bad`; set with it.
+    pub broken: Option<Broken>,
 }
 
 impl Verification {
     /// Whether the whole chain checked out.
     pub fn ok(&self) -> bool {
         self.first_bad.is_none()
+    }
+
+    /// The last entry that checked out as a [`Head`] (`SEQ:HASH`): when the chain is intact,
+    /// the ledger's head, for the operator to keep outside the database.
+    pub fn verified_head(&self) -> Head {
+        Head {
+            seq: self.entries,
+            hash: self.head.clone(),
+        }
+    }
+}
+
+/// What [`verify`] found wrong at [`Verification::first_bad`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// The entry is missing or does not match the chain: a field, its link or its hash
+    /// changed, its block does not decode, or the stored blocks leave a gap, overlap, or
+    /// claim entries that are not there.
+    Entry,
+    /// The entry's signed checkpoint is missing, forged, or names another hash.
+    Checkpoint,
+    /// A signed checkpoint names an entry after the last one: the ledger's tail was cut;
+    /// `first_bad` is the first entry missing.
+    CheckpointPastEnd,
+    /// The ledger ends before the head given to [`verify_against`]: its tail was cut;
+    /// `first_bad` is the first entry missing.
+    HeadPastEnd,
+    /// The entry at the head given to [`verify_against`] has another hash: the ledger was
+    /// rewritten up to it.
+    HeadDiffers,
+}
+
+/// An entry of the chain by its seq and hash, written `SEQ:HASH`: the head [`verify`]
+/// reports ([`Verification::verified_head`]), which an operator keeps outside the database
+/// and gives back to [`verify_against`] (`custos audit verify --head`) to detect a ledger
+/// cut or rewritten up to it — what the database alone cannot show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The entry's seq; 0 for the empty ledger.
+    pub seq: u64,
+    /// The entry's hash, 64 lowercase hex digits; [`GENESIS`] at seq 0.
+    pub hash: String,
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = Error;
+
+    /// `SEQ:HASH`, as [`Head`]'s `Display` writes it; the hash's hex digits in either case.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "invalid_head",
+                "give the head as `SEQ:HASH` (a seq, then 64 hex digits), as \
+                 `custos audit verify` prints it",
+            )
+        };
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let hash = hash.to_ascii_lowercase();
+        if seq == 0 && hash != GENESIS {
+            return Err(Error::invalid(
+                "invalid_head",
+                "head 0 is the empty ledger, whose hash is 64 zeros; give the head \
+                 `custos audit verify` printed",
+            ));
+        }
+        Ok(Self { seq, hash })
     }
 }
 
@@ -440,28 +518,58 @@ fn hex64(digest: &[u8; 32]) -> [u8; 64] {
 /// recomputing each entry's hash as it goes and keeping a fixed-size [`Item`]. This thread
 /// takes the batches back in order and checks sequence, links and checkpoints. Entries
 /// appended once verify has started are not checked.
+///
+/// The entries checked are all the stored blocks claim: the first block starts at seq 1,
+/// each block starts the seq after the one before ends ([`block::Scan`]), every seq up to
+/// the last one the blocks name ([`Store::ledger_span`]) is there, and no signed checkpoint
+/// names a seq beyond it. A tail cut off together with its checkpoints still looks like a
+/// shorter ledger: [`verify_against`] a head kept outside the database detects that.
 pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verification> {
+    verify_against(store, signer, None)
+}
+
+/// [`verify`], and, given `head` (the head an earlier verify reported, kept outside the
+/// database), that the ledger still holds that entry with that hash: a ledger that ends
+/// before it fails with [`Broken::HeadPastEnd`], one whose entry there has another hash
+/// with [`Broken::HeadDiffers`].
+pub fn verify_against(
+    store: &dyn Store,
+    signer: &CheckpointSigner,
+    head: Option<&Head>,
+) -> Result<Verification> {
     let key = signer.verifying_key();
     let mut checkpoints = store.checkpoints()?;
     checkpoints.sort_by_key(|c| c.seq);
     let mut cps = checkpoints.into_iter().peekable();
     // Read after the checkpoints: each checkpoint is written with its entry, so every one
     // read is at or below this.
-    let last = store.ledger_last_seq()?;
+    let span = store.ledger_span()?;
+    let last = span.map_or(0, |(_, last)| last);
     let batches = last.div_ceil(BATCH);
     let readers = thread::available_parallelism()
         .map_or(1, |n| n.get().min(MAX_READERS))
         .min(usize::try_from(batches).unwrap_or(1).max(1));
+    // The entry the head given names (seq 0, the empty ledger, names none to compare).
+    let (want_seq, want_hash) = match head {
+        Some(h) => (h.seq, h.hash.as_bytes().try_into().unwrap_or([0u8; 64])),
+        None => (0, [0u8; 64]),
+    };
     let mut v = Verification {
         entries: 0,
         head: GENESIS.to_string(),
         checkpoints: 0,
         first_bad: None,
+        broken: None,
     };
     // The hash of the last entry checked, as hex text: what the next one's `prev_hash` holds.
     let mut head = [0u8; 64];
     head.copy_from_slice(GENESIS.as_bytes());
     let mut expected = 1u64;
+    // Blocks before seq 1 claim entries that are no part of the chain.
+    if span.is_some_and(|(first, _)| first != 1) {
+        fail(&mut v, 1, Broken::Entry);
+        return Ok(v);
+    }
     thread::scope(|scope| -> Result<()> {
         // Reader k reads batches k, k + readers, …; each has its own channel, so this thread
         // takes batch b from reader b % readers, in order, and returns the spent buffer.
@@ -507,13 +615,17 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
                 let digest = hex64(&e.digest);
                 let bad = e.seq != expected || e.prev != Some(head) || e.hash != Some(digest);
                 if bad {
-                    v.first_bad = Some(expected);
+                    fail(&mut v, expected, Broken::Entry);
+                    return Ok(());
+                }
+                if e.seq == want_seq && digest != want_hash {
+                    fail(&mut v, e.seq, Broken::HeadDiffers);
                     return Ok(());
                 }
                 let mut signed = false;
                 while let Some(c) = cps.next_if(|c| c.seq <= e.seq) {
                     if c.seq != e.seq || c.hash.as_bytes() != digest || !signature_ok(&key, &c) {
-                        v.first_bad = Some(c.seq);
+                        fail(&mut v, c.seq, Broken::Checkpoint);
                         return Ok(());
                     }
                     signed = true;
@@ -522,12 +634,18 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
                 // Checkpoints are written in the entry's own transaction: one missing was
                 // removed.
                 if e.seq % CHECKPOINT_EVERY == 0 && !signed {
-                    v.first_bad = Some(e.seq);
+                    fail(&mut v, e.seq, Broken::Checkpoint);
                     return Ok(());
                 }
                 v.entries += 1;
                 head = digest;
                 expected += 1;
+            }
+            // Every seq of the batch is there: the blocks claim entries up to `last`, so one
+            // missing (a block removed, or hidden behind a malformed one) is a break.
+            if expected != (1 + (b + 1) * BATCH).min(last + 1) {
+                fail(&mut v, expected, Broken::Entry);
+                return Ok(());
             }
             if let Some(s) = spent.get(k) {
                 let _ = s.send(items);
@@ -540,10 +658,17 @@ pub fn verify(store: &dyn Store, signer: &CheckpointSigner) -> Result<Verificati
         return Ok(v);
     }
     // A checkpoint beyond the end means entries were removed from the tail.
-    if let Some(c) = cps.next() {
-        v.first_bad = Some(expected.min(c.seq));
+    if cps.next().is_some() {
+        fail(&mut v, expected, Broken::CheckpointPastEnd);
+    } else if want_seq >= expected {
+        fail(&mut v, expected, Broken::HeadPastEnd);
     }
     Ok(v)
+}
+
+fn fail(v: &mut Verification, seq: u64, why: Broken) {
+    v.first_bad = Some(seq);
+    v.broken = Some(why);
 }
 
 /// What the writer calls, on its own thread, once a submission's entries are durable (or
@@ -922,6 +1047,34 @@ mod tests {
         assert!(v.ok() && v.entries == 50 * 44, "{v:?}");
         drop(ledger);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_head_reads_back_as_written() {
+        let hash = "ab".repeat(32);
+        let head: Head = format!("42:{}", hash.to_uppercase()).parse().unwrap();
+        assert_eq!(
+            head,
+            Head {
+                seq: 42,
+                hash: hash.clone()
+            }
+        );
+        assert_eq!(head.to_string().parse::<Head>().unwrap(), head);
+        assert!(format!("0:{GENESIS}").parse::<Head>().is_ok());
+        for bad in [
+            String::new(),
+            hash.clone(),
+            format!("42:{}", &hash[1..]),
+            format!("42:{hash}0"),
+            format!("-1:{hash}"),
+            format!("x:{hash}"),
+            format!("42:{}", "g".repeat(64)),
+            format!("0:{hash}"),
+        ] {
+            let e = bad.parse::<Head>().unwrap_err();
+            assert_eq!(e.code(), "invalid_head", "{bad}");
+        }
     }
 
     #[test]

@@ -286,9 +286,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Appends a record.
     fn append_record(&self, record: &RecordRow) -> Result<()>;
-    /// A subject's records of a collection, in append order; none once the subject is erased
-    /// (its records may still await the purge).
-    fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>>;
+    /// A page of a subject's records of a collection, in append order: at most `limit`,
+    /// those appended after the record `after` (from the first when `None`; none when
+    /// `after` is not a record of that subject and collection). None once the subject is
+    /// erased (its records may still await the purge).
+    fn records(
+        &self,
+        subject: &str,
+        collection: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<RecordRow>>;
     /// Appends many records in one transaction. Fails with
     /// [`crate::Error::SubjectNotFound`], storing nothing, when a record's subject is erased
     /// (checked inside the transaction, so a record cannot slip in behind an erasure).
@@ -297,6 +305,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes every record whose retention deadline is at or before `now_ms`; returns how
     /// many.
     fn delete_expired_records(&self, now_ms: i64) -> Result<u64>;
+    /// Deletes, for each `(category, cutoff_ms)`, the values of that category collected at
+    /// or before the cutoff, with their blind-index terms, in one transaction; returns how
+    /// many values, per entry of `expiries`.
+    fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>>;
 
     /// Records a consent or objection event.
     fn put_consent(&self, consent: &ConsentRow) -> Result<()>;
@@ -364,10 +376,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>>;
     /// The highest sequence number in the ledger; 0 when it is empty.
     fn ledger_last_seq(&self) -> Result<u64>;
+    /// The seqs the stored blocks claim, for verify: the first block's `first_seq` (0 when
+    /// it is below 1) and the highest seq the last block (by `first_seq`) names — its
+    /// `last_seq`, or its `first_seq` when that is higher (a malformed block); `None` when
+    /// no block is stored. Two primary-key lookups, in one read.
+    fn ledger_span(&self) -> Result<Option<(u64, u64)>>;
     /// Streams the ledger rows with `seqs.start <= seq < seqs.end` to `visit`, in order, in
     /// one read, each row's text borrowed from the database's buffer: nothing is allocated
     /// per column. Stops when `visit` returns `false`. A column of the wrong type (or NULL)
-    /// is an error. Several scans may run at once, on different threads.
+    /// is an error. Several scans may run at once, on different threads. Blocks that do
+    /// not decode, or do not follow one another, are handed on as a row that matches
+    /// nothing ([`crate::ledger::block::Scan`]).
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()>;
     /// Every signed checkpoint.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;

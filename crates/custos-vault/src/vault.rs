@@ -18,6 +18,10 @@ use custos_policy::{
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
+mod retention;
+
+pub use retention::Sweep;
+
 use crate::collector::Collector;
 use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
 use crate::error::{Error, Result};
@@ -247,7 +251,32 @@ pub struct RecordsResult {
     pub effect: String,
     /// Sequence number of the ledger entry.
     pub ledger_seq: u64,
+    /// The cursor of the next page (the last record id this page read), when this page
+    /// was full: more records may follow.
+    pub next: Option<String>,
 }
+
+/// Which records one [`Vault::read_records`] call reads: at most `limit` (capped at
+/// [`MAX_RECORDS_PAGE`]), after the record `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordsPage {
+    /// The cursor: a record id from a previous page's `next`; `None` for the first page.
+    pub after: Option<String>,
+    /// How many records at most; 0 means [`DEFAULT_RECORDS_PAGE`].
+    pub limit: u64,
+}
+
+/// Milliseconds in a day, the unit of retention periods.
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Records one page holds when the caller does not say.
+pub const DEFAULT_RECORDS_PAGE: u64 = 100;
+/// Records one page holds at most: what one read decrypts and answers is bounded.
+pub const MAX_RECORDS_PAGE: u64 = 1000;
+/// Records one append may add at most.
+pub const MAX_RECORDS_APPEND: usize = 1000;
+/// Bytes one record value may hold at most.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Sealed value rows and their blind-index terms `(category, term)`.
 type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
@@ -255,8 +284,8 @@ type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
 /// Subjects a [`Vault::collect_many`] worker seals before handing them to the store.
 const SEAL_BLOCK: usize = 256;
 
-/// A block of sealed subjects and their ledger drafts, from a [`Vault::collect_many`] worker.
-type SealedBlock = Result<(Vec<NewSubject>, Vec<Draft>)>;
+/// A block of sealed subjects, from a [`Vault::collect_many`] worker.
+type SealedBlock = Result<Vec<NewSubject>>;
 
 /// Actor name for operations the vault's operator starts.
 pub const OPERATOR: &str = "operator";
@@ -507,6 +536,15 @@ impl Vault {
         // appends each to the end of every table keyed by subject.
         uuids.sort_unstable();
         let ids: Vec<SubjectId> = uuids.iter().map(SubjectId::from_uuid).collect();
+        // INVARIANT: audit before data — the entries, one per subject, are durable before
+        // any subject is stored: a crash in between leaves entries without data, never data
+        // without its entry.
+        let drafts: Vec<Draft> = accepted
+            .iter()
+            .zip(&ids)
+            .map(|((input, _), id)| self.collect_draft(accessor, Some(id), input, "permit", ""))
+            .collect();
+        self.ledger.append_many(drafts)?;
         let accepted = &accepted;
         let ids_ref = &ids;
         let blocks = accepted.len().div_ceil(SEAL_BLOCK);
@@ -515,7 +553,7 @@ impl Vault {
         let sealed_blocks: Vec<OnceLock<Vec<NewSubject>>> =
             (0..blocks).map(|_| OnceLock::new()).collect();
         let slots = &sealed_blocks;
-        let drafts = std::thread::scope(|scope| -> Result<Vec<Draft>> {
+        let stored = std::thread::scope(|scope| -> Result<()> {
             // Worker `w` seals blocks w, w + threads, …; the store takes them in block order.
             let mut receivers = Vec::with_capacity(threads);
             let mut handles = Vec::with_capacity(threads);
@@ -532,12 +570,9 @@ impl Vault {
                                     .get(j)
                                     .zip(ids_ref.get(j))
                                     .ok_or(Error::SubjectNotFound)?;
-                                let new = self.seal_subject(&mut rng, id, input, plan)?;
-                                let draft =
-                                    self.collect_draft(accessor, Some(id), input, "permit", "");
-                                Ok((new, draft))
+                                self.seal_subject(&mut rng, id, input, plan)
                             })
-                            .collect::<Result<(Vec<_>, Vec<_>)>>();
+                            .collect::<Result<Vec<_>>>();
                         let failed = block.is_err();
                         if tx.send(block).is_err() || failed {
                             break;
@@ -545,7 +580,7 @@ impl Vault {
                     }
                 }));
             }
-            let mut drafts = Vec::with_capacity(accepted.len());
+            let mut sealed_count = 0;
             let mut next = 0;
             let mut current: std::slice::Iter<'_, NewSubject> = [].iter();
             let stored = {
@@ -560,8 +595,8 @@ impl Vault {
                         let (rx, slot) = receivers.get(next % threads).zip(slots.get(next))?;
                         next += 1;
                         match rx.recv() {
-                            Ok(Ok((news, mut ds))) => {
-                                drafts.append(&mut ds);
+                            Ok(Ok(news)) => {
+                                sealed_count += news.len();
                                 current = slot.get_or_init(|| news).iter();
                             }
                             Ok(Err(e)) => return Some(Err(e)),
@@ -575,15 +610,27 @@ impl Vault {
             drop(receivers);
             let joined = handles.into_iter().all(|h| h.join().is_ok());
             stored?;
-            if !joined || drafts.len() != accepted.len() {
+            if !joined || sealed_count != accepted.len() {
                 return Err(Error::Crypto("a sealing thread stopped"));
             }
-            Ok(drafts)
-        })?;
-        std::thread::scope(|scope| {
-            scope.spawn(move || drop(sealed_blocks));
-            self.ledger.append_many(drafts)
-        })?;
+            Ok(())
+        });
+        // The sealed blocks are freed beside the answer, not on its path.
+        std::thread::spawn(move || drop(sealed_blocks));
+        if let Err(e) = stored {
+            // The entries said `permit`; the ledger now says the data never arrived.
+            let failed: Vec<Draft> = ids
+                .iter()
+                .map(|id| {
+                    let mut d = self.draft(accessor, "collect", id.as_str());
+                    d.effect = "failed".into();
+                    d.reasons = e.code().into();
+                    d
+                })
+                .collect();
+            self.ledger.append_many(failed)?;
+            return Err(e);
+        }
         let mut ids = ids.into_iter();
         Ok(out
             .into_iter()
@@ -634,7 +681,9 @@ impl Vault {
         Ok(new)
     }
 
-    /// Collects more data about an existing subject.
+    /// Collects more data about an existing subject. Only a service that holds the person
+    /// (see [`Vault::check`]) may add to what is held about them; to any other caller the
+    /// subject does not exist.
     pub fn collect_more(
         &self,
         accessor: &str,
@@ -642,18 +691,11 @@ impl Vault {
         input: &CollectionInput,
     ) -> Result<()> {
         let row = self.active_subject(subject)?;
-        let plan = self.check(accessor, Some(subject), input)?;
-        let dek = self.data_key(subject)?;
-        if stated_age(input).is_some() && row.age == Age::Unknown {
-            self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
-        }
-        if let Some(t) = &input.tenant {
-            self.store.add_tenant(&subject.0, t)?;
-        }
         // Values keep every purpose they were ever collected for (C016: never fewer).
-        let held: BTreeMap<String, Vec<String>> = self
-            .store
-            .values(&subject.0)?
+        let values = self.store.values(&subject.0)?;
+        let plan = self.check(accessor, Some((subject, &values)), input)?;
+        let dek = self.data_key(subject)?;
+        let held: BTreeMap<String, Vec<String>> = values
             .into_iter()
             .map(|v| (v.category, v.purposes))
             .collect();
@@ -666,24 +708,72 @@ impl Vault {
             plan.purposes,
             &held,
         )?;
-        self.store.put_values(&rows, &index)?;
+        // INVARIANT: audit before data — the entry is durable before the values are stored,
+        // so a crash between the two leaves an entry without data, never data without its
+        // entry (a failed store is ledgered as such).
         self.ledger_collect(accessor, Some(subject), input, "permit", "")?;
+        let stored = (|| {
+            if stated_age(input).is_some() && row.age == Age::Unknown {
+                self.store.set_age(&subject.0, Age::AtLeastMinimum)?;
+            }
+            if let Some(t) = &input.tenant {
+                self.store.add_tenant(&subject.0, t)?;
+            }
+            self.store.put_values(&rows, &index)
+        })();
+        if let Err(e) = stored {
+            self.ledger_collect(accessor, Some(subject), input, "failed", e.code())?;
+            return Err(e);
+        }
         Ok(())
     }
 
+    /// Whether `accessor` may act on a subject that holds `values`: it must collect for a
+    /// service that collected some of them. A key of another service, a team's key or a
+    /// partner's key acts on nobody this way (reads go through the decision instead).
+    fn holds_for(&self, accessor: &str, values: &[ValueRow]) -> bool {
+        let Some(info) = self
+            .policy
+            .accessor_id(accessor)
+            .ok()
+            .and_then(|a| self.policy.accessor(a))
+        else {
+            return false;
+        };
+        values.iter().any(|v| {
+            self.policy
+                .service_id(&v.service)
+                .is_ok_and(|s| info.services.contains(s))
+        })
+    }
+
+    /// The collection check, the collector check and, for an existing subject (given with
+    /// the values held about it), the holder check. A refusal is ledgered without values.
+    ///
+    /// INVARIANT: C053 erases what is held about a person only on a request that passed
+    /// every other check, by a caller that holds the person: a key that may not act on the
+    /// subject, or a request wrong in any other way, erases nothing.
     fn check(
         &self,
         accessor: &str,
-        subject: Option<&SubjectId>,
+        subject: Option<(&SubjectId, &[ValueRow])>,
         input: &CollectionInput,
     ) -> Result<custos_policy::CollectionPlan> {
+        let subject_id = subject.map(|(s, _)| s);
         if let Err(e) = self.policy.accessor_id(accessor) {
             // INVARIANT: deny by default — an undeclared caller collects nothing.
-            let mut d = self.draft("?", "collect", subject.map_or("", |s| s.as_str()));
+            let mut d = self.draft("?", "collect", subject_id.map_or("", |s| s.as_str()));
             d.effect = "refused".into();
             d.reasons = "unknown_accessor".into();
             self.record(d)?;
             return Err(Error::invalid("unknown_accessor", e.message));
+        }
+        if let Some((s, values)) = subject {
+            if !self.holds_for(accessor, values) {
+                // Answered as if the subject did not exist; the ledger keeps the attempt.
+                self.ledger_collect(accessor, Some(s), input, "refused", "subject_not_held")?;
+                return Err(Error::SubjectNotFound);
+            }
         }
         let purposes: Vec<&str> = input.purposes.iter().map(String::as_str).collect();
         let categories: Vec<&str> = input.data.keys().map(String::as_str).collect();
@@ -695,28 +785,30 @@ impl Vault {
             age: stated_age(input),
             categories: &categories,
         };
-        // INVARIANT: a caller collects only for a purpose it pursues itself, never in another
-        // service's name.
-        let checked = self.policy.check_collection(&req).and_then(|plan| {
+        let mut errors = self.policy.check_collection(&req);
+        // INVARIANT: a caller collects only for a purpose it pursues itself, in the name of
+        // a service it is, never in another service's name.
+        if let Ok(service) = self.policy.service_id(&input.service) {
             let stated = self.policy.purpose_set(&purposes).unwrap_or_default();
-            self.policy
-                .check_collector(accessor, stated)
-                .map(|()| plan)
-                .map_err(|e| vec![e])
-        });
-        match checked {
+            if let Err(e) = self.policy.check_collector(accessor, service, stated) {
+                match &mut errors {
+                    Ok(_) => errors = Err(vec![e]),
+                    Err(list) => list.push(e),
+                }
+            }
+        }
+        match errors {
             Ok(plan) => Ok(plan),
             Err(errors) => {
                 let codes: Vec<&str> = errors.iter().map(|e| e.code).collect();
-                let under_age = codes.contains(&"subject_under_minimum_age");
                 // INVARIANT: C053 — a person under the minimum age: nothing kept, and what
-                // is already held about them is erased now.
-                if let (true, Some(s)) = (under_age, subject) {
+                // is already held about them is erased now, when that is all that is wrong.
+                if let (["subject_under_minimum_age"], Some(s)) = (codes.as_slice(), subject_id) {
                     self.erase_as(accessor, s, Age::UnderMinimum, "subject_under_minimum_age")?;
                 }
                 // The refusal is ledgered with the request's names only, never its values,
                 // and without a subject id for a new person.
-                self.ledger_collect(accessor, subject, input, "refused", &codes.join(","))?;
+                self.ledger_collect(accessor, subject_id, input, "refused", &codes.join(","))?;
                 Err(Error::CollectionRefused(errors))
             }
         }
@@ -1160,7 +1252,8 @@ impl Vault {
     // ---- records ----------------------------------------------------------------------
 
     /// Appends a record of a collection for a subject, kept for the purposes stated and
-    /// until the collection's retention ends.
+    /// until the collection's retention ends. The caller must be a service that holds the
+    /// subject, in a role that keeps the collection, pursuing a stated purpose itself.
     pub fn append_record(
         &self,
         accessor: &str,
@@ -1169,20 +1262,15 @@ impl Vault {
         purposes: &[String],
         value: &str,
     ) -> Result<String> {
-        let rows = self.prepare_records(accessor, subject, collection, purposes, &[value])?;
-        self.store.append_records(&rows)?;
-        let mut d = self.draft(accessor, "append_record", subject.as_str());
-        d.categories = collection.to_string();
-        d.purpose = purposes.join(",");
-        d.effect = "done".into();
-        self.record(d)?;
+        let rows = self.append(accessor, subject, collection, purposes, &[value])?;
         rows.into_iter()
             .next()
             .map(|r| r.id)
             .ok_or(Error::Storage("record not stored".into()))
     }
 
-    /// Appends many records in one transaction (bulk import).
+    /// Appends many records in one transaction (bulk import), checked as
+    /// [`Vault::append_record`] checks one.
     pub fn append_records(
         &self,
         accessor: &str,
@@ -1191,15 +1279,59 @@ impl Vault {
         purposes: &[String],
         values: &[&str],
     ) -> Result<u64> {
-        let rows = self.prepare_records(accessor, subject, collection, purposes, values)?;
-        self.store.append_records(&rows)?;
-        let mut d = self.draft(accessor, "append_record", subject.as_str());
-        d.categories = collection.to_string();
-        d.purpose = purposes.join(",");
-        d.effect = "done".into();
-        d.reasons = format!("count:{}", rows.len());
-        self.record(d)?;
+        let rows = self.append(accessor, subject, collection, purposes, values)?;
         Ok(rows.len() as u64)
+    }
+
+    /// Checks, ledgers, then stores records. A refusal is ledgered with its code.
+    fn append(
+        &self,
+        accessor: &str,
+        subject: &SubjectId,
+        collection: &str,
+        purposes: &[String],
+        values: &[&str],
+    ) -> Result<Vec<RecordRow>> {
+        let mut d = self.draft(
+            self.declared_accessor(accessor),
+            "append_record",
+            subject.as_str(),
+        );
+        // Only declared names go to the ledger: an unknown one could be a value.
+        d.categories =
+            declared_or(self.policy.collection_id(collection).is_ok(), collection).to_string();
+        d.purpose = purposes
+            .iter()
+            .map(|p| declared_or(self.policy.purpose_id(p).is_ok(), p))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = match self.prepare_records(accessor, subject, collection, purposes, values) {
+            Ok(rows) => rows,
+            Err(e) => {
+                d.effect = "refused".into();
+                d.reasons = e.code().into();
+                self.record(d)?;
+                return Err(e);
+            }
+        };
+        d.effect = "done".into();
+        if rows.len() != 1 {
+            d.reasons = format!("count:{}", rows.len());
+        }
+        // INVARIANT: audit before data — the entry is durable before the records are
+        // stored: a crash between the two leaves an entry without records, never records
+        // without their entry (a failed store is ledgered as such).
+        let failed = d.clone();
+        self.record(d)?;
+        if let Err(e) = self.store.append_records(&rows) {
+            let mut f = failed;
+            f.time_ms = now_ms();
+            f.effect = "failed".into();
+            f.reasons = e.code().into();
+            self.record(f)?;
+            return Err(e);
+        }
+        Ok(rows)
     }
 
     fn prepare_records(
@@ -1223,6 +1355,18 @@ impl Vault {
                 "state at least one purpose for the record",
             ));
         }
+        if values.len() > MAX_RECORDS_APPEND {
+            return Err(Error::invalid(
+                "too_many_records",
+                format!("one append adds at most {MAX_RECORDS_APPEND} records; split the batch"),
+            ));
+        }
+        if values.iter().any(|v| v.len() > MAX_RECORD_BYTES) {
+            return Err(Error::invalid(
+                "record_too_large",
+                format!("a record value holds at most {MAX_RECORD_BYTES} bytes"),
+            ));
+        }
         let stated = self
             .policy
             .purpose_set(purposes)
@@ -1230,14 +1374,35 @@ impl Vault {
         // An erased or unknown subject is named as such, before its (deleted) values could
         // make the answer look like a role that keeps no such records.
         self.active_subject(subject)?;
+        let held = self.store.values(&subject.0)?;
+        // INVARIANT: only a service that holds the subject appends to it; to any other
+        // caller the subject does not exist.
+        if !self.holds_for(accessor, &held) {
+            return Err(Error::SubjectNotFound);
+        }
+        let info = self
+            .policy
+            .accessor_id(accessor)
+            .ok()
+            .and_then(|a| self.policy.accessor(a))
+            .ok_or_else(|| Error::invalid("unknown_accessor", "unknown accessor"))?;
+        // INVARIANT: the caller pursues a purpose it states (the collector check of values).
+        if !stated.intersects(&info.allowed) {
+            return Err(Error::invalid(
+                "purpose_not_allowed_for_accessor",
+                "the caller pursues none of the stated purposes; a record states at least one purpose its collector pursues",
+            ));
+        }
         // INVARIANT: deny by default — a record is kept only by a role the subject was
-        // collected in that keeps this collection, and only for purposes that role states.
+        // collected in, by one of the caller's services, that keeps this collection, and
+        // only for purposes that role states.
         let mut allowed = PurposeSet::EMPTY;
-        for v in self.store.values(&subject.0)? {
+        for v in held {
             let role = self
                 .policy
                 .service_id(&v.service)
                 .ok()
+                .filter(|s| info.services.contains(*s))
                 .and_then(|s| self.policy.service(s))
                 .and_then(|s| s.roles.iter().find(|r| r.id == v.role));
             if let Some(role) = role.filter(|r| r.records.contains(&cid)) {
@@ -1276,7 +1441,7 @@ impl Vault {
                     format!("records of `{collection}` are never stored"),
                 ));
             }
-            Some(PeriodKind::Days(days)) => Some(now + i64::from(days) * 86_400_000),
+            Some(PeriodKind::Days(days)) => Some(now + i64::from(days) * MS_PER_DAY),
             Some(PeriodKind::Account) | None => None,
         };
         let dek = self.data_key(subject)?;
@@ -1314,6 +1479,7 @@ impl Vault {
         subject: &SubjectId,
         collection: &str,
         purpose: &str,
+        page: &RecordsPage,
     ) -> Result<RecordsResult> {
         let mut d = self.draft(
             self.declared_accessor(accessor),
@@ -1357,17 +1523,37 @@ impl Vault {
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
-        let now = now_ms();
-        let rows: Vec<RecordRow> = if row.status == Status::Erased {
-            Vec::new()
-        } else {
-            // A record past its retention deadline is no longer held, purged or not.
-            self.store
-                .records(&subject.0, collection)?
-                .into_iter()
-                .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
-                .collect()
+        // An erased person, or one under the minimum age, is answered as one who never was;
+        // the ledger keeps the reason.
+        let gone = match (row.status, row.age) {
+            (Status::Erased, _) => Some("subject_erased"),
+            (_, Age::UnderMinimum) => Some("subject_under_minimum_age"),
+            _ => None,
         };
+        if let Some(code) = gone {
+            d.effect = "deny".into();
+            d.reasons = code.into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        }
+        let now = now_ms();
+        let limit = match page.limit {
+            0 => DEFAULT_RECORDS_PAGE,
+            n => n.min(MAX_RECORDS_PAGE),
+        };
+        let read = self
+            .store
+            .records(&subject.0, collection, page.after.as_deref(), limit)?;
+        let next = if read.len() as u64 == limit {
+            read.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        // A record past its retention deadline is no longer held, purged or not.
+        let rows: Vec<RecordRow> = read
+            .into_iter()
+            .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
+            .collect();
         let events = self.store.consents(&row.id)?;
         let base = self.policy_subject(row.status, row.age, &[], &events);
         // One decision per distinct set of stated purposes.
@@ -1421,6 +1607,7 @@ impl Vault {
         // INVARIANT: audit before data.
         out.ledger_seq = self.record(d)?;
         out.effect = effect.as_str().to_string();
+        out.next = next;
         if n_permitted == 0 {
             return Ok(out);
         }
@@ -1440,10 +1627,18 @@ impl Vault {
 
     // ---- subject lifecycle ------------------------------------------------------------
 
-    /// Records the subject's age. Under the policy's minimum, everything held about them is
-    /// erased at once and the erasure ledgered (C053).
+    /// Records the subject's age, as learned by a service that holds them. Under the
+    /// policy's minimum, everything held about them is erased at once and the erasure
+    /// ledgered (C053). To a caller that does not hold the subject it does not exist.
     pub fn learn_age(&self, actor: &str, subject: &SubjectId, age: u32) -> Result<()> {
         self.active_subject(subject)?;
+        if !self.holds_for(actor, &self.store.values(&subject.0)?) {
+            let mut d = self.draft(self.declared_accessor(actor), "learn_age", subject.as_str());
+            d.effect = "refused".into();
+            d.reasons = "subject_not_held".into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        }
         let under = self.policy.minimum_age().is_some_and(|min| age < min);
         if under {
             return self.erase_as(
@@ -1494,16 +1689,6 @@ impl Vault {
     /// subject was in the way (PostgreSQL; that subject stays queued for the next pass).
     pub fn purge_erased(&self) -> Result<u64> {
         self.purger.purge_now()
-    }
-
-    /// Deletes every record past its retention deadline; returns how many.
-    pub fn purge_expired(&self, actor: &str) -> Result<u64> {
-        let n = self.store.delete_expired_records(now_ms())?;
-        let mut d = self.draft(actor, "purge_expired", "");
-        d.effect = "done".into();
-        d.reasons = format!("count:{n}");
-        self.record(d)?;
-        Ok(n)
     }
 
     /// Deactivates a subject's account: only legal and contractual purposes remain.
@@ -1716,7 +1901,18 @@ impl Vault {
 
     /// Recomputes the ledger's chain and checks its signed checkpoints.
     pub fn verify_ledger(&self) -> Result<Verification> {
-        crate::ledger::verify(&*self.store, &self.signer)
+        self.verify_ledger_against(None)
+    }
+
+    /// [`Vault::verify_ledger`], and, given `head` (`SEQ:HASH`, the head an earlier verify
+    /// reported, kept outside the database), that the ledger still holds that entry with
+    /// that hash: it fails when the ledger was cut or rewritten up to it
+    /// ([`crate::ledger::verify_against`]).
+    pub fn verify_ledger_against(
+        &self,
+        head: Option<&crate::ledger::Head>,
+    ) -> Result<Verification> {
+        crate::ledger::verify_against(&*self.store, &self.signer, head)
     }
 }
 

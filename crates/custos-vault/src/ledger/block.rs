@@ -372,26 +372,85 @@ pub fn links(prev: &LedgerRow<'_>, next: &LedgerRow<'_>) -> bool {
     prev.seq.checked_add(1) == Some(next.seq) && prev.hash == next.prev_hash
 }
 
-/// What [`Store::scan_ledger`](crate::Store::scan_ledger) hands `visit` of `block`: its
-/// entries within `seqs`. An entry that does not decode is handed on as a row that matches
-/// nothing (no hashes) at its seq — or, when it lies before `seqs`, at `seqs.start` (the
-/// scan of the range before reports it first). Returns whether the scan goes on to the
-/// next block.
-pub fn scan(block: &BlockRef<'_>, seqs: &Range<u64>, visit: &mut LedgerVisitor<'_>) -> bool {
-    decode(block, &mut |r| match r {
-        Ok(r) if r.seq < seqs.start => true,
-        Ok(r) if r.seq >= seqs.end => false,
-        Ok(r) => visit(r),
-        Err(seq) => {
-            if seq < seqs.end {
-                visit(&LedgerRow {
-                    seq: seq.max(seqs.start),
-                    ..LedgerRow::default()
-                });
-            }
-            false
+/// What [`Store::scan_ledger`](crate::Store::scan_ledger) makes of the blocks it reads for
+/// a range of seqs: hands `visit` their entries within the range, in order, and checks that
+/// the blocks, taken in order of `first_seq`, hold one run of entries — the first starting
+/// at or before the range (and not before seq 1), each next one the seq after the one
+/// before ends: no gap, no overlap, nothing claimed past the range while another block
+/// starts inside it.
+///
+/// Where they do not, `visit` gets a row that matches nothing (no hashes) and the scan
+/// stops: for an entry that does not decode, at its seq (or, when it lies before the range,
+/// at the range's first seq: the scan of the range before reports it first); for blocks
+/// that do not follow one another, at the first seq of the range they leave unaccounted
+/// for — or, when the range was all handed and a later block still starts inside it, at
+/// the range's last seq again (out of order: a verifier takes it for a break at the seq
+/// after the range, the first entry such blocks hide).
+#[derive(Debug)]
+pub struct Scan {
+    seqs: Range<u64>,
+    /// The seq handed next: the first of the range not accounted for yet.
+    next: u64,
+    /// The `last_seq` of the block before, once there is one.
+    claimed: Option<u64>,
+}
+
+impl Scan {
+    /// A scan of the entries `seqs`.
+    pub fn new(seqs: Range<u64>) -> Self {
+        Self {
+            next: seqs.start,
+            seqs,
+            claimed: None,
         }
-    })
+    }
+
+    /// Takes the next block read (blocks come in order of `first_seq`, from the one holding
+    /// the range's first seq); returns whether the scan goes on to the next block.
+    pub fn block(&mut self, block: &BlockRef<'_>, visit: &mut LedgerVisitor<'_>) -> bool {
+        let follows = match self.claimed {
+            None => block.first_seq >= 1 && block.first_seq <= self.seqs.start,
+            Some(last) => last.checked_add(1) == Some(block.first_seq),
+        };
+        if !follows {
+            self.malformed(visit);
+            return false;
+        }
+        self.claimed = Some(block.last_seq);
+        let (seqs, next) = (&self.seqs, &mut self.next);
+        let mut go_on = true;
+        decode(block, &mut |r| match r {
+            Ok(r) if r.seq < seqs.start => true,
+            // Past the range: the rest of the block is the next range's; the next block's
+            // `first_seq` is still checked.
+            Ok(r) if r.seq >= seqs.end => false,
+            Ok(r) => {
+                *next = r.seq.saturating_add(1);
+                go_on = visit(r);
+                go_on
+            }
+            Err(seq) => {
+                if seq < seqs.end {
+                    visit(&LedgerRow {
+                        seq: seq.max(seqs.start),
+                        ..LedgerRow::default()
+                    });
+                    go_on = false;
+                }
+                false
+            }
+        });
+        go_on
+    }
+
+    /// Hands `visit` the row that matches nothing, for blocks that do not follow one another.
+    fn malformed(&self, visit: &mut LedgerVisitor<'_>) {
+        let last = self.seqs.end.saturating_sub(1).max(self.seqs.start);
+        visit(&LedgerRow {
+            seq: self.next.min(last),
+            ..LedgerRow::default()
+        });
+    }
 }
 
 /// Adds to `page` the entries of `block` from `from` on, until `page` holds `limit`;
@@ -650,6 +709,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// What a [`Scan`] of `seqs` over `blocks` (`(first_seq, last_seq, entries)`, in order)
+    /// hands on: each row's seq, and whether it has a hash (a row without matches nothing).
+    fn scanned(blocks: &[(u64, u64, &[u8])], seqs: Range<u64>) -> Vec<(u64, bool)> {
+        let mut out = Vec::new();
+        let mut scan = Scan::new(seqs);
+        for &(first_seq, last_seq, body) in blocks {
+            let block = BlockRef {
+                first_seq,
+                last_seq,
+                prev_hash: GENESIS.as_bytes(),
+                body,
+            };
+            let go_on = scan.block(&block, &mut |r| {
+                out.push((r.seq, !r.hash.is_empty()));
+                true
+            });
+            if !go_on {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_scan_flags_blocks_that_do_not_follow_one_another() {
+        let chained = chain(&drafts()[..3], 1);
+        let rows: Vec<LedgerRow<'_>> = chained
+            .iter()
+            .map(|(d, s, p, h)| row(d, *s, p, h))
+            .collect();
+        // Three entries per block (their seqs are the block's, not the rows').
+        let body = encode(&rows);
+        let b = body.as_slice();
+        let good = |from: u64, to: u64| (from..to).map(|s| (s, true)).collect::<Vec<_>>();
+        let bad = |seq: u64| (seq, false);
+        // One run of blocks: every entry of the range, from the block holding its first.
+        let run = [(1, 3, b), (4, 6, b), (7, 9, b)];
+        assert_eq!(scanned(&run, 1..10), good(1, 10));
+        assert_eq!(scanned(&run[1..], 5..8), good(5, 8));
+        // A gap, and an overlap: the first seq not accounted for.
+        assert_eq!(
+            scanned(&[(1, 3, b), (5, 7, b)], 1..10),
+            [good(1, 4), vec![bad(4)]].concat()
+        );
+        assert_eq!(
+            scanned(&[(1, 3, b), (3, 5, b)], 1..10),
+            [good(1, 4), vec![bad(4)]].concat()
+        );
+        // A block that starts inside a range already handed: its last seq again.
+        assert_eq!(
+            scanned(&[(1, 3, b), (3, 5, b)], 1..4),
+            [good(1, 4), vec![bad(3)]].concat()
+        );
+        // A first block after the range's first seq, or before seq 1.
+        assert_eq!(scanned(&[(4, 6, b)], 1..10), [bad(1)]);
+        assert_eq!(scanned(&[(0, 2, b), (3, 5, b)], 1..10), [bad(1)]);
+        // A block that does not decode (its body runs on past its last entry): at that entry.
+        assert_eq!(
+            scanned(&[(1, 3, b), (4, 5, b)], 1..10),
+            [good(1, 5), vec![bad(5)]].concat()
+        );
     }
 
     #[test]

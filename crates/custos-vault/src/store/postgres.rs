@@ -886,18 +886,30 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>> {
+    fn records(
+        &self,
+        subject: &str,
+        collection: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<RecordRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         Ok(self
             .lock()
             .query(
                 // An erased subject's records may wait for the purge; they are never
-                // returned.
+                // returned. The page starts after the cursor's own `seq` (none when the
+                // cursor is not the subject's: `seq > NULL` holds for no row).
                 "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
                  FROM records WHERE subject = $1 AND collection = $2
+                   AND seq > CASE WHEN $3::text IS NULL THEN 0 ELSE
+                       (SELECT seq FROM records
+                        WHERE id = $3 AND subject = $1 AND collection = $2)
+                     END
                    AND NOT EXISTS (SELECT 1 FROM subjects
                                    WHERE id = $1 AND status NOT IN ('active', 'deactivated'))
-                 ORDER BY seq",
-                &[&subject, &collection],
+                 ORDER BY seq LIMIT $4",
+                &[&subject, &collection, &after, &limit],
             )?
             .iter()
             .map(|r| RecordRow {
@@ -918,6 +930,26 @@ impl Store for PostgresStore {
             "DELETE FROM records WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= $1",
             &[&now_ms],
         )?)
+    }
+
+    fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let mut counts = Vec::with_capacity(expiries.len());
+        for (category, cutoff) in expiries {
+            // The terms first: they are found through the values they index.
+            tx.execute(
+                "DELETE FROM blind_index WHERE category = $1 AND subject IN
+                   (SELECT subject FROM field_values WHERE category = $1 AND time_ms <= $2)",
+                &[category, cutoff],
+            )?;
+            counts.push(tx.execute(
+                "DELETE FROM field_values WHERE category = $1 AND time_ms <= $2",
+                &[category, cutoff],
+            )?);
+        }
+        tx.commit()?;
+        Ok(counts)
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
@@ -1135,9 +1167,24 @@ impl Store for PostgresStore {
         Ok(last.map_or(0, to_u64))
     }
 
+    fn ledger_span(&self) -> Result<Option<(u64, u64)>> {
+        let Some(r) = self.lock().query_opt(
+            "SELECT (SELECT first_seq FROM ledger_blocks ORDER BY first_seq LIMIT 1),
+                    (SELECT GREATEST(first_seq, last_seq) FROM ledger_blocks
+                     ORDER BY first_seq DESC LIMIT 1)",
+            &[],
+        )?
+        else {
+            return Ok(None);
+        };
+        let (first, last): (Option<i64>, Option<i64>) = (r.try_get(0)?, r.try_get(1)?);
+        Ok(first.zip(last).map(|(f, l)| (to_u64(f), to_u64(l))))
+    }
+
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
+        let mut scan = block::Scan::new(seqs.clone());
         blocks_from(&mut self.lock(), seqs.start, seqs.end, &mut |b| {
-            Ok(block::scan(b, &seqs, visit))
+            Ok(scan.block(b, visit))
         })
     }
 

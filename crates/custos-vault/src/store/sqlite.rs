@@ -439,6 +439,54 @@ fn connect(dir: &Path, audit: Audit) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Creates the database files readable and writable by their owner only (0600) before SQLite
+/// opens them: SQLite would create them 0644 under the usual umask, and it makes each `-wal`
+/// and `-shm` with its database's mode, so those are 0600 too. A database file (or its
+/// `-wal`, `-shm`) an older version left open to others is narrowed to 0600. Warns, on
+/// standard error, when the data directory itself lets group or others in: it was not made
+/// by Custos (which makes it 0700), and what else is in it is the operator's to restrict.
+fn private_files(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        for name in [DATA_FILE, KEYS_FILE, LEDGER_FILE] {
+            let path = dir.join(name);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| {
+                    Error::Storage(format!("cannot create `{}`: {}", path.display(), e.kind()))
+                })?;
+            for suffix in ["", "-wal", "-shm"] {
+                let path = dir.join(format!("{name}{suffix}"));
+                let open =
+                    std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+                if open {
+                    // Best effort: a file the process cannot narrow is left as it is.
+                    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+        }
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                eprintln!(
+                    "WARNING: the data directory {} is open to group or others (mode {mode:o}); \
+                     Custos keeps its files there 0600, but restrict the directory: chmod 700 {}",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in a data directory and applies migrations.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -455,6 +503,7 @@ impl SqliteStore {
                 Error::Storage(format!("cannot create `{}`: {}", dir.display(), e.kind()))
             })?;
         }
+        private_files(dir)?;
         let conn = connect(dir, Audit::ReadWrite)?;
         for schema in ["main", "keys", "audit"] {
             let mode: String =
@@ -1408,18 +1457,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn records(&self, subject: &str, collection: &str) -> Result<Vec<RecordRow>> {
+    fn records(
+        &self,
+        subject: &str,
+        collection: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<RecordRow>> {
         let conn = self.read();
-        // An erased subject's records may wait for the purge; they are never returned.
+        // An erased subject's records may wait for the purge; they are never returned. The
+        // page starts after the cursor's own `seq` (none when the cursor is not the
+        // subject's: `seq > NULL` holds for no row).
         let mut stmt = conn.prepare_cached(
             "SELECT id, ciphertext, purposes, notice, retain_until_ms, time_ms
              FROM records WHERE subject = ?1 AND collection = ?2
+               AND seq > CASE WHEN ?3 IS NULL THEN 0 ELSE
+                   (SELECT seq FROM records WHERE id = ?3 AND subject = ?1 AND collection = ?2)
+                 END
                AND NOT EXISTS (SELECT 1 FROM subjects
                                WHERE id = ?1 AND status NOT IN ('active', 'deactivated'))
-             ORDER BY seq",
+             ORDER BY seq LIMIT ?4",
         )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![subject, collection], |r| {
+            .query_map(params![subject, collection, after, limit], |r| {
                 Ok(RecordRow {
                     id: r.get(0)?,
                     subject: subject.to_string(),
@@ -1441,6 +1502,26 @@ impl Store for SqliteStore {
             params![now_ms],
         )?;
         Ok(n as u64)
+    }
+
+    fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut counts = Vec::with_capacity(expiries.len());
+        for (category, cutoff) in expiries {
+            // The terms first: they are found through the values they index.
+            tx.prepare_cached(
+                "DELETE FROM blind_index WHERE category = ?1 AND subject IN
+                   (SELECT subject FROM field_values WHERE category = ?1 AND time_ms <= ?2)",
+            )?
+            .execute(params![category, cutoff])?;
+            let n = tx
+                .prepare_cached("DELETE FROM field_values WHERE category = ?1 AND time_ms <= ?2")?
+                .execute(params![category, cutoff])?;
+            counts.push(n as u64);
+        }
+        tx.commit()?;
+        Ok(counts)
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
@@ -1678,10 +1759,23 @@ impl Store for SqliteStore {
         Ok(last.map_or(0, to_u64))
     }
 
+    fn ledger_span(&self) -> Result<Option<(u64, u64)>> {
+        let (first, last): (Option<i64>, Option<i64>) = self
+            .read()
+            .prepare_cached(
+                "SELECT (SELECT first_seq FROM ledger_blocks ORDER BY first_seq LIMIT 1),
+                        (SELECT MAX(first_seq, last_seq) FROM ledger_blocks
+                         ORDER BY first_seq DESC LIMIT 1)",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(first.zip(last).map(|(f, l)| (to_u64(f), to_u64(l))))
+    }
+
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()> {
         let conn = self.read();
+        let mut scan = block::Scan::new(seqs.clone());
         blocks_from(&conn, seqs.start, seqs.end, &mut |b| {
-            Ok(block::scan(b, &seqs, visit))
+            Ok(scan.block(b, visit))
         })
     }
 

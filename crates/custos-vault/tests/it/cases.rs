@@ -1,8 +1,11 @@
 //! The conformance suite: every case runs against both backends (see `main.rs`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use custos_vault::{Error, MasterKey, Purging, ReadInput, SubjectId, Vault};
+use custos_vault::{
+    CollectionInput, Error, MasterKey, Purging, ReadInput, RecordsPage, SubjectId, Vault,
+};
 
 use crate::support::{Harness, attendee, registration};
 
@@ -221,7 +224,7 @@ pub fn under_minimum_age(h: Harness) {
     let id = v
         .collect("meeting-center", &attendee("Dee", "dee@example.com"))
         .unwrap();
-    v.learn_age("support", &id, 11).unwrap();
+    v.learn_age("meeting-center", &id, 11).unwrap();
     // The same two-phase erasure: its purge's ledger entry lands before the read's below.
     v.purge_erased().unwrap();
     assert_eq!(h.count("SELECT COUNT(*) FROM field_values"), 0);
@@ -251,7 +254,7 @@ pub fn under_minimum_age(h: Harness) {
     let id3 = v
         .collect("meeting-center", &attendee("Fay", "fay@example.com"))
         .unwrap();
-    v.learn_age("support", &id3, 40).unwrap();
+    v.learn_age("meeting-center", &id3, 40).unwrap();
     assert_eq!(
         v.read("meeting-center", &id3, &read("service.meetings"))
             .unwrap()
@@ -464,7 +467,7 @@ pub fn erasure_leaves_nothing(h: Harness) {
     assert!(v.store().values(id.as_str()).unwrap().is_empty());
     assert!(
         v.store()
-            .records(id.as_str(), "meeting_attendance")
+            .records(id.as_str(), "meeting_attendance", None, u64::MAX)
             .unwrap()
             .is_empty()
     );
@@ -479,15 +482,18 @@ pub fn erasure_leaves_nothing(h: Harness) {
     assert_eq!(r.effect, "deny");
     assert_eq!(r.denial.as_deref(), Some("subject_erased"));
     assert_eq!(last_entry(v).draft.reasons, "subject_erased");
-    let rr = v
+    // Records of an erased person: answered as of one who never was; the ledger says why.
+    let e = v
         .read_records(
             "meeting-center",
             &id,
             "meeting_attendance",
             "service.meetings",
+            &RecordsPage::default(),
         )
-        .unwrap();
-    assert!(rr.records.is_empty());
+        .unwrap_err();
+    assert_eq!(e.code(), "subject_not_found");
+    assert_eq!(last_entry(v).draft.reasons, "subject_erased");
     // No record can be kept for the erased subject, and the refusal says why.
     let e = v
         .append_record(
@@ -596,6 +602,7 @@ pub fn records_by_purpose(h: Harness) {
             &id,
             "meeting_attendance",
             "service.meetings",
+            &RecordsPage::default(),
         )
         .unwrap();
     assert_eq!(
@@ -606,14 +613,26 @@ pub fn records_by_purpose(h: Harness) {
         ["m1", "m2"]
     );
     let denied = v
-        .read_records("mail", &id, "meeting_attendance", "service.meetings")
+        .read_records(
+            "mail",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+            &RecordsPage::default(),
+        )
         .unwrap();
     assert!(denied.records.is_empty());
     assert_eq!(denied.effect, "deny");
     assert_eq!(last_entry(v).draft.effect, "deny");
     assert!(
-        v.read_records("meeting-center", &id, "meeting_attendance", "")
-            .is_err()
+        v.read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "",
+            &RecordsPage::default()
+        )
+        .is_err()
     );
     assert!(
         v.append_record(
@@ -639,13 +658,23 @@ pub fn records_by_purpose(h: Harness) {
             "x",
         )
         .unwrap_err();
+    assert_eq!(e.code(), "purpose_not_allowed_for_accessor");
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "mailbox_items",
+            &["service.meetings".into()],
+            "x",
+        )
+        .unwrap_err();
     assert_eq!(e.code(), "collection_not_kept_for_subject");
     let e = v
         .append_record(
             "meeting-center",
             &id,
             "meeting_attendance",
-            &["marketing".into()],
+            &["service.meetings".into(), "marketing".into()],
             "x",
         )
         .unwrap_err();
@@ -965,6 +994,7 @@ pub fn retention_deadline(h: Harness) {
             &id,
             "meeting_attendance",
             "service.meetings",
+            &RecordsPage::default(),
         )
         .unwrap();
     assert_eq!(
@@ -974,8 +1004,40 @@ pub fn retention_deadline(h: Harness) {
             .collect::<Vec<_>>(),
         ["new"]
     );
-    assert_eq!(v.purge_expired("retention").unwrap(), 1);
+    // A value held longer than its category's retention (an IP address: one year), and one
+    // kept with the account (the email).
+    h.exec("UPDATE field_values SET time_ms = 1 WHERE category IN ('network.ip_address', 'contact.email')");
+    let sweep = v.purge_expired("retention").unwrap();
+    assert_eq!(sweep.records, 1);
+    assert_eq!(sweep.values, [("network.ip_address".to_string(), 1)]);
     assert_eq!(h.count("SELECT COUNT(*) FROM records"), 1);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM field_values WHERE category = 'network.ip_address'"),
+        0
+    );
+    let last = last_entry(v);
+    assert_eq!(
+        (
+            last.draft.action.as_str(),
+            last.draft.categories.as_str(),
+            last.draft.reasons.as_str(),
+            last.draft.subject.as_str()
+        ),
+        (
+            "purge_expired",
+            "network.ip_address",
+            "records:1,values:1",
+            ""
+        )
+    );
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "rex@example.com");
+    assert!(!r.data.contains_key("network.ip_address"));
+    // Nothing more is due: a second sweep deletes nothing.
+    let again = v.purge_expired("retention").unwrap();
+    assert_eq!((again.records, again.value_count()), (0, 0));
 }
 
 pub fn undeclared_callers_and_methods(h: Harness) {
@@ -1021,7 +1083,8 @@ pub fn no_data_without_a_durable_ledger_entry(h: Harness) {
             "meeting-center",
             &id,
             "meeting_attendance",
-            "service.meetings"
+            "service.meetings",
+            &RecordsPage::default()
         )
         .is_err()
     );
@@ -1214,6 +1277,7 @@ pub fn collect_many_in_order_all_or_none(h: Harness) {
             &ids[0],
             "meeting_attendance",
             "service.meetings",
+            &RecordsPage::default(),
         )
         .unwrap()
         .records;
@@ -1229,7 +1293,8 @@ pub fn collect_many_in_order_all_or_none(h: Harness) {
     assert!(records.windows(2).all(|w| w[0].id < w[1].id));
 
     // All or none: the subject at 2090 (in the last store round on either backend) cannot be
-    // written; nothing of the batch stays and no collection is ledgered.
+    // written; nothing of the batch stays, and the ledger says so: each `collect` entry,
+    // durable before the data, is followed by a `failed` one.
     if h.is_sqlite() {
         h.exec(
             "CREATE TRIGGER tenant_down BEFORE INSERT ON subject_tenants \
@@ -1265,7 +1330,10 @@ pub fn collect_many_in_order_all_or_none(h: Harness) {
     assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), subjects);
     assert_eq!(h.count(&format!("SELECT COUNT(*) FROM {keys_table}")), keys);
     assert_eq!(h.count("SELECT COUNT(*) FROM blind_index"), terms);
-    assert_eq!(v.verify_ledger().unwrap().entries, entries);
+    let n = u64::try_from(N).unwrap();
+    assert_eq!(v.verify_ledger().unwrap().entries, entries + 2 * n);
+    let failed = v.store().ledger_page(entries + n + 1, n).unwrap();
+    assert!(failed.iter().all(|e| e.draft.effect == "failed"));
     assert_eq!(
         v.find_by_identifier("contact.email", "again0@example.com")
             .unwrap(),
@@ -1409,14 +1477,16 @@ fn subject_with_records(v: &Vault, email: &str, n: usize) -> SubjectId {
         .unwrap();
     let values: Vec<String> = (0..n).map(|i| format!("attended meeting {i}")).collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-    v.append_records(
-        "meeting-center",
-        &id,
-        "meeting_attendance",
-        &["service.meetings".into()],
-        &refs,
-    )
-    .unwrap();
+    for chunk in refs.chunks(custos_vault::MAX_RECORDS_APPEND) {
+        v.append_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["service.meetings".into()],
+            chunk,
+        )
+        .unwrap();
+    }
     id
 }
 
@@ -1449,7 +1519,7 @@ pub fn erasure_returns_before_the_purge(mut h: Harness) {
     assert!(v.store().values(id.as_str()).unwrap().is_empty());
     assert!(
         v.store()
-            .records(id.as_str(), "meeting_attendance")
+            .records(id.as_str(), "meeting_attendance", None, u64::MAX)
             .unwrap()
             .is_empty()
     );
@@ -1458,16 +1528,16 @@ pub fn erasure_returns_before_the_purge(mut h: Harness) {
         .read("meeting-center", &id, &read("service.meetings"))
         .unwrap();
     assert_eq!(r.denial.as_deref(), Some("subject_erased"));
-    let rr = v
+    let e = v
         .read_records(
             "meeting-center",
             &id,
             "meeting_attendance",
             "service.meetings",
+            &RecordsPage::default(),
         )
-        .unwrap();
-    assert!(rr.records.is_empty());
-    assert_eq!(rr.effect, "deny");
+        .unwrap_err();
+    assert_eq!(e.code(), "subject_not_found");
     assert_eq!(last_entry(&v).draft.reasons, "subject_erased");
     // No record can be added behind the erasure, through the vault or the store.
     assert!(
@@ -1482,7 +1552,7 @@ pub fn erasure_returns_before_the_purge(mut h: Harness) {
     );
     let mut late = v
         .store()
-        .records(keep.as_str(), "meeting_attendance")
+        .records(keep.as_str(), "meeting_attendance", None, u64::MAX)
         .unwrap()
         .remove(0);
     late.id = "late-record".into();
@@ -1527,7 +1597,8 @@ pub fn erasure_returns_before_the_purge(mut h: Harness) {
             "meeting-center",
             &keep,
             "meeting_attendance",
-            "service.meetings"
+            "service.meetings",
+            &RecordsPage::default()
         )
         .unwrap()
         .records
@@ -1752,4 +1823,578 @@ pub fn ledger_rows_convert_to_blocks(mut h: Harness) {
     let stored = h.ledger_entries();
     assert_eq!(stored[2].draft.actor, "mallory");
     assert_eq!(stored[4].hash, entries[4].hash.to_uppercase());
+}
+
+/// Appends `n` entries by `actor`, `group` at a time (a block each), with a ledger writer of
+/// its own.
+fn append_entries(
+    store: &Arc<dyn custos_vault::Store>,
+    signer: &custos_vault::ledger::CheckpointSigner,
+    n: u64,
+    group: u64,
+    actor: &str,
+) {
+    use custos_vault::ledger::{Draft, Ledger};
+    let writer = Ledger::start(Arc::clone(store), signer.clone()).unwrap();
+    for k in 0..n / group {
+        let drafts = (0..group)
+            .map(|i| Draft {
+                time_ms: i64::try_from(k * group + i).unwrap(),
+                actor: actor.into(),
+                action: "read".into(),
+                subject: format!("s{k}-{i}"),
+                purpose: "service.meetings".into(),
+                effect: "permit".into(),
+                ..Draft::default()
+            })
+            .collect();
+        writer.append_many(drafts).unwrap();
+    }
+}
+
+/// The harness's database (its vault closed) with a chain of `n` entries in blocks of
+/// `group`; the store, and the signer of its checkpoints.
+fn ledger_of(
+    h: &mut Harness,
+    n: u64,
+    group: u64,
+) -> (
+    Arc<dyn custos_vault::Store>,
+    custos_vault::ledger::CheckpointSigner,
+) {
+    h.close();
+    let store = h.store().unwrap();
+    let signer = custos_vault::ledger::CheckpointSigner::new(
+        &custos_vault::crypto::random_secret().unwrap(),
+    );
+    append_entries(&store, &signer, n, group, "meeting-center");
+    (store, signer)
+}
+
+/// `(first_bad, broken, entries)` of a verification.
+fn broken_at(
+    v: &custos_vault::Verification,
+) -> (Option<u64>, Option<custos_vault::ledger::Broken>, u64) {
+    (v.first_bad, v.broken, v.entries)
+}
+
+/// The last blocks deleted. From inside the database that is a shorter ledger (unless a
+/// signed checkpoint names an entry that went with them); a head kept outside it is not in
+/// it any more.
+pub fn ledger_last_blocks_deleted_fail_the_head(mut h: Harness) {
+    use custos_vault::ledger::{Broken, Head, verify_against};
+    let (store, signer) = ledger_of(&mut h, 2_500, 100);
+    let verify = |head: Option<&Head>| verify_against(&*store, &signer, head).unwrap();
+    let ok = verify(None);
+    assert!(ok.ok() && ok.entries == 2_500, "{ok:?}");
+    let head = ok.verified_head();
+    assert_eq!(head.to_string(), format!("2500:{}", ok.head));
+    assert_eq!(head.to_string().parse::<Head>().unwrap(), head);
+    assert!(verify(Some(&head)).ok());
+    h.exec("DELETE FROM ledger_blocks WHERE first_seq = 2401");
+    let inside = verify(None);
+    assert!(inside.ok() && inside.entries == 2_400, "{inside:?}");
+    assert_eq!(
+        broken_at(&verify(Some(&head))),
+        (Some(2_401), Some(Broken::HeadPastEnd), 2_400)
+    );
+    // A head from before the cut is still in it.
+    let older = Head {
+        seq: 2_000,
+        hash: store.ledger_page(2_000, 1).unwrap()[0].hash.clone(),
+    };
+    assert!(verify(Some(&older)).ok());
+    // Deleted back past a signed checkpoint: the checkpoint names an entry that is gone.
+    h.exec("DELETE FROM ledger_blocks WHERE first_seq > 1900");
+    assert_eq!(
+        broken_at(&verify(None)),
+        (Some(1_901), Some(Broken::CheckpointPastEnd), 1_900)
+    );
+    assert_eq!(
+        broken_at(&verify(Some(&older))),
+        (Some(1_901), Some(Broken::CheckpointPastEnd), 1_900)
+    );
+}
+
+/// Everything after the last signed checkpoint deleted, and nothing else. What is left is a
+/// consistent, shorter ledger — every block, link and checkpoint in it checks out — so this
+/// can only be caught with a head kept outside the database (`--head`), which is what this
+/// case checks. The cut ledger, grown again, has another entry at the head's seq.
+pub fn ledger_cut_after_last_checkpoint_fails_only_the_head(mut h: Harness) {
+    use custos_vault::ledger::{Broken, Head, verify_against};
+    let (store, signer) = ledger_of(&mut h, 2_500, 100);
+    let verify = |head: Option<&Head>| verify_against(&*store, &signer, head).unwrap();
+    let head = verify(None).verified_head();
+    h.exec("DELETE FROM ledger_blocks WHERE first_seq > 2000");
+    let inside = verify(None);
+    assert!(
+        inside.ok() && (inside.entries, inside.checkpoints) == (2_000, 2),
+        "{inside:?}"
+    );
+    assert_eq!(
+        broken_at(&verify(Some(&head))),
+        (Some(2_001), Some(Broken::HeadPastEnd), 2_000)
+    );
+    append_entries(&store, &signer, 600, 100, "mallory");
+    assert!(verify(None).ok());
+    assert_eq!(
+        broken_at(&verify(Some(&head))),
+        (Some(2_500), Some(Broken::HeadDiffers), 2_499)
+    );
+}
+
+/// Every block and checkpoint deleted: an empty ledger, as far as the database tells; not
+/// one that holds the head kept outside it (checked through `Vault::verify_ledger_against`).
+pub fn ledger_emptied_fails_the_head(mut h: Harness) {
+    use custos_vault::ledger::{Broken, GENESIS, Head, verify};
+    let (store, signer) = ledger_of(&mut h, 1_200, 100);
+    let head = verify(&*store, &signer).unwrap().verified_head();
+    h.exec("DELETE FROM ledger_blocks; DELETE FROM ledger_checkpoints;");
+    let empty = verify(&*store, &signer).unwrap();
+    assert!(empty.ok() && empty.entries == 0, "{empty:?}");
+    let genesis: Head = format!("0:{GENESIS}").parse().unwrap();
+    assert_eq!(empty.verified_head(), genesis);
+    let v = h.open(h.kek.clone()).unwrap();
+    assert!(v.verify_ledger_against(Some(&genesis)).unwrap().ok());
+    let bad = v.verify_ledger_against(Some(&head)).unwrap();
+    assert_eq!(
+        broken_at(&bad),
+        (
+            Some(bad.entries + 1),
+            Some(Broken::HeadPastEnd),
+            bad.entries
+        )
+    );
+    assert!(bad.entries < 1_200);
+}
+
+/// A block's `first_seq` raised: past every other block (so the blocks after it were never
+/// read, and the next append would collide with them), past its own `last_seq`, or by one.
+pub fn ledger_raised_first_seq_detected(mut h: Harness) {
+    use custos_vault::ledger::{Broken, verify};
+    let (store, signer) = ledger_of(&mut h, 30, 10);
+    let check = || broken_at(&verify(&*store, &signer).unwrap());
+    assert_eq!(check(), (None, None, 30));
+    for (first, raised, bad) in [
+        (11u64, 1_000_000u64, 11u64),
+        (21, 1_000_000, 21),
+        (11, 12, 11),
+    ] {
+        h.exec(&format!(
+            "UPDATE ledger_blocks SET first_seq = {raised} WHERE first_seq = {first}"
+        ));
+        assert_eq!(
+            check(),
+            (Some(bad), Some(Broken::Entry), bad - 1),
+            "block {first} raised to {raised}"
+        );
+        h.exec(&format!(
+            "UPDATE ledger_blocks SET first_seq = {first} WHERE first_seq = {raised}"
+        ));
+        assert_eq!(check(), (None, None, 30));
+    }
+}
+
+/// Blocks whose seq ranges leave a gap, overlap, claim entries past the last block, or
+/// start before seq 1.
+pub fn ledger_block_overlap_or_gap_detected(mut h: Harness) {
+    use custos_vault::ledger::{Broken, verify};
+    let (store, signer) = ledger_of(&mut h, 30, 10);
+    let check = || broken_at(&verify(&*store, &signer).unwrap());
+    let entries = h.ledger_entries();
+    // The last block moved a seq on (a gap), then a seq back (an overlap).
+    for (first, last) in [(22, 31), (20, 29)] {
+        h.exec(&format!(
+            "UPDATE ledger_blocks SET first_seq = {first}, last_seq = {last} WHERE first_seq = 21"
+        ));
+        assert_eq!(
+            check(),
+            (Some(21), Some(Broken::Entry), 20),
+            "{first}..{last}"
+        );
+        h.exec(&format!(
+            "UPDATE ledger_blocks SET first_seq = 21, last_seq = 30 WHERE first_seq = {first}"
+        ));
+        assert_eq!(check(), (None, None, 30));
+    }
+    // A block of 11..25 beside a last block of 12..20: the chain up to 20 links, and 21..25
+    // hide behind the last block's end.
+    h.exec("DELETE FROM ledger_blocks WHERE first_seq >= 11");
+    h.insert_block(&entries[10..25]);
+    h.insert_block(&entries[11..20]);
+    assert_eq!(check(), (Some(21), Some(Broken::Entry), 20));
+    h.exec("DELETE FROM ledger_blocks WHERE first_seq >= 11");
+    h.insert_block(&entries[10..20]);
+    h.insert_block(&entries[20..30]);
+    assert_eq!(check(), (None, None, 30));
+    // A block before seq 1, behind the first one.
+    h.exec(
+        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries) \
+         SELECT 0, 0, prev_hash, entries FROM ledger_blocks WHERE first_seq = 1",
+    );
+    assert_eq!(check(), (Some(1), Some(Broken::Entry), 0));
+}
+
+/// A signed checkpoint that names an entry past the last: a copy of one moved there, or one
+/// left behind by a cut tail.
+pub fn ledger_checkpoint_past_end_detected(mut h: Harness) {
+    use custos_vault::ledger::{Broken, verify};
+    let (store, signer) = ledger_of(&mut h, 1_500, 100);
+    let check = || broken_at(&verify(&*store, &signer).unwrap());
+    assert_eq!(check(), (None, None, 1_500));
+    h.exec(
+        "INSERT INTO ledger_checkpoints (seq, hash, signature) \
+         SELECT 5000, hash, signature FROM ledger_checkpoints WHERE seq = 1000",
+    );
+    assert_eq!(
+        check(),
+        (Some(1_501), Some(Broken::CheckpointPastEnd), 1_500)
+    );
+    h.exec("DELETE FROM ledger_checkpoints WHERE seq = 5000");
+    assert_eq!(check(), (None, None, 1_500));
+    h.exec("DELETE FROM ledger_blocks WHERE first_seq > 900");
+    assert_eq!(check(), (Some(901), Some(Broken::CheckpointPastEnd), 900));
+}
+
+/// Every ledger entry about a subject, oldest first: `(action, effect, reasons, actor)`.
+fn entries_about(v: &Vault, subject: &str) -> Vec<(String, String, String, String)> {
+    let n = v.verify_ledger().unwrap().entries;
+    v.store()
+        .ledger_page(1, n)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.draft.subject == subject)
+        .map(|e| {
+            (
+                e.draft.action,
+                e.draft.effect,
+                e.draft.reasons,
+                e.draft.actor,
+            )
+        })
+        .collect()
+}
+
+/// Issue 10, finding 1: a stated age erases only on a request that passed every other
+/// check, made by a service that holds the person.
+pub fn age_erases_only_on_a_sound_request_by_a_holder(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Ida", "ida@example.com"))
+        .unwrap();
+    let held = || v.store().wrapped_dek(id.as_str()).unwrap().is_some();
+    // Another service's key, with a request valid for its own service.
+    let mut mailbox = attendee("Ida", "ida@example.com");
+    mailbox.service = "mail".into();
+    mailbox.role = "mailbox-owner".into();
+    mailbox.purposes = vec!["service.mail".into()];
+    mailbox.age = Some(1);
+    assert_eq!(
+        v.collect_more("mail", &id, &mailbox).unwrap_err().code(),
+        "subject_not_found"
+    );
+    assert!(held());
+    // Another service's key posing as the holder (mail shares `account` with hosts).
+    let mut posing = attendee("Ida", "ida@example.com");
+    posing.role = "host".into();
+    posing.purposes = vec!["account".into()];
+    posing.age = Some(1);
+    assert_eq!(
+        v.collect_more("mail", &id, &posing).unwrap_err().code(),
+        "subject_not_found"
+    );
+    // A team's key, with nonsense around the age.
+    let nonsense = CollectionInput {
+        service: "nope".into(),
+        role: "nope".into(),
+        purposes: vec!["nope".into()],
+        notice: "nope".into(),
+        age: Some(1),
+        tenant: None,
+        data: BTreeMap::new(),
+    };
+    for accessor in ["marketing", "support", "customer-admin"] {
+        assert_eq!(
+            v.collect_more(accessor, &id, &nonsense).unwrap_err().code(),
+            "subject_not_found",
+            "{accessor}"
+        );
+    }
+    assert!(v.learn_age("support", &id, 1).is_err());
+    assert!(held());
+    // The holder itself, with a request wrong in anything else: refused, nothing erased.
+    let mut wrong = attendee("Ida", "ida@example.com");
+    wrong.age = Some(1);
+    wrong.purposes = vec!["nope".into()];
+    let e = v.collect_more("meeting-center", &id, &wrong).unwrap_err();
+    let Error::CollectionRefused(errors) = e else {
+        panic!("expected a refusal, got {e:?}")
+    };
+    let codes: Vec<&str> = errors.iter().map(|e| e.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "unknown_purpose",
+            "subject_under_minimum_age",
+            "purpose_not_allowed_for_accessor"
+        ]
+    );
+    let mut stale = attendee("Ida", "ida@example.com");
+    stale.age = Some(1);
+    stale.notice = "1999-01-01".into();
+    assert!(v.collect_more("meeting-center", &id, &stale).is_err());
+    assert!(held());
+    let r = v
+        .read("meeting-center", &id, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "ida@example.com");
+    // Every attempt is in the ledger, without the values.
+    let refused: Vec<String> = entries_about(v, id.as_str())
+        .into_iter()
+        .filter(|(_, effect, _, _)| effect == "refused")
+        .map(|(_, _, reasons, actor)| format!("{actor}:{reasons}"))
+        .collect();
+    assert!(
+        refused.contains(&"mail:subject_not_held".to_string()),
+        "{refused:?}"
+    );
+    assert!(
+        refused.contains(&"marketing:subject_not_held".to_string()),
+        "{refused:?}"
+    );
+    // The holder, with a sound request: C053 erases at once.
+    let mut child = attendee("Ida", "ida@example.com");
+    child.age = Some(9);
+    assert_eq!(
+        v.collect_more("meeting-center", &id, &child)
+            .unwrap_err()
+            .code(),
+        "subject_under_minimum_age"
+    );
+    assert!(!held());
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+/// Issue 10, finding 2: records are appended only by a service that holds the person, in a
+/// role that keeps the collection, for a purpose the caller pursues.
+pub fn records_only_by_the_holding_service(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Rae", "rae@example.com"))
+        .unwrap();
+    let meetings = ["service.meetings".to_string()];
+    for accessor in ["marketing", "mail", "connect", "support", "nobody"] {
+        let e = v
+            .append_record(accessor, &id, "meeting_attendance", &meetings, "forged")
+            .unwrap_err();
+        assert!(
+            matches!(e.code(), "subject_not_found" | "unknown_accessor"),
+            "{accessor}: {e:?}"
+        );
+        assert!(
+            v.append_records(accessor, &id, "meeting_attendance", &meetings, &["forged"])
+                .is_err()
+        );
+    }
+    // The holder, stating only a purpose its role states but it does not pursue.
+    let e = v
+        .append_record(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &["reports.customer_usage".into()],
+            "forged",
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "purpose_not_allowed_for_accessor");
+    // Nothing forged was kept; nothing is served as permitted.
+    let rr = v
+        .read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+            &RecordsPage::default(),
+        )
+        .unwrap();
+    assert!(rr.records.is_empty(), "{:?}", rr.records);
+    assert_eq!(h.count("SELECT COUNT(*) FROM records"), 0);
+    let refused = entries_about(v, id.as_str())
+        .into_iter()
+        .filter(|(action, effect, _, _)| action == "append_record" && effect == "refused")
+        .count();
+    assert_eq!(refused, 11);
+    // The holder, as it should.
+    v.append_record(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &meetings,
+        "real",
+    )
+    .unwrap();
+    assert_eq!(h.count("SELECT COUNT(*) FROM records"), 1);
+}
+
+/// Issue 10, finding 5: the entry is durable before the data. With the ledger refusing
+/// appends nothing is stored; with the store refusing, the ledger says the data never came.
+pub fn no_data_held_without_its_ledger_entry(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Lia", "lia@example.com"))
+        .unwrap();
+    let counts = || {
+        (
+            h.count("SELECT COUNT(*) FROM subjects"),
+            h.count("SELECT COUNT(*) FROM field_values"),
+            h.count("SELECT COUNT(*) FROM records"),
+        )
+    };
+    let before = counts();
+    ledger_down(&h);
+    assert!(
+        v.collect("meeting-center", &attendee("Max", "max@example.com"))
+            .is_err()
+    );
+    let many = v.collect_many(
+        "meeting-center",
+        &[
+            attendee("Ned", "ned@example.com"),
+            attendee("Ola", "ola@example.com"),
+        ],
+    );
+    assert!(many.is_err(), "{many:?}");
+    let mut more = attendee("Lia", "lia@example.com");
+    more.data
+        .insert("telemetry.service_health".into(), "cpu 3%".into());
+    assert!(v.collect_more("meeting-center", &id, &more).is_err());
+    let meetings = ["service.meetings".to_string()];
+    assert!(
+        v.append_record("meeting-center", &id, "meeting_attendance", &meetings, "r")
+            .is_err()
+    );
+    assert!(
+        v.append_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &meetings,
+            &["a", "b"]
+        )
+        .is_err()
+    );
+    ledger_up(&h);
+    assert_eq!(counts(), before, "data stored without its ledger entry");
+    assert!(v.verify_ledger().unwrap().ok());
+    // The store refuses new subjects: the `collect` entry is followed by a `failed` one.
+    h.exec(if h.is_sqlite() {
+        "CREATE TRIGGER subjects_down BEFORE INSERT ON subjects \
+         BEGIN SELECT RAISE(ABORT, 'store down'); END;"
+    } else {
+        "CREATE FUNCTION subjects_down() RETURNS trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'store down'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER subjects_down BEFORE INSERT ON subjects \
+         FOR EACH ROW EXECUTE FUNCTION subjects_down();"
+    });
+    assert!(
+        v.collect("meeting-center", &attendee("Pia", "pia@example.com"))
+            .is_err()
+    );
+    let n = v.verify_ledger().unwrap().entries;
+    let tail = v.store().ledger_page(n - 1, 2).unwrap();
+    let tail: Vec<(&str, &str, &str)> = tail
+        .iter()
+        .map(|e| {
+            (
+                e.draft.action.as_str(),
+                e.draft.effect.as_str(),
+                e.draft.subject.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!((tail[0].0, tail[0].1), ("collect", "permit"));
+    assert_eq!((tail[1].0, tail[1].1), ("collect", "failed"));
+    assert_eq!(tail[0].2, tail[1].2);
+    assert_eq!(counts(), before);
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+/// Issue 10, finding 7: a read answers one bounded page; an append adds a bounded amount.
+pub fn records_are_paged_and_bounded(h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect("meeting-center", &attendee("Pam", "pam@example.com"))
+        .unwrap();
+    let meetings = ["service.meetings".to_string()];
+    let values: Vec<String> = (0..250).map(|i| format!("r{i:03}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    v.append_records(
+        "meeting-center",
+        &id,
+        "meeting_attendance",
+        &meetings,
+        &refs,
+    )
+    .unwrap();
+    let page = |after: Option<String>, limit: u64| {
+        v.read_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            "service.meetings",
+            &RecordsPage { after, limit },
+        )
+        .unwrap()
+    };
+    let first = page(None, 0);
+    assert_eq!(first.records.len(), 100);
+    let mut seen: Vec<String> = Vec::new();
+    let mut after = None;
+    loop {
+        let p = page(after, 70);
+        seen.extend(p.records.iter().map(|r| r.value.clone()));
+        match p.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, values);
+    // At most a thousand, whatever is asked.
+    assert_eq!(page(None, 1_000_000).records.len(), 250);
+    // A cursor of another subject reads nothing of this one.
+    let other = v
+        .collect("meeting-center", &attendee("Quin", "quin@example.com"))
+        .unwrap();
+    let theirs = v
+        .append_record(
+            "meeting-center",
+            &other,
+            "meeting_attendance",
+            &meetings,
+            "x",
+        )
+        .unwrap();
+    assert!(page(Some(theirs), 10).records.is_empty());
+    // Appends are bounded in count and size.
+    let many: Vec<&str> = vec!["x"; custos_vault::MAX_RECORDS_APPEND + 1];
+    assert_eq!(
+        v.append_records(
+            "meeting-center",
+            &id,
+            "meeting_attendance",
+            &meetings,
+            &many
+        )
+        .unwrap_err()
+        .code(),
+        "too_many_records"
+    );
+    let big = "x".repeat(custos_vault::MAX_RECORD_BYTES + 1);
+    assert_eq!(
+        v.append_record("meeting-center", &id, "meeting_attendance", &meetings, &big)
+            .unwrap_err()
+            .code(),
+        "record_too_large"
+    );
+    assert_eq!(page(None, 1000).records.len(), 250);
 }

@@ -388,3 +388,63 @@ fn an_erasure_entry_a_crash_kept_out_of_the_ledger_is_appended_on_open() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every file the vault writes in a data directory that already exists (made 0755, as an
+/// operator's `mkdir` would) is its owner's alone: the databases, their `-wal` and `-shm`,
+/// the master key. A database file an older version left 0644 is narrowed on open.
+#[cfg(unix)]
+#[test]
+fn every_file_in_an_existing_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = fresh_dir("file_modes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let modes = |dir: &std::path::Path| -> Vec<(String, u32)> {
+        let mut out: Vec<(String, u32)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+                (e.file_name().to_string_lossy().into_owned(), mode)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    // The master key is made here too, unless the environment supplies it.
+    let open = || Vault::open_embedded(&dir, policy()).unwrap();
+    let v = open();
+    v.collect(
+        "meeting-center",
+        &crate::support::attendee("Mo", "mo@example.com"),
+    )
+    .unwrap();
+    let seen = modes(&dir);
+    for f in [
+        "custos.db",
+        "keys.db",
+        "ledger.db",
+        "custos.db-wal",
+        "ledger.db-wal",
+    ] {
+        assert!(seen.iter().any(|(n, _)| n == f), "no {f} in {seen:?}");
+    }
+    for (name, mode) in &seen {
+        assert_eq!(*mode, 0o600, "{name} is {mode:o}: {seen:?}");
+    }
+    drop(v);
+    // A file left open to others by an older version is narrowed at the next open.
+    std::fs::set_permissions(
+        dir.join("custos.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let v = open();
+    let seen = modes(&dir);
+    for (name, mode) in &seen {
+        assert_eq!(*mode, 0o600, "{name} is {mode:o}: {seen:?}");
+    }
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -49,6 +49,16 @@ macro_rules! conformance {
                 purge_queue_migration_reruns,
                 ledger_verify_spans_batches,
                 ledger_rows_convert_to_blocks,
+                ledger_last_blocks_deleted_fail_the_head,
+                ledger_cut_after_last_checkpoint_fails_only_the_head,
+                ledger_emptied_fails_the_head,
+                ledger_raised_first_seq_detected,
+                ledger_block_overlap_or_gap_detected,
+                ledger_checkpoint_past_end_detected,
+                age_erases_only_on_a_sound_request_by_a_holder,
+                records_only_by_the_holding_service,
+                no_data_held_without_its_ledger_entry,
+                records_are_paged_and_bounded,
             );
         }
     };

@@ -408,6 +408,61 @@ impl Harness {
         }
     }
 
+    /// Stores `entries` (consecutive, linked) as one more block beside the others, as an
+    /// attacker with the database could: blocks that overlap, or claim seqs already held.
+    pub fn insert_block(&self, entries: &[LedgerEntry]) {
+        let mut grouper = block::Grouper::default();
+        for e in entries {
+            let d = &e.draft;
+            let text = [
+                &d.actor,
+                &d.action,
+                &d.subject,
+                &d.purpose,
+                &d.recipient,
+                &d.categories,
+                &d.effect,
+                &d.reasons,
+                &e.prev_hash,
+                &e.hash,
+            ]
+            .map(|t| t.as_bytes().to_vec());
+            let closed = grouper.push(block::OwnedRow {
+                seq: e.seq,
+                time_ms: d.time_ms,
+                text,
+            });
+            assert!(closed.is_none(), "entries that make one block");
+        }
+        let b = grouper.finish().expect("at least one entry");
+        let (first, last) = (
+            i64::try_from(b.first_seq).unwrap(),
+            i64::try_from(b.last_seq).unwrap(),
+        );
+        let prev = String::from_utf8(b.prev_hash).unwrap();
+        match &self.backend {
+            Backend::Sqlite(dir) => {
+                self.sqlite_conn(dir)
+                    .execute(
+                        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![first, last, prev, b.body],
+                    )
+                    .unwrap();
+            }
+            Backend::Postgres { url, .. } => {
+                postgres::Client::connect(url, postgres::NoTls)
+                    .unwrap()
+                    .execute(
+                        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries) \
+                         VALUES ($1, $2, $3, $4)",
+                        &[&first, &last, &prev, &b.body],
+                    )
+                    .unwrap();
+            }
+        }
+    }
+
     /// Column `col` of the entry at `seq`, as text.
     pub fn ledger_text(&self, seq: u64, col: &str) -> String {
         let mut e = self

@@ -1,0 +1,70 @@
+//! Retention: what the policy no longer allows to be kept is deleted, and the deletion
+//! ledgered. Records carry their deadline from their collection's retention; values expire
+//! by their category's retention, counted from when they were last collected. `account`
+//! retention lasts as long as the subject (erasure deletes it); `transient` is never stored.
+
+use custos_policy::PeriodKind;
+
+use super::{MS_PER_DAY, Vault};
+use crate::error::Result;
+use crate::store::now_ms;
+
+/// What one retention sweep deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Records past their deadline.
+    pub records: u64,
+    /// Values past their category's retention, by category (only those with any).
+    pub values: Vec<(String, u64)>,
+}
+
+impl Sweep {
+    /// Values deleted, over every category.
+    pub fn value_count(&self) -> u64 {
+        self.values.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl Vault {
+    /// Deletes every record past its retention deadline and every value held longer than
+    /// its category's retention allows, in one pass; ledgers one `purge_expired` entry
+    /// (`categories`: the categories whose values went; `reasons`:
+    /// `records:N,values:M`) with no subject. Safe to run from several processes at once:
+    /// each deletes what is due when it runs.
+    pub fn purge_expired(&self, actor: &str) -> Result<Sweep> {
+        let now = now_ms();
+        let expiries: Vec<(String, i64)> = self
+            .policy
+            .categories()
+            .iter()
+            .filter_map(|c| match c.retention {
+                Some(PeriodKind::Days(days)) => {
+                    Some((c.id.clone(), now - i64::from(days) * MS_PER_DAY))
+                }
+                _ => None,
+            })
+            .collect();
+        let counts = self.store.delete_expired_values(&expiries)?;
+        let records = self.store.delete_expired_records(now)?;
+        let sweep = Sweep {
+            records,
+            values: expiries
+                .into_iter()
+                .zip(counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|((c, _), n)| (c, n))
+                .collect(),
+        };
+        let mut d = self.draft(actor, "purge_expired", "");
+        d.effect = "done".into();
+        d.categories = sweep
+            .values
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        d.reasons = format!("records:{},values:{}", sweep.records, sweep.value_count());
+        self.record(d)?;
+        Ok(sweep)
+    }
+}
