@@ -31,6 +31,11 @@ pub async fn decide(caller: Caller, body: Body) -> Result<Json<Value>, Problem> 
     let s = subject.clone();
     let d = caller.run(move |v, a| v.decide(a, &s, &read)).await?;
     caller.metrics().decision("decide", &d.effect);
+    // An erased person, or one under the minimum age, is answered as one who never was:
+    // the answer does not reveal that Custos ever held them (the ledger keeps the reason).
+    if let Some(code @ ("subject_erased" | "subject_under_minimum_age")) = d.denial.as_deref() {
+        return Err(crate::subjects::denial_problem(code, &purpose));
+    }
     Ok(Json(json!({
         "subject": subject.as_str(),
         "purpose": purpose,

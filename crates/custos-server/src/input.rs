@@ -6,10 +6,49 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use custos_policy::source::{MAX_NAME_LEN, quote};
 use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::problem::Problem;
+
+/// Fields and query parameters whose strings are names (of the policy's elements, a notice
+/// version, a tenant, a reference): each at most [`MAX_NAME_LEN`] bytes, refused before any
+/// lookup, so no name costs a search for the nearest id or comes back in an answer at length.
+/// `categories` is a list in a query (`a,b`): each item is a name.
+const NAME_FIELDS: &[&str] = &[
+    "service",
+    "role",
+    "purpose",
+    "purposes",
+    "notice",
+    "collection",
+    "recipient",
+    "tenant",
+    "reference",
+    "categories",
+];
+
+fn too_long(field: &str) -> Problem {
+    Problem::field(
+        "name_too_long",
+        field,
+        format!("`{field}` is longer than {MAX_NAME_LEN} bytes; no name is"),
+    )
+}
+
+/// Refuses a name longer than [`MAX_NAME_LEN`] in a name field.
+fn name(field: &str, item: &str, value: &str) -> Result<(), Problem> {
+    if value.len() > MAX_NAME_LEN && NAME_FIELDS.contains(&field) {
+        return Err(too_long(item));
+    }
+    Ok(())
+}
+
+/// A key or parameter name the client sent, as a field of a problem: bounded and escaped.
+fn echo(key: &str) -> String {
+    quote(key).at_most(MAX_NAME_LEN).to_string()
+}
 
 /// A JSON object body.
 #[derive(Debug)]
@@ -86,7 +125,7 @@ impl Fields {
     pub fn opt_string(&mut self, field: &str) -> Result<Option<String>, Problem> {
         match self.map.remove(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::String(s)) => name(field, field, &s).map(|()| Some(s)),
             Some(_) => Err(wrong(field, "a string")),
         }
     }
@@ -99,7 +138,7 @@ impl Fields {
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s),
+                    Value::String(s) => name(field, &format!("{field}[{i}]"), &s).map(|()| s),
                     _ => Err(wrong(&format!("{field}[{i}]"), "a string")),
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -134,6 +173,8 @@ impl Fields {
             Some(Value::Object(m)) => m
                 .into_iter()
                 .map(|(k, v)| match v {
+                    // The keys are category names.
+                    _ if k.len() > MAX_NAME_LEN => Err(too_long(field)),
                     Value::String(s) => Ok((k, s)),
                     _ => Err(wrong(&format!("{field}.{k}"), "a string")),
                 })
@@ -148,8 +189,8 @@ impl Fields {
             None => Ok(()),
             Some(k) => Err(Problem::field(
                 "unknown_field",
-                k.clone(),
-                format!("this route takes no field `{k}`"),
+                echo(k),
+                format!("this route takes no field `{}`", quote(k)),
             )),
         }
     }
@@ -172,9 +213,16 @@ impl Query {
             if pairs.iter().any(|(seen, _)| *seen == k) {
                 return Err(Problem::field(
                     "invalid_query",
-                    k.clone(),
-                    format!("give `{k}` once"),
+                    echo(&k),
+                    format!("give `{}` once", quote(&k)),
                 ));
+            }
+            if k == "categories" {
+                for item in list(&v) {
+                    name(&k, &k, &item)?;
+                }
+            } else {
+                name(&k, &k, &v)?;
             }
             pairs.push((k, v));
         }
@@ -201,8 +249,8 @@ impl Query {
             None => Ok(()),
             Some((k, _)) => Err(Problem::field(
                 "invalid_query",
-                k.clone(),
-                format!("this route takes no query parameter `{k}`"),
+                echo(k),
+                format!("this route takes no query parameter `{}`", quote(k)),
             )),
         }
     }

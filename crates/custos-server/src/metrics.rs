@@ -1,6 +1,6 @@
-//! Prometheus text metrics, hand-rolled: requests by route and status, a latency histogram,
-//! decisions by kind and effect. Labels are route templates and codes, never personal
-//! information.
+//! Prometheus text metrics, hand-rolled: requests by route, method and status, a latency
+//! histogram, decisions by kind and effect. Labels are route templates, methods and codes from
+//! closed sets, never personal information nor anything a client makes up.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,6 +13,33 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// Methods counted by name; any other request is counted under [`OTHER_METHOD`].
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// The label of a method not in [`METHODS`].
+const OTHER_METHOD: &str = "other";
+/// The label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// The label of a method: one of a closed set, whatever the client sent, so no request can
+/// grow the metrics or a log line by making up methods.
+pub(crate) fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
+
+/// The label of a route: a template the router serves ([`crate::ROUTES`]), else
+/// `unmatched`.
+pub(crate) fn route_label(route: &str) -> &'static str {
+    crate::ROUTES
+        .iter()
+        .map(|(_, path)| *path)
+        .find(|path| *path == route)
+        .unwrap_or(UNMATCHED)
+}
+
 /// Kinds of decision counted.
 const KINDS: [&str; 3] = ["read", "read_records", "decide"];
 /// Effects counted.
@@ -21,7 +48,8 @@ const EFFECTS: [&str; 3] = ["permit", "partial", "deny"];
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// By route, method and status; labels from closed sets (see [`Metrics::request`]).
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -29,19 +57,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts a request.
+    /// Counts a request. A method other than the common seven is counted as `other`, and a
+    /// route that is not one of [`crate::ROUTES`]' templates as `unmatched`: the labels come
+    /// from closed sets, so what a client sends cannot grow the metrics.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let key = (route_label(route), method_label(method), status);
         if let Ok(mut m) = self.requests.lock() {
-            // Found without allocating: a handful of routes, counted on every request.
-            match m
-                .iter_mut()
-                .find(|((r, me, s), _)| *s == status && r == route && me == method)
-            {
-                Some((_, n)) => *n += 1,
-                None => {
-                    m.insert((route.to_string(), method.to_string(), status), 1);
-                }
-            }
+            *m.entry(key).or_insert(0) += 1;
         }
         let secs = took.as_secs_f64();
         for (bound, counter) in BUCKETS.iter().zip(&self.latency) {

@@ -2,6 +2,7 @@
 //! problem code table, with the policy's names as enums so clients see what is declared.
 
 use custos_policy::Policy;
+use custos_policy::source::MAX_NAME_LEN;
 use serde_json::{Map, Value, json};
 
 use crate::problem::{CODES, PROBLEM_JSON};
@@ -131,7 +132,9 @@ pub fn document(policy: &Policy) -> Value {
                 "security": security,
                 "parameters": [subject_param(),
                     param("collection", "query", true, "the record collection"),
-                    param("purpose", "query", true, "why the records are read")],
+                    param("purpose", "query", true, "why the records are read"),
+                    param("limit", "query", false, "records per page, 1 to 1000 (default 100)"),
+                    param("after", "query", false, "the `next` of the previous page")],
                 "responses": responses(("200", "the decision and the permitted records", schema("RecordsRead")),
                     &keyed(&["400", "403", "404", "422"]))}},
         "/v1/decisions": {"post": {
@@ -155,16 +158,20 @@ pub fn document(policy: &Policy) -> Value {
                 "content": {"text/html": {"schema": {"type": "string"}}}}}}},
     });
 
+    // The server counts a record's bytes (65,536 at most); a string of a quarter as many
+    // characters fits whatever they are.
+    let record_value = json!({"type": "string", "maxLength": custos_vault::MAX_RECORD_BYTES / 4,
+        "description": "at most 65,536 bytes of UTF-8"});
     let schemas = json!({
         "Collection": {"type": "object", "additionalProperties": false,
             "required": ["service", "role", "purposes", "notice", "data"],
             "properties": {
                 "service": {"type": "string", "enum": services},
-                "role": {"type": "string", "description": "the person's role in the service"},
+                "role": {"type": "string", "description": "the person's role in the service", "maxLength": MAX_NAME_LEN},
                 "purposes": {"type": "array", "items": {"type": "string", "enum": purposes.clone()}},
                 "notice": {"type": "string", "description": "the notice version shown", "const": policy.version()},
                 "age": {"type": "integer", "minimum": 0},
-                "tenant": {"type": "string", "description": "the business customer the person belongs to"},
+                "tenant": {"type": "string", "description": "the business customer the person belongs to", "maxLength": MAX_NAME_LEN},
                 "data": {"type": "object", "description": "category → value",
                     "propertyNames": {"enum": categories.clone()},
                     "additionalProperties": {"type": "string"}}}},
@@ -179,8 +186,9 @@ pub fn document(policy: &Policy) -> Value {
             "properties": {
                 "collection": {"type": "string", "enum": collections},
                 "purposes": {"type": "array", "items": {"type": "string", "enum": purposes.clone()}},
-                "value": {"type": "string"},
-                "values": {"type": "array", "items": {"type": "string"}, "minItems": 1}}},
+                "value": record_value.clone(),
+                "values": {"type": "array", "items": record_value,
+                    "minItems": 1, "maxItems": custos_vault::MAX_RECORDS_APPEND}}},
         "Appended": {"type": "object", "properties": {
             "subject": {"type": "string"}, "collection": {"type": "string"},
             "appended": {"type": "integer"}, "id": {"type": "string"}}},
@@ -193,14 +201,15 @@ pub fn document(policy: &Policy) -> Value {
                 "time_ms": {"type": "integer"}}}},
             "withheld": {"type": "object", "description": "reason code → how many records",
                 "additionalProperties": {"type": "integer"}},
-            "ledger_seq": {"type": "integer"}}},
+            "ledger_seq": {"type": "integer"},
+            "next": {"type": "string", "description": "present when the page was full: the `after` of the next page"}}},
         "DecisionRequest": {"type": "object", "additionalProperties": false, "required": ["subject", "purpose"],
             "properties": {
                 "subject": {"type": "string", "format": "uuid"},
                 "purpose": {"type": "string", "enum": purposes},
                 "categories": {"type": "array", "items": {"type": "string", "enum": categories}},
                 "recipient": {"type": "string", "enum": recipients},
-                "reference": {"type": "string"}}},
+                "reference": {"type": "string", "maxLength": MAX_NAME_LEN}}},
         "Decision": {"type": "object", "properties": {
             "subject": {"type": "string"}, "purpose": {"type": "string"}, "effect": effect,
             "permitted": {"type": "array", "items": {"type": "string"}},

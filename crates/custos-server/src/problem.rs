@@ -34,6 +34,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         403,
         "the policy lets this recipient receive nothing for this purpose",
     ),
+    (
+        "service_not_allowed_for_accessor",
+        403,
+        "the policy does not let this accessor collect in this service's name",
+    ),
     // Not found.
     ("subject_not_found", 404, "no such subject"),
     ("not_found", 404, "no such resource"),
@@ -53,11 +58,26 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     ("invalid_query", 400, "the query string is malformed"),
     (
+        "name_too_long",
+        400,
+        "a name is longer than any the policy declares",
+    ),
+    (
         "invalid_subject_id",
         400,
         "a subject id is a lowercase uuid",
     ),
     ("body_too_large", 413, "the body is too large"),
+    (
+        "too_many_records",
+        413,
+        "one append adds at most 1000 records",
+    ),
+    (
+        "record_too_large",
+        413,
+        "a record value holds at most 65536 bytes",
+    ),
     // Names the policy does not declare, and collection refusals.
     ("purpose_required", 422, "state the purpose"),
     (

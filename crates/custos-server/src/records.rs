@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
+use custos_vault::{MAX_RECORDS_PAGE, RecordsPage};
 use serde_json::{Value, json};
 
 use crate::Caller;
@@ -69,8 +70,10 @@ pub async fn append(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// `GET /v1/subjects/{id}/records?collection=C&purpose=P` —
-/// `{subject, collection, purpose, effect, records[], withheld: {reason: count}}`.
+/// `GET /v1/subjects/{id}/records?collection=C&purpose=P[&limit=N][&after=CURSOR]` —
+/// `{subject, collection, purpose, effect, records[], withheld: {reason: count}, next?}`:
+/// one page of at most `limit` records (100 unless said, 1,000 at most); `next`, when
+/// present, is the `after` of the following page.
 pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
@@ -80,10 +83,35 @@ pub async fn read(
     let mut q = input::Query::parse(raw.as_deref())?;
     let collection = q.required("collection", "missing_field", "the record collection")?;
     let purpose = q.required("purpose", "purpose_required", "why the records are read")?;
+    let limit = match q.opt("limit") {
+        None => 0,
+        Some(l) => match l.parse::<u64>() {
+            Ok(n) if (1..=MAX_RECORDS_PAGE).contains(&n) => n,
+            _ => {
+                return Err(Problem::field(
+                    "invalid_query",
+                    "limit",
+                    format!("`limit` is a whole number from 1 to {MAX_RECORDS_PAGE}"),
+                ));
+            }
+        },
+    };
+    let after = q.opt("after");
+    if after
+        .as_deref()
+        .is_some_and(|a| a.len() != 32 || !a.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(Problem::field(
+            "invalid_query",
+            "after",
+            "`after` is the `next` of a previous page (32 hex digits)",
+        ));
+    }
     q.finish()?;
     let (s, c, p) = (subject.clone(), collection.clone(), purpose.clone());
+    let page = RecordsPage { after, limit };
     let out = caller
-        .run(move |v, a| v.read_records(a, &s, &c, &p))
+        .run(move |v, a| v.read_records(a, &s, &c, &p, &page))
         .await?;
     caller.metrics().decision("read_records", &out.effect);
     // The records result has no request-level denial; the policy says whether the caller
@@ -98,7 +126,7 @@ pub async fn read(
             |r| json!({"id": r.id, "value": r.value, "purposes": r.purposes, "time_ms": r.time_ms}),
         )
         .collect();
-    Ok(Json(json!({
+    let mut body = json!({
         "subject": subject.as_str(),
         "collection": collection,
         "purpose": purpose,
@@ -106,7 +134,11 @@ pub async fn read(
         "records": records,
         "withheld": out.withheld,
         "ledger_seq": out.ledger_seq,
-    })))
+    });
+    if let (Some(next), Some(m)) = (out.next, body.as_object_mut()) {
+        m.insert("next".into(), json!(next));
+    }
+    Ok(Json(body))
 }
 
 fn request_denial(caller: &Caller, purpose: &str) -> Option<&'static str> {

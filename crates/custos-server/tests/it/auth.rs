@@ -123,7 +123,8 @@ async fn another_accessors_purpose_is_forbidden() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_cannot_collect_in_another_services_name() {
     let app = TestApp::spawn().await;
-    // Marketing pursues none of meeting-center's purposes: it may not collect as it.
+    // Marketing is not Meeting Center (and pursues none of its purposes): it may not
+    // collect as it.
     let r = app
         .post(
             "/v1/subjects",
@@ -133,6 +134,13 @@ async fn a_caller_cannot_collect_in_another_services_name() {
                 "data": {"contact.name": "N", "contact.email": "n@example.com"}}),
         )
         .await;
-    let p = r.problem(403, "purpose_not_allowed_for_accessor");
-    assert_eq!(p["field"], "purposes", "{p}");
+    let p = r.problem(403, "service_not_allowed_for_accessor");
+    assert_eq!(p["field"], "service", "{p}");
+    let codes: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["service_not_allowed_for_accessor"]);
 }

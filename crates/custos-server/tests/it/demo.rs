@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use custos_policy::Policy;
-use custos_vault::{MasterKey, ReadInput, SqliteStore, Vault};
+use custos_vault::{MasterKey, ReadInput, RecordsPage, SqliteStore, Vault};
 
 #[test]
 fn the_demo_world_loads_with_a_key_per_accessor() {
@@ -44,7 +44,13 @@ fn the_demo_world_loads_with_a_key_per_accessor() {
     let connect = who("connect user");
     for collection in ["chat_messages", "contacts"] {
         let r = vault
-            .read_records("connect", &connect, collection, "service.connect")
+            .read_records(
+                "connect",
+                &connect,
+                collection,
+                "service.connect",
+                &RecordsPage::default(),
+            )
             .unwrap();
         assert_eq!(r.effect, "permit");
         assert!(!r.records.is_empty(), "{collection}");

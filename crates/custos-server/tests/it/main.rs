@@ -7,10 +7,12 @@
     reason = "tests fail loudly on what they did not expect"
 )]
 
+mod attacks;
 mod auth;
 mod canary;
 mod contract;
 mod demo;
+mod hardening;
 mod subjects;
 mod support;
 mod tls;
