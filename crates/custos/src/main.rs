@@ -36,6 +36,9 @@ enum Command {
     /// Check the ledger.
     #[command(subcommand)]
     Audit(vault_cmd::AuditCommand),
+    /// Delete what the policy no longer allows to be kept.
+    #[command(subcommand)]
+    Retention(vault_cmd::RetentionCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +48,6 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Keys(cmd) => vault_cmd::keys(cmd),
         Command::Audit(cmd) => vault_cmd::audit(cmd),
+        Command::Retention(cmd) => vault_cmd::retention(cmd),
     }
 }

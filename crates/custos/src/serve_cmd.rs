@@ -33,6 +33,39 @@ pub struct ServeArgs {
     /// Load a small synthetic WebEx world and print an API key per demo accessor.
     #[arg(long)]
     demo: bool,
+    /// Seconds between retention sweeps (what the policy no longer allows to be kept is
+    /// deleted and the deletion ledgered; see `custos retention run`); 0 turns them off.
+    #[arg(long, env = "CUSTOS_RETENTION_EVERY", default_value_t = 3600)]
+    retention_every: u64,
+}
+
+/// Runs `Vault::purge_expired` every `every` on a plain thread (a vault call may block on
+/// the database; the synchronous PostgreSQL client must not run on the runtime), once at
+/// start; stops when the returned sender is dropped.
+fn retention_sweeper(
+    vault: &Arc<Vault>,
+    every: std::time::Duration,
+) -> std::io::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let vault = Arc::clone(vault);
+    let thread = std::thread::Builder::new()
+        .name("custos-retention".into())
+        .spawn(move || {
+            loop {
+                match vault.purge_expired("retention") {
+                    Ok(s) if s.records + s.value_count() > 0 => {
+                        eprintln!("custos: retention: {}", crate::vault_cmd::sweep_line(&s));
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("custos: retention sweep failed: {e}"),
+                }
+                match stopped.recv_timeout(every) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            }
+        })?;
+    Ok((stop, thread))
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -90,6 +123,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot start the vault threads: {e}")),
     };
+    let sweeper = match args.retention_every {
+        0 => None,
+        secs => match retention_sweeper(&vault, std::time::Duration::from_secs(secs)) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(format!("cannot start the retention sweeper: {e}")),
+        },
+    };
     let policy_name = format!("{} {}", vault.policy().id(), vault.policy().version());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -120,6 +160,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     // Requests in flight have finished; every acknowledged entry is durable. Dropping the
     // last handle stops the ledger writer.
     drop(runtime);
+    if let Some((stop, thread)) = sweeper {
+        drop(stop);
+        let _ = thread.join();
+    }
     drop(vault);
     match result {
         Ok(()) => {

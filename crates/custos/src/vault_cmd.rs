@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use custos_vault::crypto::{MASTER_KEY_ENV, master_key_path};
+use custos_vault::ledger::{Broken, Head};
 use custos_vault::{MasterKey, Vault};
 
 /// Environment variable holding the new master key for `keys rotate-master`.
@@ -61,12 +62,64 @@ pub enum KeysCommand {
 pub enum AuditCommand {
     /// Recompute the ledger's hash chain and check its signed checkpoints.
     ///
-    /// Exits 0 when the ledger is intact; otherwise names the first entry that does not
-    /// match and exits 1.
+    /// Exits 0 when the ledger is intact and prints its head as `SEQ:HASH`; otherwise names
+    /// the first entry that does not match and exits 1. Keep the head outside the database:
+    /// given back with `--head`, it detects a ledger cut or rewritten up to it, which the
+    /// database alone cannot show.
     Verify {
+        /// A head an earlier verify printed (`SEQ:HASH`): the ledger must still hold that
+        /// entry with that hash.
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<String>,
         #[command(flatten)]
         at: Location,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete what the policy no longer allows to be kept: records past their collection's
+    /// retention, values held longer than their category's retention. Ledgered.
+    ///
+    /// `custos serve` runs the same sweep on a schedule (`--retention-every`).
+    Run {
+        #[command(flatten)]
+        at: Location,
+    },
+}
+
+pub fn retention(cmd: RetentionCommand) -> ExitCode {
+    let RetentionCommand::Run { at } = cmd;
+    let vault = match open(&at, false) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match vault.purge_expired(custos_vault::OPERATOR) {
+        Ok(sweep) => {
+            println!("{}", sweep_line(&sweep));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `deleted 3 record(s) and 2 value(s) (network.ip_address 2)`.
+pub fn sweep_line(sweep: &custos_vault::Sweep) -> String {
+    let by: Vec<String> = sweep
+        .values
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let by = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by.join(", "))
+    };
+    format!(
+        "deleted {} record(s) and {} value(s){by}",
+        sweep.records,
+        sweep.value_count()
+    )
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -163,27 +216,62 @@ fn rotate(new_key_file: Option<&Path>, at: &Location) -> ExitCode {
 }
 
 pub fn audit(cmd: AuditCommand) -> ExitCode {
-    let AuditCommand::Verify { at } = cmd;
+    let AuditCommand::Verify { head, at } = cmd;
+    let head: Option<Head> = match head.as_deref().map(str::parse).transpose() {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
     let vault = match open(&at, false) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match vault.verify_ledger() {
-        Ok(v) if v.ok() => {
-            println!(
-                "ledger intact: {} entries, {} signed checkpoints, head {}",
-                v.entries, v.checkpoints, v.head
-            );
-            ExitCode::SUCCESS
+    let v = match vault.verify_ledger_against(head.as_ref()) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let Some(seq) = v.first_bad else {
+        let held = if head.is_some() {
+            " and holds the head given"
+        } else {
+            ""
+        };
+        // The head last: `SEQ:HASH`, exactly as `--head` takes it.
+        println!(
+            "ledger intact{held}: {} entries, {} signed checkpoints, head {}",
+            v.entries,
+            v.checkpoints,
+            v.verified_head()
+        );
+        eprintln!(
+            "keep the head outside the database: `custos audit verify --head {}` fails if \
+             the ledger is later cut or rewritten up to it",
+            v.verified_head()
+        );
+        return ExitCode::SUCCESS;
+    };
+    const EVIDENCE: &str = "keep this database as evidence and restore the ledger from a backup";
+    let n = v.entries;
+    let given = head.map(|h| h.to_string()).unwrap_or_default();
+    match v.broken {
+        Some(Broken::HeadPastEnd) => {
+            println!("ledger cut: it holds {n} entries, not the head given ({given}); {EVIDENCE}")
         }
-        Ok(v) => {
-            let seq = v.first_bad.unwrap_or_default();
-            println!(
-                "ledger broken at entry {seq}: it does not match the chain ({} entries before it verify)",
-                v.entries
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => fail(e),
+        Some(Broken::HeadDiffers) => println!(
+            "ledger rewritten: entry {seq} does not have the hash of the head given \
+             ({given}); {EVIDENCE}"
+        ),
+        Some(Broken::CheckpointPastEnd) => println!(
+            "ledger cut: it holds {n} entries, but a signed checkpoint names a later one; \
+             {EVIDENCE}"
+        ),
+        Some(Broken::Checkpoint) => println!(
+            "ledger broken at entry {seq}: its signed checkpoint is missing or does not match \
+             it ({n} entries before it verify); {EVIDENCE}"
+        ),
+        Some(Broken::Entry) | None => println!(
+            "ledger broken at entry {seq}: it is missing or does not match the chain \
+             ({n} entries before it verify); {EVIDENCE}"
+        ),
     }
+    ExitCode::FAILURE
 }

@@ -8,6 +8,7 @@
 )]
 
 mod policy;
+mod scale_out;
 mod serve;
 mod vault;
 

@@ -152,27 +152,34 @@ fn sigkill_during_writes_loses_no_acknowledged_write_and_the_ledger_verifies() {
     let acked = acked.lock().unwrap().clone();
 
     let mut server = serve(&dir);
-    let (status, body) = request(
-        &server.addr,
-        "GET",
-        &format!("{path}?collection=chat_messages&purpose=service.connect"),
-        &key,
-        "",
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let read: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let held: Vec<&str> = read["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["value"].as_str().unwrap())
-        .collect();
-    for v in &acked {
-        assert!(
-            held.contains(&v.as_str()),
-            "acknowledged write `{v}` was lost"
+    // Every page of the records, following `next`.
+    let mut held: Vec<String> = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (status, body) = request(
+            &server.addr,
+            "GET",
+            &format!("{path}?collection=chat_messages&purpose=service.connect&limit=1000{after}"),
+            &key,
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+        held.extend(
+            read["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["value"].as_str().unwrap().to_string()),
         );
+        match read["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    for v in &acked {
+        assert!(held.contains(v), "acknowledged write `{v}` was lost");
     }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -187,6 +194,91 @@ fn sigkill_during_writes_loses_no_acknowledged_write_and_the_ledger_verifies() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 10, finding 5: a crash in the middle of collections leaves no subject held without
+/// its `collect` entry (the entry is durable before the data), and loses no acknowledged one.
+#[test]
+fn sigkill_during_collections_leaves_no_data_without_its_ledger_entry() {
+    use custos_vault::Store as _;
+    let dir = temp("crash_collect");
+    let key = key(&dir, "connect");
+    let server = serve(&dir);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, key) = (server.addr.clone(), key.clone());
+            let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let body = format!(
+                        r#"{{"service":"connect","role":"user","purposes":["service.connect"],"notice":"2010-04-24","data":{{"contact.name":"W{w}","contact.email":"w{w}-{i}@example.com"}}}}"#
+                    );
+                    match request(&addr, "POST", "/v1/subjects", &key, &body) {
+                        Some((201, b)) => {
+                            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push(v["subject"].as_str().unwrap().to_string());
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    while acked.lock().unwrap().len() < 200 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    // What the store holds, and what the ledger says was collected.
+    let data = dir.join("data");
+    let held: Vec<String> = {
+        let c = rusqlite::Connection::open(data.join("custos.db")).unwrap();
+        let mut stmt = c.prepare("SELECT id FROM subjects").unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let store = custos_vault::SqliteStore::open(&data).unwrap();
+    let collected: std::collections::HashSet<String> = store
+        .ledger_page(1, u64::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.draft.action == "collect" && e.draft.effect == "permit")
+        .map(|e| e.draft.subject)
+        .collect();
+    drop(store);
+    for id in &held {
+        assert!(
+            collected.contains(id),
+            "subject {id} is held without its collect entry"
+        );
+    }
+    for id in &acked {
+        assert!(held.contains(id), "acknowledged collection {id} was lost");
+    }
+    let out = custos(&dir)
+        .args(["audit", "verify", "--data", "data"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -238,5 +330,112 @@ fn configuration_comes_from_custos_environment_variables_too() {
     assert!(line.contains("http://127.0.0.1:"), "{line}");
     assert!(line.contains("embedded SQLite in from-env"), "{line}");
     assert!(dir.join("from-env").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 10, retention runs: `custos retention run` and the sweeper inside `custos serve`
+/// delete what the policy no longer allows to be kept, and the ledger says so.
+#[test]
+fn retention_runs_from_the_cli_and_inside_serve() {
+    let dir = temp("retention");
+    let key = key(&dir, "meeting-center");
+    let collect = r#"{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"Rex","contact.email":"rex@example.com","network.ip_address":"192.0.2.7"}}"#;
+    let record = r#"{"collection":"meeting_attendance","purposes":["service.meetings"],"value":"weekly sync"}"#;
+    let db = dir.join("data").join("custos.db");
+    // Makes everything held so far overdue: the IP address (one year), the records.
+    let age_everything = || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "UPDATE field_values SET time_ms = 1 WHERE category = 'network.ip_address';
+             UPDATE records SET retain_until_ms = 1;",
+        )
+        .unwrap();
+    };
+    let collect_one = || {
+        let mut server = serve(&dir);
+        let (status, body) = request(&server.addr, "POST", "/v1/subjects", &key, collect).unwrap();
+        assert_eq!(status, 201, "{body}");
+        let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["subject"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!("/v1/subjects/{id}/records");
+        let (status, body) = request(&server.addr, "POST", &path, &key, record).unwrap();
+        assert_eq!(status, 201, "{body}");
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+    };
+    collect_one();
+    age_everything();
+    let out = custos(&dir)
+        .args(["retention", "run", "--data", "data"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "deleted 1 record(s) and 1 value(s) (network.ip_address 1)"
+    );
+    // The server sweeps on its own, at start and every `--retention-every` seconds.
+    collect_one();
+    age_everything();
+    let mut server = {
+        let mut child = custos(&dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                "data",
+                "--retention-every",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let line = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server sweeps and says so");
+            if line.contains("retention:") {
+                break line;
+            }
+        };
+        assert!(
+            line.ends_with("deleted 1 record(s) and 1 value(s) (network.ip_address 1)"),
+            "{line}"
+        );
+        child
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let left: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM field_values WHERE category = 'network.ip_address'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    drop(c);
+    let out = custos(&dir)
+        .args(["audit", "verify", "--data", "data"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -87,3 +87,75 @@ fn rotate_master_rewraps_and_replaces_the_key_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not open this vault"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The head `audit verify` prints (`SEQ:HASH`), from its output.
+fn printed_head(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let head = stdout
+        .split_whitespace()
+        .find(|w| w.contains(':') && w.len() > 64)
+        .unwrap_or_else(|| panic!("no head in {stdout:?}"));
+    head.to_string()
+}
+
+#[test]
+fn audit_verify_head_detects_a_cut_or_rewritten_ledger() {
+    let dir = temp("head");
+    let verify = |head: Option<&str>| {
+        let mut args = vec!["audit", "verify"];
+        args.extend(head.iter().flat_map(|h| ["--head", h]));
+        custos(&dir, &args)
+    };
+    // Each key made is one ledger entry, in a block of its own.
+    for _ in 0..3 {
+        let out = custos(&dir, &["keys", "create", "--accessor", "meeting-center"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = verify(None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let head = printed_head(&out);
+    assert!(head.starts_with("3:"), "{head}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("--head {head}")));
+
+    // The ledger grows: the head kept is still in it.
+    for _ in 0..2 {
+        let out = custos(&dir, &["keys", "create", "--accessor", "meeting-center"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = verify(Some(&head));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact and holds the head given"));
+    assert!(printed_head(&out).starts_with("5:"));
+
+    // Another hash at its seq: the ledger was rewritten up to it.
+    let other = format!("3:{}", "ab".repeat(32));
+    let out = verify(Some(&other));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ledger rewritten: entry 3"),
+        "{out:?}"
+    );
+
+    // Its tail cut, back past the head: intact as far as the database tells, not with it.
+    let db = rusqlite::Connection::open(dir.join("custos-data/ledger.db")).unwrap();
+    db.execute("DELETE FROM ledger_blocks WHERE first_seq >= 3", [])
+        .unwrap();
+    drop(db);
+    let out = verify(None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(printed_head(&out).starts_with("2:"));
+    let out = verify(Some(&head));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ledger cut: it holds 2 entries, not the head given"),
+        "{out:?}"
+    );
+    assert!(stdout.contains(&head), "{out:?}");
+
+    // A head that is not `SEQ:HASH` is a bad argument.
+    let out = verify(Some("3:xyz"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`SEQ:HASH`"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
