@@ -7,14 +7,19 @@
 # when it is the backend — and the ledger's group commits (entries per commit, from /metrics).
 # Usage: scripts/bench-http.sh [duration, default 10s] [connections, default 16]
 # With CUSTOS_BENCH_DATABASE_URL=postgres://…/postgres it runs on a fresh PostgreSQL database
-# (dropped afterwards) instead of embedded SQLite.
+# (dropped afterwards) instead of embedded SQLite. With CUSTOS_BIN=PATH it runs that binary
+# instead of building this checkout's (A/B runs of two builds, one after the other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10s}
 CONNS=${2:-16}
 PORT=${PORT:-18181}
-BIN=${CARGO_TARGET_DIR:-target}/release/custos
-cargo build -q --release -p custos
+if [ -n "${CUSTOS_BIN:-}" ]; then
+  BIN=$CUSTOS_BIN
+else
+  BIN=${CARGO_TARGET_DIR:-target}/release/custos
+  cargo build -q --release -p custos
+fi
 DATA=$(mktemp -d)
 BACKEND=(--data "$DATA")
 DB=

@@ -97,6 +97,9 @@ impl Drop for Collector {
 }
 
 fn gatherer(ledger: &Appender, rx: &mpsc::Receiver<Pending>, durable: &mpsc::Sender<Ledgered>) {
+    // One batch at the ledger at a time: while it commits, the next one gathers (callers
+    // wait for their answer, so a batch taken at once would hold the one or two that came
+    // first, and every collection would pay a commit of its own).
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -118,21 +121,45 @@ fn gatherer(ledger: &Appender, rx: &mpsc::Receiver<Pending>, durable: &mpsc::Sen
             })
             .collect();
         let next = durable.clone();
-        let _ = ledger.submit(
+        // Its own channel per batch: a callback the writer drops uncalled (it stopped)
+        // closes it, and the wait below ends.
+        let (done, committed) = mpsc::sync_channel::<()>(1);
+        let submitted = ledger.submit(
             drafts,
             Box::new(move |r| {
                 let _ = next.send((batch, r.map(|_| ())));
+                let _ = done.send(());
             }),
         );
+        if submitted.is_ok() {
+            let _ = committed.recv();
+        }
     }
 }
 
 fn storer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Ledgered>) {
-    while let Ok((batch, ledgered)) = rx.recv() {
-        if let Err(e) = ledgered {
-            for p in batch {
-                let _ = p.reply.send(Err(e.clone()));
+    while let Ok(first) = rx.recv() {
+        // Everything ledgered while the last transaction was written goes in one
+        // transaction (the data commit costs more than the ledger's).
+        let mut ledgered = vec![first];
+        while ledgered.len() < 4 {
+            match rx.try_recv() {
+                Ok(b) => ledgered.push(b),
+                Err(_) => break,
             }
+        }
+        let mut batch = Vec::new();
+        for (b, r) in ledgered {
+            match r {
+                Ok(()) => batch.extend(b),
+                Err(e) => {
+                    for p in b {
+                        let _ = p.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
             continue;
         }
         // A panic in the store fails this batch, not the writer: later collections go on.
