@@ -1,13 +1,15 @@
-//! Request bodies and query strings, parsed by hand so that every error names the field at
-//! fault and none echoes a value (a value may be personal information).
+//! Request bodies (typed, through serde) and query strings, so that every error names the
+//! field at fault and none echoes a value (a value may be personal information).
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use custos_policy::source::{MAX_NAME_LEN, quote};
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::problem::Problem;
@@ -50,21 +52,40 @@ fn echo(key: &str) -> String {
     quote(key).at_most(MAX_NAME_LEN).to_string()
 }
 
-/// A JSON object body.
+/// Marks a deserialization error raised by [`Name`] or [`DataMap`] for a name over
+/// [`MAX_NAME_LEN`] bytes: the mapping below turns it into `name_too_long`.
+const TOO_LONG: &str = "custos:name_too_long";
+/// Marks a key given twice in an object.
+const DUPLICATE: &str = "custos:duplicate_key";
+
+/// A request body of type `T`: `Content-Type: application/json` (or `application/*+json`)
+/// else `415`; at most the configured size else `413`; then parsed by serde, unknown fields
+/// and duplicate keys refused (the body types say `deny_unknown_fields`; [`DataMap`] and
+/// serde's derive refuse duplicates). A problem names the JSON path at fault in `field`
+/// (`purposes[1]`, `data.contact.phone`) and never quotes a value (a value may be personal
+/// information): serde's messages are reduced to what the schema expected.
 #[derive(Debug)]
-pub struct Body(Fields);
+pub struct JsonBody<T>(pub T);
 
-impl Body {
-    /// The body's fields.
-    pub fn fields(self) -> Fields {
-        self.0
-    }
-}
-
-impl FromRequest<AppState> for Body {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| {
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(Problem::new(
+                "unsupported_media_type",
+                "send the body as json with `Content-Type: application/json`",
+            ));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Problem::new(
@@ -75,126 +96,229 @@ impl FromRequest<AppState> for Body {
                 Problem::new("invalid_json", "the body could not be read")
             }
         })?;
-        // serde_json's messages can quote the input; only the position is passed on.
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            Problem::new(
-                "invalid_json",
-                format!(
-                    "the body is not valid json (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?;
-        match value {
-            Value::Object(map) => Ok(Self(Fields { map })),
-            _ => Err(Problem::new(
-                "invalid_json",
-                "the body must be a json object",
-            )),
-        }
+        parse(&bytes).map(Self)
     }
 }
 
-/// The fields of a JSON object, taken one by one.
-#[derive(Debug)]
-pub struct Fields {
-    map: Map<String, Value>,
+/// Parses a body, each error as a problem naming its JSON path.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Every body is an object (serde would take a struct from an array too).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::new(
+            "invalid_json",
+            "the body must be a json object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(problem)?;
+    de.end().map_err(|e| {
+        Problem::new(
+            "invalid_json",
+            format!(
+                "the body has more after its json value (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    Ok(value)
 }
 
-fn wrong(field: &str, what: &str) -> Problem {
-    Problem::field("invalid_field", field, format!("`{field}` must be {what}"))
+/// The text between the first pair of backticks of a serde message: a field name.
+fn ticked(message: &str) -> Option<&str> {
+    let rest = message.split_once('`')?.1;
+    Some(rest.split_once('`')?.0)
 }
 
-fn missing(field: &str, what: &str) -> Problem {
+/// `parent.name`, or `name` at the top.
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() || parent == "." {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    // The path can hold the client's own keys (of `data`, or a field no route takes):
+    // bounded and escaped, like every name a problem repeats.
+    let path = echo(&e.path().to_string());
+    let inner = e.into_inner();
+    if !inner.is_data() {
+        // A syntax error, or the body ended early: only the position is passed on
+        // (serde_json's messages can quote the input).
+        return Problem::new(
+            "invalid_json",
+            format!(
+                "the body is not valid json (line {}, column {})",
+                inner.line(),
+                inner.column()
+            ),
+        );
+    }
+    // serde_json appends the position; the kind of error is what comes before it.
+    let full = inner.to_string();
+    let message = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m);
+    let top = path.is_empty() || path == ".";
+    if message.starts_with(TOO_LONG) {
+        let field = if top { "body".to_string() } else { path };
+        return Problem::field(
+            "name_too_long",
+            field.clone(),
+            format!("`{field}` is longer than {MAX_NAME_LEN} bytes; no name is"),
+        );
+    }
+    if message.starts_with(DUPLICATE) {
+        return Problem::field(
+            "duplicate_field",
+            path.clone(),
+            format!("`{path}` gives a key twice; give each once"),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        let field = join(&path, ticked(rest).unwrap_or("?"));
+        return Problem::field(
+            "missing_field",
+            field.clone(),
+            format!("`{field}` is required"),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("duplicate field ") {
+        // The path is the object's; the field is one the body type declares.
+        let field = join(&path, ticked(rest).unwrap_or("?"));
+        return Problem::field(
+            "duplicate_field",
+            field.clone(),
+            format!("`{field}` is given twice; give it once"),
+        );
+    }
+    if message.starts_with("unknown field ") {
+        // The path ends with the field no route takes.
+        let field = path;
+        return Problem::field(
+            "unknown_field",
+            field.clone(),
+            format!("this route takes no field `{field}`"),
+        );
+    }
+    if top {
+        return Problem::new("invalid_json", "the body must be a json object");
+    }
+    // "invalid type: string \"…\", expected …": only what was expected, never the value.
+    let expected = message
+        .rsplit_once("expected ")
+        .map_or("another value", |(_, e)| e)
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    let expected = if expected.starts_with("struct ") || expected.starts_with("a map") {
+        "an object"
+    } else {
+        expected
+    };
     Problem::field(
-        "missing_field",
-        field,
-        format!("`{field}` is required: {what}"),
+        "invalid_field",
+        path.clone(),
+        format!("`{path}` must be {expected}"),
     )
 }
 
-impl Fields {
-    /// A required string.
-    pub fn string(&mut self, field: &str) -> Result<String, Problem> {
-        self.opt_string(field)?
-            .ok_or_else(|| missing(field, "a string"))
-    }
+/// A name: of an element of the policy, a notice version, a tenant or a reference; at most
+/// 128 bytes.
+// At most `MAX_NAME_LEN` bytes, refused before any lookup, so no name costs a search for the
+// nearest id or comes back in an answer at length.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[schema(value_type = String)]
+pub struct Name(pub String);
 
-    /// An optional string (`null` is absent).
-    pub fn opt_string(&mut self, field: &str) -> Result<Option<String>, Problem> {
-        match self.map.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => name(field, field, &s).map(|()| Some(s)),
-            Some(_) => Err(wrong(field, "a string")),
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() > MAX_NAME_LEN {
+            return Err(serde::de::Error::custom(TOO_LONG));
         }
-    }
-
-    /// An optional array of strings.
-    pub fn opt_strings(&mut self, field: &str) -> Result<Option<Vec<String>>, Problem> {
-        match self.map.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => name(field, &format!("{field}[{i}]"), &s).map(|()| s),
-                    _ => Err(wrong(&format!("{field}[{i}]"), "a string")),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(_) => Err(wrong(field, "an array of strings")),
-        }
-    }
-
-    /// A required array of strings.
-    pub fn strings(&mut self, field: &str) -> Result<Vec<String>, Problem> {
-        self.opt_strings(field)?
-            .ok_or_else(|| missing(field, "an array of strings"))
-    }
-
-    /// An optional whole number that fits in 32 bits.
-    pub fn opt_u32(&mut self, field: &str) -> Result<Option<u32>, Problem> {
-        match self.map.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .map(Some)
-                .ok_or_else(|| wrong(field, "a whole number")),
-            Some(_) => Err(wrong(field, "a whole number")),
-        }
-    }
-
-    /// A required object of string values.
-    pub fn string_map(&mut self, field: &str) -> Result<BTreeMap<String, String>, Problem> {
-        match self.map.remove(field) {
-            None | Some(Value::Null) => Err(missing(field, "an object of category: value")),
-            Some(Value::Object(m)) => m
-                .into_iter()
-                .map(|(k, v)| match v {
-                    // The keys are category names.
-                    _ if k.len() > MAX_NAME_LEN => Err(too_long(field)),
-                    Value::String(s) => Ok((k, s)),
-                    _ => Err(wrong(&format!("{field}.{k}"), "a string")),
-                })
-                .collect(),
-            Some(_) => Err(wrong(field, "an object of category: value")),
-        }
-    }
-
-    /// Fails on a field no one took: a typo must not pass silently.
-    pub fn finish(self) -> Result<(), Problem> {
-        match self.map.keys().next() {
-            None => Ok(()),
-            Some(k) => Err(Problem::field(
-                "unknown_field",
-                echo(k),
-                format!("this route takes no field `{}`", quote(k)),
-            )),
-        }
+        Ok(Self(s))
     }
 }
+
+/// Names as strings.
+pub fn names(list: Vec<Name>) -> Vec<String> {
+    list.into_iter().map(|n| n.0).collect()
+}
+
+/// Category → value, each category once.
+#[derive(Debug, Clone, Default, ToSchema)]
+#[schema(value_type = std::collections::BTreeMap<String, String>)]
+pub struct DataMap(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for DataMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = DataMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of category: value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<DataMap, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    if k.len() > MAX_NAME_LEN {
+                        return Err(serde::de::Error::custom(TOO_LONG));
+                    }
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(DUPLICATE));
+                    }
+                    let v: String = m.next_value()?;
+                    out.insert(k, v);
+                }
+                Ok(DataMap(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// An age in years: a whole number (`89` or `89.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(value_type = u32)]
+pub struct Age(pub u32);
+
+impl<'de> Deserialize<'de> for Age {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Age;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a whole number from 0 to 4294967295")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Age, E> {
+                u32::try_from(v).map(Age).map_err(|_| E::custom(WHOLE))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Age, E> {
+                u32::try_from(v).map(Age).map_err(|_| E::custom(WHOLE))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Age, E> {
+                if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "a whole number within u32's range, checked above"
+                    )]
+                    Ok(Age(v as u32))
+                } else {
+                    Err(E::custom(WHOLE))
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// What an [`Age`] out of range is told (the value is not quoted).
+const WHOLE: &str = "invalid value, expected a whole number from 0 to 4294967295";
 
 /// Query parameters, taken one by one; each at most once.
 #[derive(Debug)]

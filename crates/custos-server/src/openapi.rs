@@ -1,89 +1,74 @@
-//! The OpenAPI 3.1 document of the API, built by hand from [`crate::ROUTES`]' contract and the
-//! problem code table, with the policy's names as enums so clients see what is declared.
+//! The OpenAPI 3.1 document, derived from the handlers (`#[utoipa::path]`) and the request and
+//! response types (`ToSchema`), so it cannot disagree with the server; then completed with
+//! what only the running policy and the problem table know: the policy's names as enums
+//! (what is declared, so a client and a fuzzer send names the server knows), the notice
+//! version, and for every problem status of every operation the codes it can carry.
 
 use custos_policy::Policy;
 use custos_policy::source::MAX_NAME_LEN;
 use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
 
 use crate::problem::{CODES, PROBLEM_JSON};
 
-fn problem_ref() -> Value {
-    json!({"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
-}
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Custos",
+        description = "Personal-data vault: personal information is stored encrypted and leaves only through a decision the policy permits, each decision in a tamper-evident ledger."
+    ),
+    paths(
+        crate::subjects::collect,
+        crate::subjects::read,
+        crate::subjects::collect_more,
+        crate::records::append,
+        crate::records::read,
+        crate::decisions::decide,
+        crate::ledger::verify,
+        crate::pages::healthz,
+        crate::pages::metrics,
+        crate::pages::openapi,
+        crate::pages::privacy,
+    ),
+    components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
+)]
+struct Api;
 
-/// Responses: the success, then the problems a route can answer with.
-/// `responses` whose success answer is `text/plain`, not JSON.
-fn plain_text(mut responses: Value) -> Value {
-    if let Some(ok) = responses.get_mut("200") {
-        ok["content"] = json!({"text/plain": {"schema": {"type": "string"}}});
-    }
-    responses
-}
+/// The longest record value the document promises, in characters.
+const MAX_RECORD_CHARS: usize = custos_vault::MAX_RECORD_BYTES / 4;
 
-fn responses(ok: (&str, &str, Value), problems: &[&str]) -> Value {
-    let mut m = Map::new();
-    m.insert(
-        ok.0.to_string(),
-        json!({"description": ok.1, "content": {"application/json": {"schema": ok.2}}}),
-    );
-    for status in problems {
-        let codes: Vec<&str> = CODES
-            .iter()
-            .filter(|(_, s, _)| s.to_string() == *status)
-            .map(|(c, _, _)| *c)
-            .collect();
-        let mut r = problem_ref();
-        if let Some(o) = r.as_object_mut() {
-            o.insert(
-                "description".into(),
-                json!(format!("problem; code one of: {}", codes.join(", "))),
-            );
-        }
-        m.insert((*status).to_string(), r);
-    }
-    Value::Object(m)
-}
+/// Problem statuses every operation that takes a key can answer, whatever it does: no or a
+/// bad key, an internal error, a request that took too long.
+const KEYED: [&str; 3] = ["401", "500", "503"];
 
-fn keyed(problems: &[&'static str]) -> Vec<&'static str> {
-    let mut v = vec!["401", "500", "503"];
-    v.extend_from_slice(problems);
-    v
-}
+/// Problem statuses every operation can answer: a URI too long for the server.
+const ANY: [&str; 1] = ["414"];
 
-fn schema(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-fn body(name: &str) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": schema(name)}}})
-}
-
-fn param(name: &str, location: &str, required: bool, description: &str) -> Value {
-    json!({"name": name, "in": location, "required": required,
-           "description": description, "schema": {"type": "string"}})
-}
-
-fn subject_param() -> Value {
-    param(
-        "id",
-        "path",
-        true,
-        "the subject id, as `POST /v1/subjects` returned it",
-    )
-}
-
-fn names<'a>(it: impl Iterator<Item = &'a str>) -> Value {
+fn strings<'a>(it: impl Iterator<Item = &'a str>) -> Value {
     Value::Array(it.map(|s| json!(s)).collect())
 }
 
-/// The document.
+/// The value at a path of object keys, if every step exists.
+fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |v, k| v.get_mut(*k))
+}
+
+/// Sets `key` of the object at `path` (when it exists: a schema that lost a property shows
+/// up in the contract tests, not as a panic here).
+fn set(doc: &mut Value, path: &[&str], key: &str, value: Value) {
+    if let Some(Value::Object(m)) = at(doc, path) {
+        m.insert(key.to_string(), value);
+    }
+}
+
+/// The document for a policy.
 pub fn document(policy: &Policy) -> Value {
-    let security = json!([{"apiKey": []}]);
-    let purposes = names(policy.purposes().iter().map(|p| p.id.as_str()));
-    let categories = names(policy.categories().iter().map(|c| c.id.as_str()));
-    let services = names(policy.services().iter().map(|s| s.id.as_str()));
-    let collections = names(policy.collections().iter().map(|c| c.id.as_str()));
-    let recipients = names(policy.recipients().iter().map(|r| r.id.as_str()));
+    let mut doc = serde_json::to_value(Api::openapi()).unwrap_or_else(|_| json!({}));
+    let purposes = strings(policy.purposes().iter().map(|p| p.id.as_str()));
+    let categories = strings(policy.categories().iter().map(|c| c.id.as_str()));
+    let services = strings(policy.services().iter().map(|s| s.id.as_str()));
+    let collections = strings(policy.collections().iter().map(|c| c.id.as_str()));
+    let recipients = strings(policy.recipients().iter().map(|r| r.id.as_str()));
     let reasons = json!([
         "purpose_not_allowed_for_accessor",
         "recipient_not_allowed_for_purpose",
@@ -97,154 +82,191 @@ pub fn document(policy: &Policy) -> Value {
         "objected",
         "reference_missing"
     ]);
-    let effect = json!({"type": "string", "enum": ["permit", "partial", "deny"]});
-    let codes: Vec<Value> = CODES.iter().map(|(c, _, _)| json!(c)).collect();
-    let collected = json!({"type": "object", "required": ["subject", "categories"], "properties": {
-        "subject": {"type": "string", "format": "uuid"},
-        "categories": {"type": "array", "items": {"type": "string"}}}});
+    let codes = strings(CODES.iter().map(|(c, _, _)| *c));
+    security_scheme(&mut doc);
 
-    let paths = json!({
-        "/v1/subjects": {"post": {
-            "operationId": "collect", "summary": "collect personal information about a new subject",
-            "security": security, "requestBody": body("Collection"),
-            "responses": responses(("201", "collected", collected.clone()), &keyed(&["400", "413", "422"]))}},
-        "/v1/subjects/{id}": {"get": {
-            "operationId": "read", "summary": "read a subject's values for a purpose",
-            "security": security,
-            "parameters": [subject_param(),
-                param("purpose", "query", true, "why the data is read"),
-                param("categories", "query", false, "comma-separated categories; default: every category held"),
-                param("recipient", "query", false, "who the data goes to onwards"),
-                param("reference", "query", false, "legal process number or verified authority, for legal purposes")],
-            "responses": responses(("200", "the decision and the permitted values", schema("Read")),
-                &keyed(&["400", "403", "404", "422"]))}},
-        "/v1/subjects/{id}/data": {"post": {
-            "operationId": "collectMore", "summary": "collect more about an existing subject",
-            "security": security, "parameters": [subject_param()], "requestBody": body("Collection"),
-            "responses": responses(("201", "collected", collected), &keyed(&["400", "404", "413", "422"]))}},
-        "/v1/subjects/{id}/records": {
-            "post": {
-                "operationId": "appendRecords", "summary": "append records of a collection",
-                "security": security, "parameters": [subject_param()], "requestBody": body("Records"),
-                "responses": responses(("201", "appended", schema("Appended")), &keyed(&["400", "404", "413", "422"]))},
-            "get": {
-                "operationId": "readRecords", "summary": "read a subject's records of a collection for a purpose",
-                "security": security,
-                "parameters": [subject_param(),
-                    param("collection", "query", true, "the record collection"),
-                    param("purpose", "query", true, "why the records are read"),
-                    param("limit", "query", false, "records per page, 1 to 1000 (default 100)"),
-                    param("after", "query", false, "the `next` of the previous page")],
-                "responses": responses(("200", "the decision and the permitted records", schema("RecordsRead")),
-                    &keyed(&["400", "403", "404", "422"]))}},
-        "/v1/decisions": {"post": {
-            "operationId": "decide", "summary": "the policy's decision over a subject's stored state, without data",
-            "security": security, "requestBody": body("DecisionRequest"),
-            "responses": responses(("200", "the decision (a denial is an answer, not an error)", schema("Decision")),
-                &keyed(&["400", "404", "413", "422"]))}},
-        "/v1/ledger/verify": {"get": {
-            "operationId": "verifyLedger", "summary": "recompute the ledger's hash chain and check its signed checkpoints",
-            "security": security,
-            "responses": responses(("200", "the verification", schema("Verification")), &keyed(&[]))}},
-        "/healthz": {"get": {"operationId": "health", "summary": "liveness", "security": [],
-            "responses": {"200": {"description": "alive", "content": {"application/json": {"schema":
-                {"type": "object", "properties": {"status": {"const": "ok"}}}}}}}}},
-        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics (requests, latencies, decisions, ledger commit sizes); no personal information, any accessor's key",
-            "security": security, "responses": plain_text(responses(("200", "text exposition format", json!({"type": "string"})), &keyed(&[])))}},
-        "/openapi.json": {"get": {"operationId": "openapi", "summary": "this document", "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-        "/privacy": {"get": {"operationId": "privacyNotice", "summary": "the privacy notice rendered from the enforced policy",
-            "security": [], "responses": {"200": {"description": "self-contained HTML; fetches nothing",
-                "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-    });
+    set(
+        &mut doc,
+        &["info"],
+        "description",
+        json!(format!(
+            "Personal-data vault enforcing policy `{}` version {}: personal information is stored encrypted and leaves only through a decision the policy permits, each decision in a tamper-evident ledger.",
+            policy.id(),
+            policy.version()
+        )),
+    );
+    // The policy's names.
+    let s = ["components", "schemas"];
+    let prop = |schema: &'static str, p: &'static str| -> Vec<&'static str> {
+        vec![s[0], s[1], schema, "properties", p]
+    };
+    set(&mut doc, &prop("Collection", "service"), "enum", services);
+    set(
+        &mut doc,
+        &prop("Collection", "notice"),
+        "const",
+        json!(policy.version()),
+    );
+    set(
+        &mut doc,
+        &[&prop("Collection", "purposes")[..], &["items"]].concat(),
+        "enum",
+        purposes.clone(),
+    );
+    set(
+        &mut doc,
+        &prop("Collection", "data"),
+        "propertyNames",
+        json!({"enum": categories.clone()}),
+    );
+    set(
+        &mut doc,
+        &prop("Collection", "data"),
+        "minProperties",
+        json!(1),
+    );
+    // The wire types' bounds, which their `Deserialize` enforces.
+    set(
+        &mut doc,
+        &[s[0], s[1], "Name"],
+        "maxLength",
+        json!(MAX_NAME_LEN),
+    );
+    if let Some(Value::Object(age)) = at(&mut doc, &[s[0], s[1], "Age"]) {
+        age.remove("format");
+        age.insert("maximum".into(), json!(u32::MAX));
+    }
+    // A record counts its bytes (65,536 at most): a quarter as many characters fit whatever
+    // they are.
+    set(
+        &mut doc,
+        &prop("Records", "value"),
+        "maxLength",
+        json!(MAX_RECORD_CHARS),
+    );
+    set(
+        &mut doc,
+        &[&prop("Records", "values")[..], &["items"]].concat(),
+        "maxLength",
+        json!(MAX_RECORD_CHARS),
+    );
+    set(&mut doc, &prop("Problem", "type"), "format", json!("uri"));
+    set(
+        &mut doc,
+        &prop("Records", "collection"),
+        "enum",
+        collections.clone(),
+    );
+    set(
+        &mut doc,
+        &[&prop("Records", "purposes")[..], &["items"]].concat(),
+        "enum",
+        purposes.clone(),
+    );
+    set(
+        &mut doc,
+        &prop("DecisionRequest", "purpose"),
+        "enum",
+        purposes.clone(),
+    );
+    set(
+        &mut doc,
+        &[&prop("DecisionRequest", "categories")[..], &["items"]].concat(),
+        "enum",
+        categories,
+    );
+    set(
+        &mut doc,
+        &prop("DecisionRequest", "recipient"),
+        "enum",
+        recipients.clone(),
+    );
+    for schema in ["ReadAnswer", "DecisionAnswer"] {
+        set(
+            &mut doc,
+            &[&prop(schema, "withheld")[..], &["additionalProperties"]].concat(),
+            "enum",
+            reasons.clone(),
+        );
+    }
+    set(&mut doc, &prop("Problem", "code"), "enum", codes);
+    let query_enums = [
+        ("purpose", purposes),
+        ("collection", collections),
+        ("recipient", recipients),
+    ];
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return doc;
+    };
+    for ops in paths.values_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            complete_operation(op, &query_enums);
+        }
+    }
+    doc
+}
 
-    // The server counts a record's bytes (65,536 at most); a string of a quarter as many
-    // characters fits whatever they are.
-    let record_value = json!({"type": "string", "maxLength": custos_vault::MAX_RECORD_BYTES / 4,
-        "description": "at most 65,536 bytes of UTF-8"});
-    let schemas = json!({
-        "Collection": {"type": "object", "additionalProperties": false,
-            "required": ["service", "role", "purposes", "notice", "data"],
-            "properties": {
-                "service": {"type": "string", "enum": services},
-                "role": {"type": "string", "description": "the person's role in the service", "maxLength": MAX_NAME_LEN},
-                "purposes": {"type": "array", "items": {"type": "string", "enum": purposes.clone()}},
-                "notice": {"type": "string", "description": "the notice version shown", "const": policy.version()},
-                "age": {"type": "integer", "minimum": 0},
-                "tenant": {"type": "string", "description": "the business customer the person belongs to", "maxLength": MAX_NAME_LEN},
-                "data": {"type": "object", "description": "category → value",
-                    "propertyNames": {"enum": categories.clone()},
-                    "additionalProperties": {"type": "string"}}}},
-        "Read": {"type": "object", "required": ["subject", "purpose", "effect", "data", "withheld"],
-            "properties": {
-                "subject": {"type": "string"}, "purpose": {"type": "string"}, "effect": effect,
-                "data": {"type": "object", "additionalProperties": {"type": "string"}},
-                "withheld": {"type": "object", "additionalProperties": {"type": "string", "enum": reasons.clone()}},
-                "ledger_seq": {"type": "integer"}}},
-        "Records": {"type": "object", "additionalProperties": false, "required": ["collection", "purposes"],
-            "description": "give `value` or `values`",
-            "properties": {
-                "collection": {"type": "string", "enum": collections},
-                "purposes": {"type": "array", "items": {"type": "string", "enum": purposes.clone()}},
-                "value": record_value.clone(),
-                "values": {"type": "array", "items": record_value,
-                    "minItems": 1, "maxItems": custos_vault::MAX_RECORDS_APPEND}}},
-        "Appended": {"type": "object", "properties": {
-            "subject": {"type": "string"}, "collection": {"type": "string"},
-            "appended": {"type": "integer"}, "id": {"type": "string"}}},
-        "RecordsRead": {"type": "object", "properties": {
-            "subject": {"type": "string"}, "collection": {"type": "string"}, "purpose": {"type": "string"},
-            "effect": effect,
-            "records": {"type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "value": {"type": "string"},
-                "purposes": {"type": "array", "items": {"type": "string"}},
-                "time_ms": {"type": "integer"}}}},
-            "withheld": {"type": "object", "description": "reason code → how many records",
-                "additionalProperties": {"type": "integer"}},
-            "ledger_seq": {"type": "integer"},
-            "next": {"type": "string", "description": "present when the page was full: the `after` of the next page"}}},
-        "DecisionRequest": {"type": "object", "additionalProperties": false, "required": ["subject", "purpose"],
-            "properties": {
-                "subject": {"type": "string", "format": "uuid"},
-                "purpose": {"type": "string", "enum": purposes},
-                "categories": {"type": "array", "items": {"type": "string", "enum": categories}},
-                "recipient": {"type": "string", "enum": recipients},
-                "reference": {"type": "string", "maxLength": MAX_NAME_LEN}}},
-        "Decision": {"type": "object", "properties": {
-            "subject": {"type": "string"}, "purpose": {"type": "string"}, "effect": effect,
-            "permitted": {"type": "array", "items": {"type": "string"}},
-            "withheld": {"type": "object", "additionalProperties": {"type": "string", "enum": reasons.clone()}},
-            "denial": {"type": ["string", "null"], "enum": reasons.as_array().cloned().unwrap_or_default().into_iter().chain([Value::Null]).collect::<Vec<_>>()},
-            "ground": {"type": ["string", "null"]},
-            "disclosure_to": {"type": ["string", "null"]},
-            "clauses": {"type": "array", "items": {"type": "string"}},
-            "ledger_seq": {"type": "integer"}}},
-        "Verification": {"type": "object", "required": ["ok", "entries", "head"], "properties": {
-            "ok": {"type": "boolean"}, "entries": {"type": "integer"}, "head": {"type": "string"},
-            "checkpoints": {"type": "integer"}, "first_bad": {"type": ["integer", "null"]}}},
-        "Problem": {"type": "object", "description": "RFC 9457 problem details",
-            "required": ["type", "title", "status", "detail", "code"],
-            "properties": {
-                "type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
-                "status": {"type": "integer"}, "detail": {"type": "string"},
-                "code": {"type": "string", "enum": codes},
-                "field": {"type": "string", "description": "the JSON field or query parameter at fault"},
-                "errors": {"type": "array", "items": {"type": "object", "properties": {
-                    "code": {"type": "string"}, "field": {"type": "string"}, "detail": {"type": "string"}}}}}},
-    });
+/// An operation's query enums, its common problem statuses, and each problem status's codes.
+fn complete_operation(op: &mut Value, query_enums: &[(&str, Value)]) {
+    if let Some(Value::Array(params)) = op.get_mut("parameters") {
+        for p in params {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+            if let Some((_, names)) = query_enums.iter().find(|(n, _)| *n == name) {
+                set(p, &["schema"], "enum", names.clone());
+            }
+        }
+    }
+    let keyed = op
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|r| r.get("apiKey").is_some()));
+    let Some(Value::Object(responses)) = op.get_mut("responses") else {
+        return;
+    };
+    let extra: Vec<&str> = if keyed {
+        KEYED.iter().chain(ANY.iter()).copied().collect()
+    } else {
+        ANY.to_vec()
+    };
+    for status in extra {
+        responses.entry(status.to_string()).or_insert_with(|| {
+            json!({"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+        });
+    }
+    for (status, r) in responses.iter_mut() {
+        let problem = r.get("content").and_then(|c| c.get(PROBLEM_JSON)).is_some();
+        if !problem {
+            continue;
+        }
+        let codes: Vec<&str> = CODES
+            .iter()
+            .filter(|(_, s, _)| s.to_string() == *status)
+            .map(|(c, _, _)| *c)
+            .collect();
+        if let Some(m) = r.as_object_mut() {
+            m.insert(
+                "description".into(),
+                json!(format!("problem; code one of: {}", codes.join(", "))),
+            );
+        }
+    }
+}
 
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Custos",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": format!("Personal-data vault enforcing policy `{}` version {}.", policy.id(), policy.version()),
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
-                "description": "an API key from `custos keys create --accessor NAME`"}},
-            "schemas": schemas,
-        },
-    })
+/// Adds the bearer scheme the operations name (`apiKey`).
+fn security_scheme(doc: &mut Value) {
+    let mut schemes = Map::new();
+    schemes.insert(
+        "apiKey".into(),
+        json!({"type": "http", "scheme": "bearer",
+            "description": "an API key from `custos keys create --accessor NAME`"}),
+    );
+    set(
+        doc,
+        &["components"],
+        "securitySchemes",
+        Value::Object(schemes),
+    );
 }

@@ -5,19 +5,36 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::problem::Problem;
 
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    pub status: &'static str,
+}
+
 /// `GET /healthz`.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(operation_id = "health", get, path = "/healthz", tag = "pages", security(()),
+    responses((status = 200, description = "alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// `GET /metrics` — Prometheus text. No personal information, but it tells who calls how
 /// much, so it takes an API key like the data routes (any accessor's; Prometheus sends it
 /// with `authorization: {credentials: …}`).
+#[utoipa::path(operation_id = "metrics", get, path = "/metrics", tag = "pages",
+    responses(
+        (status = 200, description = "Prometheus text exposition: requests, latencies, decisions, ledger commit sizes; no personal information", body = String, content_type = "text/plain"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = [])))]
 pub async fn metrics(caller: crate::Caller) -> Response {
     with_type(
         caller.render_metrics(),
@@ -26,12 +43,16 @@ pub async fn metrics(caller: crate::Caller) -> Response {
 }
 
 /// `GET /openapi.json`.
+#[utoipa::path(operation_id = "openapi", get, path = "/openapi.json", tag = "pages", security(()),
+    responses((status = 200, description = "this document (OpenAPI 3.1)", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> Response {
     with_type(state.0.openapi.clone(), "application/json")
 }
 
 /// `GET /privacy` — the notice rendered from the enforced policy; self-contained, and the
 /// content security policy forbids fetching anything.
+#[utoipa::path(operation_id = "privacyNotice", get, path = "/privacy", tag = "pages", security(()),
+    responses((status = 200, description = "the privacy notice rendered from the enforced policy: self-contained HTML that fetches nothing", body = String, content_type = "text/html")))]
 pub async fn privacy(State(state): State<AppState>) -> Response {
     let mut res = with_type(state.0.notice_html.clone(), "text/html; charset=utf-8");
     res.headers_mut().insert(
@@ -39,6 +60,28 @@ pub async fn privacy(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
     );
     res
+}
+
+/// The longest request target (path and query) answered: every name in a query is at most
+/// 128 bytes, so a longer one is no request of the API. hyper itself refuses targets over
+/// 64 KiB, with a bare 414 before any of this runs.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Answers `414 uri_too_long` (problem+json) for a target over [`MAX_URI_BYTES`], before
+/// routing.
+pub(crate) async fn uri_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return Problem::new(
+            "uri_too_long",
+            format!("the request's path and query hold at most {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Unknown route.

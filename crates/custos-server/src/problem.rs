@@ -49,6 +49,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     // Malformed requests.
     ("invalid_json", 400, "the body is not valid json"),
+    (
+        "duplicate_field",
+        400,
+        "the body gives a field or key twice",
+    ),
     ("invalid_field", 400, "a field has the wrong type or shape"),
     ("missing_field", 400, "a required field is missing"),
     (
@@ -68,6 +73,12 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "a subject id is a lowercase uuid",
     ),
     ("body_too_large", 413, "the body is too large"),
+    ("uri_too_long", 414, "the request's uri is too long"),
+    (
+        "unsupported_media_type",
+        415,
+        "the body must be sent as application/json",
+    ),
     (
         "too_many_records",
         413,
@@ -160,6 +171,42 @@ pub fn status_of(code: &str) -> (StatusCode, &'static str) {
             )
         },
     )
+}
+
+/// The problem document, as the OpenAPI document describes it (RFC 9457); [`Problem::body`]
+/// writes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDoc {
+    /// A URI naming the problem kind: the code under `https://custos.invalid/problems/`.
+    pub r#type: String,
+    /// The code's title.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What was wrong and how to fix it; never a value of the request.
+    pub detail: String,
+    /// The stable code (see [`CODES`]).
+    pub code: String,
+    /// The JSON field or query parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// Every refusal, when there are several (a refused collection).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldErrorDoc>,
+}
+
+/// One of several refusals.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = FieldError)]
+pub struct FieldErrorDoc {
+    /// The stable code.
+    pub code: String,
+    /// The JSON field at fault.
+    pub field: String,
+    /// What was wrong and how to fix it.
+    pub detail: String,
 }
 
 /// One error of a request that has several (a refused collection).

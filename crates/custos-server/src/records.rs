@@ -3,32 +3,84 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery};
+use std::collections::BTreeMap;
+
 use axum::http::StatusCode;
 use custos_vault::{MAX_RECORDS_PAGE, RecordsPage};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::Caller;
-use crate::input::{self, Body};
+use crate::input::{self, JsonBody, Name};
 use crate::problem::Problem;
-use crate::subjects::denial_problem;
+use crate::subjects::{Effect, denial_problem};
 
-/// `POST /v1/subjects/{id}/records` — `{collection, purposes[], value | values[]}` →
-/// `201 {subject, collection, appended, id?}`.
+/// Records to append: `value` (one) or `values` (several), of a collection, for purposes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Records {
+    /// The record collection.
+    #[schema(max_length = 128)]
+    pub collection: Name,
+    /// The purposes the records are kept for, at least one.
+    #[schema(min_items = 1, inline)]
+    pub purposes: Vec<Name>,
+    /// One record (give `value` or `values`).
+    #[serde(default)]
+    #[schema(nullable = false, max_length = 16384)]
+    pub value: Option<String>,
+    /// Several records, appended in one transaction (at most 1,000).
+    #[serde(default)]
+    #[schema(nullable = false, min_items = 1, max_items = 1000, inline)]
+    pub values: Option<Vec<RecordValue>>,
+}
+
+/// One record's value: at most 65,536 bytes of UTF-8 (the document says a quarter as many
+/// characters, which fit whatever they are).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(value_type = String)]
+pub struct RecordValue(pub String);
+
+/// What an append did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Appended {
+    /// The subject's id.
+    #[schema(format = Uuid)]
+    pub subject: String,
+    /// The record collection.
+    pub collection: String,
+    /// How many records were appended.
+    pub appended: u64,
+    /// The record's id, for a single `value`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `POST /v1/subjects/{id}/records`.
+#[utoipa::path(operation_id = "appendRecords", post, path = "/v1/subjects/{id}/records", tag = "records",
+    params(("id" = String, Path, format = Uuid, description = "the subject id, as `POST /v1/subjects` returned it")),
+    request_body = Records,
+    responses(
+        (status = 201, description = "appended", body = Appended),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = [])))]
 pub async fn append(
     caller: Caller,
     Path(id): Path<String>,
-    body: Body,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+    JsonBody(body): JsonBody<Records>,
+) -> Result<(StatusCode, Json<Appended>), Problem> {
     let subject = input::subject_id(&id)?;
-    let mut f = body.fields();
-    let collection = f.string("collection")?;
-    let purposes = f.strings("purposes")?;
-    let value = f.opt_string("value")?;
-    let values = f.opt_strings("values")?;
-    f.finish()?;
     let s = subject.clone();
+    let collection = body.collection.0;
     let c = collection.clone();
-    let (appended, id) = match (value, values) {
+    let purposes = input::names(body.purposes);
+    let (appended, id) = match (body.value, body.values) {
         (Some(value), None) => {
             let id = caller
                 .run(move |v, a| v.append_record(a, &s, &c, &purposes, &value))
@@ -38,7 +90,7 @@ pub async fn append(
         (None, Some(values)) if !values.is_empty() => {
             let n = caller
                 .run(move |v, a| {
-                    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                    let refs: Vec<&str> = values.iter().map(|r| r.0.as_str()).collect();
                     v.append_records(a, &s, &c, &purposes, &refs)
                 })
                 .await?;
@@ -59,26 +111,78 @@ pub async fn append(
             ));
         }
     };
-    let mut body = json!({
-        "subject": subject.as_str(),
-        "collection": collection,
-        "appended": appended,
-    });
-    if let (Some(id), Some(m)) = (id, body.as_object_mut()) {
-        m.insert("id".into(), json!(id));
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Appended {
+            subject: subject.as_str().to_string(),
+            collection,
+            appended,
+            id,
+        }),
+    ))
 }
 
-/// `GET /v1/subjects/{id}/records?collection=C&purpose=P[&limit=N][&after=CURSOR]` —
-/// `{subject, collection, purpose, effect, records[], withheld: {reason: count}, next?}`:
-/// one page of at most `limit` records (100 unless said, 1,000 at most); `next`, when
-/// present, is the `after` of the following page.
+/// One record, permitted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordOut {
+    /// Its id (32 hex digits, time-ordered).
+    pub id: String,
+    /// Its value.
+    pub value: String,
+    /// The purposes it was appended for.
+    pub purposes: Vec<String>,
+    /// When it was appended, ms since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// A page of records, and the decision over them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordsPageOut {
+    /// The subject's id.
+    #[schema(format = Uuid)]
+    pub subject: String,
+    /// The record collection.
+    pub collection: String,
+    /// The purpose read for.
+    pub purpose: String,
+    /// Over this page's records.
+    pub effect: Effect,
+    /// The permitted records of this page, in append order.
+    pub records: Vec<RecordOut>,
+    /// Records of this page withheld: reason code → how many.
+    pub withheld: BTreeMap<String, u64>,
+    /// The sequence number of the read's ledger entry.
+    pub ledger_seq: u64,
+    /// Present when the page was full: the `after` of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /v1/subjects/{id}/records?collection=C&purpose=P[&limit=N][&after=CURSOR]` — one
+/// page of at most `limit` records (100 unless said, 1,000 at most); `next`, when present,
+/// is the `after` of the following page.
+#[utoipa::path(operation_id = "readRecords", get, path = "/v1/subjects/{id}/records", tag = "records",
+    params(
+        ("id" = String, Path, format = Uuid, description = "the subject id, as `POST /v1/subjects` returned it"),
+        ("collection" = String, Query, max_length = 128, description = "the record collection"),
+        ("purpose" = String, Query, max_length = 128, description = "why the records are read"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "records per page (default 100)"),
+        ("after" = Option<String>, Query, pattern = "^[0-9a-f]{32}$", description = "the `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "the decision and the permitted records of the page", body = RecordsPageOut),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = [])))]
 pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<RecordsPageOut>, Problem> {
     let subject = input::subject_id(&id)?;
     let mut q = input::Query::parse(raw.as_deref())?;
     let collection = q.required("collection", "missing_field", "the record collection")?;
@@ -119,26 +223,26 @@ pub async fn read(
     if let Some(code) = request_denial(&caller, &purpose) {
         return Err(denial_problem(code, &purpose));
     }
-    let records: Vec<Value> = out
+    let records = out
         .records
-        .iter()
-        .map(
-            |r| json!({"id": r.id, "value": r.value, "purposes": r.purposes, "time_ms": r.time_ms}),
-        )
+        .into_iter()
+        .map(|r| RecordOut {
+            id: r.id,
+            value: r.value,
+            purposes: r.purposes,
+            time_ms: r.time_ms,
+        })
         .collect();
-    let mut body = json!({
-        "subject": subject.as_str(),
-        "collection": collection,
-        "purpose": purpose,
-        "effect": out.effect,
-        "records": records,
-        "withheld": out.withheld,
-        "ledger_seq": out.ledger_seq,
-    });
-    if let (Some(next), Some(m)) = (out.next, body.as_object_mut()) {
-        m.insert("next".into(), json!(next));
-    }
-    Ok(Json(body))
+    Ok(Json(RecordsPageOut {
+        subject: subject.as_str().to_string(),
+        collection,
+        purpose,
+        effect: Effect::of(&out.effect),
+        records,
+        withheld: out.withheld,
+        ledger_seq: out.ledger_seq,
+        next: out.next,
+    }))
 }
 
 fn request_denial(caller: &Caller, purpose: &str) -> Option<&'static str> {

@@ -1,49 +1,123 @@
 //! `/v1/subjects`: collection and purpose-limited reads of a subject's values.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use custos_vault::{CollectionInput, ReadInput};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::Caller;
-use crate::input::{self, Body, Fields};
+use crate::input::{self, Age, DataMap, JsonBody, Name};
 use crate::problem::Problem;
 
-/// The collection body: `{service, role, purposes[], notice, age?, tenant?, data}`.
-fn collection(mut f: Fields) -> Result<CollectionInput, Problem> {
-    let input = CollectionInput {
-        service: f.string("service")?,
-        role: f.string("role")?,
-        purposes: f.strings("purposes")?,
-        notice: f.string("notice")?,
-        age: f.opt_u32("age")?,
-        tenant: f.opt_string("tenant")?,
-        data: f.string_map("data")?,
-    };
-    f.finish()?;
-    Ok(input)
+/// A collection: what a service collected about a person, the purposes the person was told
+/// and the notice they were shown (`POST /v1/subjects`, `POST /v1/subjects/{id}/data`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    /// The service collecting: one of the caller's own services.
+    #[schema(max_length = 128)]
+    pub service: Name,
+    /// The person's role in the service.
+    #[schema(max_length = 128)]
+    pub role: Name,
+    /// The purposes the person was told, at least one.
+    #[schema(min_items = 1, inline)]
+    pub purposes: Vec<Name>,
+    /// The notice version shown: the policy's current version.
+    #[schema(max_length = 128)]
+    pub notice: Name,
+    /// The person's age in years, when known; under the policy's minimum the collection is
+    /// refused, and a person already held is erased (C053).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    pub age: Option<Age>,
+    /// The business customer the person belongs to.
+    #[serde(default)]
+    #[schema(max_length = 128, nullable = false)]
+    pub tenant: Option<Name>,
+    /// Category → value, at least one.
+    pub data: DataMap,
 }
 
-/// `POST /v1/subjects` — collects data about a new subject → `201 {subject, categories}`.
-pub async fn collect(caller: Caller, body: Body) -> Result<(StatusCode, Json<Value>), Problem> {
-    let input = collection(body.fields())?;
+impl From<Collection> for CollectionInput {
+    fn from(c: Collection) -> Self {
+        Self {
+            service: c.service.0,
+            role: c.role.0,
+            purposes: input::names(c.purposes),
+            notice: c.notice.0,
+            age: c.age.map(|a| a.0),
+            tenant: c.tenant.map(|t| t.0),
+            data: c.data.0,
+        }
+    }
+}
+
+/// A collection's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Collected {
+    /// The subject's id (a UUIDv7).
+    #[schema(format = Uuid)]
+    pub subject: String,
+    /// The categories given.
+    pub categories: Vec<String>,
+}
+
+/// `POST /v1/subjects` — collects data about a new subject.
+#[utoipa::path(operation_id = "collect", post, path = "/v1/subjects", tag = "subjects",
+    request_body = Collection,
+    responses(
+        (status = 201, description = "collected", body = Collected),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = [])))]
+pub async fn collect(
+    caller: Caller,
+    JsonBody(body): JsonBody<Collection>,
+) -> Result<(StatusCode, Json<Collected>), Problem> {
+    let input = CollectionInput::from(body);
     let categories: Vec<String> = input.data.keys().cloned().collect();
     let id = caller.run(move |v, a| v.collect(a, &input)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"subject": id.as_str(), "categories": categories})),
+        Json(Collected {
+            subject: id.as_str().to_string(),
+            categories,
+        }),
     ))
 }
 
-/// `POST /v1/subjects/{id}/data` — collects more about an existing subject.
+/// `POST /v1/subjects/{id}/data` — collects more about a subject the caller's service holds.
+#[utoipa::path(operation_id = "collectMore", post, path = "/v1/subjects/{id}/data", tag = "subjects",
+    params(("id" = String, Path, format = Uuid, description = "the subject id, as `POST /v1/subjects` returned it")),
+    request_body = Collection,
+    responses(
+        (status = 201, description = "collected", body = Collected),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = [])))]
 pub async fn collect_more(
     caller: Caller,
     Path(id): Path<String>,
-    body: Body,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+    JsonBody(body): JsonBody<Collection>,
+) -> Result<(StatusCode, Json<Collected>), Problem> {
     let subject = input::subject_id(&id)?;
-    let input = collection(body.fields())?;
+    let input = CollectionInput::from(body);
     let categories: Vec<String> = input.data.keys().cloned().collect();
     let s = subject.clone();
     caller
@@ -51,7 +125,10 @@ pub async fn collect_more(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"subject": subject.as_str(), "categories": categories})),
+        Json(Collected {
+            subject: subject.as_str().to_string(),
+            categories,
+        }),
     ))
 }
 
@@ -75,13 +152,70 @@ pub(crate) fn denial_problem(code: &str, purpose: &str) -> Problem {
     }
 }
 
-/// `GET /v1/subjects/{id}?purpose=P[&categories=a,b][&recipient=R][&reference=REF]` —
-/// `{subject, purpose, effect, data, withheld}`.
+/// A decision's effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Everything asked for is permitted.
+    Permit,
+    /// Some is permitted, some withheld.
+    Partial,
+    /// Nothing is permitted.
+    Deny,
+}
+
+impl Effect {
+    /// The effect the vault names (`permit`, `partial`, anything else: `deny`).
+    pub fn of(effect: &str) -> Self {
+        match effect {
+            "permit" => Self::Permit,
+            "partial" => Self::Partial,
+            _ => Self::Deny,
+        }
+    }
+}
+
+/// A purpose-limited read's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadAnswer {
+    /// The subject's id.
+    #[schema(format = Uuid)]
+    pub subject: String,
+    /// The purpose read for.
+    pub purpose: String,
+    /// `permit` (every category asked for), `partial` or `deny`.
+    pub effect: Effect,
+    /// The permitted values, category → value.
+    pub data: BTreeMap<String, String>,
+    /// The categories withheld, category → reason code.
+    pub withheld: BTreeMap<String, String>,
+    /// The sequence number of the read's ledger entry.
+    pub ledger_seq: u64,
+}
+
+/// `GET /v1/subjects/{id}?purpose=P[&categories=a,b][&recipient=R][&reference=REF]`.
+#[utoipa::path(operation_id = "read", get, path = "/v1/subjects/{id}", tag = "subjects",
+    params(
+        ("id" = String, Path, format = Uuid, description = "the subject id, as `POST /v1/subjects` returned it"),
+        ("purpose" = String, Query, max_length = 128, description = "why the data is read"),
+        ("categories" = Option<String>, Query, description = "comma-separated categories; default: every category held"),
+        ("recipient" = Option<String>, Query, max_length = 128, description = "who the data goes to onwards"),
+        ("reference" = Option<String>, Query, max_length = 128, description = "legal process number or verified authority, for legal purposes"),
+    ),
+    responses(
+        (status = 200, description = "the decision and the permitted values (a partial or denied answer is an answer)", body = ReadAnswer),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = [])))]
 pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ReadAnswer>, Problem> {
     let subject = input::subject_id(&id)?;
     let mut q = input::Query::parse(raw.as_deref())?;
     let input = ReadInput {
@@ -99,12 +233,12 @@ pub async fn read(
             return Err(denial_problem(code, &purpose));
         }
     }
-    Ok(Json(json!({
-        "subject": subject.as_str(),
-        "purpose": purpose,
-        "effect": out.effect,
-        "data": out.data,
-        "withheld": out.withheld,
-        "ledger_seq": out.ledger_seq,
-    })))
+    Ok(Json(ReadAnswer {
+        subject: subject.as_str().to_string(),
+        purpose,
+        effect: Effect::of(&out.effect),
+        data: out.data,
+        withheld: out.withheld,
+        ledger_seq: out.ledger_seq,
+    }))
 }

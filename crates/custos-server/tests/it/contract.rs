@@ -168,7 +168,7 @@ async fn a_request_over_its_time_is_answered_503() {
     .await;
     // A body announced and never sent: the request cannot finish in time.
     let raw = format!(
-        "POST /v1/subjects HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\n{{",
+        "POST /v1/subjects HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
         app.key("meeting-center")
     );
     let r = app.raw(raw.as_bytes()).await;
@@ -201,5 +201,27 @@ async fn an_internal_error_answers_nothing_internal_and_is_logged_under_its_requ
     assert!(
         line.contains("status=500") && line.contains("error: storage_failure"),
         "{line}"
+    );
+}
+
+/// Issue 11: a target longer than any request of the API is answered 414 problem+json, as
+/// the document says, on any route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_too_long_is_a_problem() {
+    let app = TestApp::spawn().await;
+    let long = "a".repeat(custos_server::pages::MAX_URI_BYTES);
+    for path in [
+        format!("/healthz?x={long}"),
+        format!("/v1/subjects/{long}"),
+        format!("/{long}"),
+    ] {
+        let r = app.get(&path, Some(app.key("meeting-center"))).await;
+        r.problem(414, "uri_too_long");
+        assert!(r.body.len() < 1024, "{}", r.body);
+    }
+    let doc = app.get("/openapi.json", None).await.json();
+    assert!(
+        doc["paths"]["/healthz"]["get"]["responses"]["414"].is_object(),
+        "{doc}"
     );
 }

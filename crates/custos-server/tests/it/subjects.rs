@@ -374,3 +374,85 @@ async fn the_api_runs_on_postgresql_too() {
     let v = app.get("/v1/ledger/verify", key).await.json();
     assert_eq!(v["ok"], true);
 }
+
+/// Issue 11: a body is JSON by its content type, each key once, and what the document
+/// allows (`age: 89.0` is a JSON Schema integer) the server takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_json_objects_with_each_key_once() {
+    let app = TestApp::spawn().await;
+    let key = Some(app.key("meeting-center"));
+    let body = r#"{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"N"}}"#;
+    let raw = |content_type: Option<&str>, body: &str| {
+        let mut req = format!(
+            "POST /v1/subjects HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n",
+            app.key("meeting-center"),
+            body.len()
+        );
+        if let Some(t) = content_type {
+            req.push_str(&format!("Content-Type: {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        req
+    };
+    for wrong in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        app.raw(raw(wrong, body).as_bytes())
+            .await
+            .problem(415, "unsupported_media_type");
+    }
+    for right in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+    ] {
+        let r = app.raw(raw(Some(right), body).as_bytes()).await;
+        assert_eq!(r.status, 201, "{right}: {}", r.body);
+    }
+    // A key given twice: refused, naming it (serde would keep the last).
+    let twice = r#"{"service":"meeting-center","service":"website","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"N"}}"#;
+    let p = app
+        .send("POST", "/v1/subjects", key, Some(twice))
+        .await
+        .problem(400, "duplicate_field");
+    assert_eq!(p["field"], "service", "{p}");
+    let twice = r#"{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"N","contact.name":"M"}}"#;
+    let p = app
+        .send("POST", "/v1/subjects", key, Some(twice))
+        .await
+        .problem(400, "duplicate_field");
+    assert_eq!(p["field"], "data", "{p}");
+    // `89.0` is a whole number; `89.5` and `-1` are not ages; neither is quoted back.
+    let with_age = |age: &str| body.replacen("\"data\"", &format!("\"age\":{age},\"data\""), 1);
+    let r = app
+        .send("POST", "/v1/subjects", key, Some(&with_age("89.0")))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    for bad in ["89.5", "-1", "\"eighty\"", "1e10"] {
+        let r = app
+            .send("POST", "/v1/subjects", key, Some(&with_age(bad)))
+            .await;
+        let p = r.problem(400, "invalid_field");
+        assert_eq!(p["field"], "age", "{p}");
+        assert!(!r.body.contains("eighty"), "{}", r.body);
+    }
+    // A value of the wrong type is not quoted back either.
+    let r = app
+        .send(
+            "POST",
+            "/v1/subjects",
+            key,
+            Some(&body.replace("\"N\"", "{\"secret\":\"ada@example.com\"}")),
+        )
+        .await;
+    let p = r.problem(400, "invalid_field");
+    assert_eq!(p["field"], "data.contact.name", "{p}");
+    assert!(!r.body.contains("ada@example.com"), "{}", r.body);
+    // Anything after the object.
+    app.send("POST", "/v1/subjects", key, Some(&format!("{body} {{}}")))
+        .await
+        .problem(400, "invalid_json");
+}
