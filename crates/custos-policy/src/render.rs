@@ -1718,11 +1718,19 @@ fn md_section(s: &Section, level: usize, chunks: &mut Vec<String>) {
 // ---------------------------------------------------------------------------------------------
 // HTML.
 
+/// Tables with more columns than this are `wide`: on a wide screen they may be wider than the
+/// text, up to 64rem, so that their longest column is not squeezed to a few words a line.
+const WIDE_TABLE: usize = 4;
+
 /// Inline CSS. INVARIANT: no `url(`, no `@import`: the page fetches nothing.
+///
+/// Tables never scroll sideways: header cells wrap, and on a narrow screen (56rem or less)
+/// each row is shown as a card — the first cell as its title, the others as `heading: value`
+/// (the heading from the cell's `data-label`), the last one on a line of its own.
 const STYLE: &str = r#":root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--bg:#fff;--rule:#d1d9e0;--link:#0a58b5;--tag:#6e7781}
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--rule:#3d444d;--link:#4493f8;--tag:#8b949e}}
 *{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--fg);font:1.0625rem/1.6 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;-webkit-text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--fg);font:1.0625rem/1.6 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;-webkit-text-size-adjust:100%;overflow-wrap:break-word}
 main{max-width:46rem;margin:0 auto;padding:2.5rem 1.25rem 4rem}
 h1{font-size:2rem;line-height:1.2;margin:0 0 .5rem}
 h2{font-size:1.4rem;line-height:1.3;margin:2.75rem 0 .75rem;padding-top:1rem;border-top:1px solid var(--rule)}
@@ -1738,12 +1746,28 @@ nav h2{border-top:0;margin-top:2rem;font-size:1.1rem}
 nav ol{columns:2 15rem;column-gap:2rem}
 nav li{break-inside:avoid;margin:.15rem 0}
 .table{overflow-x:auto;margin:0 0 1.25rem}
+.table.wide{margin-inline:calc((100% - max(100%, min(100vw - 2.5rem, 64rem))) / 2)}
 table{border-collapse:collapse;width:100%;font-size:.92rem;line-height:1.45}
 th,td{text-align:left;vertical-align:top;padding:.45rem .6rem;border-bottom:1px solid var(--rule)}
-thead th{border-bottom:2px solid var(--rule);white-space:nowrap}
+thead th{border-bottom:2px solid var(--rule);vertical-align:bottom}
 tbody th{font-weight:600}
-.clauses{font:400 .68rem/1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:var(--tag);letter-spacing:.02em;white-space:nowrap;vertical-align:.1em}
+td a,th a{overflow-wrap:anywhere}
+.clauses{font:400 .68rem/1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:var(--tag);letter-spacing:.02em;vertical-align:.1em}
 p.clauses{margin:-.4rem 0 .9rem}
+@media (max-width:56rem){
+.table,.table.wide{margin-inline:0}
+.table table{font-size:.875rem;line-height:1.4}
+.table table,.table tbody,.table tr,.table th,.table td{display:block}
+.table thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}
+.table tr{padding:.55rem 0;border-bottom:1px solid var(--rule)}
+.table tbody tr:first-child{border-top:2px solid var(--rule)}
+.table th,.table td{padding:0;border:0}
+.table td{display:inline}
+.table td::before{content:attr(data-label) ": ";color:var(--muted)}
+.table td+td::before{content:"\a0· " attr(data-label) ": "}
+.table td:last-child{display:block;margin-top:.15rem}
+.table td:last-child::before{content:attr(data-label) ": "}
+}
 @media print{
 body{background:#fff;color:#000;font-size:11pt;line-height:1.45}
 main{max-width:none;padding:0}
@@ -1827,7 +1851,11 @@ fn html_block(b: &Block, out: &mut String, class: Option<&str>) {
             out.push_str("</ul>\n");
         }
         Block::Table(t) => {
-            out.push_str("<div class=\"table\">\n<table>\n<thead>\n<tr>");
+            out.push_str(if t.header.len() > WIDE_TABLE {
+                "<div class=\"table wide\">\n<table>\n<thead>\n<tr>"
+            } else {
+                "<div class=\"table\">\n<table>\n<thead>\n<tr>"
+            });
             for h in &t.header {
                 out.push_str("<th scope=\"col\">");
                 out.push_str(&html_escape(h));
@@ -1837,7 +1865,14 @@ fn html_block(b: &Block, out: &mut String, class: Option<&str>) {
             for r in &t.rows {
                 out.push_str("<tr>");
                 for (i, c) in r.iter().enumerate() {
-                    out.push_str(if i == 0 { "<th scope=\"row\">" } else { "<td>" });
+                    if i == 0 {
+                        out.push_str("<th scope=\"row\">");
+                    } else {
+                        // The column's heading, which a narrow screen shows before the cell.
+                        out.push_str("<td data-label=\"");
+                        out.push_str(&html_escape(t.header.get(i).map_or("", String::as_str)));
+                        out.push_str("\">");
+                    }
                     html_text(c, out);
                     out.push_str(if i == 0 { "</th>" } else { "</td>" });
                 }
@@ -2556,6 +2591,15 @@ text = "If your employer subscribes, your information is available to your emplo
         let html = html(&sample());
         assert!(html.contains("<th scope=\"col\">Information</th>"));
         assert!(html.contains("<th scope=\"row\">Email address"));
+        // Each data cell names its column, for the narrow-screen layout.
+        assert!(html.contains("<td data-label=\"Kept\">"));
+        assert!(html.contains("<td data-label=\"Needed for the site to work\">Yes</td>"));
+        assert!(!html.contains("<td>"));
+        // Only the six-column cookie table may be wider than the text.
+        assert_eq!(html.matches("<div class=\"table wide\">").count(), 1);
+        let cookies = &html[html.find("<h2 id=\"cookies\">").unwrap()..];
+        let first = cookies.find("<div class=\"table").unwrap();
+        assert!(cookies[first..].starts_with("<div class=\"table wide\">\n<table>"));
         for (anchor, _) in CORE_SECTIONS {
             assert!(html.contains(&format!("<li><a href=\"#{anchor}\">")));
             assert!(html.contains(&format!("<h2 id=\"{anchor}\">")));
