@@ -45,7 +45,7 @@ sleep 1
 echo "== server memory, idle"
 memory
 KEY=$(grep '^meeting-center:' "$DATA/keys.txt" | cut -d' ' -f2)
-SUBJECT=$(grep '(meeting host)' "$DATA/log.txt" | awk '{print $4}')
+SUBJECT=$(sed -n 's/.*demo subject \([0-9a-f-]*\) (meeting host).*/\1/p' "$DATA/log.txt")
 URL="http://127.0.0.1:$PORT"
 cat >"$DATA/collect.lua" <<'LUA'
 wrk.method = "POST"

@@ -118,9 +118,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         match authenticated {
             Some(accessor) => {
-                if let Some(slot) = parts.extensions.get::<crate::observe::AccessorSlot>() {
-                    let _ = slot.0.set(accessor.clone());
-                }
+                crate::observe::record_accessor(&accessor);
                 Ok(Self {
                     accessor,
                     state: state.clone(),

@@ -31,6 +31,18 @@ const NAME_FIELDS: &[&str] = &[
     "categories",
 ];
 
+/// The most bytes of one collected value.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+
+/// Marks a collected value over [`MAX_VALUE_BYTES`].
+const VALUE_TOO_LARGE: &str = "custos:value_too_large";
+
+/// A name longer than any: counted in characters, as JSON Schema's `maxLength` counts (the
+/// document promises 128), so at most 512 bytes.
+fn too_long_name(s: &str) -> bool {
+    s.len() > MAX_NAME_LEN && s.chars().count() > MAX_NAME_LEN
+}
+
 fn too_long(field: &str) -> Problem {
     Problem::field(
         "name_too_long",
@@ -41,7 +53,7 @@ fn too_long(field: &str) -> Problem {
 
 /// Refuses a name longer than [`MAX_NAME_LEN`] in a name field.
 fn name(field: &str, item: &str, value: &str) -> Result<(), Problem> {
-    if value.len() > MAX_NAME_LEN && NAME_FIELDS.contains(&field) {
+    if too_long_name(value) && NAME_FIELDS.contains(&field) {
         return Err(too_long(item));
     }
     Ok(())
@@ -170,6 +182,13 @@ fn problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
             format!("`{field}` is longer than {MAX_NAME_LEN} bytes; no name is"),
         );
     }
+    if message.starts_with(VALUE_TOO_LARGE) {
+        return Problem::field(
+            "value_too_large",
+            path.clone(),
+            format!("`{path}` holds more than {MAX_VALUE_BYTES} bytes"),
+        );
+    }
     if message.starts_with(DUPLICATE) {
         return Problem::field(
             "duplicate_field",
@@ -234,7 +253,7 @@ pub struct Name(pub String);
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if s.len() > MAX_NAME_LEN {
+        if too_long_name(&s) {
             return Err(serde::de::Error::custom(TOO_LONG));
         }
         Ok(Self(s))
@@ -265,13 +284,16 @@ impl<'de> Deserialize<'de> for DataMap {
             ) -> Result<DataMap, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(k) = m.next_key::<String>()? {
-                    if k.len() > MAX_NAME_LEN {
+                    if too_long_name(&k) {
                         return Err(serde::de::Error::custom(TOO_LONG));
                     }
                     if out.contains_key(&k) {
                         return Err(serde::de::Error::custom(DUPLICATE));
                     }
                     let v: String = m.next_value()?;
+                    if v.len() > MAX_VALUE_BYTES {
+                        return Err(serde::de::Error::custom(VALUE_TOO_LARGE));
+                    }
                     out.insert(k, v);
                 }
                 Ok(DataMap(out))

@@ -1,9 +1,10 @@
 //! The Custos HTTP API over the vault: collection, purpose-limited reads, records, decisions,
 //! the ledger's verification, metrics, OpenAPI and the privacy notice.
 //!
-//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it until a shutdown signal,
-//! letting requests in flight finish. Each HTTP resource is one module: [`subjects`],
-//! [`records`], [`decisions`], [`ledger`], [`pages`].
+//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on hyper's HTTP/1
+//! connections until a shutdown signal, letting requests in flight finish within a deadline.
+//! Each HTTP resource is one module: [`subjects`], [`records`], [`decisions`], [`ledger`],
+//! [`pages`].
 //!
 //! **Architecture invariant:** this crate knows no SQL and does no crypto; every personal
 //! value comes from and goes to `custos_vault::Vault`, and the vault is reachable only through
@@ -11,7 +12,7 @@
 //!
 //! **Architecture invariant:** logs carry request ids, routes (templates, never raw paths),
 //! statuses, codes and the vault's value-free error messages — never bodies, query values
-//! or personal information.
+//! or personal information (see `observe.rs`).
 
 mod auth;
 pub mod decisions;
@@ -30,17 +31,28 @@ mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use custos_vault::Vault;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tower::ServiceBuilder;
+use tower_http::compression::predicate::SizeAbove;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::request_id::PropagateRequestIdLayer;
+use tower_http::set_header::SetRequestHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tracing::instrument::WithSubscriber as _;
 
 pub use auth::Caller;
 pub use metrics::Metrics;
+pub use observe::{Log, LogFormat};
 pub use problem::Problem;
 
 /// Every route the router serves, as `(method, path)`; `/openapi.json` documents each.
@@ -65,6 +77,13 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest a request may take before it is answered `503 request_timeout`.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's line and headers, and to start the next
+    /// request on a kept-alive connection: then the connection is closed, so a client that
+    /// sends half a request holds nothing for long.
+    pub header_read_timeout: Duration,
+    /// Longest a graceful shutdown waits for requests in flight; connections still open then
+    /// are closed.
+    pub shutdown_timeout: Duration,
     /// Threads that run vault calls: at most this many run at once. A read holds its thread
     /// while it waits for its ledger entry's group commit, so this also bounds how many reads
     /// share one commit.
@@ -76,43 +95,10 @@ impl Default for Config {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
             vault_threads: 32,
         }
-    }
-}
-
-/// Where log lines go: standard error unless a test captures them.
-#[derive(Clone)]
-pub struct Log(Arc<dyn Fn(&str) + Send + Sync>);
-
-impl Log {
-    /// Lines to standard error, each with one `write` (standard error is unbuffered: a
-    /// formatted `eprintln!` writes piece by piece, and lines of concurrent requests could
-    /// interleave).
-    pub fn stderr() -> Self {
-        Self(Arc::new(|line| {
-            use std::io::Write as _;
-            let mut buf = String::with_capacity(line.len() + 1);
-            buf.push_str(line);
-            buf.push('\n');
-            let _ = std::io::stderr().write_all(buf.as_bytes());
-        }))
-    }
-
-    /// Lines to a function (tests capture them).
-    pub fn to(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
-    }
-
-    /// Writes a line.
-    pub fn line(&self, line: &str) {
-        (self.0)(line);
-    }
-}
-
-impl std::fmt::Debug for Log {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Log")
     }
 }
 
@@ -130,25 +116,20 @@ struct Shared {
     log: Log,
     notice_html: String,
     openapi: String,
-    boot: u32,
-    requests: AtomicU64,
 }
 
 impl AppState {
-    /// State over a vault, with default limits, logging to standard error. Fails when the
-    /// vault's threads cannot be started.
+    /// State over a vault, with default limits, logging where the process's default
+    /// subscriber does ([`Log::current`]). Fails when the vault's threads cannot be started.
     pub fn new(vault: Arc<Vault>) -> std::io::Result<Self> {
-        Self::with(vault, Config::default(), Log::stderr())
+        Self::with(vault, Config::default(), Log::current())
     }
 
     /// State with explicit limits and log.
     pub fn with(vault: Arc<Vault>, config: Config, log: Log) -> std::io::Result<Self> {
-        let workers = workers::Workers::start(config.vault_threads)?;
+        let workers = workers::Workers::start(config.vault_threads, &log)?;
         let notice_html = custos_policy::render::html(vault.policy());
         let openapi = openapi::document(vault.policy()).to_string();
-        let boot = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
         Ok(Self(Arc::new(Shared {
             vault: Some(vault),
             workers,
@@ -157,8 +138,6 @@ impl AppState {
             log,
             notice_html,
             openapi,
-            boot,
-            requests: AtomicU64::new(0),
         })))
     }
 
@@ -195,11 +174,6 @@ impl AppState {
     pub fn log(&self) -> &Log {
         &self.0.log
     }
-
-    fn next_request_id(&self) -> String {
-        let n = self.0.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("{:08x}-{n}", self.0.boot)
-    }
 }
 
 impl Drop for Shared {
@@ -217,9 +191,49 @@ impl Drop for Shared {
     }
 }
 
-/// The router: every route of the v1 contract.
+/// Responses at least this large are compressed when the client accepts gzip: the OpenAPI
+/// document, the notice, pages of records, the metrics. A smaller body gains too little to
+/// pay for the work and the `content-encoding`.
+const COMPRESS_FROM_BYTES: u64 = 1024;
+
+/// The router: every route of the v1 contract, inside the service stack (outermost first):
+/// metrics and the app's log (`observe.rs`); a fresh `x-request-id` on the
+/// request, replacing any the client sent, and copied to the answer; one span and one log
+/// line per request; gzip; the request's deadline (`503 request_timeout`); the body limit
+/// (`413 body_too_large`, answered where the body is read).
 pub fn app(state: AppState) -> Router {
     let limit = state.0.config.body_limit;
+    let timeout = state.0.config.request_timeout;
+    let stack = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .layer(SetRequestHeaderLayer::overriding(
+            observe::X_REQUEST_ID,
+            observe::request_id,
+        ))
+        .layer(PropagateRequestIdLayer::new(observe::X_REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observe::RequestSpan)
+                .on_request(())
+                .on_response(observe::LogAnswer)
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
+        // The fastest level: most of what gzip gains on JSON and HTML, for a fraction of the
+        // CPU, which the vault needs for sealing and opening.
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Fastest)
+                .compress_when(SizeAbove::new(COMPRESS_FROM_BYTES)),
+        )
+        .layer(HandleErrorLayer::new(
+            move |error: tower::BoxError| async move { observe::failed(&error, timeout) },
+        ))
+        .layer(tower::timeout::TimeoutLayer::new(timeout));
     Router::new()
         .route("/v1/subjects", post(subjects::collect))
         .route("/v1/subjects/{id}", get(subjects::read))
@@ -238,16 +252,20 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(pages::uri_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
+        .layer(stack)
         .with_state(state)
 }
 
-/// Serves the app on a listener until `shutdown` completes; requests in flight finish first.
-/// Every acknowledged write's ledger entry is already durable (the vault commits it before
-/// answering), so nothing is left to flush but dropping the vault.
+/// Serves the app on a listener (a `TcpListener`, a [`tls::TlsListener`]) until `shutdown`
+/// completes. Then it stops accepting, lets each connection finish its request in flight (idle
+/// ones close at once), and closes whatever is still open after
+/// [`Config::shutdown_timeout`]. Every acknowledged write's ledger entry is already durable
+/// (the vault commits it before answering), so nothing is left to flush but dropping the
+/// vault.
+///
+/// hyper's HTTP/1 connections directly, not `axum::serve`: it has no header read timeout
+/// ([`Config::header_read_timeout`]) and no shutdown deadline, and a client sending half a
+/// request would hold its connection, and the shutdown, indefinitely.
 pub async fn serve<L>(
     listener: L,
     state: AppState,
@@ -255,11 +273,71 @@ pub async fn serve<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    let dispatch = state.log().dispatch().clone();
+    run(listener, state, shutdown)
+        .with_subscriber(dispatch)
         .await
+}
+
+async fn run<L>(
+    mut listener: L,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+{
+    let config = state.0.config.clone();
+    let dispatch = state.log().dispatch().clone();
+    let service = TowerToHyperService::new(app(state));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            // The peer's address is not kept: it is personal information.
+            (io, _) = listener.accept() => {
+                let conn = http.serve_connection(TokioIo::new(io), service.clone());
+                let conn = graceful.watch(conn);
+                let task = async move {
+                    // A client that went away, sent no valid request, or took longer than
+                    // the header read timeout. hyper's error names the failure, never the
+                    // bytes the client sent.
+                    if let Err(e) = conn.await {
+                        tracing::debug!(target: observe::TARGET, error = %e, "connection closed");
+                    }
+                };
+                connections.spawn(task.with_subscriber(dispatch.clone()));
+            }
+            // Reap finished connections, so the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Stop accepting (a `TlsListener` closes its socket when dropped).
+    drop(listener);
+    tracing::info!(
+        target: observe::TARGET,
+        connections = connections.len(),
+        "shutting down: finishing the requests in flight"
+    );
+    if tokio::time::timeout(config.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            target: observe::TARGET,
+            connections = connections.len(),
+            "the shutdown deadline passed; closing the connections still open"
+        );
+    }
+    // Aborts what is left, and waits until each task has dropped its connection.
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// A future that completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when

@@ -1,77 +1,237 @@
-//! The outermost middleware: request id, timeout, metrics and the access log.
+//! What the server tells its operator: where log lines go ([`Log`]), the request id, one span
+//! and one log line per request, and the count of each request in the metrics.
+//!
+//! The pieces are the Rust service stack's own: `tracing` spans and events, written by
+//! `tracing-subscriber` (human or JSON), tower-http's `TraceLayer`, `SetRequestHeader` and
+//! `PropagateRequestId`; what this module adds is what is Custos's — which fields, and that
+//! each is bounded and free of personal information.
+//!
+//! **Architecture invariant:** a log field is a request id the server made, a route template
+//! or method from a closed set ([`crate::metrics`]), a status, a time, an accessor (a name
+//! the policy declares), or an internal error's detail cut and escaped ([`bounded`]) — never a
+//! raw path, a query value, a header a client chose, a body or a peer address.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
+use tower_http::trace::{MakeSpan, OnResponse};
+use tracing::instrument::WithSubscriber as _;
+use tracing::{Dispatch, Span, field};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::AppState;
 use crate::metrics::{method_label, route_label};
 use crate::problem::{InternalDetail, Problem};
 
+/// The header that carries the request id, both ways.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The target of the server's request and connection events (`RUST_LOG=custos::http=warn`
+/// quiets the access log; `custos=…` covers every target of ours).
+pub(crate) const TARGET: &str = "custos::http";
+
 /// The most characters of an internal error's detail a log line carries.
 const MAX_DETAIL_CHARS: usize = 512;
 
-/// Where [`crate::Caller`] leaves the accessor it authenticated, for the log line.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AccessorSlot(pub Arc<OnceLock<String>>);
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event, for a person at a terminal.
+    Human,
+    /// One JSON object per line, for a log collector: `timestamp`, `level`, `message`,
+    /// `target`, the event's fields, and under `span` the request's (`request_id`, `method`,
+    /// `route`, `accessor`, `status`, `ms`).
+    Json,
+}
 
-/// Answers the request within the configured time, counts it, and logs one line: request
-/// id, method, route template, status, time — and for an internal error, its detail. Every
-/// field is bounded: the method and route are labels from closed sets (as in the metrics),
-/// the request id is the server's own, the accessor a name the policy declares, and an
-/// internal detail is cut and escaped ([`bounded`]).
-pub(crate) async fn observe(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let id = state.next_request_id();
-    // The template (`/v1/subjects/{id}`), never the raw path: paths and queries stay out of
-    // logs and metric labels. Method and route are labels from closed sets: a made-up method
-    // is `other`, so what a client sends grows neither the metrics nor the log.
+/// Where the server's logs go: a `tracing` dispatcher. Requests, connections, the TLS
+/// handshakes and the vault threads of an app log through its own `Log`, so two apps in one
+/// process (tests) keep their logs apart; the binary also installs it as the process's
+/// default, for what runs outside any app.
+#[derive(Clone)]
+pub struct Log(Dispatch);
+
+impl Log {
+    /// The dispatcher in effect where this is called: the process's default (none installed:
+    /// nothing is logged).
+    pub fn current() -> Self {
+        Self(tracing::dispatcher::get_default(Dispatch::clone))
+    }
+
+    /// Logs to standard error, in `format`, with `filter` (`RUST_LOG` syntax: `info`,
+    /// `custos=debug,custos::http=warn`): colours only for a person, when standard error is
+    /// a terminal.
+    pub fn stderr(format: LogFormat, filter: &str) -> Result<Self, String> {
+        let ansi = format == LogFormat::Human && std::io::stderr().is_terminal();
+        Self::build(format, filter, std::io::stderr, ansi)
+    }
+
+    /// Logs to `writer` (tests capture each app's lines), without colours.
+    pub fn new<W>(format: LogFormat, filter: &str, writer: W) -> Result<Self, String>
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        Self::build(format, filter, writer, false)
+    }
+
+    fn build<W>(format: LogFormat, filter: &str, writer: W, ansi: bool) -> Result<Self, String>
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        // `Targets`, not `EnvFilter`: levels per target cover what `RUST_LOG` is used for
+        // here, without a regex engine in the binary.
+        let targets: Targets = filter
+            .trim()
+            .parse()
+            .map_err(|e| format!("the log filter is not valid ({e}); write e.g. `info` or `custos=debug,custos::http=warn`"))?;
+        let registry = tracing_subscriber::registry().with(targets);
+        // The formatter writes each event with one `write_all`, so lines of concurrent
+        // requests do not interleave.
+        let dispatch = match format {
+            LogFormat::Human => Dispatch::new(
+                registry.with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(ansi),
+                ),
+            ),
+            LogFormat::Json => Dispatch::new(
+                registry.with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .flatten_event(true)
+                        .with_current_span(true)
+                        .with_span_list(false)
+                        .with_writer(writer),
+                ),
+            ),
+        };
+        Ok(Self(dispatch))
+    }
+
+    /// The dispatcher.
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Log(..)")
+    }
+}
+
+/// The outermost middleware: runs the request under the app's [`Log`] (so its span and
+/// events go there, whoever serves the router) and counts it in the metrics once answered.
+pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The template (`/v1/subjects/{id}`), never the raw path; labels from closed sets, so
+    // what a client sends grows neither the metrics nor the log.
     let route = route_label(
         req.extensions()
             .get::<MatchedPath>()
             .map_or("", MatchedPath::as_str),
     );
     let method = method_label(req.method().as_str());
-    let slot = AccessorSlot::default();
-    req.extensions_mut().insert(slot.clone());
     let start = Instant::now();
-    let timeout = state.0.config.request_timeout;
-    let mut res = match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => Problem::new(
-            "request_timeout",
-            format!("the request took more than {}s", timeout.as_secs()),
-        )
-        .into_response(),
-    };
-    let took = start.elapsed();
-    let status = res.status().as_u16();
-    state.metrics().request(method, route, status, took);
-    let ms = took.as_secs_f64() * 1000.0;
-    // The accessor is a name the policy declares, not personal information.
-    let accessor = slot.0.get().map_or("-", String::as_str);
-    let line = format!(
-        "custos: request={id} {method} {route} status={status} ms={ms:.1} accessor={accessor}"
-    );
-    match res.extensions_mut().remove::<InternalDetail>() {
-        Some(InternalDetail(detail)) => {
-            state
-                .log()
-                .line(&format!("{line} error: {}", bounded(&detail)));
-        }
-        None => state.log().line(&line),
-    }
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert("x-request-id", v);
-    }
+    let res = next
+        .run(req)
+        .with_subscriber(state.log().dispatch().clone())
+        .await;
+    state
+        .metrics()
+        .request(method, route, res.status().as_u16(), start.elapsed());
     res
+}
+
+/// A new request id: a UUIDv7, so ids sort by time. Always the server's own — the layer that
+/// calls this replaces any `x-request-id` a client sent before anything reads it, so no log
+/// line carries an id a client made up.
+pub(crate) fn request_id(_: &Request) -> Option<HeaderValue> {
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf)).ok()
+}
+
+/// The span of a request: its id, method and route at once; the accessor once [`crate::Caller`]
+/// authenticates it; status and time when it is answered ([`LogAnswer`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, req: &axum::http::Request<B>) -> Span {
+        let id = req
+            .headers()
+            .get(X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        let route = route_label(
+            req.extensions()
+                .get::<MatchedPath>()
+                .map_or("", MatchedPath::as_str),
+        );
+        let method = method_label(req.method().as_str());
+        // At error level: the span is there whenever anything of the request is logged, so
+        // an internal error's line carries the request id even with `RUST_LOG=warn`.
+        tracing::error_span!(
+            target: TARGET,
+            "request",
+            request_id = %id,
+            method = %method,
+            route = %route,
+            accessor = field::Empty,
+            status = field::Empty,
+            ms = field::Empty,
+        )
+    }
+}
+
+/// Records the answer in the request's span and writes the request's one line: at info, at
+/// warn for a 5xx, at error with the detail for an internal error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogAnswer;
+
+impl<B> OnResponse<B> for LogAnswer {
+    fn on_response(self, res: &Response<B>, latency: Duration, span: &Span) {
+        span.record("status", res.status().as_u16());
+        // Tenths of a millisecond: precise enough, and a short field.
+        span.record("ms", (latency.as_secs_f64() * 10_000.0).round() / 10.0);
+        match res.extensions().get::<InternalDetail>() {
+            Some(InternalDetail(detail)) => tracing::error!(
+                target: TARGET,
+                parent: span,
+                detail = %bounded(detail),
+                "answered with an internal error",
+            ),
+            None if res.status().is_server_error() => {
+                tracing::warn!(target: TARGET, parent: span, "answered");
+            }
+            None => tracing::info!(target: TARGET, parent: span, "answered"),
+        }
+    }
+}
+
+/// Records the authenticated accessor in the current request's span.
+pub(crate) fn record_accessor(accessor: &str) {
+    // A name the policy declares, not personal information; bounded by the policy's names.
+    Span::current().record("accessor", field::display(accessor));
+}
+
+/// The answer of a request that failed in the middleware: past its time (`503
+/// request_timeout`), else an internal error.
+pub(crate) fn failed(error: &tower::BoxError, timeout: Duration) -> Problem {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        Problem::new(
+            "request_timeout",
+            format!("the request took more than {timeout:?}"),
+        )
+    } else {
+        Problem::internal(format!("middleware: {error}"))
+    }
 }
 
 /// An internal error's detail as a log field: at most [`MAX_DETAIL_CHARS`] characters, then
@@ -108,5 +268,21 @@ mod tests {
         assert!(b.starts_with("a\\nb") && b.ends_with('…'), "{b}");
         assert!(!b.contains('\n'));
         assert!(b.chars().count() <= MAX_DETAIL_CHARS + 4);
+    }
+
+    #[test]
+    fn a_bad_filter_is_refused_with_an_example() {
+        let e = Log::new(LogFormat::Json, "custos=loud", std::io::sink).unwrap_err();
+        assert!(e.contains("custos=debug"), "{e}");
+        assert!(Log::new(LogFormat::Human, "info,custos::http=warn", std::io::sink).is_ok());
+    }
+
+    #[test]
+    fn a_request_id_is_a_fresh_lowercase_uuid_v7() {
+        let req = Request::new(axum::body::Body::empty());
+        let (a, b) = (request_id(&req).unwrap(), request_id(&req).unwrap());
+        let a = uuid::Uuid::try_parse(a.to_str().unwrap()).unwrap();
+        assert_eq!(a.get_version_num(), 7);
+        assert!(b.to_str().unwrap() > a.hyphenated().to_string().as_str());
     }
 }

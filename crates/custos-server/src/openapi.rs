@@ -36,6 +36,11 @@ struct Api;
 
 /// The longest record value the document promises, in characters.
 const MAX_RECORD_CHARS: usize = custos_vault::MAX_RECORD_BYTES / 4;
+/// The longest record value of a batch (`values`) the document promises, in characters.
+const MAX_BATCHED_RECORD_CHARS: usize = 128;
+/// The longest collected value the document promises, in characters (the server takes up
+/// to [`crate::input::MAX_VALUE_BYTES`] bytes).
+const MAX_VALUE_CHARS: usize = crate::input::MAX_VALUE_BYTES / 4;
 
 /// Problem statuses every operation that takes a key can answer, whatever it does: no or a
 /// bad key, an internal error, a request that took too long.
@@ -83,6 +88,24 @@ pub fn document(policy: &Policy) -> Value {
         "reference_missing"
     ]);
     let codes = strings(CODES.iter().map(|(c, _, _)| *c));
+    let mut role_ids: Vec<&str> = policy
+        .services()
+        .iter()
+        .flat_map(|s| s.roles.iter().map(|r| r.id.as_str()))
+        .collect();
+    role_ids.sort_unstable();
+    role_ids.dedup();
+    let roles = strings(role_ids.into_iter());
+    // `a,b`: declared categories, comma-separated.
+    let category_alternatives = policy
+        .categories()
+        .iter()
+        .map(|c| c.id.replace('.', "\\."))
+        .collect::<Vec<_>>()
+        .join("|");
+    let category_list = format!("^({category_alternatives})(,({category_alternatives}))*$");
+    let n_purposes = policy.purposes().len();
+    let n_categories = policy.categories().len();
     security_scheme(&mut doc);
 
     set(
@@ -101,6 +124,64 @@ pub fn document(policy: &Policy) -> Value {
         vec![s[0], s[1], schema, "properties", p]
     };
     set(&mut doc, &prop("Collection", "service"), "enum", services);
+    set(&mut doc, &prop("Collection", "role"), "enum", roles);
+    set(
+        &mut doc,
+        &prop("Collection", "purposes"),
+        "maxItems",
+        json!(n_purposes),
+    );
+    // What a body may hold is bounded by the body limit (1 MiB by default): at most every
+    // category once, each value of at most 2,048 characters (6 bytes each at worst, escaped).
+    set(
+        &mut doc,
+        &[&prop("Collection", "data")[..], &["additionalProperties"]].concat(),
+        "maxLength",
+        json!(MAX_VALUE_CHARS),
+    );
+    set(
+        &mut doc,
+        &prop("Records", "purposes"),
+        "maxItems",
+        json!(n_purposes),
+    );
+    set(
+        &mut doc,
+        &prop("DecisionRequest", "categories"),
+        "maxItems",
+        json!(n_categories),
+    );
+    // Which roles each service has, and what each role may state and give: the collection
+    // check's tables, so a schema-valid collection is one the policy knows (whether the
+    // caller collects for that service, and the person's age, only the server can tell).
+    let per_role: Vec<Value> = policy
+        .services()
+        .iter()
+        .flat_map(|svc| {
+            svc.roles.iter().map(move |role| {
+                json!({"properties": {
+                    "service": {"const": svc.id},
+                    "role": {"const": role.id},
+                    "purposes": {"items": {"enum": policy.purpose_names(role.allowed_purposes)}},
+                    "data": {"propertyNames": {"enum":
+                        policy.category_names(role.collects.union(role.optional))}},
+                }})
+            })
+        })
+        .collect();
+    set(
+        &mut doc,
+        &[s[0], s[1], "Collection"],
+        "oneOf",
+        Value::Array(per_role),
+    );
+    // One of `value` and `values`.
+    set(
+        &mut doc,
+        &[s[0], s[1], "Records"],
+        "oneOf",
+        json!([{"required": ["value"]}, {"required": ["values"]}]),
+    );
     set(
         &mut doc,
         &prop("Collection", "notice"),
@@ -144,11 +225,12 @@ pub fn document(policy: &Policy) -> Value {
         "maxLength",
         json!(MAX_RECORD_CHARS),
     );
+    // 1,000 of them in one body: each short enough that the body stays under its limit.
     set(
         &mut doc,
         &[&prop("Records", "values")[..], &["items"]].concat(),
         "maxLength",
-        json!(MAX_RECORD_CHARS),
+        json!(MAX_BATCHED_RECORD_CHARS),
     );
     set(&mut doc, &prop("Problem", "type"), "format", json!("uri"));
     set(
@@ -191,9 +273,10 @@ pub fn document(policy: &Policy) -> Value {
     }
     set(&mut doc, &prop("Problem", "code"), "enum", codes);
     let query_enums = [
-        ("purpose", purposes),
-        ("collection", collections),
-        ("recipient", recipients),
+        ("purpose", json!({"enum": purposes})),
+        ("collection", json!({"enum": collections})),
+        ("recipient", json!({"enum": recipients})),
+        ("categories", json!({"pattern": category_list})),
     ];
     let Some(Value::Object(paths)) = doc.get_mut("paths") else {
         return doc;
@@ -210,12 +293,16 @@ pub fn document(policy: &Policy) -> Value {
 }
 
 /// An operation's query enums, its common problem statuses, and each problem status's codes.
-fn complete_operation(op: &mut Value, query_enums: &[(&str, Value)]) {
+fn complete_operation(op: &mut Value, query_constraints: &[(&str, Value)]) {
     if let Some(Value::Array(params)) = op.get_mut("parameters") {
         for p in params {
             let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
-            if let Some((_, names)) = query_enums.iter().find(|(n, _)| *n == name) {
-                set(p, &["schema"], "enum", names.clone());
+            if let Some((_, constraint)) = query_constraints.iter().find(|(n, _)| *n == name) {
+                if let (Some(Value::Object(schema)), Value::Object(c)) =
+                    (p.get_mut("schema"), constraint)
+                {
+                    schema.extend(c.clone());
+                }
             }
         }
     }

@@ -75,6 +75,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("body_too_large", 413, "the body is too large"),
     ("uri_too_long", 414, "the request's uri is too long"),
     (
+        "value_too_large",
+        413,
+        "a collected value holds at most 8192 bytes",
+    ),
+    (
         "unsupported_media_type",
         415,
         "the body must be sent as application/json",
@@ -153,6 +158,28 @@ pub const CODES: &[(&str, u16, &str)] = &[
         422,
         "the policy refused the collection",
     ),
+    (
+        "collection_not_kept_for_subject",
+        422,
+        "no role the subject was collected in keeps this record collection",
+    ),
+    (
+        "purpose_not_consent_based",
+        422,
+        "consent is given to purposes whose basis is consent",
+    ),
+    (
+        "invalid_method",
+        422,
+        "the consent method is not one that counts as consent",
+    ),
+    (
+        "not_an_identifier",
+        422,
+        "the category is not one people are found by",
+    ),
+    ("subject_not_erased", 422, "the subject is not erased"),
+    ("invalid_head", 422, "a ledger head is `SEQ:HASH`"),
     ("invalid_request", 422, "the request is not valid"),
     // The server.
     ("request_timeout", 503, "the request took too long"),

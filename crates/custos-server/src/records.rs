@@ -64,6 +64,7 @@ pub struct Appended {
         (status = 201, description = "appended", body = Appended),
         (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),

@@ -1,5 +1,5 @@
 //! HTTPS (C044: personal information crosses the network encrypted): a rustls listener for
-//! `axum::serve`. Handshakes run in their own tasks, each with a deadline, so a slow or
+//! [`crate::serve`]. Handshakes run in their own tasks, each with a deadline, so a slow or
 //! hostile client cannot stall the others.
 
 use std::net::SocketAddr;
@@ -15,8 +15,12 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
+use tracing::instrument::WithSubscriber as _;
 
 use crate::Log;
+
+/// The target of the TLS events.
+const TARGET: &str = "custos::tls";
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,13 +53,14 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Accepts TCP connections on `tcp` and completes handshakes in the background.
-    /// Must be called within a Tokio runtime.
+    /// Accepts TCP connections on `tcp` and completes handshakes in the background, logging
+    /// failed ones to `log`. Must be called within a Tokio runtime.
     pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, log: Log) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
+        let dispatch = log.dispatch().clone();
+        let accept = async move {
             loop {
                 let accepted = tokio::select! {
                     a = tcp.accept() => a,
@@ -70,19 +75,23 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let (acceptor, done, log) = (acceptor.clone(), tx.clone(), log.clone());
-                tokio::spawn(async move {
+                let (acceptor, done) = (acceptor.clone(), tx.clone());
+                let handshake = async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, peer)).await;
                         }
                         // The peer's address is not logged: it is personal information.
-                        Ok(Err(e)) => log.line(&format!("custos: tls handshake failed: {e}")),
-                        Err(_) => log.line("custos: tls handshake timed out"),
+                        Ok(Err(e)) => {
+                            tracing::info!(target: TARGET, error = %e, "tls handshake failed");
+                        }
+                        Err(_) => tracing::info!(target: TARGET, "tls handshake timed out"),
                     }
-                });
+                };
+                tokio::spawn(handshake.with_current_subscriber());
             }
-        });
+        };
+        tokio::spawn(accept.with_subscriber(dispatch));
         Ok(Self { local, rx })
     }
 }

@@ -5,11 +5,13 @@
 //! including Tokio's blocking pool — it panics ("cannot start a runtime from within a
 //! runtime"). So vault calls run on plain threads that never enter a runtime, and answer
 //! over a oneshot channel. The pool's size also bounds how many vault calls run at once.
+//! Each thread logs through its app's [`Log`], like the requests whose calls it runs.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use crate::Log;
 use crate::problem::Problem;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -21,15 +23,17 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts `n` threads (at least one).
-    pub(crate) fn start(n: usize) -> std::io::Result<Self> {
+    /// Starts `n` threads (at least one), logging to `log`.
+    pub(crate) fn start(n: usize, log: &Log) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n.max(1) {
             let rx = Arc::clone(&rx);
+            let dispatch = log.dispatch().clone();
             std::thread::Builder::new()
                 .name(format!("custos-vault-{i}"))
                 .spawn(move || {
+                    let _log = tracing::dispatcher::set_default(&dispatch);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {

@@ -4,9 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Args;
-use custos_server::AppState;
+use clap::{Args, ValueEnum};
+use custos_server::{AppState, Config, Log, LogFormat};
 use custos_vault::Vault;
+
+/// Where `custos serve`'s own messages are logged; `custos=…` in `RUST_LOG` covers them with
+/// the server's (`custos::http`, `custos::tls`). The target is the program's name, so a
+/// human line reads `… INFO custos: listening on …`.
+const TARGET: &str = "custos";
 
 /// Where to listen, where the vault is, which policy.
 #[derive(Debug, Args)]
@@ -37,6 +42,35 @@ pub struct ServeArgs {
     /// deleted and the deletion ledgered; see `custos retention run`); 0 turns them off.
     #[arg(long, env = "CUSTOS_RETENTION_EVERY", default_value_t = 3600)]
     retention_every: u64,
+    /// How logs are written to standard error: `human`, one line of text per event; `json`,
+    /// one JSON object per line (each request's line carries `span.request_id`, `route`,
+    /// `method`, `status`, `ms` and `accessor`); `auto`, human on a terminal, else json.
+    #[arg(long, env = "CUSTOS_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Human)]
+    log_format: LogFormatArg,
+    /// Which events are logged, as `RUST_LOG` says: a level (`info`), or levels by target
+    /// (`info,custos::http=warn` quiets the access log; `custos=debug` adds connection events).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_filter: String,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormatArg {
+    Human,
+    Json,
+    Auto,
+}
+
+impl LogFormatArg {
+    fn resolve(self) -> LogFormat {
+        use std::io::IsTerminal as _;
+        match self {
+            Self::Human => LogFormat::Human,
+            Self::Json => LogFormat::Json,
+            Self::Auto if std::io::stderr().is_terminal() => LogFormat::Human,
+            Self::Auto => LogFormat::Json,
+        }
+    }
 }
 
 /// Runs `Vault::purge_expired` every `every` on a plain thread (a vault call may block on
@@ -54,10 +88,12 @@ fn retention_sweeper(
             loop {
                 match vault.purge_expired("retention") {
                     Ok(s) if s.records + s.value_count() > 0 => {
-                        eprintln!("custos: retention: {}", crate::vault_cmd::sweep_line(&s));
+                        let line = crate::vault_cmd::sweep_line(&s);
+                        tracing::info!(target: TARGET, "retention: {line}");
                     }
                     Ok(_) => {}
-                    Err(e) => eprintln!("custos: retention sweep failed: {e}"),
+                    // The vault's errors name no value.
+                    Err(e) => tracing::error!(target: TARGET, "retention sweep failed: {e}"),
                 }
                 match stopped.recv_timeout(every) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -74,6 +110,13 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
+    // First, so everything after is logged; the process's default, for the sweeper thread
+    // and whatever else runs outside a request.
+    let log = match Log::stderr(args.log_format.resolve(), &args.log_filter) {
+        Ok(log) => log,
+        Err(e) => return fail(e),
+    };
+    let _ = tracing::dispatcher::set_global_default(log.dispatch().clone());
     let policy = match crate::policy_cmd::load(args.policy.as_deref()) {
         Ok(p) => Arc::new(p),
         Err(code) => return code,
@@ -96,7 +139,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         match custos_server::demo::load(&vault) {
             Ok(world) => {
                 for (who, id) in &world.subjects {
-                    eprintln!("custos: demo subject {id} ({who})");
+                    tracing::info!(target: TARGET, "demo subject {id} ({who})");
                 }
                 for (accessor, key) in &world.keys {
                     println!("{accessor}: {key}");
@@ -119,7 +162,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let state = match AppState::new(Arc::clone(&vault)) {
+    let state = match AppState::with(Arc::clone(&vault), Config::default(), log) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot start the vault threads: {e}")),
     };
@@ -142,8 +185,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let shutdown = custos_server::shutdown_signal()
             .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!(
-            "custos: listening on {scheme}://{addr} (policy {policy_name}, {location}); \
+        // Tests and scripts read the address from this line: keep `listening on URL `.
+        tracing::info!(
+            target: TARGET,
+            "listening on {scheme}://{addr} (policy {policy_name}, {location}); \
              get an API key with `custos keys create --accessor NAME {key_hint}`"
         );
         match tls {
@@ -167,7 +212,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     drop(vault);
     match result {
         Ok(()) => {
-            eprintln!("custos: stopped");
+            tracing::info!(target: TARGET, "stopped");
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

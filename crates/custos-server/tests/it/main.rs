@@ -13,6 +13,7 @@ mod canary;
 mod contract;
 mod demo;
 mod hardening;
+mod observability;
 mod subjects;
 mod support;
 mod tls;

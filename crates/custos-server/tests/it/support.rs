@@ -1,5 +1,6 @@
 //! `TestApp`: the real app on 127.0.0.1:0 over a fresh vault in a fresh data directory, its
-//! log lines captured; and a tiny HTTP/1.1 client over a raw `TcpStream`.
+//! JSON log lines captured (each app its own); and a tiny HTTP/1.1 client over a raw
+//! `TcpStream`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use custos_policy::Policy;
-use custos_server::{AppState, Config, Log};
+use custos_server::{AppState, Config, Log, LogFormat};
 use custos_vault::{MasterKey, PostgresStore, SqliteStore, Store, Vault};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -55,7 +56,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     postgres_db: Option<String>,
     pub dir: PathBuf,
-    pub logs: Arc<Mutex<Vec<String>>>,
+    /// What the app logged: JSON lines, as `custos serve --log-format json` writes them.
+    pub logs: Arc<Mutex<Vec<u8>>>,
     pub keys: BTreeMap<String, String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -109,6 +111,11 @@ impl TestApp {
         Self::spawn_inner(config, None, Backend::Sqlite).await
     }
 
+    /// An app whose log keeps only what `filter` (`RUST_LOG` syntax) lets through.
+    pub async fn spawn_filtered(config: Config, filter: &str) -> Self {
+        Self::spawn_logged(config, None, Backend::Sqlite, filter).await
+    }
+
     pub async fn spawn_on(backend: Backend) -> Self {
         Self::spawn_inner(Config::default(), None, backend).await
     }
@@ -126,6 +133,16 @@ impl TestApp {
         config: Config,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
         backend: Backend,
+    ) -> Self {
+        // Debug, so connection events are captured too.
+        Self::spawn_logged(config, tls, backend, "info,custos=debug").await
+    }
+
+    async fn spawn_logged(
+        config: Config,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        backend: Backend,
+        filter: &str,
     ) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("custos_server_it_{}_{n}", std::process::id()));
@@ -160,12 +177,8 @@ impl TestApp {
         .unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&logs);
-        let state = AppState::with(
-            vault,
-            config,
-            Log::to(move |l| sink.lock().unwrap().push(l.to_string())),
-        )
-        .unwrap();
+        let log = Log::new(LogFormat::Json, filter, move || Capture(Arc::clone(&sink))).unwrap();
+        let state = AppState::with(vault, config, log).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -208,8 +221,25 @@ impl TestApp {
         &self.keys[accessor]
     }
 
+    /// Everything the app logged, one JSON object a line.
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
+        String::from_utf8(self.logs.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The app's log lines, parsed.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.logs()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not json ({e}): {l}")))
+            .collect()
+    }
+
+    /// The one log line of each request answered: its fields are the request span's.
+    pub fn request_lines(&self) -> Vec<Value> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l["target"] == "custos::http" && l["span"]["name"] == "request")
+            .collect()
     }
 
     /// Stops the server gracefully and waits for it.
@@ -313,6 +343,21 @@ impl Drop for TestApp {
             })
             .join();
         }
+    }
+}
+
+/// Where an app's log lines go: appended to its buffer, one event per `write` (the formatter
+/// writes each event whole).
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
