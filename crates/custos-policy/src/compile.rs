@@ -732,6 +732,11 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
                 );
             }
         }
+        // Decided by the policy: an accessor acting for a business customer's recipient
+        // reaches only that customer's people (issue 12).
+        let tenant_bound = recipient
+            .and_then(|r| recipient_infos.get(r.index()))
+            .is_some_and(|r| r.kind.acts_for_tenant());
         accessor_infos.push(AccessorInfo {
             id: a.id.get_ref().clone(),
             name: a.name.clone(),
@@ -740,6 +745,7 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             allowed,
             services: acts_for,
             limits,
+            tenant_bound,
             clauses: ctx.clauses(file, &a.clauses),
         });
     }

@@ -158,6 +158,15 @@ impl RecipientKind {
     pub fn is_external(self) -> bool {
         !matches!(self, Self::Internal)
     }
+
+    /// Whether it acts for one business customer (a tenant): `customer`, `employer` or
+    /// `purchaser`. An accessor acting for such a recipient is tenant-bound
+    /// ([`AccessorInfo::tenant_bound`]): each of its keys is made for one tenant and reaches
+    /// only that tenant's people, and a disclosure onwards to such a recipient is made only
+    /// by a key of a tenant, to that tenant's people.
+    pub fn acts_for_tenant(self) -> bool {
+        matches!(self, Self::Customer | Self::Employer | Self::Purchaser)
+    }
 }
 
 /// How long something is kept.
@@ -231,6 +240,11 @@ pub struct AccessorInfo {
     pub services: ServiceSet,
     /// Per purpose, the most categories it may read.
     pub limits: Vec<Option<CategorySet>>,
+    /// It acts for one business customer: its `recipient` is of a kind that
+    /// [acts for a tenant](RecipientKind::acts_for_tenant) (`customer`, `employer`,
+    /// `purchaser`). The vault makes each of its keys for one tenant, and to such a key only
+    /// that tenant's people exist; a subject of no tenant exists for none of its keys.
+    pub tenant_bound: bool,
     /// Clauses it encodes.
     pub clauses: Vec<String>,
 }

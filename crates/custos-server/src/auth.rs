@@ -1,26 +1,28 @@
-//! `Authorization: Bearer <api key>` → the accessor the key acts as.
+//! `Authorization: Bearer <api key>` → the principal the key acts as: its accessor and, for
+//! an accessor that acts for a business customer, its tenant.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use custos_vault::Vault;
+use custos_vault::{Actor, Principal, Vault};
 
 use crate::AppState;
 use crate::problem::Problem;
 
-/// The authenticated caller: the accessor its API key acts as, and the only handle on the
-/// vault a handler gets. A handler that touches personal information takes a `Caller`, so it
-/// cannot compile without authentication.
+/// The authenticated caller: the principal its API key acts as (accessor and tenant), and
+/// the only handle on the vault a handler gets. A handler that touches personal information
+/// takes a `Caller`, so it cannot compile without authentication; the vault holds a
+/// tenant-bound caller to its tenant's people.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    accessor: String,
+    principal: Principal,
     state: AppState,
 }
 
 impl Caller {
     /// The accessor the caller acts as (a name the policy declares).
     pub fn accessor(&self) -> &str {
-        &self.accessor
+        &self.principal.accessor
     }
 
     /// The policy enforced (names and rules only; no personal information).
@@ -42,15 +44,16 @@ impl Caller {
         out
     }
 
-    /// Runs a vault operation as this caller on a vault thread: the vault is synchronous and
-    /// waits on SQLite or PostgreSQL and on the ledger's group commit.
+    /// Runs a vault operation as this caller (its [`Actor`]: accessor and tenant) on a vault
+    /// thread: the vault is synchronous and waits on SQLite or PostgreSQL and on the
+    /// ledger's group commit.
     pub async fn run<T, F>(&self, op: F) -> Result<T, Problem>
     where
         T: Send + 'static,
-        F: FnOnce(&Vault, &str) -> custos_vault::Result<T> + Send + 'static,
+        F: for<'a> FnOnce(&Vault, Actor<'a>) -> custos_vault::Result<T> + Send + 'static,
     {
-        let accessor = self.accessor.clone();
-        self.state.on_vault(move |v| op(v, &accessor)).await
+        let principal = self.principal.clone();
+        self.state.on_vault(move |v| op(v, principal.actor())).await
     }
 }
 
@@ -105,11 +108,11 @@ impl FromRequestParts<AppState> for Caller {
         // thread; any other goes to the store on a vault thread. Unauthorized becomes a
         // value here, so it is told apart from a failing store.
         let authenticated = match state.vault().and_then(|v| v.authenticate_cached(&key)) {
-            Some(accessor) => Some(accessor),
+            Some(principal) => Some(principal),
             None => {
                 state
                     .on_vault(move |v| match v.authenticate(&key) {
-                        Ok(accessor) => Ok(Some(accessor)),
+                        Ok(principal) => Ok(Some(principal)),
                         Err(custos_vault::Error::Unauthorized) => Ok(None),
                         Err(e) => Err(e),
                     })
@@ -117,10 +120,10 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         match authenticated {
-            Some(accessor) => {
-                crate::observe::record_accessor(&accessor);
+            Some(principal) => {
+                crate::observe::record_accessor(&principal.accessor);
                 Ok(Self {
-                    accessor,
+                    principal,
                     state: state.clone(),
                 })
             }

@@ -1,6 +1,7 @@
 //! A small synthetic WebEx world for `custos serve --demo`: a customer tenant with a meeting
 //! host and two attendees (through Meeting Center), a Connect user with chat history and
-//! contacts, a Mail user; and an API key for each demo accessor. Every person is invented.
+//! contacts, a Mail user; and an API key for each demo accessor (the `customer-admin` key
+//! acts for the demo tenant, `acme-corp`). Every person is invented.
 
 use std::collections::BTreeMap;
 
@@ -78,7 +79,11 @@ pub fn load(vault: &Vault) -> custos_vault::Result<World> {
     };
     for a in ACCESSORS {
         if vault.policy().accessor_id(a).is_ok() {
-            w.keys.push(((*a).to_string(), vault.create_key(a)?));
+            // An accessor acting for a business customer (`customer-admin`) gets a key of
+            // the demo tenant: to it, only the demo people exist.
+            let tenant = vault.tenant_bound(a).then_some(TENANT);
+            w.keys
+                .push(((*a).to_string(), vault.create_key_for(a, tenant)?));
         }
     }
     Ok(w)

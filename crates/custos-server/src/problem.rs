@@ -39,6 +39,16 @@ pub const CODES: &[(&str, u16, &str)] = &[
         403,
         "the policy does not let this accessor collect in this service's name",
     ),
+    (
+        "tenant_mismatch",
+        403,
+        "this key acts for one tenant and collects only its people",
+    ),
+    (
+        "tenant_required",
+        403,
+        "this accessor acts for a business customer; its key must name a tenant",
+    ),
     // Not found.
     ("subject_not_found", 404, "no such subject"),
     ("not_found", 404, "no such resource"),
@@ -180,6 +190,16 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     ("subject_not_erased", 422, "the subject is not erased"),
     ("invalid_head", 422, "a ledger head is `SEQ:HASH`"),
+    (
+        "tenant_not_bound",
+        422,
+        "this accessor acts for no business customer; its keys name no tenant",
+    ),
+    (
+        "invalid_tenant",
+        422,
+        "a tenant id is 1 to 128 bytes without control characters",
+    ),
     ("invalid_request", 422, "the request is not valid"),
     // The server.
     ("request_timeout", 503, "the request took too long"),

@@ -164,14 +164,17 @@ pub struct ConsentRow {
 }
 
 /// What deciding about a subject needs, read at one point in time (one snapshot, one round
-/// trip where the backend allows): lifecycle, age, sealed values, consent and objection
-/// events (oldest first) and the wrapped data key (`None` once erased).
+/// trip where the backend allows): lifecycle, age, tenants, sealed values, consent and
+/// objection events (oldest first) and the wrapped data key (`None` once erased).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectState {
     /// Lifecycle.
     pub status: Status,
     /// Age.
     pub age: Age,
+    /// Tenants the subject belongs to, in order (none once erased): whom a tenant-bound key
+    /// reaches.
+    pub tenants: Vec<String>,
     /// Field values, still sealed, by category.
     pub values: Vec<ValueRow>,
     /// Consent and objection events, oldest first.
@@ -187,6 +190,9 @@ pub struct ApiKeyRow {
     pub hash: String,
     /// The accessor the key acts as.
     pub accessor: String,
+    /// The tenant it acts for: set for a tenant-bound accessor, `None` for any other (and for
+    /// keys made before keys had tenants).
+    pub tenant: Option<String>,
     /// Revoked keys authenticate nobody.
     pub revoked: bool,
     /// Milliseconds since the Unix epoch.
@@ -360,8 +366,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_api_key(&self, key: &ApiKeyRow) -> Result<()>;
     /// The API key with this hash.
     fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>>;
-    /// Revokes every key of an accessor; returns how many were revoked.
-    fn revoke_api_keys(&self, accessor: &str) -> Result<u64>;
+    /// Revokes the keys of an accessor made for `tenant`, or (`None`) every key of the
+    /// accessor; returns how many were revoked.
+    fn revoke_api_keys(&self, accessor: &str, tenant: Option<&str>) -> Result<u64>;
 
     /// Re-wraps every wrapped key (data keys and vault secrets) in one transaction:
     /// `rewrap(kind, name, wrapped)` where kind is `dek` or `secret`.

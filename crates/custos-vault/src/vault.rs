@@ -20,8 +20,10 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 mod retention;
+mod tenant;
 
 pub use retention::Sweep;
+pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
 
 use crate::collector::Collector;
 use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
@@ -290,30 +292,34 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// only fills when that many keys are in use within a second).
 const KEY_CACHE_MAX: usize = 4096;
 
-/// Verified API keys: SHA-256 of the key → (accessor, when the store confirmed it).
+/// Verified API keys: SHA-256 of the key → (its principal: accessor and tenant, when the
+/// store confirmed it).
 #[derive(Debug, Default)]
-struct KeyCache(RwLock<HashMap<[u8; 32], (String, Instant)>>);
+struct KeyCache(RwLock<HashMap<[u8; 32], (Principal, Instant)>>);
 
 impl KeyCache {
-    fn get(&self, digest: &[u8; 32]) -> Option<String> {
+    fn get(&self, digest: &[u8; 32]) -> Option<Principal> {
         let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        let (accessor, at) = map.get(digest)?;
-        (at.elapsed() < KEY_CACHE_TTL).then(|| accessor.clone())
+        let (principal, at) = map.get(digest)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| principal.clone())
     }
 
-    fn put(&self, digest: [u8; 32], accessor: &str) {
+    fn put(&self, digest: [u8; 32], principal: &Principal) {
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= KEY_CACHE_MAX {
             map.clear();
         }
-        map.insert(digest, (accessor.to_string(), Instant::now()));
+        map.insert(digest, (principal.clone(), Instant::now()));
     }
 
-    fn forget(&self, accessor: &str) {
+    /// Forgets the accessor's keys: of one tenant, or (`None`) all of them.
+    fn forget(&self, accessor: &str, tenant: Option<&str>) {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, (a, _)| a != accessor);
+            .retain(|_, (p, _)| {
+                p.accessor != accessor || tenant.is_some_and(|t| p.tenant.as_deref() != Some(t))
+            });
     }
 }
 
@@ -438,8 +444,17 @@ impl Vault {
     /// Collects data about a new subject. The policy's collection check decides; a refusal
     /// is ledgered without the data, and nothing is kept about a person under the minimum
     /// age (C053).
-    pub fn collect(&self, accessor: &str, input: &CollectionInput) -> Result<SubjectId> {
-        let plan = self.check(accessor, None, input)?;
+    ///
+    /// An actor of a tenant (a tenant-bound accessor's key) collects only people of its own
+    /// tenant, stated as the input's `tenant` (`tenant_mismatch`, `tenant_required`).
+    pub fn collect<'a>(
+        &self,
+        actor: impl Into<Actor<'a>>,
+        input: &CollectionInput,
+    ) -> Result<SubjectId> {
+        let actor = actor.into();
+        let accessor = actor.accessor;
+        let plan = self.check(actor, None, input)?;
         let rng = &mut Entropy::new();
         let id = SubjectId::from_uuid(&uuid_v7(rng)?);
         let new = self.seal_subject(rng, &id, input, &plan)?;
@@ -456,11 +471,13 @@ impl Vault {
     /// subject — appended in one group. Returns, in input order, each subject's id or the
     /// reason it was refused. Fails as a whole (nothing stored) when the store or the ledger
     /// fails.
-    pub fn collect_many(
+    pub fn collect_many<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         inputs: &[CollectionInput],
     ) -> Result<Vec<Result<SubjectId>>> {
+        let actor = actor.into();
+        let accessor = actor.accessor;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         // The checks, on every core. Refusals are ledgered here, before anything is stored
         // (each is a durable append of its own: not something to wait for mid-batch).
@@ -471,7 +488,7 @@ impl Vault {
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|input| self.check(accessor, None, input))
+                            .map(|input| self.check(actor, None, input))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -654,16 +671,18 @@ impl Vault {
     /// Collects more data about an existing subject. Only a service that holds the person
     /// (see [`Vault::check`]) may add to what is held about them; to any other caller the
     /// subject does not exist.
-    pub fn collect_more(
+    pub fn collect_more<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         input: &CollectionInput,
     ) -> Result<()> {
+        let actor = actor.into();
+        let accessor = actor.accessor;
         let row = self.active_subject(subject)?;
         // Values keep every purpose they were ever collected for (C016: never fewer).
         let values = self.store.values(&subject.0)?;
-        let plan = self.check(accessor, Some((subject, &values)), input)?;
+        let plan = self.check(actor, Some((subject, &values, &row.tenants)), input)?;
         let dek = self.data_key(subject)?;
         let held: BTreeMap<String, Vec<String>> = values
             .into_iter()
@@ -718,18 +737,20 @@ impl Vault {
     }
 
     /// The collection check, the collector check and, for an existing subject (given with
-    /// the values held about it), the holder check. A refusal is ledgered without values.
+    /// the values held about it and its tenants), the holder check and the tenant check. A
+    /// refusal is ledgered without values.
     ///
     /// INVARIANT: C053 erases what is held about a person only on a request that passed
     /// every other check, by a caller that holds the person: a key that may not act on the
     /// subject, or a request wrong in any other way, erases nothing.
     fn check(
         &self,
-        accessor: &str,
-        subject: Option<(&SubjectId, &[ValueRow])>,
+        actor: Actor<'_>,
+        subject: Option<(&SubjectId, &[ValueRow], &[String])>,
         input: &CollectionInput,
     ) -> Result<custos_policy::CollectionPlan> {
-        let subject_id = subject.map(|(s, _)| s);
+        let accessor = actor.accessor;
+        let subject_id = subject.map(|(s, _, _)| s);
         if let Err(e) = self.policy.accessor_id(accessor) {
             // INVARIANT: deny by default — an undeclared caller collects nothing.
             let mut d = self.draft("?", "collect", subject_id.map_or("", |s| s.as_str()));
@@ -738,10 +759,15 @@ impl Vault {
             self.record(d)?;
             return Err(Error::invalid("unknown_accessor", e.message));
         }
-        if let Some((s, values)) = subject {
+        if let Some((s, values, tenants)) = subject {
             if !self.holds_for(accessor, values) {
                 // Answered as if the subject did not exist; the ledger keeps the attempt.
                 self.ledger_collect(accessor, Some(s), input, "refused", "subject_not_held")?;
+                return Err(Error::SubjectNotFound);
+            }
+            // INVARIANT: tenant binding — nor does a person outside the key's tenant.
+            if let Err(reason) = self.reaches(actor, None, tenants) {
+                self.ledger_collect(accessor, Some(s), input, "refused", reason)?;
                 return Err(Error::SubjectNotFound);
             }
         }
@@ -756,6 +782,13 @@ impl Vault {
             categories: &categories,
         };
         let mut errors = self.policy.check_collection(&req);
+        // INVARIANT: tenant binding — a key of a tenant puts people in its own tenant only.
+        if let Some(e) = self.tenant_stated(actor, input) {
+            match &mut errors {
+                Ok(_) => errors = Err(vec![e]),
+                Err(list) => list.push(e),
+            }
+        }
         // INVARIANT: a caller collects only for a purpose it pursues itself, in the name of
         // a service it is, never in another service's name.
         if let Ok(service) = self.policy.service_id(&input.service) {
@@ -899,14 +932,14 @@ impl Vault {
     /// is ledgered durably before any plaintext is produced. A refused request (no purpose,
     /// unknown purpose, category or recipient, purpose not allowed) is ledgered too.
     /// Blocks until the entry is durable; [`Vault::begin_read`] does not.
-    pub fn read(
+    pub fn read<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<ReadResult> {
         let (tx, rx) = mpsc::sync_channel(1);
-        let sealed = self.begin_read(accessor, subject, input, move |d| {
+        let sealed = self.begin_read(actor, subject, input, move |d| {
             let _ = tx.send(d);
         })?;
         let durable = rx
@@ -921,14 +954,15 @@ impl Vault {
     /// writer's thread once the entry is durable (it must be quick: hand the [`Durable`] to
     /// whoever holds the [`SealedRead`], which then opens it). A request refused before the
     /// decision is ledgered before this returns its error, and `on_durable` is not called.
-    pub fn begin_read(
+    pub fn begin_read<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         input: &ReadInput,
         on_durable: impl FnOnce(Result<Durable>) + Send + 'static,
     ) -> Result<SealedRead> {
-        let (decision, draft, stored, ids) = self.decide_draft("read", accessor, subject, input)?;
+        let (decision, draft, stored, ids) =
+            self.decide_draft("read", actor.into(), subject, input)?;
         let mut result = ReadResult {
             effect: decision.effect.as_str().to_string(),
             denial: decision.denial.map(|r| r.code().to_string()),
@@ -983,11 +1017,11 @@ impl Vault {
     fn decide_recorded(
         &self,
         action: &str,
-        accessor: &str,
+        actor: Actor<'_>,
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<(Decision, u64)> {
-        let (decision, draft, _, _) = self.decide_draft(action, accessor, subject, input)?;
+        let (decision, draft, _, _) = self.decide_draft(action, actor, subject, input)?;
         let seq = self.record(draft)?;
         Ok((decision, seq))
     }
@@ -1000,10 +1034,11 @@ impl Vault {
     fn decide_draft(
         &self,
         action: &str,
-        accessor: &str,
+        actor: Actor<'_>,
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<(Decision, Draft, SubjectState, Vec<Option<CategoryId>>)> {
+        let accessor = actor.accessor;
         let mut d = self.draft(self.declared_accessor(accessor), action, subject.as_str());
         d.purpose = self.declared_purpose(&input.purpose);
         d.recipient = input.recipient.as_deref().map_or_else(String::new, |r| {
@@ -1050,6 +1085,18 @@ impl Vault {
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
+        // INVARIANT: tenant binding — a person outside the key's tenant is answered as one
+        // that does not exist (the categories ledgered are those asked, not those held).
+        if let Err(reason) = self.reaches(actor, req.recipient, &stored.tenants) {
+            d.categories = match input.categories {
+                Some(_) => self.policy.category_names(req.categories).join(","),
+                None => String::new(),
+            };
+            d.effect = "deny".into();
+            d.reasons = reason.into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        }
         let mut state = self.policy_subject(stored.status, stored.age, &[], &stored.consents);
         for (v, id) in stored.values.iter().zip(&ids) {
             if let Some(c) = id {
@@ -1224,15 +1271,15 @@ impl Vault {
     /// Appends a record of a collection for a subject, kept for the purposes stated and
     /// until the collection's retention ends. The caller must be a service that holds the
     /// subject, in a role that keeps the collection, pursuing a stated purpose itself.
-    pub fn append_record(
+    pub fn append_record<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         collection: &str,
         purposes: &[String],
         value: &str,
     ) -> Result<String> {
-        let rows = self.append(accessor, subject, collection, purposes, &[value])?;
+        let rows = self.append(actor.into(), subject, collection, purposes, &[value])?;
         rows.into_iter()
             .next()
             .map(|r| r.id)
@@ -1241,27 +1288,28 @@ impl Vault {
 
     /// Appends many records in one transaction (bulk import), checked as
     /// [`Vault::append_record`] checks one.
-    pub fn append_records(
+    pub fn append_records<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         collection: &str,
         purposes: &[String],
         values: &[&str],
     ) -> Result<u64> {
-        let rows = self.append(accessor, subject, collection, purposes, values)?;
+        let rows = self.append(actor.into(), subject, collection, purposes, values)?;
         Ok(rows.len() as u64)
     }
 
     /// Checks, ledgers, then stores records. A refusal is ledgered with its code.
     fn append(
         &self,
-        accessor: &str,
+        actor: Actor<'_>,
         subject: &SubjectId,
         collection: &str,
         purposes: &[String],
         values: &[&str],
     ) -> Result<Vec<RecordRow>> {
+        let accessor = actor.accessor;
         let mut d = self.draft(
             self.declared_accessor(accessor),
             "append_record",
@@ -1275,15 +1323,17 @@ impl Vault {
             .map(|p| declared_or(self.policy.purpose_id(p).is_ok(), p))
             .collect::<Vec<_>>()
             .join(",");
-        let rows = match self.prepare_records(accessor, subject, collection, purposes, values) {
-            Ok(rows) => rows,
-            Err(e) => {
-                d.effect = "refused".into();
-                d.reasons = e.code().into();
-                self.record(d)?;
-                return Err(e);
-            }
-        };
+        let mut reason = None;
+        let rows =
+            match self.prepare_records(actor, subject, collection, purposes, values, &mut reason) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    d.effect = "refused".into();
+                    d.reasons = reason.unwrap_or(e.code()).into();
+                    self.record(d)?;
+                    return Err(e);
+                }
+            };
         d.effect = "done".into();
         if rows.len() != 1 {
             d.reasons = format!("count:{}", rows.len());
@@ -1304,14 +1354,18 @@ impl Vault {
         Ok(rows)
     }
 
+    /// The records to store, sealed; or why not (the error, and in `reason` the ledger's
+    /// reason when it is not the error's code).
     fn prepare_records(
         &self,
-        accessor: &str,
+        actor: Actor<'_>,
         subject: &SubjectId,
         collection: &str,
         purposes: &[String],
         values: &[&str],
+        reason: &mut Option<&'static str>,
     ) -> Result<Vec<RecordRow>> {
+        let accessor = actor.accessor;
         self.policy
             .accessor_id(accessor)
             .map_err(|e| Error::invalid("unknown_accessor", e.message))?;
@@ -1343,11 +1397,16 @@ impl Vault {
             .map_err(|e| Error::invalid("unknown_purpose", e.message))?;
         // An erased or unknown subject is named as such, before its (deleted) values could
         // make the answer look like a role that keeps no such records.
-        self.active_subject(subject)?;
+        let row = self.active_subject(subject)?;
         let held = self.store.values(&subject.0)?;
         // INVARIANT: only a service that holds the subject appends to it; to any other
         // caller the subject does not exist.
         if !self.holds_for(accessor, &held) {
+            return Err(Error::SubjectNotFound);
+        }
+        // INVARIANT: tenant binding — nor to a key of another tenant.
+        if let Err(code) = self.reaches(actor, None, &row.tenants) {
+            *reason = Some(code);
             return Err(Error::SubjectNotFound);
         }
         let info = self
@@ -1443,14 +1502,16 @@ impl Vault {
     /// Reads a subject's records of a collection for a purpose. Records are grouped by the
     /// purposes they were appended for; the policy decides each group over the collection's
     /// categories, and only records of permitted groups are decrypted, after the ledger entry.
-    pub fn read_records(
+    pub fn read_records<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         collection: &str,
         purpose: &str,
         page: &RecordsPage,
     ) -> Result<RecordsResult> {
+        let actor = actor.into();
+        let accessor = actor.accessor;
         let mut d = self.draft(
             self.declared_accessor(accessor),
             "read_records",
@@ -1493,6 +1554,13 @@ impl Vault {
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         };
+        // INVARIANT: tenant binding — a person outside the key's tenant does not exist for it.
+        if let Err(reason) = self.reaches(actor, req.recipient, &row.tenants) {
+            d.effect = "deny".into();
+            d.reasons = reason.into();
+            self.record(d)?;
+            return Err(Error::SubjectNotFound);
+        }
         // An erased person, or one under the minimum age, is answered as one who never was;
         // the ledger keeps the reason.
         let gone = match (row.status, row.age) {
@@ -1600,12 +1668,25 @@ impl Vault {
     /// Records the subject's age, as learned by a service that holds them. Under the
     /// policy's minimum, everything held about them is erased at once and the erasure
     /// ledgered (C053). To a caller that does not hold the subject it does not exist.
-    pub fn learn_age(&self, actor: &str, subject: &SubjectId, age: u32) -> Result<()> {
-        self.active_subject(subject)?;
-        if !self.holds_for(actor, &self.store.values(&subject.0)?) {
+    pub fn learn_age<'a>(
+        &self,
+        actor: impl Into<Actor<'a>>,
+        subject: &SubjectId,
+        age: u32,
+    ) -> Result<()> {
+        let principal = actor.into();
+        let actor = principal.accessor;
+        let row = self.active_subject(subject)?;
+        let refusal = if !self.holds_for(actor, &self.store.values(&subject.0)?) {
+            Some("subject_not_held")
+        } else {
+            // INVARIANT: tenant binding.
+            self.reaches(principal, None, &row.tenants).err()
+        };
+        if let Some(reason) = refusal {
             let mut d = self.draft(self.declared_accessor(actor), "learn_age", subject.as_str());
             d.effect = "refused".into();
-            d.reasons = "subject_not_held".into();
+            d.reasons = reason.into();
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         }
@@ -1631,12 +1712,14 @@ impl Vault {
     /// ledgers the fact, with the subject id only. When it returns nothing of the subject
     /// reads or decrypts. Its records are deleted afterwards, in bounded transactions, by the
     /// purger (see [`Vault::purge_erased`] and `docs/vault.md`, "Erasure").
-    pub fn erase(&self, actor: &str, subject: &SubjectId) -> Result<()> {
+    pub fn erase<'a>(&self, actor: impl Into<Actor<'a>>, subject: &SubjectId) -> Result<()> {
+        let actor = actor.into();
         let row = self
             .store
             .subject(&subject.0)?
             .ok_or(Error::SubjectNotFound)?;
-        self.erase_as(actor, subject, row.age, "erasure_requested")
+        self.within_tenant(actor, "erase", subject, &row.tenants)?;
+        self.erase_as(actor.accessor, subject, row.age, "erasure_requested")
     }
 
     fn erase_as(&self, actor: &str, subject: &SubjectId, age: Age, reason: &str) -> Result<()> {
@@ -1662,8 +1745,11 @@ impl Vault {
     }
 
     /// Deactivates a subject's account: only legal and contractual purposes remain.
-    pub fn deactivate(&self, actor: &str, subject: &SubjectId) -> Result<()> {
-        self.active_subject(subject)?;
+    pub fn deactivate<'a>(&self, actor: impl Into<Actor<'a>>, subject: &SubjectId) -> Result<()> {
+        let principal = actor.into();
+        let actor = principal.accessor;
+        let row = self.active_subject(subject)?;
+        self.within_tenant(principal, "deactivate", subject, &row.tenants)?;
         self.store.set_status(&subject.0, Status::Deactivated)?;
         let mut d = self.draft(actor, "deactivate", subject.as_str());
         d.effect = "done".into();
@@ -1672,9 +1758,9 @@ impl Vault {
     }
 
     /// Records the person's consent to a purpose whose basis is consent.
-    pub fn give_consent(
+    pub fn give_consent<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         purpose: &str,
         method: &str,
@@ -1686,31 +1772,31 @@ impl Vault {
                 format!("purpose `{purpose}` is not based on consent; nothing to consent to"),
             ));
         }
-        self.consent_event(actor, subject, purpose, "consent", true, method)
+        self.consent_event(actor.into(), subject, purpose, "consent", true, method)
     }
 
     /// Records that the person withdrew consent to a purpose.
-    pub fn withdraw_consent(
+    pub fn withdraw_consent<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         purpose: &str,
         method: &str,
     ) -> Result<()> {
         self.known_purpose(purpose)?;
-        self.consent_event(actor, subject, purpose, "consent", false, method)
+        self.consent_event(actor.into(), subject, purpose, "consent", false, method)
     }
 
     /// Records the person's objection to a purpose (opt-out).
-    pub fn object(
+    pub fn object<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         purpose: &str,
         method: &str,
     ) -> Result<()> {
         self.known_purpose(purpose)?;
-        self.consent_event(actor, subject, purpose, "objection", true, method)
+        self.consent_event(actor.into(), subject, purpose, "objection", true, method)
     }
 
     fn known_purpose(&self, purpose: &str) -> Result<Basis> {
@@ -1729,7 +1815,7 @@ impl Vault {
 
     fn consent_event(
         &self,
-        actor: &str,
+        principal: Actor<'_>,
         subject: &SubjectId,
         purpose: &str,
         kind: &str,
@@ -1747,7 +1833,9 @@ impl Vault {
                 "name the method as a short lowercase slug, like `privacy-center`",
             ));
         }
-        self.active_subject(subject)?;
+        let actor = principal.accessor;
+        let row = self.active_subject(subject)?;
+        self.within_tenant(principal, kind, subject, &row.tenants)?;
         self.store.put_consent(&ConsentRow {
             subject: subject.0.clone(),
             purpose: purpose.to_string(),
@@ -1783,33 +1871,50 @@ impl Vault {
 
     // ---- API keys ---------------------------------------------------------------------
 
-    /// Creates an API key for an accessor the policy declares. The key is returned once and
-    /// only its SHA-256 is stored.
+    /// Creates an API key for an accessor the policy declares and that acts for no tenant
+    /// ([`Vault::create_key_for`] makes the keys of a tenant-bound accessor). The key is
+    /// returned once and only its SHA-256 is stored.
     pub fn create_key(&self, accessor: &str) -> Result<String> {
+        self.create_key_for(accessor, None)
+    }
+
+    /// Creates an API key for an accessor the policy declares, acting for `tenant`: required
+    /// when the accessor is tenant-bound ([`custos_policy::AccessorInfo::tenant_bound`]; else
+    /// `tenant_required`), refused for any other accessor (`tenant_not_bound`). To the key,
+    /// only the tenant's people exist. The key is returned once and only its SHA-256 is
+    /// stored, with the accessor and the tenant.
+    pub fn create_key_for(&self, accessor: &str, tenant: Option<&str>) -> Result<String> {
         self.policy
             .accessor_id(accessor)
             .map_err(|e| Error::invalid("unknown_accessor", e.message))?;
+        let tenant = self.key_tenant(accessor, tenant)?;
         let secret = Zeroizing::new(crypto::random_bytes::<32>()?);
         let key = format!("custos_{}", hex(secret.as_slice()));
         self.store.put_api_key(&ApiKeyRow {
             hash: hex(&sha256(key.as_bytes())),
             accessor: accessor.to_string(),
+            tenant: tenant.map(str::to_string),
             revoked: false,
             created_ms: now_ms(),
         })?;
         let mut d = self.draft(OPERATOR, "create_key", "");
         d.recipient = accessor.to_string();
         d.effect = "done".into();
+        // Whether the key is bound to a tenant; the tenant is not ledgered.
+        if tenant.is_some() {
+            d.reasons = "tenant_bound".into();
+        }
         self.record(d)?;
         Ok(key)
     }
 
-    /// The accessor an API key acts as. A key the store confirmed less than
-    /// [`KEY_CACHE_TTL`] ago is answered from memory ([`Vault::authenticate_cached`]).
-    pub fn authenticate(&self, key: &str) -> Result<String> {
+    /// The principal an API key acts as: its accessor and, for a tenant-bound accessor, its
+    /// tenant. A key the store confirmed less than [`KEY_CACHE_TTL`] ago is answered from
+    /// memory ([`Vault::authenticate_cached`]).
+    pub fn authenticate(&self, key: &str) -> Result<Principal> {
         let presented = sha256(key.trim().as_bytes());
-        if let Some(accessor) = self.keys.get(&presented) {
-            return Ok(accessor);
+        if let Some(principal) = self.keys.get(&presented) {
+            return Ok(principal);
         }
         let presented_hex = hex(&presented);
         let row = self.store.api_key(&presented_hex)?;
@@ -1821,25 +1926,35 @@ impl Vault {
         let equal: bool = presented_hex.as_bytes().ct_eq(stored.as_bytes()).into();
         match row {
             Some(r) if equal && !r.revoked => {
-                self.keys.put(presented, &r.accessor);
-                Ok(r.accessor)
+                let principal = Principal {
+                    accessor: r.accessor,
+                    tenant: r.tenant,
+                };
+                self.keys.put(presented, &principal);
+                Ok(principal)
             }
             _ => Err(Error::Unauthorized),
         }
     }
 
-    /// The accessor of an API key the store confirmed less than [`KEY_CACHE_TTL`] ago, from
+    /// The principal of an API key the store confirmed less than [`KEY_CACHE_TTL`] ago, from
     /// memory; `None` means "ask [`Vault::authenticate`]", not "refused". Never touches the
     /// store, so it may run on any thread. The map is keyed by the key's SHA-256: the key
     /// itself is not kept.
-    pub fn authenticate_cached(&self, key: &str) -> Option<String> {
+    pub fn authenticate_cached(&self, key: &str) -> Option<Principal> {
         self.keys.get(&sha256(key.trim().as_bytes()))
     }
 
     /// Revokes every key of an accessor; returns how many.
     pub fn revoke(&self, accessor: &str) -> Result<u64> {
-        let n = self.store.revoke_api_keys(accessor)?;
-        self.keys.forget(accessor);
+        self.revoke_for(accessor, None)
+    }
+
+    /// Revokes the keys of an accessor made for one tenant, or (`None`) all of its keys;
+    /// returns how many.
+    pub fn revoke_for(&self, accessor: &str, tenant: Option<&str>) -> Result<u64> {
+        let n = self.store.revoke_api_keys(accessor, tenant)?;
+        self.keys.forget(accessor, tenant);
         let mut d = self.draft(OPERATOR, "revoke_keys", "");
         d.recipient = accessor.to_string();
         d.effect = "done".into();
@@ -1947,13 +2062,13 @@ pub struct DecisionResult {
 impl Vault {
     /// Decides a read over the subject's stored state, as [`Vault::read`] would, and ledgers
     /// the decision; decrypts nothing.
-    pub fn decide(
+    pub fn decide<'a>(
         &self,
-        accessor: &str,
+        actor: impl Into<Actor<'a>>,
         subject: &SubjectId,
         input: &ReadInput,
     ) -> Result<DecisionResult> {
-        let (decision, seq) = self.decide_recorded("decide", accessor, subject, input)?;
+        let (decision, seq) = self.decide_recorded("decide", actor.into(), subject, input)?;
         Ok(DecisionResult {
             effect: decision.effect.as_str().to_string(),
             permitted: self

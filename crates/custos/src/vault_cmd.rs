@@ -29,18 +29,28 @@ pub struct Location {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create an API key for an accessor the policy declares; prints the key alone, once.
+    ///
+    /// An accessor acting for a business customer (its recipient is a `customer`, `employer`
+    /// or `purchaser`, e.g. `customer-admin`) needs `--tenant`: the key then reaches only
+    /// that tenant's people. Any other accessor takes no tenant.
     Create {
         /// The accessor the key acts as.
         #[arg(long)]
         accessor: String,
+        /// The tenant (business customer id) the key acts for.
+        #[arg(long)]
+        tenant: Option<String>,
         #[command(flatten)]
         at: Location,
     },
-    /// Revoke every API key of an accessor.
+    /// Revoke every API key of an accessor, or only those made for one tenant.
     Revoke {
         /// The accessor.
         #[arg(long)]
         accessor: String,
+        /// Only the keys made for this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
         #[command(flatten)]
         at: Location,
     },
@@ -135,12 +145,16 @@ fn open(at: &Location, create_key: bool) -> Result<Vault, ExitCode> {
 
 pub fn keys(cmd: KeysCommand) -> ExitCode {
     match cmd {
-        KeysCommand::Create { accessor, at } => {
+        KeysCommand::Create {
+            accessor,
+            tenant,
+            at,
+        } => {
             let vault = match open(&at, true) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            match vault.create_key(&accessor) {
+            match vault.create_key_for(&accessor, tenant.as_deref()) {
                 Ok(key) => {
                     println!("{key}");
                     ExitCode::SUCCESS
@@ -148,14 +162,19 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        KeysCommand::Revoke { accessor, at } => {
+        KeysCommand::Revoke {
+            accessor,
+            tenant,
+            at,
+        } => {
             let vault = match open(&at, false) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            match vault.revoke(&accessor) {
+            match vault.revoke_for(&accessor, tenant.as_deref()) {
                 Ok(n) => {
-                    eprintln!("revoked {n} key(s) of `{accessor}`");
+                    let of = tenant.map_or_else(String::new, |_| " for that tenant".into());
+                    eprintln!("revoked {n} key(s) of `{accessor}`{of}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

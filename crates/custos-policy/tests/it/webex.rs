@@ -1358,3 +1358,33 @@ fn a_caller_collects_only_in_the_name_of_its_own_service() {
         assert!(a.services.is_empty(), "{team}");
     }
 }
+
+/// Issue 12, item 3 (C067, C071, C075, C079: "the customer", "your employer", "the
+/// purchaser"): the accessors acting for a business customer are tenant-bound, decided by
+/// the kind of recipient they act for, not by a list in code.
+#[test]
+fn accessors_acting_for_a_business_customer_are_tenant_bound() {
+    let p = builtin();
+    let bound: Vec<&str> = p
+        .accessors()
+        .iter()
+        .filter(|a| a.tenant_bound)
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(bound, ["customer-admin", "employer", "mailbox-purchaser"]);
+    for a in p.accessors() {
+        let kind = a.recipient.and_then(|r| p.recipient(r)).map(|r| r.kind);
+        assert_eq!(
+            a.tenant_bound,
+            kind.is_some_and(RecipientKind::acts_for_tenant),
+            "{}",
+            a.id
+        );
+    }
+    let kinds: Vec<&str> = RecipientKind::NAMES
+        .iter()
+        .copied()
+        .filter(|k| RecipientKind::parse(k).is_some_and(RecipientKind::acts_for_tenant))
+        .collect();
+    assert_eq!(kinds, ["customer", "employer", "purchaser"]);
+}

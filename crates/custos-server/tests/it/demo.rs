@@ -20,7 +20,11 @@ fn the_demo_world_loads_with_a_key_per_accessor() {
     let accessors: Vec<&str> = world.keys.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(accessors, custos_server::demo::ACCESSORS);
     for (accessor, key) in &world.keys {
-        assert_eq!(&vault.authenticate(key).unwrap(), accessor);
+        let principal = vault.authenticate(key).unwrap();
+        assert_eq!(&principal.accessor, accessor);
+        // Only the accessor acting for a business customer is bound, to the demo tenant.
+        let tenant = (accessor == "customer-admin").then_some(custos_server::demo::TENANT);
+        assert_eq!(principal.tenant.as_deref(), tenant, "{accessor}");
     }
     let who = |w: &str| {
         world
@@ -41,6 +45,33 @@ fn the_demo_world_loads_with_a_key_per_accessor() {
         )
         .unwrap();
     assert_eq!(host.data["contact.name"], "Hana Host");
+    // The customer-admin key reaches the demo tenant's people: the policy answers (they were
+    // not collected for usage reports, so it withholds), where a key of no tenant or of
+    // another tenant finds no one.
+    let reports = ReadInput {
+        purpose: "reports.customer_usage".into(),
+        categories: Some(vec!["contact.email".into()]),
+        ..ReadInput::default()
+    };
+    let admin = world
+        .keys
+        .iter()
+        .find(|(a, _)| a == "customer-admin")
+        .map(|(_, k)| vault.authenticate(k).unwrap())
+        .unwrap();
+    let d = vault
+        .decide(&admin, &who("first meeting attendee"), &reports)
+        .unwrap();
+    assert_eq!(d.withheld["contact.email"], "not_collected_for_purpose");
+    for other in [
+        custos_vault::Actor::from("customer-admin"),
+        custos_vault::Actor::of_tenant("customer-admin", "globex"),
+    ] {
+        assert!(matches!(
+            vault.decide(other, &who("first meeting attendee"), &reports),
+            Err(custos_vault::Error::SubjectNotFound)
+        ));
+    }
     let connect = who("connect user");
     for collection in ["chat_messages", "contacts"] {
         let r = vault

@@ -16,4 +16,5 @@ mod hardening;
 mod observability;
 mod subjects;
 mod support;
+mod tenants;
 mod tls;

@@ -25,6 +25,11 @@ pub const NOBODY: &str = "00000000-0000-4000-8000-000000000000";
 /// The accessors each test app has a key for.
 pub const ACCESSORS: &[&str] = &["meeting-center", "connect", "marketing", "mail"];
 
+/// The keys of tenant-bound accessors an app spawned by [`TestApp::spawn_tenants`] has:
+/// `(accessor, tenant)`, each found by [`TestApp::tenant_key`].
+pub const TENANT_KEYS: &[(&str, &str)] =
+    &[("customer-admin", "acme"), ("customer-admin", "globex")];
+
 fn policy() -> Arc<Policy> {
     static P: OnceLock<Arc<Policy>> = OnceLock::new();
     Arc::clone(P.get_or_init(|| Arc::new(Policy::builtin().expect("builtin policy"))))
@@ -138,11 +143,33 @@ impl TestApp {
         Self::spawn_logged(config, tls, backend, "info,custos=debug").await
     }
 
+    /// An app whose vault also has the keys of [`TENANT_KEYS`].
+    pub async fn spawn_tenants(backend: Backend) -> Self {
+        Self::spawn_keyed(
+            Config::default(),
+            None,
+            backend,
+            "info,custos=debug",
+            TENANT_KEYS,
+        )
+        .await
+    }
+
     async fn spawn_logged(
         config: Config,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
         backend: Backend,
         filter: &str,
+    ) -> Self {
+        Self::spawn_keyed(config, tls, backend, filter, &[]).await
+    }
+
+    async fn spawn_keyed(
+        config: Config,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        backend: Backend,
+        filter: &str,
+        tenant_keys: &'static [(&'static str, &'static str)],
     ) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("custos_server_it_{}_{n}", std::process::id()));
@@ -167,10 +194,14 @@ impl TestApp {
                 }
             };
             let vault = Vault::open(store, policy(), MasterKey::generate().unwrap()).unwrap();
-            let keys: BTreeMap<String, String> = ACCESSORS
+            let mut keys: BTreeMap<String, String> = ACCESSORS
                 .iter()
                 .map(|a| ((*a).to_string(), vault.create_key(a).unwrap()))
                 .collect();
+            for (a, t) in tenant_keys {
+                let key = vault.create_key_for(a, Some(t)).unwrap();
+                keys.insert(format!("{a}@{t}"), key);
+            }
             (Arc::new(vault), keys, postgres_db)
         })
         .join()
@@ -219,6 +250,11 @@ impl TestApp {
 
     pub fn key(&self, accessor: &str) -> &str {
         &self.keys[accessor]
+    }
+
+    /// The key of a tenant-bound accessor for a tenant ([`TestApp::spawn_tenants`]).
+    pub fn tenant_key(&self, accessor: &str, tenant: &str) -> &str {
+        &self.keys[&format!("{accessor}@{tenant}")]
     }
 
     /// Everything the app logged, one JSON object a line.

@@ -138,6 +138,11 @@ CREATE TABLE IF NOT EXISTS ledger_blocks (
     entries BYTEA NOT NULL
 );
 ",
+    // 4: the tenant an API key acts for (NULL for a key that acts for none, and for keys
+    // made before).
+    r"
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS tenant TEXT;
+",
 ];
 
 /// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
@@ -744,7 +749,8 @@ impl Store for PostgresStore {
 
     fn subject_state(&self, id: &str) -> Result<Option<SubjectState>> {
         // One statement, so one round trip and one snapshot: part 0 is the subject and its
-        // wrapped key, part 1 its values by category, part 2 its consent events by seq.
+        // wrapped key, part 1 its values by category, part 2 its consent events by seq,
+        // part 3 its tenants.
         let rows = self.lock().query(
             "SELECT 0::INT4, s.status, s.age, NULL::TEXT, NULL::TEXT, NULL::TEXT,
                     k.wrapped, 0::BIGINT, 0::BIGINT
@@ -757,6 +763,9 @@ impl Store for PostgresStore {
              SELECT 2, purpose, kind, notice, method, CASE WHEN given THEN 't' ELSE 'f' END,
                     NULL, time_ms, seq
                FROM consents WHERE subject = $1
+             UNION ALL
+             SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
+               FROM subject_tenants WHERE subject = $1
              ORDER BY 1, 9, 2",
             &[&id],
         )?;
@@ -767,6 +776,7 @@ impl Store for PostgresStore {
                     state = Some(SubjectState {
                         status: Status::parse(r.get(1)),
                         age: Age::parse(r.get(2)),
+                        tenants: Vec::new(),
                         values: Vec::new(),
                         consents: Vec::new(),
                         wrapped_dek: r.get(6),
@@ -791,6 +801,7 @@ impl Store for PostgresStore {
                     method: r.get(4),
                     time_ms: r.get(7),
                 }),
+                (3, Some(st)) => st.tenants.push(r.get(1)),
                 // Rows of a subject that does not exist: nothing to decide over.
                 _ => {}
             }
@@ -1081,8 +1092,9 @@ impl Store for PostgresStore {
 
     fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {
         self.lock().execute(
-            "INSERT INTO api_keys (hash, accessor, revoked, created_ms) VALUES ($1, $2, $3, $4)",
-            &[&k.hash, &k.accessor, &k.revoked, &k.created_ms],
+            "INSERT INTO api_keys (hash, accessor, tenant, revoked, created_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&k.hash, &k.accessor, &k.tenant, &k.revoked, &k.created_ms],
         )?;
         Ok(())
     }
@@ -1091,21 +1103,23 @@ impl Store for PostgresStore {
         Ok(self
             .lock()
             .query_opt(
-                "SELECT hash, accessor, revoked, created_ms FROM api_keys WHERE hash = $1",
+                "SELECT hash, accessor, tenant, revoked, created_ms FROM api_keys WHERE hash = $1",
                 &[&hash],
             )?
             .map(|r| ApiKeyRow {
                 hash: r.get(0),
                 accessor: r.get(1),
-                revoked: r.get(2),
-                created_ms: r.get(3),
+                tenant: r.get(2),
+                revoked: r.get(3),
+                created_ms: r.get(4),
             }))
     }
 
-    fn revoke_api_keys(&self, accessor: &str) -> Result<u64> {
+    fn revoke_api_keys(&self, accessor: &str, tenant: Option<&str>) -> Result<u64> {
         Ok(self.lock().execute(
-            "UPDATE api_keys SET revoked = TRUE WHERE accessor = $1 AND NOT revoked",
-            &[&accessor],
+            "UPDATE api_keys SET revoked = TRUE
+              WHERE accessor = $1 AND NOT revoked AND ($2::TEXT IS NULL OR tenant = $2)",
+            &[&accessor, &tenant],
         )?)
     }
 

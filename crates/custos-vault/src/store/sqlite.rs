@@ -264,7 +264,16 @@ CREATE TABLE IF NOT EXISTS pending_ledger (
     reasons TEXT NOT NULL
 );
 ",
+    // 5: the tenant an API key acts for (`api_keys.tenant`, NULL for a key that acts for
+    // none and for keys made before). SQLite has no `ADD COLUMN IF NOT EXISTS`: the column
+    // is added by `migrate` from `ADDED_COLUMNS`, when it is not there yet.
+    "",
 ];
+
+/// Columns added to an existing table, each by its migration (numbered from 1): `(migration,
+/// table, column, declaration)`. `migrate` adds one only when the table lacks it, so the
+/// migration, like every other, is safe to apply twice.
+const ADDED_COLUMNS: &[(usize, &str, &str, &str)] = &[(5, "api_keys", "tenant", "TEXT")];
 
 /// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).
 const READERS: usize = 2;
@@ -585,6 +594,16 @@ impl SqliteStore {
             .unwrap_or(0);
         for (i, m) in MIGRATIONS.iter().enumerate().skip(applied) {
             tx.execute_batch(m)?;
+            for (_, table, column, decl) in ADDED_COLUMNS.iter().filter(|c| c.0 == i + 1) {
+                let present: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                    params![table, column],
+                    |r| r.get(0),
+                )?;
+                if !present {
+                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+                }
+            }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1303,7 +1322,8 @@ impl Store for SqliteStore {
     fn subject_state(&self, id: &str) -> Result<Option<SubjectState>> {
         // One statement, so one snapshot (a concurrent erasure or consent change is seen
         // whole or not at all) and one pass: part 0 is the subject and its wrapped key,
-        // part 1 its values by category, part 2 its consent events by seq.
+        // part 1 its values by category, part 2 its consent events by seq, part 3 its
+        // tenants.
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT 0, s.status, s.age, NULL, NULL, NULL, k.wrapped, 0, 0
@@ -1315,6 +1335,9 @@ impl Store for SqliteStore {
              UNION ALL
              SELECT 2, purpose, kind, notice, method, given, NULL, time_ms, seq
                FROM consents WHERE subject = ?1
+             UNION ALL
+             SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
+               FROM subject_tenants WHERE subject = ?1
              ORDER BY 1, 9, 2",
         )?;
         let mut rows = stmt.query(params![id])?;
@@ -1327,6 +1350,7 @@ impl Store for SqliteStore {
                     state = Some(SubjectState {
                         status: Status::parse(str_at(1)?),
                         age: Age::parse(str_at(2)?),
+                        tenants: Vec::new(),
                         values: Vec::new(),
                         consents: Vec::new(),
                         wrapped_dek: r.get(6)?,
@@ -1351,6 +1375,7 @@ impl Store for SqliteStore {
                     method: text(4)?,
                     time_ms: r.get(7)?,
                 }),
+                (3, Some(st)) => st.tenants.push(text(1)?),
                 // Rows of a subject that does not exist: nothing to decide over.
                 _ => {}
             }
@@ -1677,8 +1702,9 @@ impl Store for SqliteStore {
 
     fn put_api_key(&self, k: &ApiKeyRow) -> Result<()> {
         self.write().execute(
-            "INSERT INTO api_keys (hash, accessor, revoked, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![k.hash, k.accessor, k.revoked, k.created_ms],
+            "INSERT INTO api_keys (hash, accessor, tenant, revoked, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![k.hash, k.accessor, k.tenant, k.revoked, k.created_ms],
         )?;
         Ok(())
     }
@@ -1687,23 +1713,25 @@ impl Store for SqliteStore {
         Ok(self
             .read()
             .prepare_cached(
-                "SELECT hash, accessor, revoked, created_ms FROM api_keys WHERE hash = ?1",
+                "SELECT hash, accessor, tenant, revoked, created_ms FROM api_keys WHERE hash = ?1",
             )?
             .query_row(params![hash], |r| {
                 Ok(ApiKeyRow {
                     hash: r.get(0)?,
                     accessor: r.get(1)?,
-                    revoked: r.get(2)?,
-                    created_ms: r.get(3)?,
+                    tenant: r.get(2)?,
+                    revoked: r.get(3)?,
+                    created_ms: r.get(4)?,
                 })
             })
             .optional()?)
     }
 
-    fn revoke_api_keys(&self, accessor: &str) -> Result<u64> {
+    fn revoke_api_keys(&self, accessor: &str, tenant: Option<&str>) -> Result<u64> {
         let n = self.write().execute(
-            "UPDATE api_keys SET revoked = 1 WHERE accessor = ?1 AND revoked = 0",
-            params![accessor],
+            "UPDATE api_keys SET revoked = 1
+              WHERE accessor = ?1 AND revoked = 0 AND (?2 IS NULL OR tenant = ?2)",
+            params![accessor, tenant],
         )?;
         Ok(n as u64)
     }

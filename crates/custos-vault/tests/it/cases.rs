@@ -722,7 +722,11 @@ pub fn blind_index_lookup(h: Harness) {
 pub fn api_keys(h: Harness) {
     let v = h.vault();
     let key = v.create_key("meeting-center").unwrap();
-    assert_eq!(v.authenticate(&key).unwrap(), "meeting-center");
+    let principal = v.authenticate(&key).unwrap();
+    assert_eq!(
+        (principal.accessor.as_str(), principal.tenant),
+        ("meeting-center", None)
+    );
     assert!(matches!(
         v.authenticate("custos_nope"),
         Err(Error::Unauthorized)
@@ -737,10 +741,14 @@ pub fn api_keys(h: Harness) {
     // Revoked by another process (a second vault on the same store): this vault's memory
     // of the key lasts at most `KEY_CACHE_TTL`, then the store's answer counts.
     let key = v.create_key("support").unwrap();
-    assert_eq!(v.authenticate(&key).unwrap(), "support");
-    assert_eq!(v.authenticate_cached(&key).as_deref(), Some("support"));
+    let accessor = |p: Option<custos_vault::Principal>| p.map(|p| p.accessor);
+    assert_eq!(v.authenticate(&key).unwrap().accessor, "support");
     assert_eq!(
-        v.authenticate_cached(&format!(" {key} ")).as_deref(),
+        accessor(v.authenticate_cached(&key)).as_deref(),
+        Some("support")
+    );
+    assert_eq!(
+        accessor(v.authenticate_cached(&format!(" {key} "))).as_deref(),
         Some("support")
     );
     assert_eq!(v.authenticate_cached("custos_nope"), None);
@@ -2397,4 +2405,527 @@ pub fn records_are_paged_and_bounded(h: Harness) {
         "record_too_large"
     );
     assert_eq!(page(None, 1000).records.len(), 250);
+}
+
+// ---- issue 12, item 3: tenant binding ----------------------------------------------------
+
+/// A meeting attendee of `tenant`, collected for meetings and the customer's usage reports.
+fn attendee_of(tenant: Option<&str>, email: &str) -> CollectionInput {
+    let mut a = attendee("Tess Tenant", email);
+    a.purposes = vec!["service.meetings".into(), "reports.customer_usage".into()];
+    a.tenant = tenant.map(str::to_string);
+    a
+}
+
+/// The principal of a new key of `accessor` for `tenant`, as authentication returns it.
+fn principal(v: &Vault, accessor: &str, tenant: &str) -> custos_vault::Principal {
+    let key = v.create_key_for(accessor, Some(tenant)).unwrap();
+    v.authenticate(&key).unwrap()
+}
+
+fn report(categories: &[&str]) -> ReadInput {
+    ReadInput {
+        purpose: "reports.customer_usage".into(),
+        categories: Some(categories.iter().map(|c| c.to_string()).collect()),
+        ..ReadInput::default()
+    }
+}
+
+/// The last ledger entry about `subject`: (action, effect, reasons, actor).
+fn last_about(v: &Vault, subject: &SubjectId) -> (String, String, String, String) {
+    entries_about(v, subject.as_str()).pop().unwrap()
+}
+
+/// Issue 12, item 3, from the attacker's side: a key of a business customer (tenant) asks
+/// for people of another tenant and of none, on every path that reads a subject. Each is
+/// answered exactly as a subject that was never collected, and each attempt is ledgered
+/// with its reason (never the tenant); its own tenant's people get the policy's answer.
+pub fn tenant_bound_keys_reach_only_their_tenants_people(h: Harness) {
+    let v = h.vault();
+    let mine = v
+        .collect(
+            "meeting-center",
+            &attendee_of(Some("acme"), "a@acme.example"),
+        )
+        .unwrap();
+    let theirs = v
+        .collect(
+            "meeting-center",
+            &attendee_of(Some("globex"), "b@globex.example"),
+        )
+        .unwrap();
+    let nobodys = v
+        .collect("meeting-center", &attendee_of(None, "c@example.com"))
+        .unwrap();
+    let never = SubjectId::parse("00000000-0000-4000-8000-000000000000").unwrap();
+    let usage = [
+        "service.meetings".to_string(),
+        "reports.customer_usage".to_string(),
+    ];
+    for id in [&mine, &theirs, &nobodys] {
+        v.append_record("meeting-center", id, "meeting_attendance", &usage, "sync")
+            .unwrap();
+    }
+    let acme = principal(v, "customer-admin", "acme");
+    assert_eq!(acme.tenant.as_deref(), Some("acme"));
+    let name_and_email = report(&["contact.name", "contact.email"]);
+    let page = RecordsPage::default();
+
+    // Another tenant's person, a person of no tenant, and a key of the right accessor made
+    // with no tenant (as every key was before keys had tenants): nobody, on every path.
+    let no_tenant = custos_vault::Actor::from("customer-admin");
+    for (actor, id, reason) in [
+        (acme.actor(), &theirs, "subject_not_in_tenant"),
+        (acme.actor(), &nobodys, "subject_not_in_tenant"),
+        (no_tenant, &mine, "tenant_required"),
+    ] {
+        let as_if_never = |e: Error| {
+            assert!(matches!(e, Error::SubjectNotFound), "{e:?}");
+            e.to_string()
+        };
+        let answer = as_if_never(v.read(actor, id, &name_and_email).unwrap_err());
+        assert_eq!(
+            answer,
+            v.read(actor, &never, &name_and_email)
+                .unwrap_err()
+                .to_string()
+        );
+        assert_eq!(
+            last_about(v, id),
+            (
+                "read".into(),
+                "deny".into(),
+                reason.into(),
+                "customer-admin".into()
+            )
+        );
+        as_if_never(v.decide(actor, id, &name_and_email).unwrap_err());
+        assert_eq!(last_about(v, id).2, reason);
+        // Every category held, as a client that names none asks.
+        as_if_never(
+            v.read(actor, id, &read("reports.customer_usage"))
+                .unwrap_err(),
+        );
+        assert_eq!(last_about(v, id).2, reason);
+        let (tx, _rx) = std::sync::mpsc::channel();
+        as_if_never(
+            v.begin_read(actor, id, &name_and_email, move |d| {
+                let _ = tx.send(d.is_ok());
+            })
+            .unwrap_err(),
+        );
+        as_if_never(
+            v.read_records(
+                actor,
+                id,
+                "meeting_attendance",
+                "reports.customer_usage",
+                &page,
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            last_about(v, id),
+            (
+                "read_records".into(),
+                "deny".into(),
+                reason.into(),
+                "customer-admin".into()
+            )
+        );
+    }
+    // Nothing of the tenant's name in the ledger (a refusal names the reason only).
+    let n = v.verify_ledger().unwrap().entries;
+    let ledger = v.store().ledger_page(1, n).unwrap();
+    assert!(
+        ledger
+            .iter()
+            .all(|e| !format!("{:?}", e.draft).contains("acme")
+                && !format!("{:?}", e.draft).contains("globex"))
+    );
+
+    // Its own tenant's person: the policy's answer.
+    let r = v.read(&acme, &mine, &name_and_email).unwrap();
+    assert_eq!(r.effect, "permit");
+    assert_eq!(r.data["contact.email"], "a@acme.example");
+    let d = v.decide(&acme, &mine, &name_and_email).unwrap();
+    assert_eq!(
+        (d.effect.as_str(), d.disclosure_to.as_deref()),
+        ("permit", Some("customer"))
+    );
+    // Beyond what the policy lets the customer have: withheld, as for any key.
+    let r = v
+        .read(&acme, &mine, &report(&["network.ip_address"]))
+        .unwrap();
+    assert_eq!(
+        r.withheld["network.ip_address"],
+        "exceeds_minimum_necessary"
+    );
+    // Its records: the policy decides (the attendance collection also holds the IP
+    // address, more than the customer may have, so each record is withheld — an answer,
+    // where another tenant's key got no subject at all).
+    let rr = v
+        .read_records(
+            &acme,
+            &mine,
+            "meeting_attendance",
+            "reports.customer_usage",
+            &page,
+        )
+        .unwrap();
+    assert!(rr.records.is_empty());
+    assert_eq!(
+        rr.withheld,
+        BTreeMap::from([("exceeds_minimum_necessary".to_string(), 1)])
+    );
+    // The other tenant's key reaches its own person, and not acme's.
+    let globex = principal(v, "customer-admin", "globex");
+    assert_eq!(
+        v.read(&globex, &theirs, &name_and_email).unwrap().data["contact.email"],
+        "b@globex.example"
+    );
+    assert!(matches!(
+        v.read(&globex, &mine, &name_and_email),
+        Err(Error::SubjectNotFound)
+    ));
+
+    // Accessors that act for no tenant are unaffected: every person, any tenant or none.
+    for id in [&mine, &theirs, &nobodys] {
+        let r = v
+            .read("meeting-center", id, &read("service.meetings"))
+            .unwrap();
+        assert_eq!(r.effect, "permit");
+        let r = v.read("support", id, &read("support")).unwrap();
+        assert_ne!(r.effect, "");
+    }
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+/// Issue 12, item 3: the policy decides which accessors are tenant-bound (those acting for
+/// a `customer`, `employer` or `purchaser` recipient), and their keys are made for one
+/// tenant; each of them reaches its tenant's people only (C067, C071, C075, C079).
+pub fn tenant_bound_accessors_and_their_keys(h: Harness) {
+    let v = h.vault();
+    let bound: Vec<&str> = v
+        .policy()
+        .accessors()
+        .iter()
+        .filter(|a| a.tenant_bound)
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(bound, ["customer-admin", "employer", "mailbox-purchaser"]);
+    // Made without a tenant, or with one that is no id: refused, and nothing stored.
+    let keys_before = h.count("SELECT COUNT(*) FROM api_keys");
+    for a in &bound {
+        assert_eq!(v.create_key(a).unwrap_err().code(), "tenant_required");
+        for bad in ["", " acme", "ac\nme", &"x".repeat(129)] {
+            assert_eq!(
+                v.create_key_for(a, Some(bad)).unwrap_err().code(),
+                "invalid_tenant"
+            );
+        }
+    }
+    // An accessor acting for no tenant takes none.
+    assert_eq!(
+        v.create_key_for("meeting-center", Some("acme"))
+            .unwrap_err()
+            .code(),
+        "tenant_not_bound"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM api_keys"), keys_before);
+
+    // The tenant is stored with the key's hash and comes back with the accessor, from the
+    // store and from memory.
+    let key = v.create_key_for("employer", Some("acme")).unwrap();
+    let p = v.authenticate(&key).unwrap();
+    assert_eq!(
+        (p.accessor.as_str(), p.tenant.as_deref()),
+        ("employer", Some("acme"))
+    );
+    assert_eq!(v.authenticate_cached(&key), Some(p.clone()));
+    assert_eq!(
+        h.text("SELECT tenant FROM api_keys WHERE accessor = 'employer'"),
+        "acme"
+    );
+    let other = h.open(h.kek.clone()).unwrap();
+    assert_eq!(other.authenticate(&key).unwrap(), p);
+
+    // The employer (C071, C079): a Connect user of its tenant, not another's.
+    let connect_user = |tenant: &str, email: &str| {
+        let mut c = attendee("Cy Connect", email);
+        c.service = "connect".into();
+        c.role = "user".into();
+        c.purposes = vec!["service.connect".into(), "employer.access".into()];
+        c.tenant = Some(tenant.into());
+        c.data.insert("presence.status".into(), "available".into());
+        v.collect("connect", &c).unwrap()
+    };
+    let ours = connect_user("acme", "cy@acme.example");
+    let theirs = connect_user("globex", "cy@globex.example");
+    let access = ReadInput {
+        purpose: "employer.access".into(),
+        categories: Some(vec!["contact.email".into()]),
+        ..ReadInput::default()
+    };
+    assert_eq!(
+        v.read(&p, &ours, &access).unwrap().data["contact.email"],
+        "cy@acme.example"
+    );
+    assert!(matches!(
+        v.read(&p, &theirs, &access),
+        Err(Error::SubjectNotFound)
+    ));
+    // A disclosure onwards to the employer is the employer's own key's: the Connect
+    // service's key, bound to no tenant, reaches nobody that way (and everyone otherwise).
+    let archival = ReadInput {
+        purpose: "connect.archival".into(),
+        categories: Some(vec!["chat.history".into()]),
+        recipient: Some("employer".into()),
+        ..ReadInput::default()
+    };
+    assert!(matches!(
+        v.decide("connect", &ours, &archival),
+        Err(Error::SubjectNotFound)
+    ));
+    assert_eq!(last_about(v, &ours).2, "tenant_required");
+    assert!(v.read("connect", &ours, &read("service.connect")).is_ok());
+
+    // The mailbox purchaser (C075): with a reference, its tenant's mailbox only.
+    let mailbox = |tenant: &str, email: &str| {
+        let mut m = attendee("Mo Mailer", email);
+        m.service = "mail".into();
+        m.role = "mailbox-owner".into();
+        m.purposes = vec!["service.mail".into(), "mail.purchaser_access".into()];
+        m.tenant = Some(tenant.into());
+        v.collect("mail", &m).unwrap()
+    };
+    let ours = mailbox("acme", "mo@acme.example");
+    let theirs = mailbox("globex", "mo@globex.example");
+    let purchaser = principal(v, "mailbox-purchaser", "acme");
+    let verified = ReadInput {
+        purpose: "mail.purchaser_access".into(),
+        categories: Some(vec!["contact.email".into()]),
+        reference: Some("verified purchaser 17".into()),
+        ..ReadInput::default()
+    };
+    assert_eq!(
+        v.read(&purchaser, &ours, &verified).unwrap().data["contact.email"],
+        "mo@acme.example"
+    );
+    assert!(matches!(
+        v.read(&purchaser, &theirs, &verified),
+        Err(Error::SubjectNotFound)
+    ));
+
+    // Revoking one tenant's keys leaves the other tenants' keys working.
+    let globex = v.create_key_for("employer", Some("globex")).unwrap();
+    assert_eq!(v.revoke_for("employer", Some("acme")).unwrap(), 1);
+    assert!(matches!(v.authenticate(&key), Err(Error::Unauthorized)));
+    assert_eq!(
+        v.authenticate(&globex).unwrap().tenant.as_deref(),
+        Some("globex")
+    );
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+/// Issue 12, item 3: the binding holds on the paths that act on a subject as well — adding
+/// data, appending records, stating an age, consent, deactivation and erasure — and a key
+/// of a tenant collects people into its own tenant only. (The policy's tenant-bound
+/// accessors collect for no service, so the holder paths are shown with an actor that names
+/// a tenant: a tenant named always binds.)
+pub fn tenant_binding_holds_on_every_path(h: Harness) {
+    let v = h.vault();
+    let acme_person = v
+        .collect(
+            "meeting-center",
+            &attendee_of(Some("acme"), "d@acme.example"),
+        )
+        .unwrap();
+    let globex = custos_vault::Actor::of_tenant("meeting-center", "globex");
+    let usage = ["service.meetings".to_string()];
+    let mut more = attendee_of(Some("globex"), "d@acme.example");
+    more.purposes = vec!["support".into()];
+    assert!(matches!(
+        v.collect_more(globex, &acme_person, &more),
+        Err(Error::SubjectNotFound)
+    ));
+    assert_eq!(last_about(v, &acme_person).2, "subject_not_in_tenant");
+    for e in [
+        v.append_record(globex, &acme_person, "meeting_attendance", &usage, "x")
+            .unwrap_err(),
+        v.append_records(globex, &acme_person, "meeting_attendance", &usage, &["x"])
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::SubjectNotFound), "{e:?}");
+        assert_eq!(
+            last_about(v, &acme_person),
+            (
+                "append_record".into(),
+                "refused".into(),
+                "subject_not_in_tenant".into(),
+                "meeting-center".into()
+            )
+        );
+    }
+    // Under the minimum age, from another tenant: nothing erased.
+    assert!(matches!(
+        v.learn_age(globex, &acme_person, 5),
+        Err(Error::SubjectNotFound)
+    ));
+    assert_eq!(last_about(v, &acme_person).2, "subject_not_in_tenant");
+    // The lifecycle, by a tenant-bound accessor's name with no tenant: nobody.
+    type Act<'v> = Box<dyn Fn() -> custos_vault::Result<()> + 'v>;
+    let acts: [(&str, &str, Act<'_>); 4] = [
+        (
+            "consent",
+            "customer-admin",
+            Box::new(|| v.give_consent("customer-admin", &acme_person, "newsletters", "api")),
+        ),
+        (
+            "objection",
+            "employer",
+            Box::new(|| v.object("employer", &acme_person, "marketing", "api")),
+        ),
+        (
+            "deactivate",
+            "customer-admin",
+            Box::new(|| v.deactivate("customer-admin", &acme_person)),
+        ),
+        (
+            "erase",
+            "mailbox-purchaser",
+            Box::new(|| v.erase("mailbox-purchaser", &acme_person)),
+        ),
+    ];
+    for (action, actor, act) in acts {
+        let e = act().unwrap_err();
+        assert!(matches!(e, Error::SubjectNotFound), "{action}: {e:?}");
+        assert_eq!(
+            last_about(v, &acme_person),
+            (
+                action.into(),
+                "refused".into(),
+                "tenant_required".into(),
+                actor.into()
+            )
+        );
+    }
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM records WHERE subject = '{acme_person}'"
+        )),
+        0
+    );
+    // Still there, whole, for its holder.
+    let r = v
+        .read("meeting-center", &acme_person, &read("service.meetings"))
+        .unwrap();
+    assert_eq!(r.data["contact.email"], "d@acme.example");
+
+    // A key of a tenant collects into its own tenant, stated, and then reaches the person.
+    let mut into_acme = attendee_of(Some("acme"), "e@acme.example");
+    let e = v.collect(globex, &into_acme).unwrap_err();
+    assert_eq!(e.code(), "tenant_mismatch");
+    into_acme.tenant = None;
+    assert_eq!(
+        v.collect(globex, &into_acme).unwrap_err().code(),
+        "tenant_mismatch"
+    );
+    into_acme.tenant = Some("globex".into());
+    let id = v.collect(globex, &into_acme).unwrap();
+    v.append_record(globex, &id, "meeting_attendance", &usage, "y")
+        .unwrap();
+    // Nor may it add its person to another tenant.
+    let mut elsewhere = into_acme.clone();
+    elsewhere.tenant = Some("acme".into());
+    assert_eq!(
+        v.collect_more(globex, &id, &elsewhere).unwrap_err().code(),
+        "tenant_mismatch"
+    );
+    assert!(matches!(
+        v.read(
+            custos_vault::Actor::of_tenant("meeting-center", "acme"),
+            &id,
+            &read("service.meetings")
+        ),
+        Err(Error::SubjectNotFound)
+    ));
+    assert!(v.verify_ledger().unwrap().ok());
+}
+
+/// Issue 12, item 3: the tenant column comes with a migration on both backends; keys made
+/// before it keep working (bound to no tenant), a bound accessor's old key reaches nobody
+/// until the operator makes it a key of a tenant, and the migration applied again is
+/// harmless.
+pub fn keys_made_before_tenants_keep_working(mut h: Harness) {
+    let v = h.vault();
+    let id = v
+        .collect(
+            "meeting-center",
+            &attendee_of(Some("acme"), "f@acme.example"),
+        )
+        .unwrap();
+    let key = v.create_key("meeting-center").unwrap();
+    h.close();
+    let meta = if h.is_sqlite() { "meta" } else { "custos_meta" };
+    let latest = h.text(&format!(
+        "SELECT value FROM {meta} WHERE key = 'schema_version'"
+    ));
+    // A database from before keys had tenants, with a customer-admin key made then.
+    let old_admin = "custos_00000000000000000000000000000000000000000000000000000000000000aa";
+    let old_hash = custos_vault::crypto::hex(&custos_vault::crypto::sha256(old_admin.as_bytes()));
+    let before = if h.is_sqlite() { "4" } else { "3" };
+    if h.is_sqlite() {
+        h.exec(&format!(
+            "CREATE TABLE k0 (hash TEXT PRIMARY KEY, accessor TEXT NOT NULL,
+                 revoked INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+             INSERT INTO k0 SELECT hash, accessor, revoked, created_ms FROM api_keys;
+             DROP TABLE api_keys; ALTER TABLE k0 RENAME TO api_keys;
+             INSERT INTO api_keys VALUES ('{old_hash}', 'customer-admin', 0, 0);
+             UPDATE meta SET value = '{before}' WHERE key = 'schema_version';"
+        ));
+    } else {
+        h.exec(&format!(
+            "ALTER TABLE api_keys DROP COLUMN tenant;
+             INSERT INTO api_keys VALUES ('{old_hash}', 'customer-admin', FALSE, 0);
+             UPDATE custos_meta SET value = '{before}' WHERE key = 'schema_version';"
+        ));
+    }
+    for _ in 0..2 {
+        let v = h.open(h.kek.clone()).unwrap();
+        assert_eq!(
+            h.text(&format!(
+                "SELECT value FROM {meta} WHERE key = 'schema_version'"
+            )),
+            latest
+        );
+        let p = v.authenticate(&key).unwrap();
+        assert_eq!(
+            (p.accessor.as_str(), p.tenant.as_deref()),
+            ("meeting-center", None)
+        );
+        assert!(v.read(&p, &id, &read("service.meetings")).is_ok());
+        let old = v.authenticate(old_admin).unwrap();
+        assert_eq!(
+            (old.accessor.as_str(), old.tenant.as_deref()),
+            ("customer-admin", None)
+        );
+        assert!(matches!(
+            v.read(&old, &id, &report(&["contact.email"])),
+            Err(Error::SubjectNotFound)
+        ));
+        assert_eq!(last_about(&v, &id).2, "tenant_required");
+        let new = principal(&v, "customer-admin", "acme");
+        assert_eq!(
+            v.read(&new, &id, &report(&["contact.email"]))
+                .unwrap()
+                .effect,
+            "permit"
+        );
+        drop(v);
+        // The migration applied again over its own column (a version count rolled back).
+        h.exec(&format!(
+            "UPDATE {meta} SET value = '{before}' WHERE key = 'schema_version'"
+        ));
+    }
 }

@@ -59,6 +59,10 @@ macro_rules! conformance {
                 records_only_by_the_holding_service,
                 no_data_held_without_its_ledger_entry,
                 records_are_paged_and_bounded,
+                tenant_bound_keys_reach_only_their_tenants_people,
+                tenant_bound_accessors_and_their_keys,
+                tenant_binding_holds_on_every_path,
+                keys_made_before_tenants_keep_working,
             );
         }
     };

@@ -62,6 +62,99 @@ fn keys_create_prints_the_key_alone_and_audit_verifies() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 12, item 3: an accessor acting for a business customer gets keys of one tenant
+/// (`--tenant`), stored with the key's hash; any other accessor takes no tenant; revoking
+/// can be limited to one tenant's keys.
+#[test]
+fn keys_create_binds_a_customers_key_to_its_tenant() {
+    let dir = temp("tenant_keys");
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    // Without a tenant: refused, no key printed.
+    let out = custos(&dir, &["keys", "create", "--accessor", "customer-admin"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr(&out).contains("--tenant"), "{out:?}");
+    // A tenant for an accessor that acts for none: refused.
+    let out = custos(
+        &dir,
+        &[
+            "keys",
+            "create",
+            "--accessor",
+            "support",
+            "--tenant",
+            "acme",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr(&out).contains("no tenant"), "{out:?}");
+    // With one: the key alone on stdout, its tenant beside its hash.
+    let mut keys = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let out = custos(
+            &dir,
+            &[
+                "keys",
+                "create",
+                "--accessor",
+                "customer-admin",
+                "--tenant",
+                tenant,
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(key.starts_with("custos_") && key.len() == 71);
+        keys.push(key);
+    }
+    let db = rusqlite::Connection::open(dir.join("custos-data/custos.db")).unwrap();
+    let rows = |db: &rusqlite::Connection| -> Vec<(String, Option<String>, bool)> {
+        db.prepare("SELECT accessor, tenant, revoked FROM api_keys ORDER BY tenant")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        rows(&db),
+        [
+            ("customer-admin".into(), Some("acme".into()), false),
+            ("customer-admin".into(), Some("globex".into()), false),
+        ]
+    );
+    let dump = std::fs::read(dir.join("custos-data/custos.db")).unwrap();
+    for key in &keys {
+        assert!(!dump.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+    // Revoking one tenant's keys leaves the other's.
+    let out = custos(
+        &dir,
+        &[
+            "keys",
+            "revoke",
+            "--accessor",
+            "customer-admin",
+            "--tenant",
+            "acme",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(stderr(&out).contains("revoked 1 key(s)"), "{out:?}");
+    assert_eq!(
+        rows(&db),
+        [
+            ("customer-admin".into(), Some("acme".into()), true),
+            ("customer-admin".into(), Some("globex".into()), false),
+        ]
+    );
+    drop(db);
+    let out = custos(&dir, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn rotate_master_rewraps_and_replaces_the_key_file() {
     let dir = temp("rotate");
