@@ -21,7 +21,6 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::trace::{MakeSpan, OnResponse};
-use tracing::instrument::WithSubscriber as _;
 use tracing::{Dispatch, Span, field};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -129,8 +128,9 @@ impl std::fmt::Debug for Log {
     }
 }
 
-/// The outermost middleware: runs the request under the app's [`Log`] (so its span and
-/// events go there, whoever serves the router) and counts it in the metrics once answered.
+/// The outermost middleware: counts each request in the metrics once answered. (Its span and
+/// events go to the app's [`Log`]: [`crate::serve`] runs each connection under it; a router
+/// served otherwise logs to the process's default.)
 pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // The template (`/v1/subjects/{id}`), never the raw path; labels from closed sets, so
     // what a client sends grows neither the metrics nor the log.
@@ -141,10 +141,8 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
     );
     let method = method_label(req.method().as_str());
     let start = Instant::now();
-    let res = next
-        .run(req)
-        .with_subscriber(state.log().dispatch().clone())
-        .await;
+    // The app's log is in force already: `serve` runs each connection's task under it.
+    let res = next.run(req).await;
     state
         .metrics()
         .request(method, route, res.status().as_u16(), start.elapsed());
