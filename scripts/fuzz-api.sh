@@ -16,6 +16,7 @@ DATA=$(mktemp -d)
 cleanup() {
   kill "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
+  [ -n "${KEEP_FUZZ_DATA:-}" ] && cp "$DATA/log.txt" /tmp/fuzz-server-log.txt
   rm -rf "$DATA"
 }
 trap cleanup EXIT
@@ -24,14 +25,21 @@ PID=$!
 for _ in $(seq 100); do grep -q "listening on" "$DATA/log.txt" 2>/dev/null && break; sleep 0.1; done
 export CUSTOS_FUZZ_SUBJECT
 CUSTOS_FUZZ_SUBJECT=$(grep -o '[0-9a-f-]\{36\} (meeting host)' "$DATA/log.txt" | cut -d' ' -f1)
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance
+CHECKS=$CHECKS,response_headers_conformance,response_schema_conformance
+CHECKS=$CHECKS,negative_data_rejection,positive_data_acceptance,missing_required_header
+CHECKS=$CHECKS,unsupported_method,allow_header_conformance,use_after_free
+CHECKS=$CHECKS,ensure_resource_availability,ignored_auth,object_level_authorization
 status=0
-for accessor in meeting-center connect; do
+for accessor in ${FUZZ_ACCESSORS:-meeting-center connect}; do
   key=$(grep "^$accessor:" "$DATA/keys.txt" | cut -d' ' -f2)
   echo "== schemathesis as $accessor, ${SECONDS_PER_KEY}s"
   # The report of a failure can hold megabytes of generated body: keep the summary here and
   # the whole of it in a file.
+  # Every check but `max_response_time`: no timing thresholds in tests (a shared 2-core host
+  # stalls now and then; request times are the benchmarks' business).
   if ! st --config-file .ci/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
-      -H "Authorization: Bearer $key" --checks all --max-time "$SECONDS_PER_KEY" \
+      -H "Authorization: Bearer $key" --checks "$CHECKS" --max-time "$SECONDS_PER_KEY" \
       --workers 2 --seed 1 --no-color >"$DATA/st-$accessor.txt" 2>&1; then
     status=1
     cut -c1-400 "$DATA/st-$accessor.txt" | grep -v '^$' | head -150
