@@ -15,6 +15,7 @@
 //! **Architecture invariant:** this crate does no IO beyond reading policy files in
 //! [`Policy::from_path`], and has no async.
 
+pub mod checks;
 pub mod collect;
 mod compile;
 pub mod decide;
@@ -22,6 +23,7 @@ pub mod diff;
 pub mod ids;
 mod load;
 pub mod model;
+pub mod mutate;
 pub mod render;
 pub mod source;
 pub mod trace;
@@ -181,7 +183,7 @@ pub enum PeriodKind {
 }
 
 /// A compiled category.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CategoryInfo {
     /// Declared id.
     pub id: String,
@@ -198,7 +200,7 @@ pub struct CategoryInfo {
 }
 
 /// A compiled purpose.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurposeInfo {
     /// Declared id.
     pub id: String,
@@ -224,7 +226,7 @@ pub struct PurposeInfo {
 }
 
 /// A compiled accessor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessorInfo {
     /// Declared id.
     pub id: String,
@@ -250,7 +252,7 @@ pub struct AccessorInfo {
 }
 
 /// A compiled recipient.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientInfo {
     /// Declared id.
     pub id: String,
@@ -265,7 +267,7 @@ pub struct RecipientInfo {
 }
 
 /// A compiled service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceInfo {
     /// Declared id.
     pub id: String,
@@ -278,7 +280,7 @@ pub struct ServiceInfo {
 }
 
 /// A compiled role of a service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleInfo {
     /// Declared id.
     pub id: String,
@@ -299,7 +301,7 @@ pub struct RoleInfo {
 }
 
 /// A compiled record collection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectionInfo {
     /// Declared id.
     pub id: String,
@@ -316,7 +318,7 @@ pub struct CollectionInfo {
 }
 
 /// A field of a record collection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldInfo {
     /// Field name.
     pub name: String,
@@ -354,7 +356,7 @@ impl Hasher for Fnv1a {
 }
 
 /// The compiled tables.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PolicyTables {
     pub(crate) header_clauses: Vec<String>,
     pub(crate) minimum_age: Option<u32>,
@@ -431,6 +433,33 @@ impl Policy {
             }),
             Err(items) => Err(Diagnostics { sources, items }),
         }
+    }
+
+    /// The policy as read, before compilation: what [`mutate`] changes to derive weakened
+    /// versions of it.
+    pub(crate) fn merged(&self) -> Result<load::Merged, Vec<Diagnostic>> {
+        load::merge(&self.sources)
+    }
+
+    /// Compiles a changed copy of this policy's merged files (a mutant). `Err` carries the
+    /// first problem: the policy language refuses the change.
+    pub(crate) fn recompiled(&self, merged: load::Merged) -> Result<Self, String> {
+        match compile::compile(&merged) {
+            Ok(t) => Ok(Self {
+                sources: self.sources.clone(),
+                file: merged.file,
+                t,
+            }),
+            Err(items) => Err(items
+                .first()
+                .map_or_else(|| "refused".to_string(), |d| d.message.clone())),
+        }
+    }
+
+    /// Whether two policies compile to the same tables: every decision and check gives the
+    /// same answer under both.
+    pub fn same_tables(&self, other: &Self) -> bool {
+        self.t == other.t
     }
 
     /// The files the policy was read from.

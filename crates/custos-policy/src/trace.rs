@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Policy;
+use crate::checks::Check;
 use crate::source::{Diagnostic, Diagnostics, Location, Sources};
 
 /// Capabilities a planned clause may wait for.
@@ -41,6 +42,19 @@ struct ClauseEntry {
     capability: Option<Spanned<String>>,
     reason: Option<String>,
     note: Option<String>,
+    kept: Option<String>,
+    not_kept: Option<String>,
+    #[serde(default)]
+    check: Vec<Spanned<Check>>,
+    #[serde(default)]
+    accept: Vec<AcceptEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptEntry {
+    mutant: String,
+    reason: String,
 }
 
 /// How a clause is kept.
@@ -85,6 +99,16 @@ pub struct ClauseTrace {
     pub elements: Vec<String>,
     /// A remark for auditors.
     pub note: Option<String>,
+    /// The part of the promise that is kept, in words.
+    pub kept: Option<String>,
+    /// The part that is not (yet) kept, and why.
+    pub not_kept: Option<String>,
+    /// The clause's checks ([`crate::checks`]), each with its `line:column` in the trace file.
+    pub checks: Vec<Check>,
+    /// Where each check is written, as `name:line:column`.
+    pub check_at: Vec<String>,
+    /// Mutants accepted as not weakening the clause: (mutant id, reason).
+    pub accepted: Vec<(String, String)>,
 }
 
 /// The trace of a whole policy.
@@ -165,13 +189,37 @@ pub fn load(policy: &Policy, name: &str, text: &str) -> Result<Trace, Diagnostic
             continue;
         }
         let cited = elements.get(&id).cloned().unwrap_or_default();
+        for c in &e.check {
+            if let Err(m) = c.get_ref().validate() {
+                at(c.span(), m);
+            }
+        }
+        for a in &e.accept {
+            if a.reason.trim().is_empty() {
+                at(
+                    e.id.span(),
+                    format!(
+                        "the acceptance of mutant `{}` gives no `reason`; say why it is not a weakening",
+                        a.mutant
+                    ),
+                );
+            }
+        }
         let status = match e.status.get_ref().as_str() {
             "enforced" => {
-                if e.tests.is_empty() {
+                if e.tests.is_empty() && e.check.is_empty() {
                     at(
                         e.id.span(),
                         format!(
-                            "enforced clause `{id}` names no `tests`; name the tests that fail when its rule is removed"
+                            "enforced clause `{id}` names no `tests` and no `[[clause.check]]`; give the checks that fail when its rule is weakened"
+                        ),
+                    );
+                }
+                if e.kept.as_deref().is_none_or(|k| k.trim().is_empty()) {
+                    at(
+                        e.id.span(),
+                        format!(
+                            "enforced clause `{id}` says not which part of the promise is `kept`; say it (and what is `not_kept`, if any)"
                         ),
                     );
                 }
@@ -243,14 +291,23 @@ pub fn load(policy: &Policy, name: &str, text: &str) -> Result<Trace, Diagnostic
                 continue;
             }
         };
-        if !matches!(status, Status::Enforced { .. }) && !e.tests.is_empty() {
+        let names_some = !e.tests.is_empty() || !e.check.is_empty();
+        if !matches!(status, Status::Enforced { .. }) && names_some {
             at(
                 e.id.span(),
                 format!(
-                    "clause `{id}` is not enforced but names tests; mark it enforced or drop the tests"
+                    "clause `{id}` is not enforced but names tests or checks; mark it enforced or drop them"
                 ),
             );
         }
+        let check_at = e
+            .check
+            .iter()
+            .map(|c| {
+                let (line, col) = sources.line_col(file, c.span().start);
+                format!("{name}:{line}:{col}")
+            })
+            .collect();
         seen.insert(
             id.clone(),
             ClauseTrace {
@@ -258,6 +315,11 @@ pub fn load(policy: &Policy, name: &str, text: &str) -> Result<Trace, Diagnostic
                 status,
                 elements: cited,
                 note: e.note,
+                kept: e.kept,
+                not_kept: e.not_kept,
+                checks: e.check.into_iter().map(Spanned::into_inner).collect(),
+                check_at,
+                accepted: e.accept.into_iter().map(|a| (a.mutant, a.reason)).collect(),
             },
         );
     }

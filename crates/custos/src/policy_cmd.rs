@@ -31,6 +31,17 @@ pub enum PolicyCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Run the mutation gate: weaken each enforced clause's policy elements one rule at a
+        /// time and run the clause's checks against each weakened policy. Fails when a
+        /// weakening survives (no check fails), unless it is equivalent or accepted.
+        #[arg(long)]
+        mutate: bool,
+        /// Only this clause (with `--mutate`).
+        #[arg(long, value_name = "ID")]
+        clause: Option<String>,
+        /// With `--mutate`, list every mutant and its outcome, not only survivors.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Show the decision for one use of one subject's data, and why.
     ///
@@ -127,8 +138,21 @@ enum StatusArg {
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Check { path } => check(path.as_deref()),
-        PolicyCommand::Trace { path, trace, json } => {
-            trace_cmd(path.as_deref(), trace.as_deref(), json)
+        PolicyCommand::Trace {
+            path,
+            trace,
+            json,
+            mutate,
+            clause,
+            verbose,
+        } => {
+            let opts = TraceOpts {
+                json,
+                mutate,
+                clause,
+                verbose,
+            };
+            trace_cmd(path.as_deref(), trace.as_deref(), &opts)
         }
         PolicyCommand::Explain(args) => explain(&args),
         PolicyCommand::Render {
@@ -176,7 +200,15 @@ fn check(path: Option<&Path>) -> ExitCode {
     }
 }
 
-fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, as_json: bool) -> ExitCode {
+struct TraceOpts {
+    json: bool,
+    mutate: bool,
+    clause: Option<String>,
+    verbose: bool,
+}
+
+fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, opts: &TraceOpts) -> ExitCode {
+    let as_json = opts.json;
     let policy = match load(path) {
         Ok(p) => p,
         Err(code) => return code,
@@ -211,6 +243,18 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, as_json: bool) -> E
             return ExitCode::FAILURE;
         }
     };
+    if opts.mutate {
+        return mutate_cmd(&policy, &t, opts);
+    }
+    // The checks must hold on the policy as it is.
+    let mut failing = Vec::new();
+    for c in &t.clauses {
+        for (k, at) in c.checks.iter().zip(&c.check_at) {
+            if let Err(e) = k.run(&policy) {
+                failing.push(format!("{at}: {}: check failed: {}: {e}", c.id, k.label()));
+            }
+        }
+    }
     let (enforced, planned, notice) = t.counts();
     if as_json {
         let clauses: Vec<_> = t
@@ -222,13 +266,19 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, as_json: bool) -> E
                     trace::Status::Planned { capability } => ("capability", json!(capability)),
                     trace::Status::NoticeOnly { reason } => ("reason", json!(reason)),
                 };
-                json!({"id": c.id, "status": c.status.label(), "elements": c.elements, "note": c.note, key: value})
+                json!({"id": c.id, "status": c.status.label(), "elements": c.elements, "note": c.note,
+                    "kept": c.kept, "not_kept": c.not_kept, "checks": c.checks.len(), key: value})
             })
             .collect();
         let out = json!({"policy": policy.id(), "version": policy.version(), "clauses": clauses,
-            "counts": {"enforced": enforced, "planned": planned, "notice-only": notice}});
+            "counts": {"enforced": enforced, "planned": planned, "notice-only": notice},
+            "failing_checks": failing});
         println!("{out:#}");
-        return ExitCode::SUCCESS;
+        return if failing.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     for c in &t.clauses {
         let detail = match &c.status {
@@ -237,6 +287,15 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, as_json: bool) -> E
             trace::Status::NoticeOnly { reason } => format!("reason: {reason}"),
         };
         println!("{}  {:<11}  {detail}", c.id, c.status.label());
+        if let Some(k) = &c.kept {
+            println!("      kept: {k}");
+        }
+        if let Some(k) = &c.not_kept {
+            println!("      not kept: {k}");
+        }
+        if !c.checks.is_empty() {
+            println!("      checks: {}", c.checks.len());
+        }
         if !c.elements.is_empty() {
             println!("      elements: {}", c.elements.join(", "));
         }
@@ -245,7 +304,102 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, as_json: bool) -> E
         "\n{} clauses: {enforced} enforced, {planned} planned, {notice} notice-only",
         t.clauses.len()
     );
-    ExitCode::SUCCESS
+    if failing.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for f in &failing {
+        eprintln!("{f}");
+    }
+    eprintln!(
+        "{} checks fail on the policy as it is: fix the policy, or the check if the promise changed",
+        failing.len()
+    );
+    ExitCode::FAILURE
+}
+
+fn mutate_cmd(policy: &Policy, t: &trace::Trace, opts: &TraceOpts) -> ExitCode {
+    use custos_policy::mutate::{self, Outcome};
+    if let Some(c) = &opts.clause {
+        if !t.clauses.iter().any(|x| &x.id == c) {
+            eprintln!(
+                "unknown clause `{c}`; the trace has {} clauses",
+                t.clauses.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let enforced = trace::Trace {
+        clauses: t
+            .clauses
+            .iter()
+            .filter(|c| matches!(c.status, trace::Status::Enforced { .. }))
+            .cloned()
+            .collect(),
+    };
+    let started = std::time::Instant::now();
+    let reports = mutate::gate(policy, &enforced, opts.clause.as_deref());
+    let killed = |o: &Outcome| matches!(o, Outcome::Killed(_));
+    let equivalent = |o: &Outcome| matches!(o, Outcome::Equivalent);
+    let invalid = |o: &Outcome| matches!(o, Outcome::Invalid(_));
+    let accepted = |o: &Outcome| matches!(o, Outcome::Accepted(_));
+    let survived = |o: &Outcome| matches!(o, Outcome::Survived);
+    if opts.json {
+        let clauses: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                json!({"clause": r.clause, "checks": r.checks, "mutants": r.mutants.len(),
+                    "killed": r.count(killed), "equivalent": r.count(equivalent),
+                    "invalid": r.count(invalid), "accepted": r.count(accepted),
+                    "survived": r.survivors().collect::<Vec<_>>(),
+                    "failing_checks": r.failing_checks, "stale_accepts": r.stale_accepts,
+                    "passed": r.passed()})
+            })
+            .collect();
+        println!("{:#}", json!({"policy": policy.id(), "clauses": clauses}));
+    } else {
+        println!("clause  checks  mutants  killed  equivalent  invalid  accepted  survived");
+        for r in &reports {
+            println!(
+                "{:<6}  {:>6}  {:>7}  {:>6}  {:>10}  {:>7}  {:>8}  {:>8}",
+                r.clause,
+                r.checks,
+                r.mutants.len(),
+                r.count(killed),
+                r.count(equivalent),
+                r.count(invalid),
+                r.count(accepted),
+                r.count(survived)
+            );
+            for (m, o) in &r.mutants {
+                match o {
+                    Outcome::Survived => println!("    SURVIVED  {m}"),
+                    o if opts.verbose => println!("    {o:?}  {m}"),
+                    _ => {}
+                }
+            }
+            for f in &r.failing_checks {
+                println!("    FAILING CHECK  {f}");
+            }
+            for a in &r.stale_accepts {
+                println!("    STALE ACCEPT  {a} (no such mutant: drop the [[clause.accept]])");
+            }
+        }
+        let all: usize = reports.iter().map(|r| r.mutants.len()).sum();
+        let surv: usize = reports.iter().map(|r| r.count(survived)).sum();
+        println!(
+            "\n{} clauses, {all} mutants, {surv} survived ({:.1} s)",
+            reports.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if reports.iter().all(mutate::ClauseReport::passed) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "the mutation gate failed: a weakening no check catches means the clause is not kept by construction; add a check to its [[clause.check]] (or an [[clause.accept]] with the reason it is no weakening)"
+        );
+        ExitCode::FAILURE
+    }
 }
 
 fn explain(a: &ExplainArgs) -> ExitCode {

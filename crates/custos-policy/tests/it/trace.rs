@@ -155,3 +155,160 @@ fn the_notice_carries_every_notice_only_clause() {
     // The postal address for unsubscribe letters comes from [contacts].
     assert!(md.contains("3979 Freedom Circle"));
 }
+
+/// The clause checks of the built-in trace, by clause.
+fn builtin_trace() -> (custos_policy::Policy, trace::Trace) {
+    let p = builtin();
+    let t =
+        trace::load(&p, "trace.toml", BUILTIN_WEBEX_2010_TRACE).unwrap_or_else(|d| panic!("{d}"));
+    (p, t)
+}
+
+#[test]
+fn every_clause_check_holds_on_the_builtin_policy() {
+    let (p, t) = builtin_trace();
+    let mut checks = 0;
+    for c in &t.clauses {
+        for (k, at) in c.checks.iter().zip(&c.check_at) {
+            checks += 1;
+            if let Err(e) = k.run(&p) {
+                panic!("{at}: {}: {}: {e}", c.id, k.label());
+            }
+        }
+        if matches!(c.status, trace::Status::Enforced { .. }) {
+            assert!(c.kept.is_some(), "{} says not what is kept", c.id);
+        }
+    }
+    assert!(checks > 500, "{checks}");
+}
+
+/// The policy with one rule weakened by editing its text, as a reviewer would.
+fn weakened(find: &str, replace: &str) -> custos_policy::Policy {
+    let text = custos_policy::BUILTIN_WEBEX_2010;
+    assert!(text.contains(find), "the policy no longer has {find:?}");
+    custos_policy::Policy::from_str("weakened.toml", &text.replacen(find, replace, 1))
+        .unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// The checks of `clause` that fail against `p`.
+fn failing(t: &trace::Trace, clause: &str, p: &custos_policy::Policy) -> Vec<String> {
+    let c = t.clauses.iter().find(|c| c.id == clause).unwrap();
+    c.checks
+        .iter()
+        .filter_map(|k| k.run(p).err().map(|e| format!("{}: {e}", k.label())))
+        .collect()
+}
+
+// Issue 12's review weakened the policy by hand 42 times; 13 real weakenings left every test
+// green. Each of these must now fail a check of the clause it weakens.
+#[test]
+fn the_checks_catch_the_weakenings_a_review_found() {
+    let (_, t) = builtin_trace();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "C065",
+            "an attendee gives a card number",
+            "collects = [\"contact.name\", \"contact.email\", \"network.ip_address\"]\noptional = [\"telemetry.service_health\"]",
+            "collects = [\"contact.name\", \"contact.email\", \"network.ip_address\", \"payment.card_number\"]\noptional = [\"telemetry.service_health\"]",
+        ),
+        (
+            "C038",
+            "the web host receives card numbers",
+            "categories = [\"contact.name\", \"contact.email\", \"network.ip_address\", \"cookie.identifier\"]",
+            "categories = [\"contact.name\", \"contact.email\", \"network.ip_address\", \"cookie.identifier\", \"payment.card_number\"]",
+        ),
+        (
+            "C035",
+            "Meeting Center's telemetry limit deleted",
+            "[[accessor.limit]]\npurpose = \"analytics.service_health\"\ncategories = [\"telemetry.service_health\"]\nclauses = [\"C035\"]\n",
+            "",
+        ),
+        (
+            "C070",
+            "the employer's archival allowance widened",
+            "categories = [\"connect.user_actions\", \"chat.history\", \"chat.participants\", \"chat.timing\"]",
+            "categories = [\"connect.user_actions\", \"chat.history\", \"chat.participants\", \"chat.timing\", \"contact.phone\"]",
+        ),
+        (
+            "C027",
+            "the referrer asked for a phone number",
+            "collects = [\"referral.name\", \"referral.email\"]",
+            "collects = [\"referral.name\", \"referral.email\", \"contact.phone\"]",
+        ),
+        (
+            "C036",
+            "partner marketing on an opt-out",
+            "id = \"marketing.partners\"\nparent = \"marketing\"\nbasis = \"consent\"",
+            "id = \"marketing.partners\"\nparent = \"marketing\"\nbasis = \"opt_out\"",
+        ),
+        (
+            "C053",
+            "a twelve-year-old admitted",
+            "minimum_age = 13",
+            "minimum_age = 12",
+        ),
+    ];
+    for (clause, what, find, replace) in cases {
+        let p = weakened(find, replace);
+        assert!(
+            !failing(&t, clause, &p).is_empty(),
+            "{clause}: no check fails when {what}"
+        );
+    }
+}
+
+#[test]
+fn the_gate_kills_every_weakening_of_a_clause_with_its_checks() {
+    let (p, t) = builtin_trace();
+    for clause in ["C036", "C053"] {
+        let r = custos_policy::mutate::gate(&p, &t, Some(clause));
+        let [r] = r.as_slice() else {
+            panic!("one report")
+        };
+        assert!(
+            r.mutants.len() > 10,
+            "{clause}: {} mutants",
+            r.mutants.len()
+        );
+        assert!(
+            r.passed(),
+            "{clause}: {:?}",
+            r.survivors().collect::<Vec<_>>()
+        );
+        assert!(r.count(|o| matches!(o, custos_policy::mutate::Outcome::Killed(_))) > 0);
+    }
+}
+
+#[test]
+fn the_gate_fails_a_clause_whose_checks_are_gone() {
+    let (p, mut t) = builtin_trace();
+    let c = t.clauses.iter_mut().find(|c| c.id == "C053").unwrap();
+    c.checks.clear();
+    let r = custos_policy::mutate::gate(&p, &t, Some("C053"));
+    let survivors: Vec<&str> = r[0].survivors().collect();
+    assert!(!r[0].passed());
+    assert!(
+        survivors.contains(&"policy: minimum_age 13 -> 12"),
+        "{survivors:?}"
+    );
+}
+
+#[test]
+fn a_check_with_no_key_or_two_is_an_error() {
+    let p = builtin();
+    for (check, message) in [
+        ("[[clause.check]]\n", "a check has none of the keys"),
+        (
+            "[[clause.check]]\nminimum_age = 13\npurpose = { id = \"account\" }\n",
+            "a check has several keys (purpose, minimum_age)",
+        ),
+    ] {
+        let text = BUILTIN_WEBEX_2010_TRACE.replacen(
+            "[[clause.check]]\n",
+            &format!("{check}\n[[clause.check]]\n"),
+            1,
+        );
+        let e = trace::load(&p, "trace.toml", &text).unwrap_err().lines();
+        assert!(e.iter().any(|l| l.contains(message)), "{e:?}");
+    }
+}

@@ -64,6 +64,76 @@ fn trace_lists_all_80_clauses_with_counts() {
     );
 }
 
+/// A copy of the WebEx policy folder with `find` replaced by `replace` in policy.toml.
+fn weakened_copy(name: &str, find: &str, replace: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("custos-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = root().join("policies/webex-2010");
+    let text = std::fs::read_to_string(src.join("policy.toml")).unwrap();
+    assert!(text.contains(find));
+    std::fs::write(dir.join("policy.toml"), text.replacen(find, replace, 1)).unwrap();
+    std::fs::copy(src.join("trace.toml"), dir.join("trace.toml")).unwrap();
+    dir
+}
+
+#[test]
+fn trace_shows_the_kept_part_and_fails_when_a_check_fails() {
+    let o = custos(&["policy", "trace"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("      kept: Sharing with marketing partners needs"));
+    assert!(stdout(&o).contains("      not kept: "));
+    // A twelve-year-old admitted: C053's checks fail, each named with its trace line.
+    let dir = weakened_copy("trace-age", "minimum_age = 13", "minimum_age = 12");
+    let o = custos(&["policy", "trace", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.lines().any(
+            |l| l.starts_with(&format!("{}:", dir.join("trace.toml").display()))
+                && l.contains(": C053: check failed: minimum_age 13")
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn trace_mutate_kills_every_weakening_of_a_clause_and_reports_a_survivor() {
+    let o = custos(&["policy", "trace", "--mutate", "--clause", "C053"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("clause  checks  mutants  killed"), "{out}");
+    let row = out.lines().nth(1).unwrap();
+    assert!(row.starts_with("C053"), "{row}");
+    assert!(out.contains(" 0 survived"), "{out}");
+    // The same clause with its checks removed from the trace: the weakenings survive.
+    let dir = weakened_copy("trace-mutate", "minimum_age = 13", "minimum_age = 13");
+    let trace = std::fs::read_to_string(dir.join("trace.toml")).unwrap();
+    let start = trace.find("id = \"C053\"").unwrap();
+    let end = start + trace[start..].find("\n[[clause]]\n").unwrap();
+    let block: String = trace[start..end]
+        .split("\n[[clause.check]]\n")
+        .next()
+        .unwrap()
+        .to_string();
+    let cut = format!("{}{block}{}", &trace[..start], &trace[end..]);
+    std::fs::write(dir.join("trace.toml"), cut).unwrap();
+    let o = custos(&[
+        "policy",
+        "trace",
+        dir.to_str().unwrap(),
+        "--mutate",
+        "--clause",
+        "C053",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("    SURVIVED  policy: minimum_age 13 -> 12"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("the mutation gate failed"));
+}
+
 #[test]
 fn explain_support_reading_a_registration_email_is_permitted() {
     let o = custos(&[
