@@ -966,3 +966,28 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         collection_index: collections.map,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{BUILTIN_WEBEX_2010, Policy};
+
+    #[test]
+    fn a_transport_is_tls_or_any() {
+        let bad = BUILTIN_WEBEX_2010.replacen("transport = \"tls\"", "transport = \"tsl\"", 1);
+        let lines = Policy::from_str("p.toml", &bad)
+            .err()
+            .map(|d| d.lines())
+            .unwrap_or_default();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines.iter().all(|l| l.ends_with(
+                "unknown transport `tsl`; did you mean `tls`? expected one of tls, any"
+            )),
+            "{lines:?}"
+        );
+        let any = BUILTIN_WEBEX_2010.replace("transport = \"tls\"", "transport = \"any\"");
+        let p = Policy::from_str("p.toml", &any).unwrap_or_else(|d| panic!("{d}"));
+        assert!(p.tls_categories().is_empty());
+        assert!(p.services().iter().all(|s| !s.requires_tls));
+    }
+}
