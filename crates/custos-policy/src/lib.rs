@@ -20,6 +20,7 @@ mod compile;
 pub mod decide;
 pub mod diff;
 pub mod ids;
+mod lint;
 mod load;
 pub mod model;
 pub mod render;
@@ -385,6 +386,8 @@ pub(crate) struct PolicyTables {
 pub struct Policy {
     sources: Sources,
     file: PolicyFile,
+    /// The file each element of `file` came from (for [`Policy::warnings`]).
+    origin: load::Origins,
     t: PolicyTables,
 }
 
@@ -435,6 +438,7 @@ impl Policy {
             Ok(t) => Ok(Self {
                 sources,
                 file: merged.file,
+                origin: merged.origin,
                 t,
             }),
             Err(items) => Err(Diagnostics { sources, items }),
