@@ -979,7 +979,8 @@ impl Vault {
         let needs_tls = decision
             .permitted
             .intersection(self.policy.tls_categories());
-        if let Some(e) = self.transport_refusal(actor, needs_tls) {
+        let others = ", or ask only for the other categories (`categories`)";
+        if let Some(e) = self.transport_refusal_or(actor, needs_tls, others) {
             draft.effect = "deny".into();
             draft.reasons = TLS_REQUIRED.into();
             self.record(draft)?;

@@ -55,6 +55,17 @@ impl Vault {
         actor: Actor<'_>,
         needs_tls: CategorySet,
     ) -> Option<Error> {
+        self.transport_refusal_or(actor, needs_tls, "")
+    }
+
+    /// [`Vault::transport_refusal`], its message ending with `alternative` (what else the
+    /// caller may do, e.g. leave the categories out of a read).
+    pub(crate) fn transport_refusal_or(
+        &self,
+        actor: Actor<'_>,
+        needs_tls: CategorySet,
+        alternative: &str,
+    ) -> Option<Error> {
         if actor.channel.secure() || needs_tls.is_empty() {
             return None;
         }
@@ -67,7 +78,7 @@ impl Vault {
         Some(Error::invalid(
             TLS_REQUIRED,
             format!(
-                "the policy lets {} cross the network only over TLS, and this request came over plain HTTP from another host; send it over HTTPS",
+                "the policy lets {} cross the network only over TLS, and this request came over plain HTTP from another host; send it over HTTPS{alternative}",
                 names.join(", ")
             ),
         ))
