@@ -320,15 +320,18 @@ where
             // The peer's address goes with each request to the transport check only: it is
             // personal information, and never logged.
             (io, peer) = listener.accept() => {
-                let (addr, tls) = (transport::Peer::socket_addr(&peer), transport::Peer::is_tls(&peer));
+                let addr = transport::Peer::socket_addr(&peer);
+                let tls = transport::Peer::is_tls(&peer);
                 let service = service.clone();
-                let per_request = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
-                    if tls {
-                        req.extensions_mut().insert(transport::Tls);
-                    }
-                    hyper::service::Service::call(&service, req)
-                });
+                let per_request = hyper::service::service_fn(
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+                        if tls {
+                            req.extensions_mut().insert(transport::Tls);
+                        }
+                        hyper::service::Service::call(&service, req)
+                    },
+                );
                 let conn = http.serve_connection(TokioIo::new(io), per_request);
                 let conn = graceful.watch(conn);
                 let task = async move {
