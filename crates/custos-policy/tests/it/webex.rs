@@ -1458,4 +1458,18 @@ fn card_numbers_and_what_mail_collects_cross_the_network_only_over_tls() {
     );
     assert!(!p.tls_for_records(mail, activity).is_empty());
     assert!(p.tls_for_records(meetings, activity).is_empty());
+    // The notice says what the server enforces, where the category and the service are.
+    let notice = render::markdown(&p);
+    let card_row = notice
+        .lines()
+        .find(|l| l.starts_with("| Credit or debit card number"))
+        .unwrap();
+    assert!(
+        card_row.contains("Crosses the Internet to and from us only encrypted (HTTPS)."),
+        "{card_row}"
+    );
+    assert!(
+        notice.contains("What you give Cisco WebEx Mail is sent to us only encrypted (HTTPS).")
+    );
+    assert_eq!(notice.matches("only encrypted (HTTPS)").count(), 2);
 }
