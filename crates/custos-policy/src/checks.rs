@@ -14,7 +14,7 @@
 //! | `collects` | the categories a role's collection accepts are exactly `only` |
 //! | `stated` | the purposes a role's collection may state are exactly `only` and their refinements |
 //! | `records` | the record collections a role keeps are exactly `only` |
-//! | `collect` | one collection is `allowed` or `refused` (with a `code`) |
+//! | `collect` | one collection is `allowed` (keeping `transient` unstored, `tls` only over TLS) or `refused` (with a `code`) |
 //! | `collects_for` | the services an accessor collects in the name of are exactly `only` |
 //! | `pursues` | the purposes an accessor may pursue are exactly `only` and their refinements |
 //! | `reads` | the most an accessor (and recipient) may get for a purpose is exactly `only` |
@@ -102,6 +102,8 @@ pub struct Collect {
     pub code: Option<String>,
     /// For `allowed`: exactly the categories used once and never stored.
     pub transient: Option<Vec<String>>,
+    /// For `allowed`: exactly the categories that may cross the network only over TLS.
+    pub tls: Option<Vec<String>>,
 }
 
 /// `{ accessor, only }`.
@@ -507,17 +509,29 @@ fn collect(p: &Policy, x: &Collect) -> Result<(), String> {
         categories: &categories,
     });
     match (x.expect.as_str(), answer) {
-        ("allowed", Ok(plan)) => match &x.transient {
-            None => Ok(()),
-            Some(t) => same(
-                "the collection keeps other categories transient",
-                p.category_names(plan.transient)
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-                t,
-            ),
-        },
+        ("allowed", Ok(plan)) => {
+            if let Some(t) = &x.transient {
+                same(
+                    "the collection keeps other categories transient",
+                    p.category_names(plan.transient)
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                    t,
+                )?;
+            }
+            if let Some(t) = &x.tls {
+                same(
+                    "other categories need TLS",
+                    p.category_names(plan.tls)
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                    t,
+                )?;
+            }
+            Ok(())
+        }
         ("allowed", Err(e)) => Err(format!(
             "refused: {}",
             e.iter().map(|e| e.code).collect::<Vec<_>>().join(", ")

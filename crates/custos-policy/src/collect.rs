@@ -50,6 +50,10 @@ pub struct CollectionPlan {
     pub transient: CategorySet,
     /// Record collections the role keeps.
     pub records: Vec<CollectionId>,
+    /// The collected categories that may arrive only over TLS: those marked
+    /// `transport = "tls"`, or all of them when the service is (C044, C074). The vault refuses
+    /// the collection when they came over plain HTTP from a remote client.
+    pub tls: CategorySet,
 }
 
 impl Policy {
@@ -195,6 +199,11 @@ impl Policy {
             store: categories.difference(transient),
             transient,
             records: role.records.clone(),
+            tls: if svc.requires_tls {
+                categories
+            } else {
+                categories.intersection(self.tls_categories())
+            },
         })
     }
 

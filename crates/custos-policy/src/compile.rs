@@ -53,6 +53,9 @@ const RIGHTS: &[&str] = &[
     "disclosure_list",
 ];
 const CHANNELS: &[&str] = &["online", "email", "postal", "link"];
+/// How values may cross the network (`transport`): `tls` only over TLS (or from the
+/// server's own host), `any` however the server is reached.
+pub(crate) const TRANSPORTS: &[&str] = &["tls", "any"];
 const COOKIE_KINDS: &[&str] = &["cookie", "web_beacon"];
 /// Most clauses a `clause_range` may span.
 const MAX_CLAUSES: u32 = 10_000;
@@ -226,6 +229,13 @@ pub(crate) fn unknown_message<'a>(
         Some(n) => format!("unknown {kind} `{name}`; did you mean `{n}`?"),
         None => format!("unknown {kind} `{name}`; declare it in a `[[{table}]]` table first"),
     }
+}
+
+/// A `transport` keyword: whether the element's values may cross the network only over TLS.
+fn transport(ctx: &mut Ctx, file: FileId, t: &Option<Str>) -> bool {
+    t.as_ref()
+        .and_then(|t| ctx.keyword(file, t, "transport", TRANSPORTS))
+        .is_some_and(|t| t == "tls")
 }
 
 fn valid_id(s: &str) -> bool {
@@ -438,12 +448,14 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             ctx.keyword(file, k, "category kind", CATEGORY_KINDS);
         }
         let retention = resolve_retention(&mut ctx, file, &c.retention);
+        let requires_tls = transport(&mut ctx, file, &c.transport);
         category_infos.push(CategoryInfo {
             id: c.id.get_ref().clone(),
             name: c.name.clone(),
             identifier: c.identifier,
             transient: c.transient || retention == Some(PeriodKind::Transient),
             retention,
+            requires_tls,
             clauses: ctx.clauses(file, &c.clauses),
         });
     }
@@ -838,9 +850,11 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
                 clauses: ctx.clauses(file, &r.clauses),
             });
         }
+        let requires_tls = transport(&mut ctx, file, &s.transport);
         service_infos.push(ServiceInfo {
             id: s.id.get_ref().clone(),
             name: s.name.clone(),
+            requires_tls,
             roles,
             clauses: ctx.clauses(file, &s.clauses),
         });
@@ -928,9 +942,16 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         d.sort_by_key(|d| d.location.as_ref().map(|l| (l.file, l.span.start)));
         return Err(d);
     }
+    let tls_categories = category_infos
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.requires_tls)
+        .map(|(i, _)| CategoryId::from_index(i))
+        .collect();
     Ok(PolicyTables {
         header_clauses,
         minimum_age,
+        tls_categories,
         categories: category_infos,
         category_index: categories.map,
         purposes: purpose_infos,
@@ -944,4 +965,29 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         collections: collection_infos,
         collection_index: collections.map,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BUILTIN_WEBEX_2010, Policy};
+
+    #[test]
+    fn a_transport_is_tls_or_any() {
+        let bad = BUILTIN_WEBEX_2010.replacen("transport = \"tls\"", "transport = \"tsl\"", 1);
+        let lines = Policy::from_str("p.toml", &bad)
+            .err()
+            .map(|d| d.lines())
+            .unwrap_or_default();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines.iter().all(|l| l.ends_with(
+                "unknown transport `tsl`; did you mean `tls`? expected one of tls, any"
+            )),
+            "{lines:?}"
+        );
+        let any = BUILTIN_WEBEX_2010.replace("transport = \"tls\"", "transport = \"any\"");
+        let p = Policy::from_str("p.toml", &any).unwrap_or_else(|d| panic!("{d}"));
+        assert!(p.tls_categories().is_empty());
+        assert!(p.services().iter().all(|s| !s.requires_tls));
+    }
 }

@@ -114,6 +114,11 @@ change_kinds! {
     IdentifierAdded => "identifier_added",
     /// A category no longer identifies a person.
     IdentifierRemoved => "identifier_removed",
+    /// A category's values, or what a service collects, may now cross the network without
+    /// TLS: `transport = "tls"` dropped (material: a protection the person had).
+    TransportRelaxed => "transport_relaxed",
+    /// A category's values, or what a service collects, now cross the network only over TLS.
+    TransportSecured => "transport_secured",
     /// A retention rule was declared.
     RetentionRuleAdded => "retention_rule_added",
     /// A retention rule was removed.
@@ -868,6 +873,7 @@ impl Differ<'_> {
                     let summary = format!("Category `{id}` is no longer used to find a person.");
                     d.push(false, ChangeKind::IdentifierRemoved, element, summary);
                 }
+                d.transport(element, &format!("Category `{id}`: its values"), o.requires_tls, n.requires_tls);
                 let (of, nf) = (
                     find(&old.file().category, id),
                     find(&new.file().category, id),
@@ -1284,8 +1290,14 @@ impl Differ<'_> {
                 };
                 d.push(material, ChangeKind::ServiceAdded, element, summary);
             },
-            |d, _, o, n, w| {
+            |d, element, o, n, w| {
                 let service = n.id.as_str();
+                d.transport(
+                    element,
+                    &format!("Service `{service}`: what it collects"),
+                    o.requires_tls,
+                    n.requires_tls,
+                );
                 d.compare(
                     (&format!("role:{service}/"), "role"),
                     (&o.roles, &n.roles),
@@ -1322,6 +1334,22 @@ impl Differ<'_> {
                 format!("Service `{}` (“{}”) was removed.", o.id, o.name)
             }),
         );
+    }
+
+    /// A change of `transport` of an element (`who`: “Category `x`: its values”).
+    fn transport(&mut self, element: &str, who: &str, old_tls: bool, new_tls: bool) {
+        match (old_tls, new_tls) {
+            (true, false) => {
+                let summary =
+                    format!("{who} may now cross the network without TLS (was only over TLS).");
+                self.push(true, ChangeKind::TransportRelaxed, element, summary);
+            }
+            (false, true) => {
+                let summary = format!("{who} now cross the network only over TLS.");
+                self.push(false, ChangeKind::TransportSecured, element, summary);
+            }
+            _ => {}
+        }
     }
 
     /// The changes of a role `who` (“Role `service/id`”) both versions declare.
@@ -2627,6 +2655,50 @@ text = "We protect your information."
             ChangeKind::IdentifierAdded,
             true,
             "category:contact.phone",
+        );
+    }
+
+    #[test]
+    fn dropping_tls_is_material_and_requiring_it_is_not() {
+        let tls = "kind = \"contact\"\ntransport = \"tls\"\nretention = \"account\"\n\n[[category]]\nid = \"network.ip\"";
+        let plain =
+            "kind = \"contact\"\nretention = \"account\"\n\n[[category]]\nid = \"network.ip\"";
+        let d = diff_with(&[(plain, tls)]);
+        assert_only(
+            &d,
+            ChangeKind::TransportSecured,
+            false,
+            "category:contact.phone",
+        );
+        let secured = load(&edited(BASE, &[(plain, tls)]));
+        let d = diff(&secured, &base());
+        assert_only(
+            &d,
+            ChangeKind::TransportRelaxed,
+            true,
+            "category:contact.phone",
+        );
+        assert!(d.changes[0].summary.contains("without TLS"), "{}", dump(&d));
+    }
+
+    #[test]
+    fn a_service_dropping_tls_is_material() {
+        let edit = [(
+            "id = \"meetings\"\nname = \"Meetings\"\n",
+            "id = \"meetings\"\nname = \"Meetings\"\ntransport = \"tls\"\n",
+        )];
+        let secured = load(&edited(BASE, &edit));
+        assert_only(
+            &diff(&base(), &secured),
+            ChangeKind::TransportSecured,
+            false,
+            "service:meetings",
+        );
+        assert_only(
+            &diff(&secured, &base()),
+            ChangeKind::TransportRelaxed,
+            true,
+            "service:meetings",
         );
     }
 

@@ -21,6 +21,7 @@ mod compile;
 pub mod decide;
 pub mod diff;
 pub mod ids;
+mod lint;
 mod load;
 pub mod model;
 pub mod mutate;
@@ -195,6 +196,9 @@ pub struct CategoryInfo {
     pub transient: bool,
     /// Retention of its values.
     pub retention: Option<PeriodKind>,
+    /// Its values cross the network only over TLS (`transport = "tls"`); see
+    /// [`Policy::tls_categories`].
+    pub requires_tls: bool,
     /// Clauses it encodes.
     pub clauses: Vec<String>,
 }
@@ -273,6 +277,9 @@ pub struct ServiceInfo {
     pub id: String,
     /// Human name.
     pub name: String,
+    /// What it collects crosses the network only over TLS (`transport = "tls"`): every
+    /// collection in its name, and every record appended for one of its roles.
+    pub requires_tls: bool,
     /// Roles people have in it.
     pub roles: Vec<RoleInfo>,
     /// Clauses it encodes.
@@ -362,6 +369,8 @@ pub(crate) struct PolicyTables {
     pub(crate) minimum_age: Option<u32>,
     pub(crate) categories: Vec<CategoryInfo>,
     pub(crate) category_index: NameMap<CategoryId>,
+    /// The categories marked `transport = "tls"`.
+    pub(crate) tls_categories: CategorySet,
     pub(crate) purposes: Vec<PurposeInfo>,
     pub(crate) purpose_index: NameMap<PurposeId>,
     pub(crate) accessors: Vec<AccessorInfo>,
@@ -379,6 +388,8 @@ pub(crate) struct PolicyTables {
 pub struct Policy {
     sources: Sources,
     file: PolicyFile,
+    /// The file each element of `file` came from (for [`Policy::warnings`]).
+    origin: load::Origins,
     t: PolicyTables,
 }
 
@@ -429,6 +440,7 @@ impl Policy {
             Ok(t) => Ok(Self {
                 sources,
                 file: merged.file,
+                origin: merged.origin,
                 t,
             }),
             Err(items) => Err(Diagnostics { sources, items }),
@@ -448,6 +460,7 @@ impl Policy {
             Ok(t) => Ok(Self {
                 sources: self.sources.clone(),
                 file: merged.file,
+                origin: merged.origin,
                 t,
             }),
             Err(items) => Err(items
@@ -502,6 +515,28 @@ impl Policy {
     /// Clauses the header encodes.
     pub fn header_clauses(&self) -> &[String] {
         &self.t.header_clauses
+    }
+
+    /// The categories whose values cross the network only over TLS (`transport = "tls"`,
+    /// C044): a collection, record append or read over plain HTTP from a remote client that
+    /// carries one is refused. Whether a channel is secure is the server's to say; the
+    /// vault refuses ([`collect::CollectionPlan::tls`] for collections).
+    pub fn tls_categories(&self) -> CategorySet {
+        self.t.tls_categories
+    }
+
+    /// The categories of a record collection that must arrive over TLS when a role of
+    /// `service` keeps it: every category of the collection when the service requires TLS
+    /// (`transport = "tls"` on the service, C074), else those marked `transport = "tls"`.
+    pub fn tls_for_records(&self, service: ServiceId, collection: CollectionId) -> CategorySet {
+        let all = self
+            .collection(collection)
+            .map_or(CategorySet::EMPTY, |c| c.categories);
+        if self.service(service).is_some_and(|s| s.requires_tls) {
+            all
+        } else {
+            all.intersection(self.t.tls_categories)
+        }
     }
 
     /// Categories in declaration order.

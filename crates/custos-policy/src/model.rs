@@ -121,6 +121,9 @@ pub struct Category {
     pub transient: bool,
     /// Id of the retention rule for values of this category.
     pub retention: Option<Str>,
+    /// How values may cross the network: `tls` (only over TLS, or from a client on the
+    /// server's own host) or `any` (the default).
+    pub transport: Option<Str>,
     /// Longer description for the notice.
     pub description: Option<String>,
     /// Clauses this element encodes.
@@ -204,6 +207,10 @@ pub struct Service {
     pub family: Option<String>,
     /// What the service is, for the notice.
     pub description: Option<String>,
+    /// How what the service collects may cross the network: `tls` (every collection in its
+    /// name, and every record a role of it keeps, arrives only over TLS, or from a client on
+    /// the server's own host) or `any` (the default: as its categories say).
+    pub transport: Option<Str>,
     /// The roles people have in the service.
     #[serde(default)]
     pub role: Vec<Role>,

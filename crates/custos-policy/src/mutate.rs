@@ -7,11 +7,12 @@
 //! | element | weakenings |
 //! | --- | --- |
 //! | `[policy]` | the minimum age lowered by one, or removed |
-//! | category | `transient` turned off |
+//! | category | `transient` turned off; `transport = "tls"` turned to `any` |
 //! | purpose | the basis relaxed (consent → opt_out → service, legal → service); `requires_reference` or `requires_recipient` dropped; a recipient allowed every category for it |
 //! | accessor | a purpose added; a service added to those it collects for; its recipient dropped; a limit dropped |
 //! | accessor limit | a category added; the limit dropped |
 //! | role | a category added to what it collects; a purpose added to those it may state; a record collection added |
+//! | service | `transport = "tls"` turned to `any` |
 //! | record collection | a field of another category added |
 //! | recipient | a tenant kind (customer, employer, purchaser) turned into a processor; a category added to an allowance |
 //! | recipient allowance | a category added |
@@ -156,6 +157,30 @@ pub fn mutants(policy: &Policy, clause: &str) -> Vec<Mutant> {
                 Box::new(move |m| {
                     if let Some(x) = m.file.category.get_mut(i) {
                         x.transient = false;
+                    }
+                }),
+            );
+        }
+        if cites(&c.clauses, clause) && c.transport.as_ref().is_some_and(|t| t.get_ref() == "tls") {
+            let span = c.id.span();
+            add(
+                format!("category:{} transport tls -> any", c.id.get_ref()),
+                Box::new(move |m| {
+                    if let Some(x) = m.file.category.get_mut(i) {
+                        x.transport = Some(s(&span, "any"));
+                    }
+                }),
+            );
+        }
+    }
+    for (i, x) in f.service.iter().enumerate() {
+        if cites(&x.clauses, clause) && x.transport.as_ref().is_some_and(|t| t.get_ref() == "tls") {
+            let span = x.id.span();
+            add(
+                format!("service:{} transport tls -> any", x.id.get_ref()),
+                Box::new(move |m| {
+                    if let Some(x) = m.file.service.get_mut(i) {
+                        x.transport = Some(s(&span, "any"));
                     }
                 }),
             );

@@ -868,10 +868,19 @@ impl<'a> Notice<'a> {
                 .iter()
                 .map(|c| {
                     let name = Text::tagged(&c.name, &c.clauses);
-                    let about = c
+                    let mut about = c
                         .description
                         .as_deref()
                         .map_or_else(|| "—".to_string(), sentence);
+                    // What the server enforces (C044), said where the category is.
+                    if c.transport.as_ref().is_some_and(|t| t.get_ref() == "tls") {
+                        let tls = "Crosses the Internet to and from us only encrypted (HTTPS).";
+                        about = if about == "—" {
+                            tls.to_string()
+                        } else {
+                            format!("{about} {tls}")
+                        };
+                    }
                     let kept = if c.transient && c.retention.is_none() {
                         "Not stored".to_string()
                     } else {
@@ -1459,6 +1468,18 @@ impl<'a> Notice<'a> {
                     s.blocks.push(para(t));
                 }
             }
+        }
+        // What the server enforces (C074), said where the service is.
+        let tls: Vec<String> = services
+            .iter()
+            .filter(|m| m.transport.as_ref().is_some_and(|t| t.get_ref() == "tls"))
+            .map(|m| m.name.clone())
+            .collect();
+        if !tls.is_empty() {
+            s.blocks.push(plain(&format!(
+                "What you give {} is sent to us only encrypted (HTTPS).",
+                join_and(&tls)
+            )));
         }
         if let Some(m) = services.first() {
             s.blocks.extend(self.role_blocks(m));

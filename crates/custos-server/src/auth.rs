@@ -16,6 +16,9 @@ use crate::problem::Problem;
 #[derive(Debug, Clone)]
 pub struct Caller {
     principal: Principal,
+    /// How the request reached the server (`transport.rs`); the vault refuses, on plain
+    /// HTTP from another host, what the policy lets cross the network only over TLS.
+    channel: custos_vault::Channel,
     state: AppState,
 }
 
@@ -53,7 +56,10 @@ impl Caller {
         F: for<'a> FnOnce(&Vault, Actor<'a>) -> custos_vault::Result<T> + Send + 'static,
     {
         let principal = self.principal.clone();
-        self.state.on_vault(move |v| op(v, principal.actor())).await
+        let channel = self.channel;
+        self.state
+            .on_vault(move |v| op(v, principal.actor().over(channel)))
+            .await
     }
 }
 
@@ -124,6 +130,7 @@ impl FromRequestParts<AppState> for Caller {
                 crate::observe::record_accessor(&principal.accessor);
                 Ok(Self {
                     principal,
+                    channel: crate::transport::channel(parts, &state.config().tls_proxy),
                     state: state.clone(),
                 })
             }

@@ -27,6 +27,7 @@ pub mod problem;
 pub mod records;
 pub mod subjects;
 pub mod tls;
+pub mod transport;
 mod workers;
 
 use std::future::Future;
@@ -88,6 +89,10 @@ pub struct Config {
     /// while it waits for its ledger entry's group commit, so this also bounds how many reads
     /// share one commit.
     pub vault_threads: usize,
+    /// Address ranges of TLS-terminating proxies in front of the server (`--tls-proxy`): a
+    /// request from one of them counts as TLS only when it carries `X-Forwarded-Proto:
+    /// https`, and as plain HTTP from another host otherwise (`transport.rs`).
+    pub tls_proxy: Vec<transport::Cidr>,
 }
 
 impl Default for Config {
@@ -98,6 +103,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             vault_threads: 32,
+            tls_proxy: Vec::new(),
         }
     }
 }
@@ -144,6 +150,11 @@ impl AppState {
     /// The vault, for what needs no store (memory only); `None` while shutting down.
     pub(crate) fn vault(&self) -> Option<&Vault> {
         self.0.vault.as_deref()
+    }
+
+    /// The limits and settings the state was made with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.0.config
     }
 
     /// Runs a vault call on a vault thread.
@@ -266,6 +277,10 @@ pub fn app(state: AppState) -> Router {
 /// hyper's HTTP/1 connections directly, not `axum::serve`: it has no header read timeout
 /// ([`Config::header_read_timeout`]) and no shutdown deadline, and a client sending half a
 /// request would hold its connection, and the shutdown, indefinitely.
+///
+/// Each request carries its connection's peer address (`ConnectInfo<SocketAddr>`) and, on a
+/// TLS connection, the mark the transport check reads (`transport.rs`); the address is used
+/// for that check only, never logged.
 pub async fn serve<L>(
     listener: L,
     state: AppState,
@@ -273,6 +288,7 @@ pub async fn serve<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
+    L::Addr: transport::Peer,
 {
     let dispatch = state.log().dispatch().clone();
     run(listener, state, shutdown)
@@ -287,6 +303,7 @@ async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
+    L::Addr: transport::Peer,
 {
     let config = state.0.config.clone();
     let dispatch = state.log().dispatch().clone();
@@ -300,9 +317,22 @@ where
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            // The peer's address is not kept: it is personal information.
-            (io, _) = listener.accept() => {
-                let conn = http.serve_connection(TokioIo::new(io), service.clone());
+            // The peer's address goes with each request to the transport check only: it is
+            // personal information, and never logged.
+            (io, peer) = listener.accept() => {
+                let addr = transport::Peer::socket_addr(&peer);
+                let tls = transport::Peer::is_tls(&peer);
+                let service = service.clone();
+                let per_request = hyper::service::service_fn(
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+                        if tls {
+                            req.extensions_mut().insert(transport::Tls);
+                        }
+                        hyper::service::Service::call(&service, req)
+                    },
+                );
+                let conn = http.serve_connection(TokioIo::new(io), per_request);
                 let conn = graceful.watch(conn);
                 let task = async move {
                     // A client that went away, sent no valid request, or took longer than

@@ -49,6 +49,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         403,
         "this accessor acts for a business customer; its key must name a tenant",
     ),
+    (
+        "tls_required",
+        403,
+        "the policy lets these categories cross the network only over tls",
+    ),
     // Not found.
     ("subject_not_found", 404, "no such subject"),
     ("not_found", 404, "no such resource"),
@@ -372,6 +377,15 @@ impl From<VaultError> for Problem {
                 };
                 p.errors = errors;
                 p
+            }
+            // The vault names the categories; the operator's fix is the server's to tell.
+            VaultError::Invalid { code, message } if code == custos_vault::TLS_REQUIRED => {
+                Self::new(
+                    code,
+                    format!(
+                        "{message}. Operator: serve HTTPS (`custos serve --tls-cert FILE --tls-key FILE`), or state the TLS-terminating proxy in front (`--tls-proxy CIDR`, which must set `X-Forwarded-Proto: https`)"
+                    ),
+                )
             }
             VaultError::Invalid { code, message } => Self::new(code, message),
             VaultError::SubjectNotFound => Self::new("subject_not_found", "no such subject"),

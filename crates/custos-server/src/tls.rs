@@ -49,7 +49,20 @@ pub fn config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
 #[derive(Debug)]
 pub struct TlsListener {
     local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, TlsPeer)>,
+}
+
+/// The peer of a TLS connection: its requests count as TLS (`transport.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsPeer(pub SocketAddr);
+
+impl crate::transport::Peer for TlsPeer {
+    fn socket_addr(&self) -> SocketAddr {
+        self.0
+    }
+    fn is_tls(&self) -> bool {
+        true
+    }
 }
 
 impl TlsListener {
@@ -79,7 +92,7 @@ impl TlsListener {
                 let handshake = async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = done.send((tls, peer)).await;
+                            let _ = done.send((tls, TlsPeer(peer))).await;
                         }
                         // The peer's address is not logged: it is personal information.
                         Ok(Err(e)) => {
@@ -98,7 +111,7 @@ impl TlsListener {
 
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+    type Addr = TlsPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.rx.recv().await {
@@ -108,7 +121,8 @@ impl axum::serve::Listener for TlsListener {
         }
     }
 
+    /// The address it listens on (a [`TlsPeer`], as the trait has one address type).
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+        Ok(TlsPeer(self.local))
     }
 }

@@ -21,9 +21,11 @@ use zeroize::Zeroizing;
 
 mod retention;
 mod tenant;
+mod transport;
 
 pub use retention::Sweep;
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
+pub use transport::{Channel, TLS_REQUIRED};
 
 use crate::collector::Collector;
 use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
@@ -801,7 +803,15 @@ impl Vault {
             }
         }
         match errors {
-            Ok(plan) => Ok(plan),
+            Ok(plan) => {
+                // INVARIANT: C044, C074 — what crosses the network only over TLS is refused
+                // over plain HTTP from another host, before anything is sealed or stored.
+                if let Some(e) = self.transport_refusal(actor, plan.tls) {
+                    self.ledger_collect(accessor, subject_id, input, "refused", TLS_REQUIRED)?;
+                    return Err(e);
+                }
+                Ok(plan)
+            }
             Err(errors) => {
                 let codes: Vec<&str> = errors.iter().map(|e| e.code).collect();
                 // INVARIANT: C053 — a person under the minimum age: nothing kept, and what
@@ -961,8 +971,21 @@ impl Vault {
         input: &ReadInput,
         on_durable: impl FnOnce(Result<Durable>) + Send + 'static,
     ) -> Result<SealedRead> {
-        let (decision, draft, stored, ids) =
-            self.decide_draft("read", actor.into(), subject, input)?;
+        let actor = actor.into();
+        let (decision, mut draft, stored, ids) =
+            self.decide_draft("read", actor, subject, input)?;
+        // INVARIANT: C044 — a value that crosses the network only over TLS does not leave
+        // over plain HTTP to another host: the read is refused, and ledgered, undecrypted.
+        let needs_tls = decision
+            .permitted
+            .intersection(self.policy.tls_categories());
+        let others = ", or ask only for the other categories (`categories`)";
+        if let Some(e) = self.transport_refusal_or(actor, needs_tls, others) {
+            draft.effect = "deny".into();
+            draft.reasons = TLS_REQUIRED.into();
+            self.record(draft)?;
+            return Err(e);
+        }
         let mut result = ReadResult {
             effect: decision.effect.as_str().to_string(),
             denial: decision.denial.map(|r| r.code().to_string()),
@@ -1426,16 +1449,20 @@ impl Vault {
         // collected in, by one of the caller's services, that keeps this collection, and
         // only for purposes that role states.
         let mut allowed = PurposeSet::EMPTY;
+        // The categories of these records that may arrive only over TLS (C044, C074).
+        let mut needs_tls = CategorySet::EMPTY;
         for v in held {
-            let role = self
+            let service = self
                 .policy
                 .service_id(&v.service)
                 .ok()
-                .filter(|s| info.services.contains(*s))
+                .filter(|s| info.services.contains(*s));
+            let role = service
                 .and_then(|s| self.policy.service(s))
                 .and_then(|s| s.roles.iter().find(|r| r.id == v.role));
-            if let Some(role) = role.filter(|r| r.records.contains(&cid)) {
+            if let (Some(s), Some(role)) = (service, role.filter(|r| r.records.contains(&cid))) {
                 allowed = allowed.union(role.allowed_purposes);
+                needs_tls = needs_tls.union(self.policy.tls_for_records(s, cid));
             }
         }
         if allowed.is_empty() {
@@ -1449,6 +1476,10 @@ impl Vault {
                 "purpose_not_stated_for_role",
                 format!("the roles keeping `{collection}` do not state these purposes"),
             ));
+        }
+        // INVARIANT: C044, C074 — refused over plain HTTP from another host, before sealing.
+        if let Some(e) = self.transport_refusal(actor, needs_tls) {
+            return Err(e);
         }
         let info = self
             .policy
@@ -1640,6 +1671,17 @@ impl Vault {
         } else {
             Effect::Partial
         };
+        // INVARIANT: C044 — records holding a category that crosses the network only over
+        // TLS do not leave over plain HTTP to another host: refused, ledgered, undecrypted.
+        if n_permitted > 0 {
+            let needs_tls = categories.intersection(self.policy.tls_categories());
+            if let Some(e) = self.transport_refusal(actor, needs_tls) {
+                d.effect = "deny".into();
+                d.reasons = TLS_REQUIRED.into();
+                self.record(d)?;
+                return Err(e);
+            }
+        }
         d.effect = effect.as_str().to_string();
         d.reasons = reasons.join(",");
         // INVARIANT: audit before data.

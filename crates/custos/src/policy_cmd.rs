@@ -17,6 +17,9 @@ pub enum PolicyCommand {
     Check {
         /// A policy `.toml` file or a folder of them.
         path: Option<PathBuf>,
+        /// Exit with 1 when there are warnings (elements no decision reads).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Print clause coverage: each clause enforced (with its tests), planned (with the
     /// capability) or notice-only (with the reason), and the counts.
@@ -137,7 +140,10 @@ enum StatusArg {
 
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
-        PolicyCommand::Check { path } => check(path.as_deref()),
+        PolicyCommand::Check {
+            path,
+            deny_warnings,
+        } => check(path.as_deref(), deny_warnings),
         PolicyCommand::Trace {
             path,
             trace,
@@ -181,9 +187,22 @@ pub fn load(path: Option<&Path>) -> Result<Policy, ExitCode> {
     })
 }
 
-fn check(path: Option<&Path>) -> ExitCode {
+fn check(path: Option<&Path>, deny_warnings: bool) -> ExitCode {
     match load(path) {
         Ok(p) => {
+            // Elements no decision or check reads (`lint.rs`): warnings, on stderr.
+            let warnings = p.warning_lines();
+            for w in &warnings {
+                eprintln!("{w}");
+            }
+            if deny_warnings && !warnings.is_empty() {
+                let n = warnings.len();
+                eprintln!(
+                    "error: {n} warning{} and --deny-warnings",
+                    if n == 1 { "" } else { "s" }
+                );
+                return ExitCode::FAILURE;
+            }
             println!(
                 "ok: policy `{}` version `{}`: {} categories, {} purposes, {} accessors, {} services, {} recipients",
                 p.id(),

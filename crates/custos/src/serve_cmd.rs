@@ -35,6 +35,17 @@ pub struct ServeArgs {
     /// PEM private key of `--tls-cert`.
     #[arg(long, env = "CUSTOS_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Address range (`10.0.0.0/8`, `fd00::/8`, or one address) of a TLS-terminating proxy
+    /// in front of the server; repeat it, or separate ranges with commas. A request from one
+    /// counts as HTTPS only when it carries `X-Forwarded-Proto: https`. Without TLS or a
+    /// proxy, what the policy marks `transport = "tls"` is refused from other hosts.
+    #[arg(
+        long,
+        env = "CUSTOS_TLS_PROXY",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    tls_proxy: Vec<custos_server::transport::Cidr>,
     /// Load a small synthetic WebEx world and print an API key per demo accessor.
     #[arg(long)]
     demo: bool,
@@ -162,7 +173,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let state = match AppState::with(Arc::clone(&vault), Config::default(), log) {
+    let config = Config {
+        tls_proxy: args.tls_proxy.clone(),
+        ..Config::default()
+    };
+    let state = match AppState::with(Arc::clone(&vault), config, log) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot start the vault threads: {e}")),
     };
@@ -191,6 +206,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
             "listening on {scheme}://{addr} (policy {policy_name}, {location}); \
              get an API key with `custos keys create --accessor NAME {key_hint}`"
         );
+        if tls.is_none() && args.tls_proxy.is_empty() {
+            tracing::info!(
+                target: TARGET,
+                "plain HTTP: categories the policy marks `transport = \"tls\"` are accepted and answered only for clients on this host; serve HTTPS with --tls-cert/--tls-key, or state a TLS-terminating proxy with --tls-proxy CIDR"
+            );
+        }
         match tls {
             Some(cfg) => {
                 let listener =

@@ -7,6 +7,7 @@
     reason = "tests fail loudly on what they did not expect"
 )]
 
+mod lint;
 mod notice_layout;
 mod properties;
 mod trace;

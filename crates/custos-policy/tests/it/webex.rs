@@ -1388,3 +1388,88 @@ fn accessors_acting_for_a_business_customer_are_tenant_bound() {
         .collect();
     assert_eq!(kinds, ["customer", "employer", "purchaser"]);
 }
+
+/// C044 ("when we transfer credit card information over the Internet, we protect it using
+/// SSL"), C074 (Mail: "your contact and financial information is submitted via a secure
+/// (HTTPS) connection"): the card number, and everything the Mail service collects, cross
+/// the network only over TLS; the vault refuses them over plain HTTP from another host.
+#[test]
+fn card_numbers_and_what_mail_collects_cross_the_network_only_over_tls() {
+    let p = builtin();
+    assert_eq!(
+        p.category_names(p.tls_categories()),
+        ["payment.card_number"]
+    );
+    let tls_services: Vec<&str> = p
+        .services()
+        .iter()
+        .filter(|s| s.requires_tls)
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(tls_services, ["mail"]);
+
+    // A card number in an order: the plan says it needs TLS, and only it.
+    let order = p
+        .check_collection(&CollectionRequest {
+            service: "website",
+            role: "customer",
+            purposes: &["order"],
+            notice: p.version(),
+            age: None,
+            categories: &["contact.name", "payment.card_number", "order.details"],
+        })
+        .unwrap();
+    assert_eq!(p.category_names(order.tls), ["payment.card_number"]);
+    // Everything a mailbox user gives needs it.
+    let mailbox = p
+        .check_collection(&CollectionRequest {
+            service: "mail",
+            role: "mailbox-owner",
+            purposes: &["service.mail"],
+            notice: p.version(),
+            age: None,
+            categories: &["contact.name", "contact.email", "contact.phone"],
+        })
+        .unwrap();
+    assert_eq!(
+        p.category_names(mailbox.tls),
+        ["contact.name", "contact.email", "contact.phone"]
+    );
+    // The same contact details given to a meeting service do not.
+    let attendee = p
+        .check_collection(&CollectionRequest {
+            service: "meeting-center",
+            role: "attendee",
+            purposes: &["service.meetings"],
+            notice: p.version(),
+            age: None,
+            categories: &["contact.name", "contact.email"],
+        })
+        .unwrap();
+    assert!(attendee.tls.is_empty());
+    // Mail's records need TLS when a Mail role keeps them; another service's do not.
+    let mail = p.service_id("mail").unwrap();
+    let meetings = p.service_id("meeting-center").unwrap();
+    let activity = p.collection_id("account_activity").unwrap();
+    let mailbox_items = p.collection_id("mailbox_items").unwrap();
+    assert_eq!(
+        p.category_names(p.tls_for_records(mail, mailbox_items)),
+        ["mail.messages"]
+    );
+    assert!(!p.tls_for_records(mail, activity).is_empty());
+    assert!(p.tls_for_records(meetings, activity).is_empty());
+    // The notice says what the server enforces, where the category and the service are.
+    let notice = render::markdown(&p);
+    let card_row = notice
+        .lines()
+        .find(|l| l.starts_with("| Credit or debit card number"))
+        .unwrap();
+    assert!(
+        card_row.contains("Crosses the Internet to and from us only encrypted (HTTPS)."),
+        "{card_row}"
+    );
+    assert!(
+        notice.contains("What you give Cisco WebEx Mail is sent to us only encrypted (HTTPS).")
+    );
+    assert_eq!(notice.matches("only encrypted (HTTPS)").count(), 2);
+}

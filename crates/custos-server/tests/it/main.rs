@@ -18,3 +18,4 @@ mod subjects;
 mod support;
 mod tenants;
 mod tls;
+mod transport;

@@ -23,7 +23,14 @@ pub const NOTICE: &str = "2010-04-24";
 pub const NOBODY: &str = "00000000-0000-4000-8000-000000000000";
 
 /// The accessors each test app has a key for.
-pub const ACCESSORS: &[&str] = &["meeting-center", "connect", "marketing", "mail"];
+pub const ACCESSORS: &[&str] = &[
+    "meeting-center",
+    "connect",
+    "marketing",
+    "mail",
+    "website",
+    "billing",
+];
 
 /// The keys of tenant-bound accessors an app spawned by [`TestApp::spawn_tenants`] has:
 /// `(accessor, tenant)`, each found by [`TestApp::tenant_key`].
@@ -64,6 +71,8 @@ pub struct TestApp {
     /// What the app logged: JSON lines, as `custos serve --log-format json` writes them.
     pub logs: Arc<Mutex<Vec<u8>>>,
     pub keys: BTreeMap<String, String>,
+    /// The app's vault, to look into its ledger and store (dropped off the runtime).
+    vault: Option<Arc<Vault>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -164,12 +173,44 @@ impl TestApp {
         Self::spawn_keyed(config, tls, backend, filter, &[]).await
     }
 
+    /// An app (SQLite) whose every connection appears to come from `peer`, another host: a
+    /// real listener on 127.0.0.1, its peer addresses replaced before the server sees them.
+    /// With `tls`, behind TLS with the test certificate.
+    pub async fn spawn_remote(config: Config, peer: &str, tls: bool) -> Self {
+        let tls = tls.then(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+            custos_server::tls::config(&dir.join("localhost.crt"), &dir.join("localhost.key"))
+                .unwrap()
+        });
+        let peer: SocketAddr = peer.parse().unwrap();
+        Self::spawn_full(
+            config,
+            tls,
+            Backend::Sqlite,
+            "info,custos=debug",
+            &[],
+            Some(peer),
+        )
+        .await
+    }
+
     async fn spawn_keyed(
         config: Config,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
         backend: Backend,
         filter: &str,
         tenant_keys: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        Self::spawn_full(config, tls, backend, filter, tenant_keys, None).await
+    }
+
+    async fn spawn_full(
+        config: Config,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        backend: Backend,
+        filter: &str,
+        tenant_keys: &'static [(&'static str, &'static str)],
+        remote: Option<SocketAddr>,
     ) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("custos_server_it_{}_{n}", std::process::id()));
@@ -209,20 +250,29 @@ impl TestApp {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&logs);
         let log = Log::new(LogFormat::Json, filter, move || Capture(Arc::clone(&sink))).unwrap();
-        let state = AppState::with(vault, config, log).unwrap();
+        let state = AppState::with(Arc::clone(&vault), config, log).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let stop = async {
             let _ = rx.await;
         };
-        let server = match tls {
-            Some(cfg) => {
+        let server = match (tls, remote) {
+            (Some(cfg), None) => {
                 let log = state.log().clone();
                 let listener = custos_server::tls::TlsListener::new(listener, cfg, log).unwrap();
                 tokio::spawn(custos_server::serve(listener, state, stop))
             }
-            None => tokio::spawn(custos_server::serve(listener, state, stop)),
+            (None, None) => tokio::spawn(custos_server::serve(listener, state, stop)),
+            (Some(cfg), Some(peer)) => {
+                let log = state.log().clone();
+                let inner = custos_server::tls::TlsListener::new(listener, cfg, log).unwrap();
+                tokio::spawn(custos_server::serve(Remote { inner, peer }, state, stop))
+            }
+            (None, Some(peer)) => {
+                let inner = listener;
+                tokio::spawn(custos_server::serve(Remote { inner, peer }, state, stop))
+            }
         };
         Self {
             addr,
@@ -230,9 +280,15 @@ impl TestApp {
             dir,
             logs,
             keys,
+            vault: Some(vault),
             stop: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// The app's vault (its ledger and store, for what the HTTP API does not show).
+    pub fn vault(&self) -> &Vault {
+        self.vault.as_deref().expect("the app's vault")
     }
 
     /// Drops the PostgreSQL database under the running server (its connections die).
@@ -368,6 +424,10 @@ impl Drop for TestApp {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        // Off the runtime's threads: the postgres client may not be dropped inside one.
+        if let Some(vault) = self.vault.take() {
+            let _ = std::thread::spawn(move || drop(vault)).join();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(db) = self.postgres_db.take() {
             // Off the runtime's threads: the postgres client blocks.
@@ -379,6 +439,56 @@ impl Drop for TestApp {
             })
             .join();
         }
+    }
+}
+
+/// A listener whose connections appear to come from `peer` (another host), as
+/// [`TestApp::spawn_remote`] serves: whether a connection is TLS stays the inner listener's.
+struct Remote<L> {
+    inner: L,
+    peer: SocketAddr,
+}
+
+/// The peer a [`Remote`] listener yields.
+struct RemotePeer {
+    addr: SocketAddr,
+    tls: bool,
+}
+
+impl custos_server::transport::Peer for RemotePeer {
+    fn socket_addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn is_tls(&self) -> bool {
+        self.tls
+    }
+}
+
+impl<L> axum::serve::Listener for Remote<L>
+where
+    L: axum::serve::Listener,
+    L::Addr: custos_server::transport::Peer,
+{
+    type Io = L::Io;
+    type Addr = RemotePeer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = self.inner.accept().await;
+        let tls = custos_server::transport::Peer::is_tls(&addr);
+        (
+            io,
+            RemotePeer {
+                addr: self.peer,
+                tls,
+            },
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(RemotePeer {
+            addr: self.peer,
+            tls: false,
+        })
     }
 }
 

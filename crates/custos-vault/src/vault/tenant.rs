@@ -12,6 +12,7 @@
 use custos_policy::{CollectionError, RecipientId};
 
 use super::Vault;
+use super::transport::Channel;
 use crate::error::{Error, Result};
 
 /// Ledger reason: the subject is not one of the key's tenant's people.
@@ -32,6 +33,10 @@ pub struct Actor<'a> {
     pub accessor: &'a str,
     /// The tenant the key acts for.
     pub tenant: Option<&'a str>,
+    /// How the request reached the vault; [`Channel::Local`] unless the caller says
+    /// otherwise ([`Actor::over`]). Categories the policy marks `transport = "tls"` are
+    /// refused on [`Channel::Plain`] (`transport.rs`).
+    pub channel: Channel,
 }
 
 impl<'a> Actor<'a> {
@@ -40,7 +45,14 @@ impl<'a> Actor<'a> {
         Self {
             accessor,
             tenant: Some(tenant),
+            channel: Channel::Local,
         }
+    }
+
+    /// The same actor, its request having come over `channel` (the server says which).
+    #[must_use]
+    pub fn over(self, channel: Channel) -> Self {
+        Self { channel, ..self }
     }
 }
 
@@ -49,6 +61,7 @@ impl<'a> From<&'a str> for Actor<'a> {
         Self {
             accessor,
             tenant: None,
+            channel: Channel::Local,
         }
     }
 }
@@ -81,6 +94,7 @@ impl Principal {
         Actor {
             accessor: &self.accessor,
             tenant: self.tenant.as_deref(),
+            channel: Channel::Local,
         }
     }
 }

@@ -2929,3 +2929,89 @@ pub fn keys_made_before_tenants_keep_working(mut h: Harness) {
         ));
     }
 }
+
+/// C044: a category the policy marks `transport = "tls"` (here chat history, in a copy of
+/// the WebEx policy) is refused on a plain channel from another host on every path — record
+/// append, records read, read — before anything is sealed or decrypted, and each refusal
+/// ledgered as `tls_required`; over TLS, from loopback and in-process it is kept and answered.
+pub fn tls_only_categories_cross_only_secure_channels(mut h: Harness) {
+    use custos_vault::{Actor, Channel};
+    h.close();
+    let text = custos_policy::BUILTIN_WEBEX_2010.replace(
+        "id = \"chat.history\"\nname = \"Chat history\"\n",
+        "id = \"chat.history\"\nname = \"Chat history\"\ntransport = \"tls\"\n",
+    );
+    assert_ne!(text, custos_policy::BUILTIN_WEBEX_2010);
+    let policy = Arc::new(custos_policy::Policy::from_str("tls.toml", &text).unwrap());
+    let v = Vault::open(h.store().unwrap(), policy, h.kek.clone()).unwrap();
+    let user = CollectionInput {
+        service: "connect".into(),
+        role: "user".into(),
+        purposes: vec!["service.connect".into()],
+        notice: v.policy().version().to_string(),
+        data: BTreeMap::from([("contact.email".into(), "cy@example.com".into())]),
+        ..CollectionInput::default()
+    };
+    let plain = Actor::from("connect").over(Channel::Plain);
+    // No TLS-only category in the collection: plain HTTP is fine.
+    let id = v.collect(plain, &user).unwrap();
+    let purposes = vec!["service.connect".to_string()];
+    let msg = r#"{"body":"hi","participants":"ann","sent_at":"t"}"#;
+
+    // Appending chat messages over plain HTTP from another host: refused and ledgered.
+    let err = v
+        .append_record(plain, &id, "chat_messages", &purposes, msg)
+        .unwrap_err();
+    assert_eq!(err.code(), "tls_required");
+    assert!(err.to_string().contains("`chat.history`"), "{err}");
+    let e = last_entry(&v);
+    assert_eq!(
+        (
+            e.draft.action.as_str(),
+            e.draft.effect.as_str(),
+            e.draft.reasons.as_str()
+        ),
+        ("append_record", "refused", "tls_required")
+    );
+    let page = RecordsPage::default();
+    let none = v
+        .read_records("connect", &id, "chat_messages", "service.connect", &page)
+        .unwrap();
+    assert!(none.records.is_empty(), "nothing was appended");
+
+    // Over TLS, and from the server's own host, it is appended.
+    for channel in [Channel::Tls, Channel::Loopback, Channel::Local] {
+        v.append_record(
+            Actor::from("connect").over(channel),
+            &id,
+            "chat_messages",
+            &purposes,
+            msg,
+        )
+        .unwrap();
+    }
+    // Reading them out over plain HTTP to another host: refused, ledgered, undecrypted.
+    let err = v
+        .read_records(plain, &id, "chat_messages", "service.connect", &page)
+        .unwrap_err();
+    assert_eq!(err.code(), "tls_required");
+    let e = last_entry(&v);
+    assert_eq!(
+        (
+            e.draft.action.as_str(),
+            e.draft.effect.as_str(),
+            e.draft.reasons.as_str()
+        ),
+        ("read_records", "deny", "tls_required")
+    );
+    let tls = Actor::from("connect").over(Channel::Tls);
+    let ok = v
+        .read_records(tls, &id, "chat_messages", "service.connect", &page)
+        .unwrap();
+    assert_eq!(ok.records.len(), 3);
+    // A collection without a TLS-only category reads as before over plain HTTP.
+    let other = v
+        .read_records(plain, &id, "contacts", "service.connect", &page)
+        .unwrap();
+    assert_eq!(other.effect, "deny", "no contacts were appended: {other:?}");
+}

@@ -63,6 +63,7 @@ macro_rules! conformance {
                 tenant_bound_accessors_and_their_keys,
                 tenant_binding_holds_on_every_path,
                 keys_made_before_tenants_keep_working,
+                tls_only_categories_cross_only_secure_channels,
             );
         }
     };

@@ -287,3 +287,57 @@ fn diff_flags_a_weakened_basis_as_material() {
     assert_eq!(same.status.code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 12, item 6: `custos policy check` warns, on stderr and with exit status 0, of every
+/// element no decision reads (`path:line:column: warning: …`); `--deny-warnings` makes them
+/// fatal.
+#[test]
+fn check_warns_of_notice_only_elements_and_still_exits_0() {
+    let o = custos(&["policy", "check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("ok: policy `webex-2010`"),
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err.lines().collect();
+    assert_eq!(warnings.len(), 16, "{err}");
+    assert!(
+        warnings.iter().all(|w| w.starts_with("builtin:webex-2010:")
+            && w.contains(": warning: ")
+            && w.ends_with(
+                "is notice-only: no decision reads it yet; it is rendered in the notice"
+            )),
+        "{err}"
+    );
+    for kind in [
+        "cookie `session`",
+        "transfer to `us`",
+        "region `worldwide`",
+        "right `objection`",
+    ] {
+        assert!(err.contains(kind), "{kind}: {err}");
+    }
+    // The file on disk: the same warnings, at its own lines.
+    let o = custos(&["policy", "check", &webex()]);
+    assert!(o.status.success());
+    let text = std::fs::read_to_string(webex()).unwrap();
+    let line = text.lines().position(|l| l == "id = \"session\"").unwrap() + 1;
+    assert!(
+        stderr(&o)
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with(&format!("{}:{line}:6: warning: cookie `session`", webex())),
+        "{}",
+        stderr(&o)
+    );
+    let o = custos(&["policy", "check", "--deny-warnings"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with("error: 16 warnings and --deny-warnings\n"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -43,8 +43,14 @@ impl Drop for Server {
 
 /// Starts `custos serve --listen 127.0.0.1:0` on a data directory; waits for its address.
 fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(dir: &Path, more: &[&str]) -> Server {
     let mut child = custos(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--data", "data"])
+        .args(more)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -74,10 +80,22 @@ fn serve(dir: &Path) -> Server {
 }
 
 fn request(addr: &str, method: &str, path: &str, key: &str, body: &str) -> Option<(u16, String)> {
+    request_with(addr, method, path, key, "", body)
+}
+
+/// [`request`] with more header lines (`Name: value\r\n` each).
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    headers: &str,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).ok()?;
@@ -437,5 +455,55 @@ fn retention_runs_from_the_cli_and_inside_serve() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// C044 through the binary: `--tls-proxy` names the proxy (here on the server's own host, as a
+/// local TLS terminator is); its requests count as HTTPS only with `X-Forwarded-Proto: https`,
+/// so a card number it forwards from a plain-HTTP client is refused (403 `tls_required`).
+#[test]
+fn serve_with_a_tls_proxy_takes_card_numbers_only_forwarded_from_https() {
+    let dir = temp("tls_proxy");
+    let key = key(&dir, "website");
+    let server = serve_with(&dir, &["--tls-proxy", "127.0.0.1/32,::1"]);
+    let order = |email: &str| {
+        format!(
+            r#"{{"service":"website","role":"customer","purposes":["order"],"notice":"2010-04-24","data":{{"contact.email":"{email}","payment.card_number":"4111111111111111"}}}}"#
+        )
+    };
+    let (status, body) = request(
+        &server.addr,
+        "POST",
+        "/v1/subjects",
+        &key,
+        &order("a@example.com"),
+    )
+    .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains(r#""code":"tls_required""#), "{body}");
+    assert!(!body.contains("4111111111111111"), "{body}");
+    let (status, body) = request_with(
+        &server.addr,
+        "POST",
+        "/v1/subjects",
+        &key,
+        "X-Forwarded-Proto: https\r\n",
+        &order("b@example.com"),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    // Without --tls-proxy, the same host is loopback: accepted without the header.
+    drop(server);
+    let server = serve(&dir);
+    let (status, body) = request(
+        &server.addr,
+        "POST",
+        "/v1/subjects",
+        &key,
+        &order("c@example.com"),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
