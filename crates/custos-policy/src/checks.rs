@@ -34,38 +34,38 @@ use crate::decide::{AgeStatus, Effect, Request, Subject, SubjectStatus};
 use crate::ids::{CategorySet, PurposeSet};
 use crate::{CollectionRequest, Policy};
 
-/// One check, as written in `trace.toml`. Exactly one key is set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Check {
+/// One check, as written in `trace.toml`: a table of exactly one key, which names the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
     /// The categories a role's collection accepts.
-    pub collects: Option<RoleSet>,
+    Collects(RoleSet),
     /// The purposes a role's collection may state.
-    pub stated: Option<RoleSet>,
+    Stated(RoleSet),
     /// The record collections a role keeps.
-    pub records: Option<RoleSet>,
+    Records(RoleSet),
     /// One collection.
-    pub collect: Option<Collect>,
+    Collect(Collect),
     /// The services an accessor collects for.
-    pub collects_for: Option<AccessorSet>,
+    CollectsFor(AccessorSet),
     /// The purposes an accessor pursues.
-    pub pursues: Option<AccessorSet>,
+    Pursues(AccessorSet),
     /// The most an accessor gets for a purpose.
-    pub reads: Option<Reads>,
+    Reads(Reads),
     /// One decision.
-    pub decide: Option<Decide>,
+    Decide(Decide),
     /// The recipients that may receive for a purpose.
-    pub receives: Option<Receives>,
+    Receives(Receives),
     /// A purpose's rule.
-    pub purpose: Option<PurposeRule>,
+    Purpose(PurposeRule),
     /// An accessor's binding.
-    pub accessor: Option<AccessorRule>,
+    Accessor(AccessorRule),
     /// A category's storage.
-    pub category: Option<CategoryRule>,
+    Category(CategoryRule),
     /// A record collection's categories.
-    pub collection: Option<CollectionSet>,
+    Collection(CollectionSet),
     /// The minimum age.
-    pub minimum_age: Option<u32>,
+    MinimumAge(u32),
 }
 
 /// `{ service, role, only }`.
@@ -231,139 +231,57 @@ pub struct CollectionSet {
 }
 
 impl Check {
-    /// The keys set, for the one-key rule.
-    fn keys(&self) -> Vec<&'static str> {
-        let mut k = Vec::new();
-        let mut add = |set: bool, name| {
-            if set {
-                k.push(name);
-            }
-        };
-        add(self.collects.is_some(), "collects");
-        add(self.stated.is_some(), "stated");
-        add(self.records.is_some(), "records");
-        add(self.collect.is_some(), "collect");
-        add(self.collects_for.is_some(), "collects_for");
-        add(self.pursues.is_some(), "pursues");
-        add(self.reads.is_some(), "reads");
-        add(self.decide.is_some(), "decide");
-        add(self.receives.is_some(), "receives");
-        add(self.purpose.is_some(), "purpose");
-        add(self.accessor.is_some(), "accessor");
-        add(self.category.is_some(), "category");
-        add(self.collection.is_some(), "collection");
-        add(self.minimum_age.is_some(), "minimum_age");
-        k
-    }
-
-    /// Checks the one-key rule: `Err` says what to fix.
-    pub fn validate(&self) -> Result<(), String> {
-        match self.keys().as_slice() {
-            [_] => Ok(()),
-            [] => Err(format!(
-                "a check has none of the keys {}; give one",
-                KEYS.join(", ")
-            )),
-            many => Err(format!(
-                "a check has several keys ({}); give one per `[[clause.check]]`",
-                many.join(", ")
-            )),
-        }
-    }
-
-    /// A short label: the key and the element it is about.
+    /// A short label: the kind and the element it is about.
     pub fn label(&self) -> String {
-        if let Some(x) = &self.collects {
-            format!("collects {}/{}", x.service, x.role)
-        } else if let Some(x) = &self.stated {
-            format!("stated {}/{}", x.service, x.role)
-        } else if let Some(x) = &self.records {
-            format!("records {}/{}", x.service, x.role)
-        } else if let Some(x) = &self.collect {
-            format!(
+        match self {
+            Self::Collects(x) => format!("collects {}/{}", x.service, x.role),
+            Self::Stated(x) => format!("stated {}/{}", x.service, x.role),
+            Self::Records(x) => format!("records {}/{}", x.service, x.role),
+            Self::Collect(x) => format!(
                 "collect {}/{} [{}] {}",
                 x.service,
                 x.role,
                 x.categories.join(","),
                 x.expect
-            )
-        } else if let Some(x) = &self.collects_for {
-            format!("collects_for {}", x.accessor)
-        } else if let Some(x) = &self.pursues {
-            format!("pursues {}", x.accessor)
-        } else if let Some(x) = &self.reads {
-            format!("reads {} for {}", x.accessor, x.purpose)
-        } else if let Some(x) = &self.decide {
-            format!("decide {} for {} {}", x.accessor, x.purpose, x.expect)
-        } else if let Some(x) = &self.receives {
-            format!("receives for {}", x.purpose)
-        } else if let Some(x) = &self.purpose {
-            format!("purpose {}", x.id)
-        } else if let Some(x) = &self.accessor {
-            format!("accessor {}", x.id)
-        } else if let Some(x) = &self.category {
-            format!("category {}", x.id)
-        } else if let Some(x) = &self.collection {
-            format!("collection {}", x.id)
-        } else if let Some(x) = self.minimum_age {
-            format!("minimum_age {x}")
-        } else {
-            "empty check".into()
+            ),
+            Self::CollectsFor(x) => format!("collects_for {}", x.accessor),
+            Self::Pursues(x) => format!("pursues {}", x.accessor),
+            Self::Reads(x) => format!("reads {} for {}", x.accessor, x.purpose),
+            Self::Decide(x) => format!("decide {} for {} {}", x.accessor, x.purpose, x.expect),
+            Self::Receives(x) => format!("receives for {}", x.purpose),
+            Self::Purpose(x) => format!("purpose {}", x.id),
+            Self::Accessor(x) => format!("accessor {}", x.id),
+            Self::Category(x) => format!("category {}", x.id),
+            Self::Collection(x) => format!("collection {}", x.id),
+            Self::MinimumAge(x) => format!("minimum_age {x}"),
         }
     }
 
     /// Runs the check against a policy. `Err` says what the policy does instead.
     pub fn run(&self, p: &Policy) -> Result<(), String> {
-        if let Some(x) = &self.collects {
-            return collects(p, x);
-        }
-        if let Some(x) = &self.stated {
-            return stated(p, x);
-        }
-        if let Some(x) = &self.records {
-            return records(p, x);
-        }
-        if let Some(x) = &self.collect {
-            return collect(p, x);
-        }
-        if let Some(x) = &self.collects_for {
-            return collects_for(p, x);
-        }
-        if let Some(x) = &self.pursues {
-            return pursues(p, x);
-        }
-        if let Some(x) = &self.reads {
-            return reads(p, x);
-        }
-        if let Some(x) = &self.decide {
-            return decide(p, x);
-        }
-        if let Some(x) = &self.receives {
-            return receives(p, x);
-        }
-        if let Some(x) = &self.purpose {
-            return purpose_rule(p, x);
-        }
-        if let Some(x) = &self.accessor {
-            return accessor_rule(p, x);
-        }
-        if let Some(x) = &self.category {
-            return category_rule(p, x);
-        }
-        if let Some(x) = &self.collection {
-            return collection_set(p, x);
-        }
-        if let Some(age) = self.minimum_age {
-            return match p.minimum_age() {
-                Some(a) if a == age => Ok(()),
+        match self {
+            Self::Collects(x) => collects(p, x),
+            Self::Stated(x) => stated(p, x),
+            Self::Records(x) => records(p, x),
+            Self::Collect(x) => collect(p, x),
+            Self::CollectsFor(x) => collects_for(p, x),
+            Self::Pursues(x) => pursues(p, x),
+            Self::Reads(x) => reads(p, x),
+            Self::Decide(x) => decide(p, x),
+            Self::Receives(x) => receives(p, x),
+            Self::Purpose(x) => purpose_rule(p, x),
+            Self::Accessor(x) => accessor_rule(p, x),
+            Self::Category(x) => category_rule(p, x),
+            Self::Collection(x) => collection_set(p, x),
+            Self::MinimumAge(age) => match p.minimum_age() {
+                Some(a) if a == *age => Ok(()),
                 other => Err(format!("minimum age is {other:?}, not {age}")),
-            };
+            },
         }
-        Err("empty check".into())
     }
 }
 
-/// Every key a check may have.
+/// Every kind of check: the key a `[[clause.check]]` holds.
 pub const KEYS: &[&str] = &[
     "collects",
     "stated",

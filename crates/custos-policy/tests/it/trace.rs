@@ -297,10 +297,17 @@ fn the_gate_fails_a_clause_whose_checks_are_gone() {
 fn a_check_with_no_key_or_two_is_an_error() {
     let p = builtin();
     for (check, message) in [
-        ("[[clause.check]]\n", "a check has none of the keys"),
+        (
+            "[[clause.check]]\n",
+            "a `[[clause.check]]` holds exactly one key, the kind of check (collects, stated,",
+        ),
         (
             "[[clause.check]]\nminimum_age = 13\npurpose = { id = \"account\" }\n",
-            "a check has several keys (purpose, minimum_age)",
+            "holds exactly one key",
+        ),
+        (
+            "[[clause.check]]\nminimum_ages = 13\n",
+            "unknown variant `minimum_ages`",
         ),
     ] {
         let text = BUILTIN_WEBEX_2010_TRACE.replacen(
