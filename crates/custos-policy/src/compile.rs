@@ -12,8 +12,9 @@ use crate::load::Merged;
 use crate::model::{Limit, Str};
 use crate::source::{Diagnostic, FileId, Location, nearest};
 use crate::{
-    AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, PeriodKind, PolicyTables,
-    PurposeInfo, RecipientInfo, RecipientKind, RoleInfo, ServiceInfo,
+    AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, InstrumentKind,
+    InstrumentKinds, PeriodKind, PolicyTables, PurposeInfo, RecipientInfo, RecipientKind,
+    RoleInfo, ServiceInfo,
 };
 
 /// Notice sections a `[[statement]]` may name.
@@ -274,6 +275,57 @@ fn valid_date(s: &str) -> bool {
             .is_some_and(|d| (1..=31).contains(&d))
 }
 
+/// The instrument kinds a purpose accepts: its `instruments`, each a known kind, only on a
+/// purpose that requires a reference; every kind when it names none; none when it requires
+/// no reference.
+fn instrument_kinds(
+    ctx: &mut Ctx,
+    file: FileId,
+    p: &crate::model::Purpose,
+    requires_reference: bool,
+) -> InstrumentKinds {
+    let Some(list) = &p.instruments else {
+        return if requires_reference {
+            InstrumentKinds::ALL
+        } else {
+            InstrumentKinds::EMPTY
+        };
+    };
+    let id = p.id.get_ref();
+    if !requires_reference {
+        ctx.at(
+            file,
+            list.first().unwrap_or(&p.id),
+            format!("purpose `{id}` lists `instruments` but requires no reference; add `requires_reference = true` or remove `instruments`"),
+        );
+        return InstrumentKinds::EMPTY;
+    }
+    if list.is_empty() {
+        ctx.at(
+            file,
+            &p.id,
+            format!("purpose `{id}` has an empty `instruments` list; name the kinds it accepts, or leave the key out to accept every kind"),
+        );
+    }
+    let mut kinds = InstrumentKinds::EMPTY;
+    for k in list {
+        if let Some(kind) = ctx
+            .keyword(file, k, "instrument kind", InstrumentKind::NAMES)
+            .and_then(InstrumentKind::parse)
+        {
+            if kinds.contains(kind) {
+                ctx.at(
+                    file,
+                    k,
+                    format!("instrument kind `{}` listed twice", kind.as_str()),
+                );
+            }
+            kinds.insert(kind);
+        }
+    }
+    kinds
+}
+
 pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     let mut ctx = Ctx {
         diagnostics: Vec::new(),
@@ -496,6 +548,8 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             .as_ref()
             .and_then(|r| purposes.resolve(&mut ctx, file, r));
         parents.push(parent);
+        let requires_reference = p.requires_reference || basis == Basis::Legal;
+        let instruments = instrument_kinds(&mut ctx, file, p, requires_reference);
         purpose_infos.push(PurposeInfo {
             id: p.id.get_ref().clone(),
             name: p.name.clone(),
@@ -504,7 +558,8 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             ancestors: PurposeSet::EMPTY,
             descendants: PurposeSet::EMPTY,
             consent_scope: PurposeSet::EMPTY,
-            requires_reference: p.requires_reference || basis == Basis::Legal,
+            requires_reference,
+            instruments,
             requires_recipient: p.requires_recipient,
             clauses: ctx.clauses(file, &p.clauses),
         });
