@@ -280,12 +280,12 @@ CREATE TABLE IF NOT EXISTS instruments (
     expires_ms INTEGER NOT NULL,
     registered_by TEXT NOT NULL,
     created_ms INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS instrument_subjects (
     instrument TEXT NOT NULL,
     subject TEXT NOT NULL,
     PRIMARY KEY (instrument, subject)
-) WITHOUT ROWID;
+);
 ",
 ];
 

@@ -12,6 +12,7 @@
 
 mod cases;
 mod embedded;
+mod instruments;
 mod support;
 
 macro_rules! conformance {
@@ -63,6 +64,9 @@ macro_rules! conformance {
                 tenant_bound_accessors_and_their_keys,
                 tenant_binding_holds_on_every_path,
                 keys_made_before_tenants_keep_working,
+                legal_reads_need_a_registered_instrument,
+                only_staff_register_instruments,
+                legal_records_reads_need_a_covering_instrument,
             );
         }
     };
