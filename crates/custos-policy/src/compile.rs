@@ -12,9 +12,8 @@ use crate::load::Merged;
 use crate::model::{Limit, Str};
 use crate::source::{Diagnostic, FileId, Location, nearest};
 use crate::{
-    AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, InstrumentKind,
-    InstrumentKinds, PeriodKind, PolicyTables, PurposeInfo, RecipientInfo, RecipientKind,
-    RoleInfo, ServiceInfo,
+    AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, InstrumentKind, InstrumentKinds,
+    PeriodKind, PolicyTables, PurposeInfo, RecipientInfo, RecipientKind, RoleInfo, ServiceInfo,
 };
 
 /// Notice sections a `[[statement]]` may name.
@@ -999,4 +998,130 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         collections: collection_infos,
         collection_index: collections.map,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+    use crate::{InstrumentKind, InstrumentKinds, Policy};
+
+    const HEAD: &str = r#"
+[policy]
+id = "p"
+version = "1"
+effective = "2026-01-01"
+title = "t"
+controller = "c"
+
+[[category]]
+id = "contact.email"
+name = "Email"
+
+[[accessor]]
+id = "staff"
+name = "Staff"
+purposes = ["legal"]
+"#;
+
+    fn compile(purposes: &str) -> Result<Policy, Vec<String>> {
+        Policy::from_str("p.toml", &format!("{HEAD}{purposes}")).map_err(|d| d.lines())
+    }
+
+    /// Issue 12, item 4: `instruments` names known kinds, only on a purpose that requires a
+    /// reference; each problem at its line and column, with the nearest kind.
+    #[test]
+    fn purpose_instruments_are_validated_with_their_location() {
+        let errors = compile(
+            r#"
+[[purpose]]
+id = "legal"
+basis = "legal"
+name = "Legal"
+instruments = ["court_order", "subpena"]
+
+[[purpose]]
+id = "service"
+basis = "service"
+name = "Service"
+instruments = ["court_order"]
+"#,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "p.toml:22:31: unknown instrument kind `subpena`; did you mean `subpoena`?"
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with(
+                "p.toml:28:16: purpose `service` lists `instruments` but requires no reference"
+            ),
+            "{errors:?}"
+        );
+        let e = compile(
+            r#"
+[[purpose]]
+id = "legal"
+basis = "legal"
+name = "Legal"
+instruments = []
+"#,
+        )
+        .err()
+        .unwrap();
+        assert!(e[0].contains("empty `instruments`"), "{e:?}");
+    }
+
+    /// A purpose that requires a reference accepts the kinds it lists, or every kind; one
+    /// that requires none accepts none. Staff (no tenant, no external recipient) may register
+    /// the kinds of the purposes they pursue.
+    #[test]
+    fn purpose_instruments_compile_to_kinds_and_registrars() {
+        let p = compile(
+            r#"
+[[purpose]]
+id = "legal"
+basis = "legal"
+name = "Legal"
+instruments = ["subpoena", "court_order"]
+
+[[purpose]]
+id = "legal.any"
+parent = "legal"
+basis = "legal"
+name = "Any"
+
+[[purpose]]
+id = "plain"
+basis = "service"
+name = "Plain"
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let kinds = |name: &str| p.instrument_kinds(p.purpose_id(name).unwrap());
+        let listed: InstrumentKinds = [InstrumentKind::Subpoena, InstrumentKind::CourtOrder]
+            .into_iter()
+            .collect();
+        assert_eq!(kinds("legal"), listed);
+        assert_eq!(kinds("legal.any"), InstrumentKinds::ALL);
+        assert_eq!(kinds("plain"), InstrumentKinds::EMPTY);
+        let staff = p.accessor_id("staff").unwrap();
+        assert_eq!(p.registrable_instruments(staff), InstrumentKinds::ALL);
+        let webex = Policy::builtin().unwrap_or_else(|d| panic!("{d}"));
+        let legal = webex.registrable_instruments(webex.accessor_id("legal").unwrap());
+        assert!(legal.contains(InstrumentKind::CourtOrder));
+        assert!(!legal.contains(InstrumentKind::PurchaserAuthority));
+        for outsider in ["authorities", "mailbox-purchaser", "marketing", "support"] {
+            let a = webex.accessor_id(outsider).unwrap();
+            assert!(webex.registrable_instruments(a).is_empty(), "{outsider}");
+        }
+        let c075 = webex.instrument_kinds(webex.purpose_id("mail.purchaser_access").unwrap());
+        assert_eq!(
+            c075.iter().collect::<Vec<_>>(),
+            [InstrumentKind::PurchaserAuthority]
+        );
+    }
 }

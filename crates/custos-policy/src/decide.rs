@@ -507,3 +507,73 @@ fn deny_all(mut d: Decision, categories: CategorySet, reason: Reason) -> Decisio
         .collect();
     d
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        reason = "tests"
+    )]
+    use super::*;
+
+    /// Issue 12, item 4: a purpose requiring a reference is decided by the instrument the
+    /// vault found: none, unknown or expired withhold everything; the wrong kind too; the
+    /// right kind permits the categories it covers and withholds the rest.
+    #[test]
+    fn a_legal_purpose_is_decided_by_its_instrument() {
+        let p = Policy::builtin().unwrap_or_else(|d| panic!("{d}"));
+        let email = p.category_id("contact.email").unwrap();
+        let name = p.category_id("contact.name").unwrap();
+        let both: CategorySet = [email, name].into_iter().collect();
+        let req = Request {
+            accessor: p.accessor_id("legal").unwrap(),
+            purpose: p.purpose_id("legal.process").unwrap(),
+            categories: both,
+            recipient: None,
+            has_reference: true,
+        };
+        let mut s = Subject::new();
+        s.hold(both, PurposeSet::EMPTY);
+        let decide = |r: Reference| p.decide_with(&req, &s, r);
+        for (r, reason) in [
+            (Reference::Absent, Reason::ReferenceMissing),
+            (Reference::Unknown, Reason::InstrumentUnknown),
+            (Reference::Expired, Reason::InstrumentExpired),
+            (
+                Reference::Instrument(Instrument {
+                    kind: InstrumentKind::FraudCase,
+                    categories: both,
+                }),
+                Reason::InstrumentKind,
+            ),
+        ] {
+            let d = decide(r);
+            assert_eq!(d.effect, Effect::Deny, "{r:?}");
+            assert!(d.withheld.iter().all(|w| w.reason == reason), "{d:?}");
+        }
+        let d = decide(Reference::Instrument(Instrument {
+            kind: InstrumentKind::Subpoena,
+            categories: [email].into_iter().collect(),
+        }));
+        assert_eq!(d.effect, Effect::Partial);
+        assert!(d.permitted.contains(email));
+        assert_eq!(d.reason_for(name), Some(Reason::InstrumentScope));
+        assert_eq!(d.ground, Some(Ground::LegalReference));
+        // `decide` goes by `has_reference`, as before.
+        assert_eq!(p.decide(&req, &s).effect, Effect::Permit);
+        // A purpose that requires none ignores any reference.
+        let support = Request {
+            accessor: p.accessor_id("support").unwrap(),
+            purpose: p.purpose_id("support").unwrap(),
+            ..req
+        };
+        let mut held = Subject::new();
+        held.hold(both, p.scope_of([support.purpose].into_iter().collect()));
+        assert_eq!(
+            p.decide_with(&support, &held, Reference::Unknown).effect,
+            Effect::Permit
+        );
+    }
+}

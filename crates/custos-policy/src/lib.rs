@@ -692,7 +692,9 @@ impl Policy {
         a.allowed
             .iter()
             .filter_map(|p| self.purpose(p))
-            .fold(InstrumentKinds::EMPTY, |acc, p| InstrumentKinds(acc.0 | p.instruments.0))
+            .fold(InstrumentKinds::EMPTY, |acc, p| {
+                InstrumentKinds(acc.0 | p.instruments.0)
+            })
     }
 
     /// The purposes a collection stating `stated` lets values serve: each stated purpose and

@@ -228,11 +228,7 @@ pub const CODES: &[(&str, u16, &str)] = &[
         422,
         "a document hash is the sha-256 of the document, 64 hex digits",
     ),
-    (
-        "categories_required",
-        422,
-        "name at least one category",
-    ),
+    ("categories_required", 422, "name at least one category"),
     ("subjects_required", 422, "name at least one subject"),
     (
         "too_many_subjects",

@@ -28,10 +28,20 @@ pub enum InstrumentsCommand {
         #[arg(long)]
         document_sha256: String,
         /// A subject it covers (repeat, or comma-separate, for several).
-        #[arg(long = "subject", value_name = "ID", required = true, value_delimiter = ',')]
+        #[arg(
+            long = "subject",
+            value_name = "ID",
+            required = true,
+            value_delimiter = ','
+        )]
         subjects: Vec<String>,
         /// A category it covers (repeat, or comma-separate, for several).
-        #[arg(long = "category", value_name = "ID", required = true, value_delimiter = ',')]
+        #[arg(
+            long = "category",
+            value_name = "ID",
+            required = true,
+            value_delimiter = ','
+        )]
         categories: Vec<String>,
         /// When it expires: an RFC 3339 date-time, e.g. `2027-01-31T23:59:59Z`.
         #[arg(long)]

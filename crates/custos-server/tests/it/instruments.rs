@@ -80,13 +80,23 @@ async fn legal_reads_take_a_registered_instrument(backend: Backend) {
 
     // A made-up reference, free text or an id: nothing.
     for made_up in ["case-2026-17", "00000000-0000-7000-8000-000000000000"] {
-        let r = legal_read(&app, &a, &format!("categories=contact.email&reference={made_up}")).await;
+        let r = legal_read(
+            &app,
+            &a,
+            &format!("categories=contact.email&reference={made_up}"),
+        )
+        .await;
         assert_eq!(r["effect"], "deny", "{r}");
         assert_eq!(r["data"], json!({}));
         assert_eq!(r["withheld"]["contact.email"], "instrument_unknown");
     }
     // A's court order for B: exactly as a made-up one.
-    let r = legal_read(&app, &b, &format!("categories=contact.email&reference={id}")).await;
+    let r = legal_read(
+        &app,
+        &b,
+        &format!("categories=contact.email&reference={id}"),
+    )
+    .await;
     assert_eq!(r["data"], json!({}));
     assert_eq!(r["withheld"]["contact.email"], "instrument_unknown");
     // More than it covers: the rest withheld.
@@ -106,7 +116,10 @@ async fn legal_reads_take_a_registered_instrument(backend: Backend) {
     assert_eq!(entry.action, "read");
     assert_eq!(entry.subject, a);
     assert!(
-        entry.reasons.split(',').any(|x| x == format!("instrument:{id}")),
+        entry
+            .reasons
+            .split(',')
+            .any(|x| x == format!("instrument:{id}")),
         "{}",
         entry.reasons
     );
@@ -193,13 +206,25 @@ async fn legal_reads_take_a_registered_instrument(backend: Backend) {
         &order("court_order", &[&b], &["contact.email"], &in_seconds(2)),
     )
     .await;
-    let r = legal_read(&app, &b, &format!("categories=contact.email&reference={short}")).await;
+    let r = legal_read(
+        &app,
+        &b,
+        &format!("categories=contact.email&reference={short}"),
+    )
+    .await;
     assert_eq!(r["data"], json!({"contact.email": "bob@law.example"}));
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let r = legal_read(&app, &b, &format!("categories=contact.email&reference={short}")).await;
+    let r = legal_read(
+        &app,
+        &b,
+        &format!("categories=contact.email&reference={short}"),
+    )
+    .await;
     assert_eq!(r["data"], json!({}));
     assert_eq!(r["withheld"]["contact.email"], "instrument_expired");
-    let r = app.get(&format!("/v1/instruments/{short}"), Some(legal)).await;
+    let r = app
+        .get(&format!("/v1/instruments/{short}"), Some(legal))
+        .await;
     assert_eq!(r.json()["expired"], true, "{}", r.body);
     let r = app.get("/v1/ledger/verify", Some(legal)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -241,17 +266,42 @@ async fn only_staff_register_and_see_instruments(backend: Backend) {
     };
     for (b, status, code, field) in [
         (bad("issuer", json!(" ")), 422, "invalid_issuer", "issuer"),
-        (bad("issued", json!("2026-02-30")), 422, "invalid_date", "issued"),
-        (bad("expires", json!("2020-01-01T00:00:00Z")), 422, "invalid_expiry", "expires"),
-        (bad("expires", json!("soon")), 422, "invalid_date", "expires"),
+        (
+            bad("issued", json!("2026-02-30")),
+            422,
+            "invalid_date",
+            "issued",
+        ),
+        (
+            bad("expires", json!("2020-01-01T00:00:00Z")),
+            422,
+            "invalid_expiry",
+            "expires",
+        ),
+        (
+            bad("expires", json!("soon")),
+            422,
+            "invalid_date",
+            "expires",
+        ),
         (
             bad("document_sha256", json!("abc")),
             422,
             "invalid_document_hash",
             "document_sha256",
         ),
-        (bad("subjects", json!([a, NOBODY])), 422, "unknown_subject", "subjects[1]"),
-        (bad("subjects", json!([])), 422, "subjects_required", "subjects"),
+        (
+            bad("subjects", json!([a, NOBODY])),
+            422,
+            "unknown_subject",
+            "subjects[1]",
+        ),
+        (
+            bad("subjects", json!([])),
+            422,
+            "subjects_required",
+            "subjects",
+        ),
         (
             bad("categories", json!(["contact.emial"])),
             422,
@@ -288,7 +338,9 @@ async fn only_staff_register_and_see_instruments(backend: Backend) {
     assert_eq!(done[0].reasons, format!("court_order,instrument:{id}"));
     assert!(registered.iter().filter(|d| d.effect == "refused").count() >= 7);
     assert!(
-        ledger.iter().all(|d| !format!("{d:?}").contains("Superior")),
+        ledger
+            .iter()
+            .all(|d| !format!("{d:?}").contains("Superior")),
         "the issuer stays out of the ledger"
     );
 
@@ -303,7 +355,9 @@ async fn only_staff_register_and_see_instruments(backend: Backend) {
         app.tenant_key("customer-admin", "acme"),
     ] {
         let other = app.get(&format!("/v1/instruments/{id}"), Some(key)).await;
-        let never = app.get(&format!("/v1/instruments/{NOBODY}"), Some(key)).await;
+        let never = app
+            .get(&format!("/v1/instruments/{NOBODY}"), Some(key))
+            .await;
         other.problem(404, "instrument_not_found");
         never.problem(404, "instrument_not_found");
         assert_eq!(other.json()["detail"], never.json()["detail"]);

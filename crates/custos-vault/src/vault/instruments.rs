@@ -217,8 +217,8 @@ impl Vault {
         }
         let kind = InstrumentKind::parse(&input.kind).ok_or_else(|| {
             let hint = InstrumentKind::nearest(&input.kind)
-            .map(|n| format!("did you mean `{n}`? "))
-            .unwrap_or_default();
+                .map(|n| format!("did you mean `{n}`? "))
+                .unwrap_or_default();
             field_err(
                 "invalid_instrument_kind",
                 "kind",
@@ -292,10 +292,9 @@ impl Vault {
         }
         let mut categories = CategorySet::EMPTY;
         for (i, c) in input.categories.iter().enumerate() {
-            let id = self
-                .policy
-                .category_id(c)
-                .map_err(|e| field_err("unknown_category", format!("categories[{i}]"), e.message))?;
+            let id = self.policy.category_id(c).map_err(|e| {
+                field_err("unknown_category", format!("categories[{i}]"), e.message)
+            })?;
             categories.insert(id);
         }
         if input.subjects.is_empty() {

@@ -58,7 +58,10 @@ pub fn legal_reads_need_a_registered_instrument(h: Harness) {
         .collect("meeting-center", &attendee("Bob Law", "bob@acme.example"))
         .unwrap();
     let order = v
-        .register_instrument("legal", &instrument("court_order", &[&a], &["contact.email"]))
+        .register_instrument(
+            "legal",
+            &instrument("court_order", &[&a], &["contact.email"]),
+        )
         .unwrap();
     let email = &["contact.email"];
 
@@ -86,7 +89,10 @@ pub fn legal_reads_need_a_registered_instrument(h: Harness) {
     mailbox.purposes = vec!["service.mail".into(), "mail.purchaser_access".into()];
     let mo = v.collect("mail", &mailbox).unwrap();
     let mo_order = v
-        .register_instrument("legal", &instrument("court_order", &[&mo], &["contact.email"]))
+        .register_instrument(
+            "legal",
+            &instrument("court_order", &[&mo], &["contact.email"]),
+        )
         .unwrap();
     let key = v.create_key_for("mailbox-purchaser", Some("acme")).unwrap();
     let purchaser = v.authenticate(&key).unwrap();
@@ -108,18 +114,28 @@ pub fn legal_reads_need_a_registered_instrument(h: Harness) {
             &["contact.email"],
         ))
         .unwrap();
-    assert_eq!(access(&authority.id).data["contact.email"], "mo@acme.example");
+    assert_eq!(
+        access(&authority.id).data["contact.email"],
+        "mo@acme.example"
+    );
     // A fraud case is not legal process (legal.process takes court orders, subpoenas and
     // authority requests), but is what an investigation takes.
     let case = v
-        .register_instrument("legal", &instrument("fraud_case", &[&a], &["contact.email"]))
+        .register_instrument(
+            "legal",
+            &instrument("fraud_case", &[&a], &["contact.email"]),
+        )
         .unwrap();
     assert_eq!(
         withheld(v, &a, &legal("legal.process", email, Some(&case.id))),
         ["instrument_kind"]
     );
     let r = v
-        .read("legal", &a, &legal("legal.investigation", email, Some(&case.id)))
+        .read(
+            "legal",
+            &a,
+            &legal("legal.investigation", email, Some(&case.id)),
+        )
         .unwrap();
     assert_eq!(r.data["contact.email"], "ann@acme.example");
 
@@ -140,7 +156,10 @@ pub fn legal_reads_need_a_registered_instrument(h: Harness) {
     assert!(!r.data.contains_key("contact.name"));
     assert_eq!(r.withheld["contact.name"], "instrument_scope");
     // The use is ledgered with the instrument's id.
-    let used = entries(v).into_iter().rfind(|d| d.action == "read").unwrap();
+    let used = entries(v)
+        .into_iter()
+        .rfind(|d| d.action == "read")
+        .unwrap();
     assert_eq!(used.subject, a.as_str());
     assert!(
         used.reasons
@@ -159,8 +178,15 @@ pub fn legal_reads_need_a_registered_instrument(h: Harness) {
         .unwrap();
     assert_eq!(d.effect, "permit");
     assert_eq!(d.ground.as_deref(), Some("legal_reference"));
-    let decided = entries(v).into_iter().rfind(|x| x.action == "decide").unwrap();
-    assert!(decided.reasons.contains(&format!("instrument:{}", order.id)));
+    let decided = entries(v)
+        .into_iter()
+        .rfind(|x| x.action == "decide")
+        .unwrap();
+    assert!(
+        decided
+            .reasons
+            .contains(&format!("instrument:{}", order.id))
+    );
 
     // Expired (the clock moved past it): refused, and the ledger names what was used.
     h.exec(&format!(
@@ -177,7 +203,11 @@ pub fn legal_reads_need_a_registered_instrument(h: Harness) {
     v.erase("meeting-center", &a).unwrap();
     assert!(v.instrument("legal", &case.id).unwrap().subjects.is_empty());
     let gone = v
-        .read("legal", &a, &legal("legal.investigation", email, Some(&case.id)))
+        .read(
+            "legal",
+            &a,
+            &legal("legal.investigation", email, Some(&case.id)),
+        )
         .unwrap();
     assert_eq!(gone.denial.as_deref(), Some("subject_erased"));
     assert!(gone.data.is_empty());
@@ -229,7 +259,10 @@ pub fn only_staff_register_instruments(h: Harness) {
         )),
         "instrument_not_allowed"
     );
-    assert_eq!(code(v.register_instrument("nobody", &order)), "unknown_accessor");
+    assert_eq!(
+        code(v.register_instrument("nobody", &order)),
+        "unknown_accessor"
+    );
     let refusals = entries(v)
         .into_iter()
         .filter(|d| d.action == "instrument_register" && d.effect == "refused")
@@ -250,7 +283,10 @@ pub fn only_staff_register_instruments(h: Harness) {
         with(&|i| i.kind = "court_ordr".into()),
         ("invalid_instrument_kind", "kind".into())
     );
-    assert_eq!(with(&|i| i.issuer = " ".into()), ("invalid_issuer", "issuer".into()));
+    assert_eq!(
+        with(&|i| i.issuer = " ".into()),
+        ("invalid_issuer", "issuer".into())
+    );
     assert_eq!(
         with(&|i| i.issuer = "x".repeat(129)),
         ("invalid_issuer", "issuer".into())
@@ -292,7 +328,9 @@ pub fn only_staff_register_instruments(h: Harness) {
         ("invalid_subject_id", "subjects[1]".into())
     );
     assert_eq!(
-        with(&|i| i.subjects.push("00000000-0000-7000-8000-000000000000".into())),
+        with(&|i| i
+            .subjects
+            .push("00000000-0000-7000-8000-000000000000".into())),
         ("unknown_subject", "subjects[1]".into())
     );
 
@@ -300,7 +338,11 @@ pub fn only_staff_register_instruments(h: Harness) {
     let b = v
         .collect("meeting-center", &attendee("Di Law", "di@acme.example"))
         .unwrap();
-    let two = instrument("subpoena", &[&a, &b, &a], &["contact.email", "contact.name"]);
+    let two = instrument(
+        "subpoena",
+        &[&a, &b, &a],
+        &["contact.email", "contact.name"],
+    );
     let got = v.register_instrument("legal", &two).unwrap();
     assert_eq!(got.kind, "subpoena");
     assert_eq!(got.registered_by, "legal");
@@ -323,7 +365,10 @@ pub fn only_staff_register_instruments(h: Harness) {
         .map(|d| format!("{d:?}"))
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(!ledger_text.contains("Superior Court"), "the issuer stays out of the ledger");
+    assert!(
+        !ledger_text.contains("Superior Court"),
+        "the issuer stays out of the ledger"
+    );
 
     // Shown to staff and the operator; to anyone else, as an id never registered.
     assert_eq!(v.instrument("legal", &got.id).unwrap(), got);
@@ -379,7 +424,10 @@ pub fn legal_records_reads_need_a_covering_instrument(h: Harness) {
     assert!(none.records.is_empty());
     assert_eq!(none.withheld["reference_missing"], 1);
     let email_only = v
-        .register_instrument("legal", &instrument("court_order", &[&a], &["contact.email"]))
+        .register_instrument(
+            "legal",
+            &instrument("court_order", &[&a], &["contact.email"]),
+        )
         .unwrap();
     let narrow = read(Some(&email_only.id));
     assert!(narrow.records.is_empty());
@@ -401,5 +449,8 @@ pub fn legal_records_reads_need_a_covering_instrument(h: Harness) {
         .into_iter()
         .rfind(|d| d.action == "read_records")
         .unwrap();
-    assert!(used.reasons.contains(&format!("instrument:{}", covering.id)));
+    assert!(
+        used.reasons
+            .contains(&format!("instrument:{}", covering.id))
+    );
 }
