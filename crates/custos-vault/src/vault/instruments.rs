@@ -316,11 +316,13 @@ impl Vault {
         let mut subjects: Vec<String> = Vec::with_capacity(input.subjects.len());
         for (i, s) in input.subjects.iter().enumerate() {
             let field = format!("subjects[{i}]");
+            // Not a subject id at all: answered as an id of no one (a body that names one is
+            // well-formed, whatever the id).
             let id = SubjectId::parse(s).map_err(|_| {
                 field_err(
-                    "invalid_subject_id",
+                    "unknown_subject",
                     field.clone(),
-                    "a subject id is a lowercase uuid",
+                    "no such subject; a subject id is a lowercase uuid",
                 )
             })?;
             // INVARIANT: an instrument covers people the vault holds; an erased one, or one

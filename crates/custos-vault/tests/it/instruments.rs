@@ -325,7 +325,7 @@ pub fn only_staff_register_instruments(h: Harness) {
     );
     assert_eq!(
         with(&|i| i.subjects.push("not-a-subject".into())),
-        ("invalid_subject_id", "subjects[1]".into())
+        ("unknown_subject", "subjects[1]".into())
     );
     assert_eq!(
         with(&|i| i
