@@ -548,7 +548,7 @@ fn parse_date_time(s: &str) -> Option<i64> {
         if n == 0 {
             return None;
         }
-        let first3: String = frac.chars().take(3).collect();
+        let first3: String = frac.get(..n)?.chars().take(3).collect();
         ms = digits(&first3)? * 10_i64.pow(3 - u32::try_from(first3.len()).ok()?);
         tail = frac.get(n..)?;
     }
