@@ -123,6 +123,39 @@ async fn legal_reads_take_a_registered_instrument(backend: Backend) {
         "{}",
         entry.reasons
     );
+    // The authority the order is served by reads with it (a disclosure, ledgered as one);
+    // without it, nothing.
+    let authorities = app.key("authorities");
+    let r = app
+        .get(
+            &format!(
+                "/v1/subjects/{a}?purpose=legal.process&categories=contact.email&reference={id}"
+            ),
+            Some(authorities),
+        )
+        .await;
+    assert_eq!(
+        r.json()["data"],
+        json!({"contact.email": "ann@law.example"}),
+        "{}",
+        r.body
+    );
+    let seq = r.json()["ledger_seq"].as_u64().unwrap();
+    let entry = &app.ledger()[usize::try_from(seq).unwrap() - 1];
+    assert_eq!(
+        (entry.actor.as_str(), entry.recipient.as_str()),
+        ("authorities", "authorities")
+    );
+    assert!(entry.reasons.contains(&format!("instrument:{id}")));
+    let r = app
+        .get(
+            &format!(
+                "/v1/subjects/{a}?purpose=legal.process&categories=contact.email&reference=case-17"
+            ),
+            Some(authorities),
+        )
+        .await;
+    assert_eq!(r.json()["data"], json!({}), "{}", r.body);
     // The decision route checks the same.
     let decide = |reference: &str| {
         json!({"subject": a, "purpose": "legal.process",
