@@ -236,7 +236,7 @@ async fn legal_reads_take_a_registered_instrument(backend: Backend) {
     let short = register(
         &app,
         legal,
-        &order("court_order", &[&b], &["contact.email"], &in_seconds(2)),
+        &order("court_order", &[&b], &["contact.email"], &in_seconds(3)),
     )
     .await;
     let r = legal_read(
@@ -246,7 +246,7 @@ async fn legal_reads_take_a_registered_instrument(backend: Backend) {
     )
     .await;
     assert_eq!(r["data"], json!({"contact.email": "bob@law.example"}));
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let r = legal_read(
         &app,
         &b,

@@ -14,7 +14,7 @@
 //! reasons, never the issuer), before the instrument is stored; each use is ledgered by the
 //! read or decision it decided (`instrument:<id>` in its reasons).
 //!
-//! **Invariant:** an erased subject is covered by no instrument ([`Store::instrument`] skips
+//! **Invariant:** an erased subject is covered by no instrument ([`crate::store::Store::instrument`] skips
 //! it), so a reference answers for it as for a subject it never named.
 
 use custos_policy::{CategorySet, InstrumentKind, InstrumentKinds, Reference};
