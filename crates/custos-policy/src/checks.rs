@@ -192,6 +192,8 @@ pub struct PurposeRule {
     pub requires_reference: Option<bool>,
     /// Whether each use is a disclosure.
     pub requires_recipient: Option<bool>,
+    /// Exactly the kinds of legal instrument a use may be decided by.
+    pub instruments: Option<Vec<String>>,
 }
 
 /// `{ id, tenant_bound, recipient }`.
@@ -694,6 +696,16 @@ fn purpose_rule(p: &Policy, x: &PurposeRule) -> Result<(), String> {
                 x.id, info.requires_reference
             ));
         }
+    }
+    if let Some(kinds) = &x.instruments {
+        same(
+            &format!("`{}` is decided by other instruments", x.id),
+            p.instrument_kinds(id)
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect(),
+            kinds,
+        )?;
     }
     if let Some(r) = x.requires_recipient {
         if info.requires_recipient != r {

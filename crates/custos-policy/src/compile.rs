@@ -12,8 +12,8 @@ use crate::load::Merged;
 use crate::model::{Limit, Str};
 use crate::source::{Diagnostic, FileId, Location, nearest};
 use crate::{
-    AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, PeriodKind, PolicyTables,
-    PurposeInfo, RecipientInfo, RecipientKind, RoleInfo, ServiceInfo,
+    AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, InstrumentKind, InstrumentKinds,
+    PeriodKind, PolicyTables, PurposeInfo, RecipientInfo, RecipientKind, RoleInfo, ServiceInfo,
 };
 
 /// Notice sections a `[[statement]]` may name.
@@ -284,6 +284,57 @@ fn valid_date(s: &str) -> bool {
             .is_some_and(|d| (1..=31).contains(&d))
 }
 
+/// The instrument kinds a purpose accepts: its `instruments`, each a known kind, only on a
+/// purpose that requires a reference; every kind when it names none; none when it requires
+/// no reference.
+fn instrument_kinds(
+    ctx: &mut Ctx,
+    file: FileId,
+    p: &crate::model::Purpose,
+    requires_reference: bool,
+) -> InstrumentKinds {
+    let Some(list) = &p.instruments else {
+        return if requires_reference {
+            InstrumentKinds::ALL
+        } else {
+            InstrumentKinds::EMPTY
+        };
+    };
+    let id = p.id.get_ref();
+    if !requires_reference {
+        ctx.at(
+            file,
+            list.first().unwrap_or(&p.id),
+            format!("purpose `{id}` lists `instruments` but requires no reference; add `requires_reference = true` or remove `instruments`"),
+        );
+        return InstrumentKinds::EMPTY;
+    }
+    if list.is_empty() {
+        ctx.at(
+            file,
+            &p.id,
+            format!("purpose `{id}` has an empty `instruments` list; name the kinds it accepts, or leave the key out to accept every kind"),
+        );
+    }
+    let mut kinds = InstrumentKinds::EMPTY;
+    for k in list {
+        if let Some(kind) = ctx
+            .keyword(file, k, "instrument kind", InstrumentKind::NAMES)
+            .and_then(InstrumentKind::parse)
+        {
+            if kinds.contains(kind) {
+                ctx.at(
+                    file,
+                    k,
+                    format!("instrument kind `{}` listed twice", kind.as_str()),
+                );
+            }
+            kinds.insert(kind);
+        }
+    }
+    kinds
+}
+
 pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
     let mut ctx = Ctx {
         diagnostics: Vec::new(),
@@ -508,6 +559,8 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             .as_ref()
             .and_then(|r| purposes.resolve(&mut ctx, file, r));
         parents.push(parent);
+        let requires_reference = p.requires_reference || basis == Basis::Legal;
+        let instruments = instrument_kinds(&mut ctx, file, p, requires_reference);
         purpose_infos.push(PurposeInfo {
             id: p.id.get_ref().clone(),
             name: p.name.clone(),
@@ -516,7 +569,8 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
             ancestors: PurposeSet::EMPTY,
             descendants: PurposeSet::EMPTY,
             consent_scope: PurposeSet::EMPTY,
-            requires_reference: p.requires_reference || basis == Basis::Legal,
+            requires_reference,
+            instruments,
             requires_recipient: p.requires_recipient,
             clauses: ctx.clauses(file, &p.clauses),
         });
@@ -969,7 +1023,128 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{BUILTIN_WEBEX_2010, Policy};
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+    use crate::{BUILTIN_WEBEX_2010, InstrumentKind, InstrumentKinds, Policy};
+
+    const HEAD: &str = r#"
+[policy]
+id = "p"
+version = "1"
+effective = "2026-01-01"
+title = "t"
+controller = "c"
+
+[[category]]
+id = "contact.email"
+name = "Email"
+
+[[accessor]]
+id = "staff"
+name = "Staff"
+purposes = ["legal"]
+"#;
+
+    fn compile(purposes: &str) -> Result<Policy, Vec<String>> {
+        Policy::from_str("p.toml", &format!("{HEAD}{purposes}")).map_err(|d| d.lines())
+    }
+
+    /// Issue 12, item 4: `instruments` names known kinds, only on a purpose that requires a
+    /// reference; each problem at its line and column, with the nearest kind.
+    #[test]
+    fn purpose_instruments_are_validated_with_their_location() {
+        let errors = compile(
+            r#"
+[[purpose]]
+id = "legal"
+basis = "legal"
+name = "Legal"
+instruments = ["court_order", "subpena"]
+
+[[purpose]]
+id = "service"
+basis = "service"
+name = "Service"
+instruments = ["court_order"]
+"#,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "p.toml:22:31: unknown instrument kind `subpena`; did you mean `subpoena`?"
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with(
+                "p.toml:28:16: purpose `service` lists `instruments` but requires no reference"
+            ),
+            "{errors:?}"
+        );
+        let e = compile(
+            r#"
+[[purpose]]
+id = "legal"
+basis = "legal"
+name = "Legal"
+instruments = []
+"#,
+        )
+        .err()
+        .unwrap();
+        assert!(e[0].contains("empty `instruments`"), "{e:?}");
+    }
+
+    /// A purpose that requires a reference accepts the kinds it lists, or every kind; one
+    /// that requires none accepts none. Staff (no tenant, no external recipient) may register
+    /// the kinds of the purposes they pursue.
+    #[test]
+    fn purpose_instruments_compile_to_kinds_and_registrars() {
+        let p = compile(
+            r#"
+[[purpose]]
+id = "legal"
+basis = "legal"
+name = "Legal"
+instruments = ["subpoena", "court_order"]
+
+[[purpose]]
+id = "legal.any"
+parent = "legal"
+basis = "legal"
+name = "Any"
+
+[[purpose]]
+id = "plain"
+basis = "service"
+name = "Plain"
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let kinds = |name: &str| p.instrument_kinds(p.purpose_id(name).unwrap());
+        let listed: InstrumentKinds = [InstrumentKind::Subpoena, InstrumentKind::CourtOrder]
+            .into_iter()
+            .collect();
+        assert_eq!(kinds("legal"), listed);
+        assert_eq!(kinds("legal.any"), InstrumentKinds::ALL);
+        assert_eq!(kinds("plain"), InstrumentKinds::EMPTY);
+        let staff = p.accessor_id("staff").unwrap();
+        assert_eq!(p.registrable_instruments(staff), InstrumentKinds::ALL);
+        let webex = Policy::builtin().unwrap_or_else(|d| panic!("{d}"));
+        let legal = webex.registrable_instruments(webex.accessor_id("legal").unwrap());
+        assert!(legal.contains(InstrumentKind::CourtOrder));
+        assert!(!legal.contains(InstrumentKind::PurchaserAuthority));
+        for outsider in ["authorities", "mailbox-purchaser", "marketing", "support"] {
+            let a = webex.accessor_id(outsider).unwrap();
+            assert!(webex.registrable_instruments(a).is_empty(), "{outsider}");
+        }
+        let c075 = webex.instrument_kinds(webex.purpose_id("mail.purchaser_access").unwrap());
+        assert_eq!(
+            c075.iter().collect::<Vec<_>>(),
+            [InstrumentKind::PurchaserAuthority]
+        );
+    }
 
     #[test]
     fn a_transport_is_tls_or_any() {

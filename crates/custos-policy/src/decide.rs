@@ -5,7 +5,7 @@
 //! it (DESIGN.md invariant 1).
 
 use crate::ids::{AccessorId, CategoryId, CategorySet, PurposeId, PurposeSet, RecipientId};
-use crate::{Basis, Policy};
+use crate::{Basis, InstrumentKind, Policy};
 
 /// What is asked.
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +18,35 @@ pub struct Request {
     pub categories: CategorySet,
     /// Who the data goes to when it is disclosed onwards, beyond the accessor's own recipient.
     pub recipient: Option<RecipientId>,
-    /// Whether the caller gave a reference (legal process number, verified authority).
+    /// Whether the caller gave a reference checked elsewhere (legal process number,
+    /// verified authority): what [`Policy::decide`] goes by. The vault does not: it looks the
+    /// reference up as a registered instrument and calls [`Policy::decide_with`].
     pub has_reference: bool,
+}
+
+/// A registered legal instrument, as the vault holds it: its kind and the categories it
+/// covers. The vault has already checked that it exists, covers the subject and is unexpired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instrument {
+    /// Court order, subpoena, …
+    pub kind: InstrumentKind,
+    /// The categories it covers.
+    pub categories: CategorySet,
+}
+
+/// What the reference a request names turned out to be, for a purpose that requires one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// None was given.
+    Absent,
+    /// One was given and checked outside the policy ([`Request::has_reference`]).
+    Accepted,
+    /// It names no registered instrument covering this subject.
+    Unknown,
+    /// It names a registered instrument covering the subject, expired.
+    Expired,
+    /// It names a registered, unexpired instrument covering the subject.
+    Instrument(Instrument),
 }
 
 /// Lifecycle of a subject.
@@ -159,6 +186,14 @@ pub enum Reason {
     ReferenceMissing,
     /// The purpose is a disclosure and no external recipient was named.
     RecipientRequired,
+    /// The reference names no registered legal instrument covering this subject.
+    InstrumentUnknown,
+    /// The legal instrument the reference names has expired.
+    InstrumentExpired,
+    /// The legal instrument is of a kind the purpose does not accept.
+    InstrumentKind,
+    /// The legal instrument does not cover this category.
+    InstrumentScope,
 }
 
 impl Reason {
@@ -177,6 +212,10 @@ impl Reason {
             Self::Objected => "objected",
             Self::ReferenceMissing => "reference_missing",
             Self::RecipientRequired => "recipient_required",
+            Self::InstrumentUnknown => "instrument_unknown",
+            Self::InstrumentExpired => "instrument_expired",
+            Self::InstrumentKind => "instrument_kind",
+            Self::InstrumentScope => "instrument_scope",
         }
     }
 
@@ -213,6 +252,14 @@ impl Reason {
             Self::RecipientRequired => {
                 "this purpose is a disclosure; name the recipient it goes to"
             }
+            Self::InstrumentUnknown => {
+                "the reference names no registered legal instrument covering this subject"
+            }
+            Self::InstrumentExpired => "the legal instrument the reference names has expired",
+            Self::InstrumentKind => {
+                "the legal instrument is of a kind this purpose does not accept"
+            }
+            Self::InstrumentScope => "the legal instrument does not cover this category",
         }
     }
 }
@@ -288,6 +335,19 @@ impl Policy {
     /// basis — collected for it (service, contract, opt-out unless objected), current consent
     /// (consent), or a reference (legal).
     pub fn decide(&self, req: &Request, subject: &Subject) -> Decision {
+        let reference = if req.has_reference {
+            Reference::Accepted
+        } else {
+            Reference::Absent
+        };
+        self.decide_with(req, subject, reference)
+    }
+
+    /// [`Policy::decide`], the reference being what the vault found the request's reference
+    /// to be ([`Request::has_reference`] is not looked at). For a purpose that requires a
+    /// reference, an instrument of a kind the purpose accepts (`instruments`) permits the
+    /// categories it covers; the others are withheld (`instrument_scope`).
+    pub fn decide_with(&self, req: &Request, subject: &Subject, reference: Reference) -> Decision {
         let mut d = Decision {
             effect: Effect::Deny,
             permitted: CategorySet::EMPTY,
@@ -339,8 +399,27 @@ impl Policy {
         if purpose.requires_recipient && d.disclosure_to.is_none() {
             return deny_all(d, req.categories, Reason::RecipientRequired);
         }
-        let basis_failure = if purpose.requires_reference && !req.has_reference {
-            Some(Reason::ReferenceMissing)
+        // The categories a legal instrument covers, when it decides.
+        let mut scope: Option<CategorySet> = None;
+        let reference_failure = if purpose.requires_reference {
+            match reference {
+                Reference::Absent => Some(Reason::ReferenceMissing),
+                Reference::Unknown => Some(Reason::InstrumentUnknown),
+                Reference::Expired => Some(Reason::InstrumentExpired),
+                Reference::Instrument(i) if !purpose.instruments.contains(i.kind) => {
+                    Some(Reason::InstrumentKind)
+                }
+                Reference::Instrument(i) => {
+                    scope = Some(i.categories);
+                    None
+                }
+                Reference::Accepted => None,
+            }
+        } else {
+            None
+        };
+        let basis_failure = if reference_failure.is_some() {
+            reference_failure
         } else {
             match purpose.basis {
                 // An objection to a purpose stops it and everything refining it; only legal
@@ -362,6 +441,9 @@ impl Policy {
             } else if let Some(held) = subject.held.iter().find(|h| h.category == c) {
                 match (basis_failure, purpose.basis) {
                     (Some(r), _) => Some(r),
+                    (None, _) if scope.is_some_and(|s| !s.contains(c)) => {
+                        Some(Reason::InstrumentScope)
+                    }
                     (None, Basis::Consent | Basis::Legal) => None,
                     // INVARIANT: C016 — used only for the purposes stated at collection.
                     (None, _) if held.collected_for.contains(req.purpose) => None,
@@ -424,4 +506,74 @@ fn deny_all(mut d: Decision, categories: CategorySet, reason: Reason) -> Decisio
         .map(|category| Withheld { category, reason })
         .collect();
     d
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        reason = "tests"
+    )]
+    use super::*;
+
+    /// Issue 12, item 4: a purpose requiring a reference is decided by the instrument the
+    /// vault found: none, unknown or expired withhold everything; the wrong kind too; the
+    /// right kind permits the categories it covers and withholds the rest.
+    #[test]
+    fn a_legal_purpose_is_decided_by_its_instrument() {
+        let p = Policy::builtin().unwrap_or_else(|d| panic!("{d}"));
+        let email = p.category_id("contact.email").unwrap();
+        let name = p.category_id("contact.name").unwrap();
+        let both: CategorySet = [email, name].into_iter().collect();
+        let req = Request {
+            accessor: p.accessor_id("legal").unwrap(),
+            purpose: p.purpose_id("legal.process").unwrap(),
+            categories: both,
+            recipient: None,
+            has_reference: true,
+        };
+        let mut s = Subject::new();
+        s.hold(both, PurposeSet::EMPTY);
+        let decide = |r: Reference| p.decide_with(&req, &s, r);
+        for (r, reason) in [
+            (Reference::Absent, Reason::ReferenceMissing),
+            (Reference::Unknown, Reason::InstrumentUnknown),
+            (Reference::Expired, Reason::InstrumentExpired),
+            (
+                Reference::Instrument(Instrument {
+                    kind: InstrumentKind::FraudCase,
+                    categories: both,
+                }),
+                Reason::InstrumentKind,
+            ),
+        ] {
+            let d = decide(r);
+            assert_eq!(d.effect, Effect::Deny, "{r:?}");
+            assert!(d.withheld.iter().all(|w| w.reason == reason), "{d:?}");
+        }
+        let d = decide(Reference::Instrument(Instrument {
+            kind: InstrumentKind::Subpoena,
+            categories: [email].into_iter().collect(),
+        }));
+        assert_eq!(d.effect, Effect::Partial);
+        assert!(d.permitted.contains(email));
+        assert_eq!(d.reason_for(name), Some(Reason::InstrumentScope));
+        assert_eq!(d.ground, Some(Ground::LegalReference));
+        // `decide` goes by `has_reference`, as before.
+        assert_eq!(p.decide(&req, &s).effect, Effect::Permit);
+        // A purpose that requires none ignores any reference.
+        let support = Request {
+            accessor: p.accessor_id("support").unwrap(),
+            purpose: p.purpose_id("support").unwrap(),
+            ..req
+        };
+        let mut held = Subject::new();
+        held.hold(both, p.scope_of([support.purpose].into_iter().collect()));
+        assert_eq!(
+            p.decide_with(&support, &held, Reference::Unknown).effect,
+            Effect::Permit
+        );
+    }
 }

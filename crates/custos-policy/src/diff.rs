@@ -150,6 +150,10 @@ change_kinds! {
     ReferenceDropped => "reference_dropped",
     /// A purpose now needs a reference for each use.
     ReferenceRequired => "reference_required",
+    /// A purpose accepts legal instruments of more kinds as its reference (material).
+    InstrumentsWidened => "instruments_widened",
+    /// A purpose accepts legal instruments of fewer kinds as its reference.
+    InstrumentsNarrowed => "instruments_narrowed",
     /// An accessor was declared (material).
     AccessorAdded => "accessor_added",
     /// An accessor was removed.
@@ -1031,6 +1035,27 @@ impl Differ<'_> {
                         "Purpose `{id}` now needs a reference (legal process, verified authority) for each use."
                     );
                     d.push(false, ChangeKind::ReferenceRequired, element, summary);
+                } else if o.instruments != n.instruments && n.requires_reference {
+                    let names = |k: crate::InstrumentKinds| -> Vec<String> {
+                        k.iter().map(|k| k.as_str().to_string()).collect()
+                    };
+                    let gained: Vec<String> = n
+                        .instruments
+                        .iter()
+                        .filter(|k| !o.instruments.contains(*k))
+                        .map(|k| k.as_str().to_string())
+                        .collect();
+                    let summary = format!(
+                        "Purpose `{id}` now accepts as its reference a legal instrument of kind {} (was {}).",
+                        list(&names(n.instruments)),
+                        list(&names(o.instruments))
+                    );
+                    let kind = if gained.is_empty() {
+                        ChangeKind::InstrumentsNarrowed
+                    } else {
+                        ChangeKind::InstrumentsWidened
+                    };
+                    d.push(!gained.is_empty(), kind, element, summary);
                 }
                 w.name(&o.name, &n.name);
                 if let (Some(of), Some(nf)) =
@@ -2321,6 +2346,31 @@ text = "We protect your information."
     fn requires_reference_dropped_is_material() {
         let d = diff_with(&[("requires_reference = true\n", "")]);
         assert_only(&d, ChangeKind::ReferenceDropped, true, "purpose:security");
+    }
+
+    #[test]
+    fn instruments_widened_is_material_and_narrowed_is_not() {
+        let d = diff_with(&[(
+            "requires_reference = true\n",
+            "requires_reference = true\ninstruments = [\"fraud_case\"]\n",
+        )]);
+        assert_only(
+            &d,
+            ChangeKind::InstrumentsNarrowed,
+            false,
+            "purpose:security",
+        );
+        let d = diff(
+            &load(&edited(
+                BASE,
+                &[(
+                    "requires_reference = true\n",
+                    "requires_reference = true\ninstruments = [\"fraud_case\"]\n",
+                )],
+            )),
+            &base(),
+        );
+        assert_only(&d, ChangeKind::InstrumentsWidened, true, "purpose:security");
     }
 
     #[test]

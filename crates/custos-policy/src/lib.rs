@@ -35,7 +35,8 @@ use std::path::Path;
 
 pub use collect::{CollectionError, CollectionPlan, CollectionRequest};
 pub use decide::{
-    AgeStatus, Decision, Effect, Ground, Held, Reason, Request, Subject, SubjectStatus, Withheld,
+    AgeStatus, Decision, Effect, Ground, Held, Instrument, Reason, Reference, Request, Subject,
+    SubjectStatus, Withheld,
 };
 pub use ids::{
     AccessorId, CategoryId, CategorySet, CollectionId, PurposeId, PurposeSet, RecipientId,
@@ -172,6 +173,109 @@ impl RecipientKind {
     }
 }
 
+/// Kind of legal instrument: what a reference for a purpose that requires one names, once
+/// staff registered it in the vault (issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InstrumentKind {
+    /// An order of a court.
+    CourtOrder,
+    /// A subpoena.
+    Subpoena,
+    /// A request of a regulator, the police or another authority.
+    AuthorityRequest,
+    /// A fraud or safety case opened by the controller.
+    FraudCase,
+    /// A purchaser's verified identity and authority over a service it bought (C075).
+    PurchaserAuthority,
+}
+
+impl InstrumentKind {
+    /// Every kind, in this order.
+    pub const ALL: [Self; 5] = [
+        Self::CourtOrder,
+        Self::Subpoena,
+        Self::AuthorityRequest,
+        Self::FraudCase,
+        Self::PurchaserAuthority,
+    ];
+    /// Keywords as written in policy files and requests.
+    pub const NAMES: &'static [&'static str] = &[
+        "court_order",
+        "subpoena",
+        "authority_request",
+        "fraud_case",
+        "purchaser_authority",
+    ];
+
+    /// Parses a keyword.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CourtOrder => "court_order",
+            Self::Subpoena => "subpoena",
+            Self::AuthorityRequest => "authority_request",
+            Self::FraudCase => "fraud_case",
+            Self::PurchaserAuthority => "purchaser_authority",
+        }
+    }
+
+    /// The kind nearest a misspelt keyword, when it is close enough to be a likely typo.
+    pub fn nearest(s: &str) -> Option<&'static str> {
+        source::nearest(s, Self::NAMES.iter().copied())
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`InstrumentKind`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct InstrumentKinds(u8);
+
+impl InstrumentKinds {
+    /// No kind.
+    pub const EMPTY: Self = Self(0);
+    /// Every kind.
+    pub const ALL: Self = Self(0b1_1111);
+
+    /// Whether the set holds `kind`.
+    pub fn contains(self, kind: InstrumentKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    /// Adds a kind.
+    pub fn insert(&mut self, kind: InstrumentKind) {
+        self.0 |= kind.bit();
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds, in [`InstrumentKind::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = InstrumentKind> {
+        InstrumentKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
+    }
+}
+
+impl FromIterator<InstrumentKind> for InstrumentKinds {
+    fn from_iter<I: IntoIterator<Item = InstrumentKind>>(iter: I) -> Self {
+        let mut s = Self::EMPTY;
+        for k in iter {
+            s.insert(k);
+        }
+        s
+    }
+}
+
 /// How long something is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PeriodKind {
@@ -221,8 +325,12 @@ pub struct PurposeInfo {
     /// The purpose and the purposes above it whose basis is consent: consent to one of them
     /// covers this purpose. Consent to an opt-out or service purpose covers nothing.
     pub consent_scope: PurposeSet,
-    /// Each use needs a reference (legal process, verified authority).
+    /// Each use needs a reference (legal process, verified authority): the id of a
+    /// registered legal instrument.
     pub requires_reference: bool,
+    /// The instrument kinds a reference may name (`instruments`; every kind when the policy
+    /// names none). Empty when the purpose requires no reference.
+    pub instruments: InstrumentKinds,
     /// Each use is a disclosure to an external recipient.
     pub requires_recipient: bool,
     /// Clauses it encodes.
@@ -621,6 +729,36 @@ impl Policy {
     /// Resolves purpose names into a set.
     pub fn purpose_set<S: AsRef<str>>(&self, names: &[S]) -> Result<PurposeSet, UnknownId> {
         names.iter().map(|n| self.purpose_id(n.as_ref())).collect()
+    }
+
+    /// The instrument kinds a reference for the purpose may name; empty when the purpose
+    /// requires no reference (or is not declared).
+    pub fn instrument_kinds(&self, purpose: PurposeId) -> InstrumentKinds {
+        self.purpose(purpose)
+            .map_or(InstrumentKinds::EMPTY, |p| p.instruments)
+    }
+
+    /// The instrument kinds an accessor may register: those accepted by a purpose it may
+    /// pursue that requires a reference — when it is staff, acting for no tenant and for no
+    /// external recipient (a party does not vouch for its own authority). Empty for any
+    /// other accessor.
+    pub fn registrable_instruments(&self, accessor: AccessorId) -> InstrumentKinds {
+        let Some(a) = self.accessor(accessor) else {
+            return InstrumentKinds::EMPTY;
+        };
+        let external = a
+            .recipient
+            .and_then(|r| self.recipient(r))
+            .is_some_and(|r| r.kind.is_external());
+        if a.tenant_bound || external {
+            return InstrumentKinds::EMPTY;
+        }
+        a.allowed
+            .iter()
+            .filter_map(|p| self.purpose(p))
+            .fold(InstrumentKinds::EMPTY, |acc, p| {
+                InstrumentKinds(acc.0 | p.instruments.0)
+            })
     }
 
     /// The purposes a collection stating `stated` lets values serve: each stated purpose and

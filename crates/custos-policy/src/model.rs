@@ -148,6 +148,10 @@ pub struct Purpose {
     /// Whether a use for this purpose needs a reference (legal process, verified authority).
     #[serde(default)]
     pub requires_reference: bool,
+    /// The kinds of registered legal instrument a reference for this purpose may name
+    /// (`court_order`, `subpoena`, `authority_request`, `fraud_case`,
+    /// `purchaser_authority`); only on a purpose that requires a reference. Absent: any kind.
+    pub instruments: Option<Vec<Str>>,
     /// Whether every use is a disclosure: it needs an external recipient (the accessor's own
     /// or one named in the request), so it is recorded as one and capped by its allowance.
     #[serde(default)]

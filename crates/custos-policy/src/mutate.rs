@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | `[policy]` | the minimum age lowered by one, or removed |
 //! | category | `transient` turned off; `transport = "tls"` turned to `any` |
-//! | purpose | the basis relaxed (consent → opt_out → service, legal → service); `requires_reference` or `requires_recipient` dropped; a recipient allowed every category for it |
+//! | purpose | the basis relaxed (consent → opt_out → service, legal → service); `requires_reference` or `requires_recipient` dropped; an instrument kind added; a recipient allowed every category for it |
 //! | accessor | a purpose added; a service added to those it collects for; its recipient dropped; a limit dropped |
 //! | accessor limit | a category added; the limit dropped |
 //! | role | a category added to what it collects; a purpose added to those it may state; a record collection added |
@@ -220,6 +220,25 @@ pub fn mutants(policy: &Policy, clause: &str) -> Vec<Mutant> {
                     }
                 }),
             );
+        }
+        if let Some(kinds) = &p.instruments {
+            let has: BTreeSet<&String> = kinds.iter().map(|k| k.get_ref()).collect();
+            for k in crate::InstrumentKind::NAMES
+                .iter()
+                .filter(|k| !has.contains(&k.to_string()))
+            {
+                let (k, span) = (k.to_string(), span.clone());
+                add(
+                    format!("purpose:{id} instruments +{k}"),
+                    Box::new(move |m| {
+                        if let Some(x) = m.file.purpose.get_mut(i) {
+                            if let Some(list) = &mut x.instruments {
+                                list.push(s(&span, &k));
+                            }
+                        }
+                    }),
+                );
+            }
         }
         if p.requires_recipient {
             add(

@@ -29,7 +29,8 @@ pub struct DecisionRequest {
     #[serde(default)]
     #[schema(nullable = false, max_length = 128)]
     pub recipient: Option<Name>,
-    /// Legal process number or verified authority, for legal purposes.
+    /// For a purpose that requires a reference (every legal one): the id of a registered
+    /// legal instrument covering the subject and the categories (`POST /v1/instruments`).
     #[serde(default)]
     #[schema(nullable = false, max_length = 128)]
     pub reference: Option<Name>,

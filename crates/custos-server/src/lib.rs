@@ -18,6 +18,7 @@ mod auth;
 pub mod decisions;
 pub mod demo;
 mod input;
+pub mod instruments;
 pub mod ledger;
 mod metrics;
 mod observe;
@@ -64,6 +65,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subjects/{id}/records"),
     ("GET", "/v1/subjects/{id}/records"),
     ("POST", "/v1/decisions"),
+    ("POST", "/v1/instruments"),
+    ("GET", "/v1/instruments/{id}"),
     ("GET", "/v1/ledger/verify"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -254,6 +257,8 @@ pub fn app(state: AppState) -> Router {
             post(records::append).get(records::read),
         )
         .route("/v1/decisions", post(decisions::decide))
+        .route("/v1/instruments", post(instruments::register))
+        .route("/v1/instruments/{id}", get(instruments::show))
         .route("/v1/ledger/verify", get(ledger::verify))
         .route("/healthz", get(pages::healthz))
         .route("/metrics", get(pages::metrics))

@@ -24,6 +24,8 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::records::append,
         crate::records::read,
         crate::decisions::decide,
+        crate::instruments::register,
+        crate::instruments::show,
         crate::ledger::verify,
         crate::pages::healthz,
         crate::pages::metrics,
@@ -85,7 +87,12 @@ pub fn document(policy: &Policy) -> Value {
         "not_collected_for_purpose",
         "consent_missing",
         "objected",
-        "reference_missing"
+        "reference_missing",
+        "recipient_required",
+        "instrument_unknown",
+        "instrument_expired",
+        "instrument_kind",
+        "instrument_scope"
     ]);
     let codes = strings(CODES.iter().map(|(c, _, _)| *c));
     let mut role_ids: Vec<&str> = policy
@@ -250,13 +257,25 @@ pub fn document(policy: &Policy) -> Value {
         &mut doc,
         &[&prop("DecisionRequest", "categories")[..], &["items"]].concat(),
         "enum",
-        categories,
+        categories.clone(),
     );
     set(
         &mut doc,
         &prop("DecisionRequest", "recipient"),
         "enum",
         recipients.clone(),
+    );
+    set(
+        &mut doc,
+        &[&prop("InstrumentRequest", "categories")[..], &["items"]].concat(),
+        "enum",
+        categories.clone(),
+    );
+    set(
+        &mut doc,
+        &prop("InstrumentRequest", "categories"),
+        "maxItems",
+        json!(n_categories),
     );
     for schema in ["ReadAnswer", "DecisionAnswer"] {
         set(

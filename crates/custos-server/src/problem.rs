@@ -54,9 +54,15 @@ pub const CODES: &[(&str, u16, &str)] = &[
         403,
         "the policy lets these categories cross the network only over tls",
     ),
+    (
+        "instrument_not_allowed",
+        403,
+        "this accessor may not register legal instruments of this kind",
+    ),
     // Not found.
     ("subject_not_found", 404, "no such subject"),
     ("not_found", 404, "no such resource"),
+    ("instrument_not_found", 404, "no such legal instrument"),
     (
         "method_not_allowed",
         405,
@@ -205,6 +211,36 @@ pub const CODES: &[(&str, u16, &str)] = &[
         422,
         "a tenant id is 1 to 128 bytes without control characters",
     ),
+    // Legal instruments.
+    (
+        "invalid_instrument_kind",
+        422,
+        "no such kind of legal instrument",
+    ),
+    (
+        "invalid_issuer",
+        422,
+        "an issuer is named in 1 to 128 characters",
+    ),
+    ("invalid_date", 422, "a date or date-time is not valid"),
+    (
+        "invalid_expiry",
+        422,
+        "an instrument expires in the future, after it was issued",
+    ),
+    (
+        "invalid_document_hash",
+        422,
+        "a document hash is the sha-256 of the document, 64 hex digits",
+    ),
+    ("categories_required", 422, "name at least one category"),
+    ("subjects_required", 422, "name at least one subject"),
+    (
+        "too_many_subjects",
+        422,
+        "an instrument covers at most 1000 subjects",
+    ),
+    ("unknown_subject", 422, "no such subject"),
     ("invalid_request", 422, "the request is not valid"),
     // The server.
     ("request_timeout", 503, "the request took too long"),
@@ -388,6 +424,11 @@ impl From<VaultError> for Problem {
                 )
             }
             VaultError::Invalid { code, message } => Self::new(code, message),
+            VaultError::InvalidField {
+                code,
+                field,
+                message,
+            } => Self::field(code, field, message),
             VaultError::SubjectNotFound => Self::new("subject_not_found", "no such subject"),
             VaultError::Unauthorized => {
                 Self::new("invalid_api_key", "the api key is unknown or revoked")

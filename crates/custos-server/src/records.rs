@@ -159,7 +159,7 @@ pub struct RecordsPageOut {
     pub next: Option<String>,
 }
 
-/// `GET /v1/subjects/{id}/records?collection=C&purpose=P[&limit=N][&after=CURSOR]` — one
+/// `GET /v1/subjects/{id}/records?collection=C&purpose=P[&limit=N][&after=CURSOR][&reference=ID]` — one
 /// page of at most `limit` records (100 unless said, 1,000 at most); `next`, when present,
 /// is the `after` of the following page.
 #[utoipa::path(operation_id = "readRecords", get, path = "/v1/subjects/{id}/records", tag = "records",
@@ -169,6 +169,7 @@ pub struct RecordsPageOut {
         ("purpose" = String, Query, max_length = 128, description = "why the records are read"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "records per page (default 100)"),
         ("after" = Option<String>, Query, pattern = "^[0-9a-f]{32}$", description = "the `next` of the previous page"),
+        ("reference" = Option<String>, Query, max_length = 128, description = "for a purpose that requires a reference (every legal one): the id of a registered legal instrument covering the subject and the collection's categories (`POST /v1/instruments`)"),
     ),
     responses(
         (status = 200, description = "the decision and the permitted records of the page", body = RecordsPageOut),
@@ -212,11 +213,12 @@ pub async fn read(
             "`after` is the `next` of a previous page (32 hex digits)",
         ));
     }
+    let reference = q.opt("reference");
     q.finish()?;
     let (s, c, p) = (subject.clone(), collection.clone(), purpose.clone());
     let page = RecordsPage { after, limit };
     let out = caller
-        .run(move |v, a| v.read_records(a, &s, &c, &p, &page))
+        .run(move |v, a| v.read_records_with(a, &s, &c, &p, reference.as_deref(), &page))
         .await?;
     caller.metrics().decision("read_records", &out.effect);
     // The records result has no request-level denial; the policy says whether the caller

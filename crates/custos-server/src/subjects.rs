@@ -200,7 +200,7 @@ pub struct ReadAnswer {
         ("purpose" = String, Query, max_length = 128, description = "why the data is read"),
         ("categories" = Option<String>, Query, description = "comma-separated categories; default: every category held"),
         ("recipient" = Option<String>, Query, max_length = 128, description = "who the data goes to onwards"),
-        ("reference" = Option<String>, Query, max_length = 128, description = "legal process number or verified authority, for legal purposes"),
+        ("reference" = Option<String>, Query, max_length = 128, description = "for a purpose that requires a reference (every legal one): the id of a registered legal instrument covering the subject and the categories (`POST /v1/instruments`)"),
     ),
     responses(
         (status = 200, description = "the decision and the permitted values (a partial or denied answer is an answer)", body = ReadAnswer),

@@ -16,6 +16,15 @@ pub enum Error {
         /// What was wrong and how to fix it.
         message: String,
     },
+    /// One field of the request is wrong (a legal instrument's `issuer`, `subjects[2]`, …).
+    InvalidField {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// The field at fault, as the request names it.
+        field: String,
+        /// What was wrong and how to fix it; never the value.
+        message: String,
+    },
     /// No such subject (or it was erased, for operations that need its data).
     SubjectNotFound,
     /// The API key is unknown or revoked.
@@ -35,7 +44,7 @@ impl Error {
             Self::CollectionRefused(errors) => {
                 errors.first().map_or("collection_refused", |e| e.code)
             }
-            Self::Invalid { code, .. } => code,
+            Self::Invalid { code, .. } | Self::InvalidField { code, .. } => code,
             Self::SubjectNotFound => "subject_not_found",
             Self::Unauthorized => "unauthorized",
             Self::Crypto(_) => "crypto_failure",
@@ -63,6 +72,7 @@ impl std::fmt::Display for Error {
                 Ok(())
             }
             Self::Invalid { message, .. } => f.write_str(message),
+            Self::InvalidField { field, message, .. } => write!(f, "{field}: {message}"),
             Self::SubjectNotFound => f.write_str("no such subject"),
             Self::Unauthorized => f.write_str("unknown or revoked api key"),
             Self::Crypto(m) => f.write_str(m),

@@ -199,6 +199,34 @@ pub struct ApiKeyRow {
     pub created_ms: i64,
 }
 
+/// A registered legal instrument (`vault/instruments.rs`). No value of a subject: ids, a
+/// kind, the issuer's name as staff typed it (an authority, not the subject), a date, a hash
+/// and category ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstrumentRow {
+    /// Its id: a UUIDv7.
+    pub id: String,
+    /// `court_order`, `subpoena`, `authority_request`, `fraud_case`, `purchaser_authority`.
+    pub kind: String,
+    /// Who issued it (a court, an authority), at most 128 characters.
+    pub issuer: String,
+    /// The day it was issued, `YYYY-MM-DD`.
+    pub issued: String,
+    /// SHA-256 of the document, 64 lowercase hex digits.
+    pub document_sha256: String,
+    /// The subjects it covers: every one when stored; read back, only those not erased
+    /// (and, from [`Store::instrument`] with a subject, that one alone).
+    pub subjects: Vec<String>,
+    /// The category ids it covers.
+    pub categories: Vec<String>,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: i64,
+    /// The accessor that registered it, or `operator`.
+    pub registered_by: String,
+    /// When it was registered, ms since the epoch.
+    pub created_ms: i64,
+}
+
 /// What one [`Store::purge_records`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
@@ -369,6 +397,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Revokes the keys of an accessor made for `tenant`, or (`None`) every key of the
     /// accessor; returns how many were revoked.
     fn revoke_api_keys(&self, accessor: &str, tenant: Option<&str>) -> Result<u64>;
+
+    /// Stores a legal instrument and the subjects it covers, in one transaction.
+    fn put_instrument(&self, row: &InstrumentRow) -> Result<()>;
+    /// A legal instrument by id. With `subject`: only when it covers that subject and the
+    /// subject is not erased (`subjects` is then that one); without: with every subject it
+    /// covers that is not erased. An erased subject is covered by no instrument.
+    fn instrument(&self, id: &str, subject: Option<&str>) -> Result<Option<InstrumentRow>>;
 
     /// Re-wraps every wrapped key (data keys and vault secrets) in one transaction:
     /// `rewrap(kind, name, wrapped)` where kind is `dek` or `secret`.

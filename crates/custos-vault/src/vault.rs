@@ -19,10 +19,15 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+mod instruments;
 mod retention;
 mod tenant;
 mod transport;
 
+pub use instruments::{
+    INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
+    MAX_ISSUER_CHARS,
+};
 pub use retention::Sweep;
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
 pub use transport::{Channel, TLS_REQUIRED};
@@ -121,8 +126,10 @@ pub struct ReadInput {
     pub categories: Option<Vec<String>>,
     /// Who the data goes to onwards, if anyone.
     pub recipient: Option<String>,
-    /// Legal process number or verified authority, for legal purposes. Not ledgered in
-    /// clear: the ledger records only that one was given.
+    /// For a purpose that requires a reference (every legal one): the id of a registered
+    /// legal instrument covering the subject and the categories ([`Vault::register_instrument`]).
+    /// Ledgered only as that id (`instrument:<id>` in the entry's reasons), and only when it
+    /// names a registered instrument covering the subject.
     pub reference: Option<String>,
 }
 
@@ -1126,10 +1133,33 @@ impl Vault {
                 state.hold([*c].into_iter().collect(), self.purposes_known(&v.purposes));
             }
         }
+        // A legal purpose is decided with the instrument the reference names.
+        let (reference, instrument) =
+            self.reference_of(req.purpose, input.reference.as_deref(), subject)?;
         // INVARIANT: no PI leaves without a decision.
-        let decision = self.policy.decide(&req, &state);
+        let decision = self.policy.decide_with(&req, &state, reference);
         self.fill_decision(&mut d, &decision, req.categories);
+        instruments::tag_reasons(&mut d.reasons, instrument.as_deref());
         Ok((decision, d, stored, ids))
+    }
+
+    /// The reference of a request for `purpose`: looked up as a registered instrument only
+    /// when the purpose requires a reference ([`Vault::reference_for`]).
+    fn reference_of(
+        &self,
+        purpose: custos_policy::PurposeId,
+        reference: Option<&str>,
+        subject: &SubjectId,
+    ) -> Result<(custos_policy::Reference, Option<String>)> {
+        if self
+            .policy
+            .purpose(purpose)
+            .is_some_and(|p| p.requires_reference)
+        {
+            self.reference_for(reference, subject)
+        } else {
+            Ok((custos_policy::Reference::Absent, None))
+        }
     }
 
     /// Resolves names to a policy request; every unknown name is an error (deny by default).
@@ -1541,6 +1571,21 @@ impl Vault {
         purpose: &str,
         page: &RecordsPage,
     ) -> Result<RecordsResult> {
+        self.read_records_with(actor, subject, collection, purpose, None, page)
+    }
+
+    /// [`Vault::read_records`] with a reference: for a purpose that requires one, the id of
+    /// a registered legal instrument covering the subject and the collection's categories
+    /// (see [`ReadInput::reference`]).
+    pub fn read_records_with<'a>(
+        &self,
+        actor: impl Into<Actor<'a>>,
+        subject: &SubjectId,
+        collection: &str,
+        purpose: &str,
+        reference: Option<&str>,
+        page: &RecordsPage,
+    ) -> Result<RecordsResult> {
         let actor = actor.into();
         let accessor = actor.accessor;
         let mut d = self.draft(
@@ -1625,18 +1670,22 @@ impl Vault {
             .collect();
         let events = self.store.consents(&row.id)?;
         let base = self.policy_subject(row.status, row.age, &[], &events);
+        let (reference, instrument) = self.reference_of(req.purpose, reference, subject)?;
         // One decision per distinct set of stated purposes.
         let mut decisions: BTreeMap<Vec<String>, Decision> = BTreeMap::new();
         for r in &rows {
             if !decisions.contains_key(&r.purposes) {
                 let mut s = base.clone();
                 s.hold(categories, self.purposes_known(&r.purposes));
-                decisions.insert(r.purposes.clone(), self.policy.decide(&req, &s));
+                decisions.insert(
+                    r.purposes.clone(),
+                    self.policy.decide_with(&req, &s, reference),
+                );
             }
         }
         if rows.is_empty() {
             // Nothing held: the decision still runs, so a forbidden purpose is a denial.
-            decisions.insert(Vec::new(), self.policy.decide(&req, &base));
+            decisions.insert(Vec::new(), self.policy.decide_with(&req, &base, reference));
         }
         let permitted = |ps: &Vec<String>| {
             decisions
@@ -1684,6 +1733,7 @@ impl Vault {
         }
         d.effect = effect.as_str().to_string();
         d.reasons = reasons.join(",");
+        instruments::tag_reasons(&mut d.reasons, instrument.as_deref());
         // INVARIANT: audit before data.
         out.ledger_seq = self.record(d)?;
         out.effect = effect.as_str().to_string();

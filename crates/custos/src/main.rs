@@ -1,5 +1,6 @@
 //! The `custos` binary: a thin clap front over the Custos crates.
 
+mod instruments_cmd;
 mod policy_cmd;
 mod serve_cmd;
 mod vault_cmd;
@@ -39,6 +40,9 @@ enum Command {
     /// Delete what the policy no longer allows to be kept.
     #[command(subcommand)]
     Retention(vault_cmd::RetentionCommand),
+    /// Register and show legal instruments (court orders, subpoenas, …).
+    #[command(subcommand)]
+    Instruments(instruments_cmd::InstrumentsCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +53,6 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => vault_cmd::keys(cmd),
         Command::Audit(cmd) => vault_cmd::audit(cmd),
         Command::Retention(cmd) => vault_cmd::retention(cmd),
+        Command::Instruments(cmd) => instruments_cmd::run(cmd),
     }
 }

@@ -117,7 +117,9 @@ pub struct ExplainArgs {
     /// The data is disclosed onwards to this recipient.
     #[arg(long)]
     recipient: Option<String>,
-    /// A reference for the use (legal process number, verified authority).
+    /// A reference for the use, taken as a checked legal instrument of an accepted kind
+    /// covering every category (the vault takes only the id of a registered instrument:
+    /// `custos instruments register`).
     #[arg(long)]
     reference: Option<String>,
     /// The subject's status.

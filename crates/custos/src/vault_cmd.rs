@@ -132,12 +132,12 @@ pub fn sweep_line(sweep: &custos_vault::Sweep) -> String {
     )
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
 }
 
-fn open(at: &Location, create_key: bool) -> Result<Vault, ExitCode> {
+pub(crate) fn open(at: &Location, create_key: bool) -> Result<Vault, ExitCode> {
     let policy = Arc::new(crate::policy_cmd::load(at.policy.as_deref())?);
     let result = Vault::open_location(&at.data, at.database_url.as_deref(), policy, create_key);
     result.map_err(fail)

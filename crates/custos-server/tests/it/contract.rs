@@ -13,6 +13,8 @@ const SERVED: &[(&str, &str)] = &[
     ("POST", "/v1/subjects/{id}/records"),
     ("GET", "/v1/subjects/{id}/records"),
     ("POST", "/v1/decisions"),
+    ("POST", "/v1/instruments"),
+    ("GET", "/v1/instruments/{id}"),
     ("GET", "/v1/ledger/verify"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),

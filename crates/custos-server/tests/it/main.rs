@@ -13,6 +13,7 @@ mod canary;
 mod contract;
 mod demo;
 mod hardening;
+mod instruments;
 mod observability;
 mod subjects;
 mod support;

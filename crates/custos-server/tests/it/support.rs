@@ -32,6 +32,16 @@ pub const ACCESSORS: &[&str] = &[
     "billing",
 ];
 
+/// The keys an app spawned by [`TestApp::spawn_instruments`] has besides [`ACCESSORS`]'s:
+/// `(accessor, tenant)`, an empty tenant for an accessor bound to none.
+pub const INSTRUMENT_KEYS: &[(&str, &str)] = &[
+    ("legal", ""),
+    ("support", ""),
+    ("authorities", ""),
+    ("customer-admin", "acme"),
+    ("mailbox-purchaser", "acme"),
+];
+
 /// The keys of tenant-bound accessors an app spawned by [`TestApp::spawn_tenants`] has:
 /// `(accessor, tenant)`, each found by [`TestApp::tenant_key`].
 pub const TENANT_KEYS: &[(&str, &str)] =
@@ -152,6 +162,44 @@ impl TestApp {
         Self::spawn_logged(config, tls, backend, "info,custos=debug").await
     }
 
+    /// An app whose vault also has the keys of [`INSTRUMENT_KEYS`]: staff, an authority and
+    /// tenant-bound accessors, for the legal instruments' tests.
+    pub async fn spawn_instruments(backend: Backend) -> Self {
+        Self::spawn_keyed(
+            Config::default(),
+            None,
+            backend,
+            "info,custos=debug",
+            INSTRUMENT_KEYS,
+        )
+        .await
+    }
+
+    /// Every ledger entry, read through a second store over the app's database (on a plain
+    /// thread, as the PostgreSQL client needs).
+    pub fn ledger(&self) -> Vec<custos_vault::ledger::Draft> {
+        let dir = self.dir.clone();
+        let url = self
+            .postgres_db
+            .as_ref()
+            .map(|db| with_db(&postgres_admin_url(), db));
+        std::thread::spawn(move || {
+            let store: Arc<dyn Store> = match url {
+                Some(url) => Arc::new(PostgresStore::connect(&url).unwrap()),
+                None => Arc::new(SqliteStore::open(&dir).unwrap()),
+            };
+            let n = store.ledger_last_seq().unwrap();
+            store
+                .ledger_page(1, n)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.draft)
+                .collect()
+        })
+        .join()
+        .unwrap()
+    }
+
     /// An app whose vault also has the keys of [`TENANT_KEYS`].
     pub async fn spawn_tenants(backend: Backend) -> Self {
         Self::spawn_keyed(
@@ -240,6 +288,10 @@ impl TestApp {
                 .map(|a| ((*a).to_string(), vault.create_key(a).unwrap()))
                 .collect();
             for (a, t) in tenant_keys {
+                if t.is_empty() {
+                    keys.insert((*a).to_string(), vault.create_key(a).unwrap());
+                    continue;
+                }
                 let key = vault.create_key_for(a, Some(t)).unwrap();
                 keys.insert(format!("{a}@{t}"), key);
             }

@@ -16,8 +16,8 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow,
-    SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow, Status, Store,
+    SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -142,6 +142,25 @@ CREATE TABLE IF NOT EXISTS ledger_blocks (
     // made before).
     r"
 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS tenant TEXT;
+",
+    // 5: legal instruments (issue 12) and the subjects each covers.
+    r"
+CREATE TABLE IF NOT EXISTS instruments (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    issued TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    registered_by TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instrument_subjects (
+    instrument TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (instrument, subject)
+);
 ",
 ];
 
@@ -1121,6 +1140,74 @@ impl Store for PostgresStore {
               WHERE accessor = $1 AND NOT revoked AND ($2::TEXT IS NULL OR tenant = $2)",
             &[&accessor, &tenant],
         )?)
+    }
+
+    fn put_instrument(&self, i: &InstrumentRow) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO instruments (id, kind, issuer, issued, document_sha256, categories,
+                                      expires_ms, registered_by, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &i.id,
+                &i.kind,
+                &i.issuer,
+                &i.issued,
+                &i.document_sha256,
+                &join(&i.categories),
+                &i.expires_ms,
+                &i.registered_by,
+                &i.created_ms,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO instrument_subjects (instrument, subject)
+             SELECT $1, s FROM UNNEST($2::TEXT[]) AS s ON CONFLICT DO NOTHING",
+            &[&i.id, &i.subjects],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn instrument(&self, id: &str, subject: Option<&str>) -> Result<Option<InstrumentRow>> {
+        let mut c = self.lock();
+        let Some(r) = c.query_opt(
+            "SELECT kind, issuer, issued, document_sha256, categories, expires_ms,
+                    registered_by, created_ms
+               FROM instruments WHERE id = $1",
+            &[&id],
+        )?
+        else {
+            return Ok(None);
+        };
+        // INVARIANT: an erased subject is covered by no instrument.
+        let subjects: Vec<String> = c
+            .query(
+                "SELECT s.subject FROM instrument_subjects s JOIN subjects p ON p.id = s.subject
+                  WHERE s.instrument = $1 AND ($2::TEXT IS NULL OR s.subject = $2)
+                    AND p.status <> 'erased'
+                  ORDER BY s.subject",
+                &[&id, &subject],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if subject.is_some() && subjects.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(InstrumentRow {
+            id: id.to_string(),
+            kind: r.get(0),
+            issuer: r.get(1),
+            issued: r.get(2),
+            document_sha256: r.get(3),
+            subjects,
+            categories: split(r.get::<_, &str>(4)),
+            expires_ms: r.get(5),
+            registered_by: r.get(6),
+            created_ms: r.get(7),
+        }))
     }
 
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {

@@ -28,8 +28,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, NewSubject, Purged, RecordRow, Status, Store, SubjectRow,
-    SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow, Status, Store,
+    SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -268,6 +268,25 @@ CREATE TABLE IF NOT EXISTS pending_ledger (
     // none and for keys made before). SQLite has no `ADD COLUMN IF NOT EXISTS`: the column
     // is added by `migrate` from `ADDED_COLUMNS`, when it is not there yet.
     "",
+    // 6: legal instruments (issue 12) and the subjects each covers.
+    r"
+CREATE TABLE IF NOT EXISTS instruments (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    issued TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    registered_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instrument_subjects (
+    instrument TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (instrument, subject)
+);
+",
 ];
 
 /// Columns added to an existing table, each by its migration (numbered from 1): `(migration,
@@ -1734,6 +1753,79 @@ impl Store for SqliteStore {
             params![accessor, tenant],
         )?;
         Ok(n as u64)
+    }
+
+    fn put_instrument(&self, i: &InstrumentRow) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO instruments (id, kind, issuer, issued, document_sha256, categories,
+                                      expires_ms, registered_by, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            i.id,
+            i.kind,
+            i.issuer,
+            i.issued,
+            i.document_sha256,
+            join(&i.categories),
+            i.expires_ms,
+            i.registered_by,
+            i.created_ms
+        ])?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO instrument_subjects (instrument, subject) VALUES (?1, ?2)",
+            )?;
+            for s in &i.subjects {
+                stmt.execute(params![i.id, s])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn instrument(&self, id: &str, subject: Option<&str>) -> Result<Option<InstrumentRow>> {
+        let conn = self.read();
+        let found = conn
+            .prepare_cached(
+                "SELECT kind, issuer, issued, document_sha256, categories, expires_ms,
+                        registered_by, created_ms
+                   FROM instruments WHERE id = ?1",
+            )?
+            .query_row(params![id], |r| {
+                Ok(InstrumentRow {
+                    id: id.to_string(),
+                    kind: r.get(0)?,
+                    issuer: r.get(1)?,
+                    issued: r.get(2)?,
+                    document_sha256: r.get(3)?,
+                    subjects: Vec::new(),
+                    categories: split(&r.get::<_, String>(4)?),
+                    expires_ms: r.get(5)?,
+                    registered_by: r.get(6)?,
+                    created_ms: r.get(7)?,
+                })
+            })
+            .optional()?;
+        let Some(mut row) = found else {
+            return Ok(None);
+        };
+        // INVARIANT: an erased subject is covered by no instrument.
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.subject FROM instrument_subjects s JOIN subjects p ON p.id = s.subject
+              WHERE s.instrument = ?1 AND (?2 IS NULL OR s.subject = ?2)
+                AND p.status <> 'erased'
+              ORDER BY s.subject",
+        )?;
+        row.subjects = stmt
+            .query_map(params![id, subject], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if subject.is_some() && row.subjects.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(row))
     }
 
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {

@@ -9,6 +9,11 @@ use custos_vault::{
 
 use crate::support::{Harness, attendee, registration};
 
+pub use crate::instruments::{
+    legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,
+    only_staff_register_instruments,
+};
+
 fn read(purpose: &str) -> ReadInput {
     ReadInput {
         purpose: purpose.into(),
@@ -2702,10 +2707,18 @@ pub fn tenant_bound_accessors_and_their_keys(h: Harness) {
     let ours = mailbox("acme", "mo@acme.example");
     let theirs = mailbox("globex", "mo@globex.example");
     let purchaser = principal(v, "mailbox-purchaser", "acme");
+    // The purchaser's verified authority, registered by the operator, covers both.
+    let authority = v
+        .register_instrument_as_operator(&crate::instruments::instrument(
+            "purchaser_authority",
+            &[&ours, &theirs],
+            &["contact.email"],
+        ))
+        .unwrap();
     let verified = ReadInput {
         purpose: "mail.purchaser_access".into(),
         categories: Some(vec!["contact.email".into()]),
-        reference: Some("verified purchaser 17".into()),
+        reference: Some(authority.id),
         ..ReadInput::default()
     };
     assert_eq!(

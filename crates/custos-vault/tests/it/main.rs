@@ -12,6 +12,7 @@
 
 mod cases;
 mod embedded;
+mod instruments;
 mod support;
 
 macro_rules! conformance {
@@ -64,6 +65,9 @@ macro_rules! conformance {
                 tenant_binding_holds_on_every_path,
                 keys_made_before_tenants_keep_working,
                 tls_only_categories_cross_only_secure_channels,
+                legal_reads_need_a_registered_instrument,
+                only_staff_register_instruments,
+                legal_records_reads_need_a_covering_instrument,
             );
         }
     };

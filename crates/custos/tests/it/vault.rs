@@ -252,3 +252,110 @@ fn audit_verify_head_detects_a_cut_or_rewritten_ledger() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("`SEQ:HASH`"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 12, item 4: the operator registers a legal instrument (`custos instruments
+/// register`, the id alone on stdout) and shows it; a bad field or an unknown id is an
+/// error naming it, exit 2; the registration is ledgered and the ledger still verifies.
+#[test]
+fn instruments_register_prints_the_id_and_show_lists_the_fields() {
+    let dir = temp("instruments");
+    let data = dir.join("custos-data");
+    // A person to cover, collected through the library (the CLI collects no one).
+    let subject = {
+        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
+        let input = custos_vault::CollectionInput {
+            service: "meeting-center".into(),
+            role: "attendee".into(),
+            purposes: vec!["service.meetings".into()],
+            notice: "2010-04-24".into(),
+            data: [("contact.email".to_string(), "ida@law.example".to_string())].into(),
+            ..Default::default()
+        };
+        vault.collect("meeting-center", &input).unwrap().to_string()
+    };
+    let hash = "c0".repeat(32);
+    let register = |subject: &str, expires: &str| {
+        custos(
+            &dir,
+            &[
+                "instruments",
+                "register",
+                "--kind",
+                "purchaser_authority",
+                "--issuer",
+                "Acme Corp, verified by WebEx legal",
+                "--issued",
+                "2026-03-01",
+                "--document-sha256",
+                &hash,
+                "--subject",
+                subject,
+                "--category",
+                "contact.email,contact.name",
+                "--expires",
+                expires,
+            ],
+        )
+    };
+    let out = register(&subject, "2099-01-01T00:00:00+01:00");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.trim().to_string();
+    assert_eq!(stdout.lines().count(), 1);
+    assert_eq!(id.len(), 36, "{id}");
+
+    let out = custos(&dir, &["instruments", "show", &id]);
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        format!("id: {id}"),
+        "kind: purchaser_authority".into(),
+        format!("subjects: {subject}"),
+        "categories: contact.name,contact.email".into(),
+        "expires: 2098-12-31T23:00:00Z".into(),
+        "registered_by: operator".into(),
+    ] {
+        assert!(shown.lines().any(|l| l == line), "`{line}` in\n{shown}");
+    }
+
+    // An unknown subject, a past expiry, an unknown id: exit 2, the field named.
+    let out = register(
+        "00000000-0000-7000-8000-000000000000",
+        "2099-01-01T00:00:00Z",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("subjects[0]"),
+        "{out:?}"
+    );
+    let out = register(&subject, "2001-01-01T00:00:00Z");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expires"),
+        "{out:?}"
+    );
+    let out = custos(
+        &dir,
+        &[
+            "instruments",
+            "show",
+            "00000000-0000-7000-8000-000000000000",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+
+    let out = custos(&dir, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let db = rusqlite::Connection::open(data.join("custos.db")).unwrap();
+    let covered: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM instrument_subjects WHERE instrument = ?1 AND subject = ?2",
+            [&id, &subject],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(covered, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
