@@ -21,9 +21,11 @@ use zeroize::Zeroizing;
 
 mod retention;
 mod tenant;
+mod tlog;
 
 pub use retention::Sweep;
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
+pub use tlog::{CheckedCheckpoint, ConsistencyProof, InclusionProof, TreeHead, origin_ok};
 
 use crate::collector::Collector;
 use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
@@ -273,6 +275,8 @@ pub struct Vault {
     kek: MasterKey,
     index: BlindIndex,
     signer: CheckpointSigner,
+    /// The ledger's origin as a transparency log (`vault/tlog.rs`).
+    origin: RwLock<String>,
     // INVARIANT: declared before `ledger`. Fields drop in declaration order; the purger's
     // and the collector's threads hold handles on the ledger writer, and `Ledger`'s drop
     // waits for the writer, which runs until every handle is gone.
@@ -371,6 +375,9 @@ impl Vault {
     ) -> Result<Self> {
         let index = BlindIndex::new(vault_secret(&*store, &kek, SECRET_INDEX)?);
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
+        // A ledger kept before the Merkle tree gets its tree, a step (one transaction) at a
+        // time, before anything is appended.
+        while store.grow_ledger_tree(1 << 20)? > 0 {}
         // INVARIANT: every erasure is ledgered — an entry a crash kept out of the ledger
         // (its data committed first) goes in now, before anything else is appended.
         store.settle_pending(&|seq, hash| signer.due(seq, hash))?;
@@ -382,6 +389,10 @@ impl Vault {
             store,
             kek,
             index,
+            origin: RwLock::new(format!(
+                "custos/{}",
+                signer.public_key().get(..16).unwrap_or_default()
+            )),
             signer,
             purger,
             collector,

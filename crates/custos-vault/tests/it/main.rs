@@ -13,6 +13,7 @@
 mod cases;
 mod embedded;
 mod support;
+mod tlog;
 
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
@@ -63,6 +64,7 @@ macro_rules! conformance {
                 tenant_bound_accessors_and_their_keys,
                 tenant_binding_holds_on_every_path,
                 keys_made_before_tenants_keep_working,
+                ledger_transparency_log,
             );
         }
     };
