@@ -64,6 +64,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/subjects/{id}/records"),
     ("POST", "/v1/decisions"),
     ("GET", "/v1/ledger/verify"),
+    ("GET", "/v1/ledger/checkpoint"),
+    ("GET", "/v1/ledger/key"),
+    ("GET", "/v1/ledger/proof/inclusion"),
+    ("GET", "/v1/ledger/proof/consistency"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
@@ -244,6 +248,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/decisions", post(decisions::decide))
         .route("/v1/ledger/verify", get(ledger::verify))
+        .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/v1/ledger/key", get(ledger::key))
+        .route("/v1/ledger/proof/inclusion", get(ledger::inclusion))
+        .route("/v1/ledger/proof/consistency", get(ledger::consistency))
         .route("/healthz", get(pages::healthz))
         .route("/metrics", get(pages::metrics))
         .route("/openapi.json", get(pages::openapi))

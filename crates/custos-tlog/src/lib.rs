@@ -23,7 +23,10 @@
 mod note;
 mod tree;
 
-pub use note::{Checkpoint, NoteError, key_id, last_note, sign_note, verifier_key, verify_note};
+pub use note::{
+    Checkpoint, NoteError, hash_from_base64, hash_to_base64, key_id, last_note, sign_note,
+    verifier_key, verify_note,
+};
 pub use tree::{
     Compact, Hash, ProofError, Subtree, consistency_path, empty_root, inclusion_path, leaf_hash,
     node_hash, range_hash, subtrees, verify_consistency, verify_inclusion,

@@ -117,6 +117,16 @@ impl Checkpoint {
     }
 }
 
+/// A hash in standard base64, as checkpoints and proofs write it.
+pub fn hash_to_base64(h: &Hash) -> String {
+    B64.encode(h)
+}
+
+/// A hash from standard base64; `None` unless it is 32 bytes.
+pub fn hash_from_base64(s: &str) -> Option<Hash> {
+    B64.decode(s).ok()?.try_into().ok()
+}
+
 /// Whether `name` may name a key: not empty, no `+`, no whitespace or other control
 /// characters.
 fn name_ok(name: &str) -> bool {

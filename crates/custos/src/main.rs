@@ -3,6 +3,7 @@
 mod policy_cmd;
 mod serve_cmd;
 mod vault_cmd;
+mod witness;
 
 use std::process::ExitCode;
 
