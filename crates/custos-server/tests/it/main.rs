@@ -17,4 +17,5 @@ mod observability;
 mod subjects;
 mod support;
 mod tenants;
+mod tlog;
 mod tls;
