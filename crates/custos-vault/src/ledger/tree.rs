@@ -333,6 +333,46 @@ pub fn tiles_for(ranges: &[(u64, u64)]) -> Vec<TileKey> {
     keys
 }
 
+/// The Merkle tree hashes of `ranges`, read from the store's tiles in one read.
+pub fn hashes_in(store: &dyn crate::Store, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
+    let tiles = store.ledger_tiles(&tiles_for(ranges))?;
+    range_hashes(&tiles, ranges)
+}
+
+/// An inclusion proof from the stored tiles: the audit path of leaf `index` in the tree of
+/// `size` leaves, the leaf's hash and the root. `index < size <=` the stored tree's size.
+pub fn prove_inclusion(
+    store: &dyn crate::Store,
+    index: u64,
+    size: u64,
+) -> Result<(Vec<Hash>, Hash, Hash)> {
+    let mut ranges =
+        custos_tlog::inclusion_path(index, size).map_err(|e| Error::Storage(e.to_string()))?;
+    ranges.push((index, index + 1));
+    ranges.push((0, size));
+    let mut hashes = hashes_in(store, &ranges)?;
+    let root = hashes.pop().unwrap_or_default();
+    let leaf = hashes.pop().unwrap_or_default();
+    Ok((hashes, leaf, root))
+}
+
+/// A consistency proof from the stored tiles, from the tree of `from` leaves to the tree of
+/// `to`, with both roots. `from <= to <=` the stored tree's size.
+pub fn prove_consistency(
+    store: &dyn crate::Store,
+    from: u64,
+    to: u64,
+) -> Result<(Vec<Hash>, Hash, Hash)> {
+    let mut ranges =
+        custos_tlog::consistency_path(from, to).map_err(|e| Error::Storage(e.to_string()))?;
+    ranges.push((0, from));
+    ranges.push((0, to));
+    let mut hashes = hashes_in(store, &ranges)?;
+    let to_root = hashes.pop().unwrap_or_default();
+    let from_root = hashes.pop().unwrap_or_default();
+    Ok((hashes, from_root, to_root))
+}
+
 /// The Merkle tree hashes of `ranges`, from `tiles` (read with [`tiles_for`]).
 pub fn range_hashes(tiles: &Tiles, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
     ranges

@@ -12,7 +12,7 @@ use custos_tlog::{Checkpoint, Hash};
 
 use super::Vault;
 use crate::error::{Error, Result};
-use crate::ledger::tree::{self, TileKey};
+use crate::ledger::tree;
 
 /// A signed checkpoint of the ledger's tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,13 +116,6 @@ impl Vault {
         self.store.ledger_tree_size()
     }
 
-    /// Reads the tiles the hashes of `ranges` need and computes them.
-    fn range_hashes(&self, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
-        let keys: Vec<TileKey> = tree::tiles_for(ranges);
-        let tiles = self.store.ledger_tiles(&keys)?;
-        tree::range_hashes(&tiles, ranges)
-    }
-
     /// The size `size` names, or the stored tree's when `None`; one larger than the stored
     /// tree is refused (`tree_size_too_large`).
     fn tree_size_or(&self, size: Option<u64>, what: &str) -> Result<u64> {
@@ -140,7 +133,7 @@ impl Vault {
     /// The root of the tree of the first `size` entries.
     pub fn ledger_root(&self, size: u64) -> Result<Hash> {
         let size = self.tree_size_or(Some(size), "the tree size")?;
-        let mut roots = self.range_hashes(&[(0, size)])?;
+        let mut roots = tree::hashes_in(&*self.store, &[(0, size)])?;
         roots.pop().ok_or_else(|| Error::Storage("no root".into()))
     }
 
@@ -172,15 +165,7 @@ impl Vault {
                 format!("the tree of {size} entries holds the seqs 1 to {size}"),
             ));
         }
-        let index = seq - 1;
-        let path =
-            custos_tlog::inclusion_path(index, size).map_err(|e| Error::Storage(e.to_string()))?;
-        let mut ranges = path.clone();
-        ranges.push((index, seq));
-        ranges.push((0, size));
-        let mut hashes = self.range_hashes(&ranges)?;
-        let root = hashes.pop().unwrap_or_default();
-        let leaf_hash = hashes.pop().unwrap_or_default();
+        let (proof, leaf_hash, root) = tree::prove_inclusion(&*self.store, seq - 1, size)?;
         let entry_hash = self
             .store
             .ledger_page(seq, 1)?
@@ -194,7 +179,7 @@ impl Vault {
             entry_hash,
             leaf_hash,
             root,
-            proof: hashes,
+            proof,
         })
     }
 
@@ -209,20 +194,13 @@ impl Vault {
                 format!("the earlier tree size is larger than the later one ({to})"),
             ));
         }
-        let path =
-            custos_tlog::consistency_path(from, to).map_err(|e| Error::Storage(e.to_string()))?;
-        let mut ranges = path;
-        ranges.push((0, from));
-        ranges.push((0, to));
-        let mut hashes = self.range_hashes(&ranges)?;
-        let to_root = hashes.pop().unwrap_or_default();
-        let from_root = hashes.pop().unwrap_or_default();
+        let (proof, from_root, to_root) = tree::prove_consistency(&*self.store, from, to)?;
         Ok(ConsistencyProof {
             from,
             to,
             from_root,
             to_root,
-            proof: hashes,
+            proof,
         })
     }
 
