@@ -403,8 +403,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// read; a key with no tile is left out. Tiles only grow, so what this returns serves
     /// every tree up to [`Store::ledger_tree_size`] read before it.
     fn ledger_tiles(&self, keys: &[TileKey]) -> Result<Tiles>;
-    /// Leaves in the stored tree: the entries [`Store::append_ledger`] has added it (every
-    /// entry, once [`Store::grow_ledger_tree`] has built the tree of an older ledger).
+    /// The size of the tree the store serves: every entry of the ledger, once
+    /// [`Store::grow_ledger_tree`] has built the tree of an older ledger (the tiles stop at
+    /// the last full tile; the entries after it are read from the blocks).
     fn ledger_tree_size(&self) -> Result<u64>;
     /// Builds the tree for at most `limit` entries the ledger holds and the tree lacks (a
     /// ledger kept before the tree), in one transaction under the chain-head lock; returns

@@ -316,6 +316,24 @@ const EVIDENCE: &str = "keep this database as evidence and restore the ledger fr
 /// Checks a checkpoint kept outside the database against the ledger `v` (already verified
 /// as a chain, with the root at the checkpoint's size recomputed from its entries).
 fn check_checkpoint(vault: &Vault, note: &str) -> ExitCode {
+    // The chain first, recomputing the tree of the checkpoint's size from the entries: a
+    // broken chain is named as such, before any proof reads the entries.
+    let size = note
+        .split_once("\n\n")
+        .and_then(|(text, _)| custos_vault::tlog::Checkpoint::parse(&format!("{text}\n")).ok())
+        .map(|c| c.size);
+    let v = match vault.verify_ledger_tree(None, size) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if let Some(seq) = v.first_bad {
+        println!(
+            "ledger broken at entry {seq}: it is missing or does not match the chain ({} \
+             entries before it verify); {EVIDENCE}",
+            v.entries
+        );
+        return ExitCode::FAILURE;
+    }
     let checked = match vault.check_checkpoint(note) {
         Ok(c) => c,
         Err(e @ custos_vault::Error::Invalid { code, .. }) => {
@@ -330,17 +348,6 @@ fn check_checkpoint(vault: &Vault, note: &str) -> ExitCode {
         Err(e) => return fail(e),
     };
     let cp = &checked.checkpoint;
-    let v = match vault.verify_ledger_tree(None, Some(cp.size)) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
-    if let Some(seq) = v.first_bad {
-        println!(
-            "ledger broken at entry {seq}: it is missing or does not match the chain ({}              entries before it verify); {EVIDENCE}",
-            v.entries
-        );
-        return ExitCode::FAILURE;
-    }
     match v.root_at {
         None => {
             println!(
@@ -351,7 +358,8 @@ fn check_checkpoint(vault: &Vault, note: &str) -> ExitCode {
         }
         Some((_, root)) if root != cp.root => {
             println!(
-                "ledger rewritten: its first {} entries do not hash to the checkpoint's root;                  {EVIDENCE}",
+                "ledger rewritten: its first {} entries do not hash to the checkpoint's root; \
+                 {EVIDENCE}",
                 cp.size
             );
             return ExitCode::FAILURE;

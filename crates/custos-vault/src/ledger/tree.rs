@@ -10,9 +10,13 @@
 //! tile (at most 128 of its hashes, hashed up), so a proof reads O(log n) tiles — three for
 //! ten million entries.
 //!
-//! The ledger writer keeps the right edge (the partial tile of each level, [`Edge`]) in
-//! memory, and each append writes the tiles it changed in the same transaction as the
-//! block. Pure: no IO; the stores read and write the tiles.
+//! The partial level-0 tile at the right edge — the leaves of the last `size % 256`
+//! entries — is never stored: it is the leaf hashes of entries the blocks hold, read from
+//! them when needed ([`hashes_in`], [`catch_up`]). So an append writes tiles only when it
+//! completes a level-0 tile (once every 256 entries: that tile, and the partial tile above
+//! it), not at every group commit. The ledger writer keeps the right edge (the partial tile
+//! of each level, [`Edge`]) in memory, and writes the tiles it changed in the same
+//! transaction as the block. Pure but for [`hashes_in`], which reads through the `Store`.
 
 use std::collections::HashMap;
 
@@ -109,9 +113,10 @@ impl Edge {
         self.size
     }
 
-    /// The partial tiles the edge of a tree of `size` leaves is made of.
+    /// The stored partial tiles the edge of a tree of `size` leaves is made of (level 1
+    /// and up: the level-0 partial tile is never stored).
     pub fn keys(size: u64) -> Vec<TileKey> {
-        (0u8..8)
+        (1u8..8)
             .map(|level| (level, complete_at(size, level)))
             .take_while(|&(_, n)| n > 0)
             .filter(|&(_, n)| n % TILE_WIDTH != 0)
@@ -122,11 +127,16 @@ impl Edge {
             .collect()
     }
 
-    /// The edge of the tree of `size` leaves, from its partial tiles ([`Edge::keys`]) as
-    /// read: a tile may hold more hashes than the edge needs (it was read after the tree
-    /// grew), never fewer.
+    /// The edge of the tree of `size` leaves (a multiple of 256: what the stored tiles
+    /// cover), from its stored partial tiles ([`Edge::keys`]) as read: a tile may hold more
+    /// hashes than the edge needs (it was read after the tree grew), never fewer.
     pub fn load(size: u64, tiles: &Tiles) -> Result<Self> {
         let mut partial = Vec::new();
+        if size % TILE_WIDTH != 0 {
+            return Err(Error::Storage(format!(
+                "the ledger's Merkle tree is loaded at {size} leaves, not a whole tile"
+            )));
+        }
         for level in 0u8..8 {
             let n = complete_at(size, level);
             if n == 0 {
@@ -187,7 +197,8 @@ impl Edge {
             }
             self.size += 1;
         }
-        for (level, tile) in self.partial.iter().enumerate() {
+        // The level-0 partial tile is the blocks' (module doc).
+        for (level, tile) in self.partial.iter().enumerate().skip(1) {
             if dirty.get(level).copied().unwrap_or(false) && !tile.is_empty() {
                 full.push((
                     TileKey {
@@ -202,9 +213,15 @@ impl Edge {
     }
 }
 
+/// The tree size the store serves: the ledger's `head` entries, as far as the stored tiles
+/// (`covered`, a multiple of 256) and the blocks' last partial tile reach.
+pub fn served_size(head: u64, covered: u64) -> u64 {
+    head.min(covered + TILE_WIDTH - 1)
+}
+
 /// What the tree's upkeep needs from a store, inside the ledger's append transaction.
 pub(crate) trait TileIo {
-    /// Leaves in the stored tree (from its last level-0 tile).
+    /// Leaves the stored tiles cover: 256 times the level-0 tiles (all full).
     fn tree_size(&mut self) -> Result<u64>;
     /// The stored tiles of `keys` (those there).
     fn read_tiles(&mut self, keys: &[TileKey]) -> Result<Tiles>;
@@ -246,10 +263,11 @@ fn stored_leaves(io: &mut impl TileIo, from: u64, to: u64) -> Result<Vec<Hash>> 
     Ok(leaves)
 }
 
-/// The tree's edge as stored, grown by the leaves of at most `limit` entries of the
-/// `head_seq` the ledger holds that it lacks (a ledger kept before the tree), writing the
-/// tiles that changed. Fails when the tree holds more leaves than the ledger entries: the
-/// ledger's tail was removed, and nothing is appended onto a cut ledger.
+/// The tree's edge: as the tiles store it, grown by the leaves of the entries after them
+/// (the level-0 partial tile, and at most `limit` more entries the ledger holds and the tree
+/// lacks: a ledger kept before the tree), writing the tiles that changed. Fails when the
+/// tiles cover more leaves than the ledger has entries: the ledger's tail was removed, and
+/// nothing is appended onto a cut ledger.
 pub(crate) fn catch_up(io: &mut impl TileIo, head_seq: u64, limit: u64) -> Result<Edge> {
     let size = io.tree_size()?;
     if size > head_seq {
@@ -259,7 +277,7 @@ pub(crate) fn catch_up(io: &mut impl TileIo, head_seq: u64, limit: u64) -> Resul
         )));
     }
     let mut edge = Edge::load(size, &io.read_tiles(&Edge::keys(size))?)?;
-    let end = head_seq.min(size.saturating_add(limit));
+    let end = head_seq.min(size.saturating_add(limit.max(TILE_WIDTH)));
     while edge.size() < end {
         let to = end.min(edge.size() + CATCH_UP_STEP);
         let leaves = stored_leaves(io, edge.size() + 1, to + 1)?;
@@ -333,9 +351,28 @@ pub fn tiles_for(ranges: &[(u64, u64)]) -> Vec<TileKey> {
     keys
 }
 
-/// The Merkle tree hashes of `ranges`, read from the store's tiles in one read.
+/// The Merkle tree hashes of `ranges`, read from the store's tiles in one read; a level-0
+/// tile not stored (the partial one) is made from the blocks' entries.
 pub fn hashes_in(store: &dyn crate::Store, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
-    let tiles = store.ledger_tiles(&tiles_for(ranges))?;
+    let keys = tiles_for(ranges);
+    let mut tiles = store.ledger_tiles(&keys)?;
+    for key in keys.iter().filter(|k| k.level == 0) {
+        if tiles.contains_key(key) {
+            continue;
+        }
+        let first = key.index * TILE_WIDTH + 1;
+        let mut bytes: Vec<u8> = Vec::with_capacity(TILE_WIDTH as usize * 32);
+        let mut next = first;
+        store.scan_ledger(first..first + TILE_WIDTH, &mut |r| {
+            let ok = r.seq == next && !r.hash.is_empty();
+            if ok {
+                bytes.extend_from_slice(&leaf_of_hex(r.hash));
+                next += 1;
+            }
+            ok
+        })?;
+        tiles.insert(*key, bytes);
+    }
     range_hashes(&tiles, ranges)
 }
 
@@ -414,14 +451,33 @@ mod tests {
                 roots.push(compact.root());
             }
             assert_eq!(edge.size(), next);
-            // Reloaded from the store, the edge is the same.
-            let keys = Edge::keys(next);
+            // Reloaded from the store and grown by the leaves past the stored tiles, the edge
+            // is the same; no level-0 tile is stored partial.
+            let covered = next / TILE_WIDTH * TILE_WIDTH;
+            let keys = Edge::keys(covered);
             let read: Tiles = keys
                 .iter()
                 .filter_map(|k| store.get(k).map(|v| (*k, v.clone())))
                 .collect();
-            assert_eq!(Edge::load(next, &read).unwrap(), edge);
+            let mut again = Edge::load(covered, &read).unwrap();
+            assert!(again.append((covered..next).map(leaf)).is_empty());
+            assert_eq!(again, edge);
+            assert!(
+                store
+                    .iter()
+                    .all(|(k, v)| k.level > 0 || v.len() == 32 * TILE_WIDTH as usize)
+            );
         }
+        // The partial level-0 tile, as the blocks would give it.
+        let last = next / TILE_WIDTH;
+        let partial: Vec<u8> = (last * TILE_WIDTH..next).flat_map(leaf).collect();
+        store.insert(
+            TileKey {
+                level: 0,
+                index: last,
+            },
+            partial,
+        );
         for size in [1u64, 2, 3, 255, 256, 257, 511, 4096, 70_000, next] {
             let root = range_hashes(&store, &[(0, size)]).unwrap()[0];
             assert_eq!(root, roots[size as usize], "size {size}");

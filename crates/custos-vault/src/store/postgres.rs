@@ -1303,7 +1303,15 @@ impl Store for PostgresStore {
     }
 
     fn ledger_tree_size(&self) -> Result<u64> {
-        tree_size_of(self.lock().query_opt(TREE_SIZE, &[])?)
+        let mut c = self.lock();
+        let head: Option<i64> = c
+            .query_opt(
+                "SELECT last_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| r.get(0));
+        let covered = tree_size_of(c.query_opt(TREE_SIZE, &[])?)?;
+        Ok(tree::served_size(head.map_or(0, to_u64), covered))
     }
 
     fn grow_ledger_tree(&self, limit: u64) -> Result<u64> {
@@ -1313,7 +1321,9 @@ impl Store for PostgresStore {
             let (head_seq, _) = head_in(tx, st)?;
             let mut io = LedgerTiles(tx);
             let before = io.tree_size()?;
-            if before >= head_seq {
+            // The tiles stop at the last full tile: up to 255 entries after them are the
+            // blocks' (`ledger/tree.rs`).
+            if head_seq < before + tree::TILE_WIDTH {
                 return Ok(0);
             }
             let grown = tree::catch_up(&mut io, head_seq, limit)?;

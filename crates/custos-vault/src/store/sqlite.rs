@@ -1866,7 +1866,9 @@ impl Store for SqliteStore {
     }
 
     fn ledger_tree_size(&self) -> Result<u64> {
-        LedgerTiles(&self.read()).tree_size()
+        let conn = self.read();
+        let (head, _) = ledger_head(&conn)?;
+        Ok(tree::served_size(head, LedgerTiles(&conn).tree_size()?))
     }
 
     fn grow_ledger_tree(&self, limit: u64) -> Result<u64> {
@@ -1874,7 +1876,9 @@ impl Store for SqliteStore {
             let (head_seq, _) = ledger_head(conn)?;
             let mut io = LedgerTiles(conn);
             let before = io.tree_size()?;
-            if before >= head_seq {
+            // The tiles stop at the last full tile: up to 255 entries after them are the
+            // blocks' (`ledger/tree.rs`).
+            if head_seq < before + tree::TILE_WIDTH {
                 return Ok(0);
             }
             let grown = tree::catch_up(&mut io, head_seq, limit)?;
