@@ -124,12 +124,16 @@ pub struct ConsistencyOut {
     pub proof: Vec<String>,
 }
 
-/// A whole-number query parameter.
+/// A whole-number query parameter; one too large for 64 bits is the largest (the vault
+/// then refuses it as larger than the tree, naming the field).
 fn number(q: &mut input::Query, name: &str, min: u64) -> Result<Option<u64>, Problem> {
     match q.opt(name) {
         None => Ok(None),
         Some(v) => match v.parse::<u64>() {
             Ok(n) if n >= min => Ok(Some(n)),
+            Err(_) if !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Some(u64::MAX))
+            }
             _ => Err(Problem::field(
                 "invalid_query",
                 name,

@@ -212,6 +212,12 @@ async fn proof_requests_out_of_range_name_their_field() {
             "to",
         ),
         ("consistency?from=-1".into(), 400, "invalid_query", "from"),
+        (
+            "inclusion?seq=123456789012345678901234567890".into(),
+            422,
+            "seq_out_of_range",
+            "seq",
+        ),
         ("consistency".into(), 400, "missing_field", "from"),
     ] {
         let r = app.get(&format!("/v1/ledger/proof/{query}"), key).await;
