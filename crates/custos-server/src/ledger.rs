@@ -62,7 +62,7 @@ pub async fn verify(caller: Caller) -> Result<Json<VerificationOut>, Problem> {
         headers(("custos-ledger-key" = String, description = "the signed-note verifier key `NAME+KEYID+KEY`")))))]
 pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, Problem> {
     let (head, key) = state
-        .on_vault(|v| Ok((v.ledger_checkpoint()?, v.ledger_verifier_key())))
+        .on_vault(|v| Ok((v.ledger_checkpoint_cached()?, v.ledger_verifier_key())))
         .await?;
     let mut res = text(head.note);
     if let Ok(k) = HeaderValue::from_str(&key) {

@@ -277,6 +277,8 @@ pub struct Vault {
     signer: CheckpointSigner,
     /// The ledger's origin as a transparency log (`vault/tlog.rs`).
     origin: RwLock<String>,
+    /// The last checkpoint signed for `ledger_checkpoint_cached`.
+    last_head: std::sync::Mutex<Option<TreeHead>>,
     // INVARIANT: declared before `ledger`. Fields drop in declaration order; the purger's
     // and the collector's threads hold handles on the ledger writer, and `Ledger`'s drop
     // waits for the writer, which runs until every handle is gone.
@@ -393,6 +395,7 @@ impl Vault {
                 "custos/{}",
                 signer.public_key().get(..16).unwrap_or_default()
             )),
+            last_head: std::sync::Mutex::new(None),
             signer,
             purger,
             collector,

@@ -154,6 +154,29 @@ impl Vault {
         Ok(TreeHead { size, root, note })
     }
 
+    /// [`Vault::ledger_checkpoint`], answered from memory while the tree has the size and
+    /// the origin of the last one this vault signed here: a checkpoint has no time in it,
+    /// and Ed25519 signs deterministically, so the note would be the same byte for byte —
+    /// one read of the tree size instead of a root and a signature (the keyless route
+    /// cannot make the server sign at will).
+    pub fn ledger_checkpoint_cached(&self) -> Result<TreeHead> {
+        let size = self.store.ledger_tree_size()?;
+        let origin = self.ledger_origin();
+        let mut last = self
+            .last_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = last.as_ref()
+            && h.size == size
+            && h.note.starts_with(&format!("{origin}\n"))
+        {
+            return Ok(h.clone());
+        }
+        let head = self.ledger_checkpoint()?;
+        *last = Some(head.clone());
+        Ok(head)
+    }
+
     /// The inclusion proof of the entry `seq` in the tree of `size` entries (the stored
     /// tree when `None`). Refused: a size larger than the tree (`tree_size_too_large`), a
     /// seq of 0 or not below the size plus one (`seq_out_of_range`).

@@ -31,6 +31,9 @@ pub fn ledger_transparency_log(mut h: Harness) {
     // The checkpoint: a C2SP body in a note signed by the vault's key.
     let head = v.ledger_checkpoint().unwrap();
     assert_eq!(head.size, n);
+    // Deterministic: the cached checkpoint is the one signed again.
+    assert_eq!(v.ledger_checkpoint_cached().unwrap(), head);
+    assert_eq!(v.ledger_checkpoint_cached().unwrap(), head);
     let vkey = v.ledger_verifier_key();
     let body = verify_note(&head.note, &vkey).unwrap();
     let cp = Checkpoint::parse(body).unwrap();
@@ -60,6 +63,7 @@ pub fn ledger_transparency_log(mut h: Harness) {
     fill(&h, 25);
     let v = h.vault();
     let later = v.ledger_checkpoint().unwrap();
+    assert_eq!(v.ledger_checkpoint_cached().unwrap(), later);
     assert!(later.size > n);
     let c = v.ledger_consistency(n, None).unwrap();
     assert_eq!(
