@@ -1,6 +1,6 @@
 //! The conformance suite: every case runs against both backends (see `main.rs`).
 
-pub use crate::tlog::ledger_transparency_log;
+pub use crate::tlog::{ledger_transparency_log, ledger_tree_shared_by_two_writers};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -65,6 +65,7 @@ macro_rules! conformance {
                 tenant_binding_holds_on_every_path,
                 keys_made_before_tenants_keep_working,
                 ledger_transparency_log,
+                ledger_tree_shared_by_two_writers,
             );
         }
     };
