@@ -68,6 +68,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/instruments"),
     ("GET", "/v1/instruments/{id}"),
     ("GET", "/v1/ledger/verify"),
+    ("GET", "/v1/ledger/checkpoint"),
+    ("GET", "/v1/ledger/key"),
+    ("GET", "/v1/ledger/proof/inclusion"),
+    ("GET", "/v1/ledger/proof/consistency"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
@@ -260,6 +264,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/instruments", post(instruments::register))
         .route("/v1/instruments/{id}", get(instruments::show))
         .route("/v1/ledger/verify", get(ledger::verify))
+        .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/v1/ledger/key", get(ledger::key))
+        .route("/v1/ledger/proof/inclusion", get(ledger::inclusion))
+        .route("/v1/ledger/proof/consistency", get(ledger::consistency))
         .route("/healthz", get(pages::healthz))
         .route("/metrics", get(pages::metrics))
         .route("/openapi.json", get(pages::openapi))

@@ -202,6 +202,38 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("subject_not_erased", 422, "the subject is not erased"),
     ("invalid_head", 422, "a ledger head is `SEQ:HASH`"),
     (
+        "seq_out_of_range",
+        422,
+        "the ledger's tree of that size holds no entry of that seq",
+    ),
+    (
+        "tree_size_too_large",
+        422,
+        "the tree size is larger than the ledger's tree",
+    ),
+    (
+        "sizes_out_of_order",
+        422,
+        "the earlier tree size is larger than the later one",
+    ),
+    ("invalid_checkpoint", 422, "not a signed checkpoint"),
+    (
+        "checkpoint_signature",
+        422,
+        "the checkpoint is not signed by this vault's ledger key",
+    ),
+    (
+        "checkpoint_past_end",
+        422,
+        "the checkpoint names more entries than the ledger holds",
+    ),
+    (
+        "checkpoint_inconsistent",
+        422,
+        "the ledger does not extend the checkpoint",
+    ),
+    ("invalid_origin", 422, "a ledger origin is printable ASCII"),
+    (
         "tenant_not_bound",
         422,
         "this accessor acts for no business customer; its keys name no tenant",
@@ -356,6 +388,11 @@ impl Problem {
     /// The stable code.
     pub fn code(&self) -> &str {
         &self.code
+    }
+
+    /// What is wrong, as the client is told.
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// The HTTP status.

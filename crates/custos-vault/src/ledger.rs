@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
 pub mod block;
+pub mod tree;
 
 use crate::crypto::{Secret, hex};
 use crate::error::{Error, Result};
@@ -270,6 +271,11 @@ impl Chained {
             .unwrap_or_default()
     }
 
+    /// The drafts' leaf hashes in the ledger's Merkle tree ([`tree`]), in order.
+    pub fn leaves(&self) -> impl Iterator<Item = custos_tlog::Hash> + '_ {
+        self.hashes.iter().map(|h| tree::leaf_of_hex(h))
+    }
+
     /// The checkpoints `checkpoint` says are due among the drafts.
     pub fn checkpoints<'a>(
         &'a self,
@@ -326,7 +332,12 @@ impl CheckpointSigner {
         (seq % CHECKPOINT_EVERY == 0).then(|| self.sign(seq, hash))
     }
 
-    fn verifying_key(&self) -> VerifyingKey {
+    /// The signing key, for the tree's signed notes.
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    pub(crate) fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
 }
@@ -364,6 +375,12 @@ pub struct Verification {
     pub first_bad: Option<u64>,
     /// What is wrong at `first_bad`; set with it.
     pub broken: Option<Broken>,
+    /// The Merkle tree root (RFC 6962) of the entries that checked out, recomputed from
+    /// their rows ([`tree`]): what the stored tiles must agree with.
+    pub root: [u8; 32],
+    /// The root recomputed at the tree size asked for ([`verify_tree`]), when the entries
+    /// that checked out reach it.
+    pub root_at: Option<(u64, [u8; 32])>,
 }
 
 impl Verification {
@@ -469,12 +486,15 @@ struct Item {
     prev: Option<[u8; 64]>,
     /// `hash` as stored, likewise.
     hash: Option<[u8; 64]>,
+    /// The entry's leaf hash in the Merkle tree, from the recomputed digest.
+    leaf: [u8; 32],
 }
 
 impl Item {
     fn of(r: &LedgerRow<'_>) -> Self {
-        Self {
+        let mut item = Self {
             seq: r.seq,
+            leaf: [0; 32],
             digest: digest_fields(
                 r.seq,
                 r.time_ms,
@@ -492,7 +512,9 @@ impl Item {
             ),
             prev: r.prev_hash.try_into().ok(),
             hash: r.hash.try_into().ok(),
-        }
+        };
+        item.leaf = custos_tlog::leaf_hash(&item.digest);
+        item
     }
 }
 
@@ -537,6 +559,18 @@ pub fn verify_against(
     signer: &CheckpointSigner,
     head: Option<&Head>,
 ) -> Result<Verification> {
+    verify_tree(store, signer, head, None)
+}
+
+/// [`verify_against`], also keeping the Merkle root of the first `at` entries
+/// ([`Verification::root_at`]), recomputed from their rows: what a checkpoint of that tree
+/// size kept outside the database must name (`custos audit verify --checkpoint`).
+pub fn verify_tree(
+    store: &dyn Store,
+    signer: &CheckpointSigner,
+    head: Option<&Head>,
+    at: Option<u64>,
+) -> Result<Verification> {
     let key = signer.verifying_key();
     let mut checkpoints = store.checkpoints()?;
     checkpoints.sort_by_key(|c| c.seq);
@@ -560,7 +594,13 @@ pub fn verify_against(
         checkpoints: 0,
         first_bad: None,
         broken: None,
+        root: custos_tlog::empty_root(),
+        root_at: None,
     };
+    let mut tree = custos_tlog::Compact::new();
+    if at == Some(0) {
+        v.root_at = Some((0, tree.root()));
+    }
     // The hash of the last entry checked, as hex text: what the next one's `prev_hash` holds.
     let mut head = [0u8; 64];
     head.copy_from_slice(GENESIS.as_bytes());
@@ -638,6 +678,10 @@ pub fn verify_against(
                     return Ok(());
                 }
                 v.entries += 1;
+                tree.push(e.leaf);
+                if at == Some(v.entries) {
+                    v.root_at = Some((v.entries, tree.root()));
+                }
                 head = digest;
                 expected += 1;
             }
@@ -654,6 +698,7 @@ pub fn verify_against(
         Ok(())
     })?;
     v.head = String::from_utf8_lossy(&head).into_owned();
+    v.root = tree.root();
     if v.first_bad.is_some() {
         return Ok(v);
     }

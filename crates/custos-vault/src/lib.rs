@@ -21,6 +21,8 @@ pub mod store;
 pub mod vault;
 
 pub use crypto::MasterKey;
+/// The transparency log's verifier (RFC 6962/9162 proofs, C2SP signed checkpoints).
+pub use custos_tlog as tlog;
 pub use error::{Error, Result};
 pub use ledger::{LedgerEntry, Verification};
 pub use purge::Purging;

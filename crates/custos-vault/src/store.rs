@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::error::Result;
+use crate::ledger::tree::{TileKey, Tiles};
 use crate::ledger::{Checkpoint, Draft, LedgerEntry};
 
 /// Lifecycle of a subject, as stored.
@@ -432,6 +433,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()>;
     /// Every signed checkpoint.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+
+    /// The stored tiles of the ledger's Merkle tree among `keys` (`ledger/tree.rs`), in one
+    /// read; a key with no tile is left out. Tiles only grow, so what this returns serves
+    /// every tree up to [`Store::ledger_tree_size`] read before it.
+    fn ledger_tiles(&self, keys: &[TileKey]) -> Result<Tiles>;
+    /// The size of the tree the store serves: every entry of the ledger, once
+    /// [`Store::grow_ledger_tree`] has built the tree of an older ledger (the tiles stop at
+    /// the last full tile; the entries after it are read from the blocks).
+    fn ledger_tree_size(&self) -> Result<u64>;
+    /// Builds the tree for at most `limit` entries the ledger holds and the tree lacks (a
+    /// ledger kept before the tree), in one transaction under the chain-head lock; returns
+    /// how many it added (0 once the tree holds every entry). The vault calls it on open
+    /// until it returns 0; an append also catches up first, in its own transaction.
+    fn grow_ledger_tree(&self, limit: u64) -> Result<u64>;
 }
 
 /// Milliseconds since the Unix epoch.

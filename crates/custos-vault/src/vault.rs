@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 mod instruments;
 mod retention;
 mod tenant;
+mod tlog;
 mod transport;
 
 pub use instruments::{
@@ -30,6 +31,7 @@ pub use instruments::{
 };
 pub use retention::Sweep;
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
+pub use tlog::{CheckedCheckpoint, ConsistencyProof, InclusionProof, TreeHead, origin_ok};
 pub use transport::{Channel, TLS_REQUIRED};
 
 use crate::collector::Collector;
@@ -282,6 +284,10 @@ pub struct Vault {
     kek: MasterKey,
     index: BlindIndex,
     signer: CheckpointSigner,
+    /// The ledger's origin as a transparency log (`vault/tlog.rs`).
+    origin: RwLock<String>,
+    /// The last checkpoint signed for `ledger_checkpoint_cached`.
+    last_head: std::sync::Mutex<Option<TreeHead>>,
     // INVARIANT: declared before `ledger`. Fields drop in declaration order; the purger's
     // and the collector's threads hold handles on the ledger writer, and `Ledger`'s drop
     // waits for the writer, which runs until every handle is gone.
@@ -380,6 +386,9 @@ impl Vault {
     ) -> Result<Self> {
         let index = BlindIndex::new(vault_secret(&*store, &kek, SECRET_INDEX)?);
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
+        // A ledger kept before the Merkle tree gets its tree, a step (one transaction) at a
+        // time, before anything is appended.
+        while store.grow_ledger_tree(1 << 20)? > 0 {}
         // INVARIANT: every erasure is ledgered — an entry a crash kept out of the ledger
         // (its data committed first) goes in now, before anything else is appended.
         store.settle_pending(&|seq, hash| signer.due(seq, hash))?;
@@ -391,6 +400,11 @@ impl Vault {
             store,
             kek,
             index,
+            origin: RwLock::new(format!(
+                "custos/{}",
+                signer.public_key().get(..16).unwrap_or_default()
+            )),
+            last_head: std::sync::Mutex::new(None),
             signer,
             purger,
             collector,

@@ -4,6 +4,7 @@ mod instruments_cmd;
 mod policy_cmd;
 mod serve_cmd;
 mod vault_cmd;
+mod witness;
 
 use std::process::ExitCode;
 

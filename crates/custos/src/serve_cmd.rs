@@ -58,6 +58,20 @@ pub struct ServeArgs {
     /// `method`, `status`, `ms` and `accessor`); `auto`, human on a terminal, else json.
     #[arg(long, env = "CUSTOS_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Human)]
     log_format: LogFormatArg,
+    /// The ledger's origin as a transparency log: the first line of its checkpoints and the
+    /// name of their key (default `custos/` and the first 16 hex digits of the ledger's
+    /// public key).
+    #[arg(long, env = "CUSTOS_LEDGER_ORIGIN")]
+    ledger_origin: Option<String>,
+    /// Append each checkpoint the server signs to this file, apart from the data (0600,
+    /// append-only, synced): on start, every `--witness-every` seconds when the ledger has
+    /// grown, and on shutdown. On start the ledger must extend the file's last checkpoint,
+    /// or the server refuses to start.
+    #[arg(long, env = "CUSTOS_WITNESS", value_name = "PATH")]
+    witness: Option<PathBuf>,
+    /// Seconds between the witness file's checkpoints.
+    #[arg(long, env = "CUSTOS_WITNESS_EVERY", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    witness_every: u64,
     /// Which events are logged, as `RUST_LOG` says: a level (`info`), or levels by target
     /// (`info,custos::http=warn` quiets the access log; `custos=debug` adds connection events).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
@@ -146,6 +160,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(v) => Arc::new(v),
         Err(e) => return fail(e),
     };
+    if let Some(origin) = &args.ledger_origin
+        && let Err(e) = vault.set_ledger_origin(origin)
+    {
+        return fail(e);
+    }
+    let witnessed = match &args.witness {
+        None => None,
+        Some(path) => match crate::witness::check(&vault, path) {
+            Ok(last) => Some((path.clone(), last)),
+            Err(e) => return fail(e),
+        },
+    };
     if args.demo {
         match custos_server::demo::load(&vault) {
             Ok(world) => {
@@ -188,6 +214,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot start the retention sweeper: {e}")),
         },
     };
+    let witness = match witnessed {
+        None => None,
+        Some((path, last)) => {
+            let every = std::time::Duration::from_secs(args.witness_every);
+            match crate::witness::start(&vault, path, every, last) {
+                Ok(w) => Some(w),
+                Err(e) => return fail(e),
+            }
+        }
+    };
     let policy_name = format!("{} {}", vault.policy().id(), vault.policy().version());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -226,6 +262,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     // Requests in flight have finished; every acknowledged entry is durable. Dropping the
     // last handle stops the ledger writer.
     drop(runtime);
+    if let Some((stop, thread)) = witness {
+        drop(stop);
+        let _ = thread.join();
+    }
     if let Some((stop, thread)) = sweeper {
         drop(stop);
         let _ = thread.join();

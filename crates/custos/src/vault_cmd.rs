@@ -81,6 +81,32 @@ pub enum AuditCommand {
         /// entry with that hash.
         #[arg(long, value_name = "SEQ:HASH")]
         head: Option<String>,
+        /// A signed checkpoint kept outside the database (from `GET /v1/ledger/checkpoint`,
+        /// `custos audit checkpoint`, or the last one of a `--witness` file): its signature
+        /// must be the vault's, and the ledger must still extend it — the tree of its first
+        /// entries, recomputed from the entries, has the checkpoint's root, and the stored
+        /// tree proves consistent with it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        #[command(flatten)]
+        at: Location,
+    },
+    /// Print a signed checkpoint of the ledger's Merkle tree (C2SP tlog-checkpoint in a
+    /// signed note) to keep outside the database.
+    Checkpoint {
+        #[command(flatten)]
+        at: Location,
+    },
+    /// Print the inclusion proof (RFC 9162) of the ledger entry SEQ, as JSON, with a signed
+    /// checkpoint of the tree it is proved in.
+    Prove {
+        /// The entry's seq (from 1).
+        seq: u64,
+        #[command(flatten)]
+        at: Location,
+    },
+    /// Print the checkpoints' verifier key (signed-note `NAME+KEYID+KEY`).
+    Key {
         #[command(flatten)]
         at: Location,
     },
@@ -235,15 +261,162 @@ fn rotate(new_key_file: Option<&Path>, at: &Location) -> ExitCode {
 }
 
 pub fn audit(cmd: AuditCommand) -> ExitCode {
-    let AuditCommand::Verify { head, at } = cmd;
+    match cmd {
+        AuditCommand::Verify {
+            head,
+            checkpoint,
+            at,
+        } => verify(head, checkpoint.as_deref(), &at),
+        AuditCommand::Checkpoint { at } => with_vault(&at, |v| {
+            let head = v.ledger_checkpoint()?;
+            print!("{}", head.note);
+            Ok(ExitCode::SUCCESS)
+        }),
+        AuditCommand::Prove { seq, at } => with_vault(&at, |v| {
+            let head = v.ledger_checkpoint()?;
+            let p = v.ledger_inclusion(seq, Some(head.size))?;
+            let b64 = custos_vault::tlog::hash_to_base64;
+            let out = serde_json::json!({
+                "seq": p.seq,
+                "leaf_index": p.seq - 1,
+                "tree_size": p.size,
+                "entry_hash": p.entry_hash,
+                "leaf_hash": b64(&p.leaf_hash),
+                "root_hash": b64(&p.root),
+                "proof": p.proof.iter().map(b64).collect::<Vec<_>>(),
+                "checkpoint": head.note,
+            });
+            println!("{out:#}");
+            Ok(ExitCode::SUCCESS)
+        }),
+        AuditCommand::Key { at } => with_vault(&at, |v| {
+            println!("{}", v.ledger_verifier_key());
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+/// Opens the vault and runs `f`; a vault error exits 2 (1 for a bad argument it names).
+fn with_vault(at: &Location, f: impl FnOnce(&Vault) -> custos_vault::Result<ExitCode>) -> ExitCode {
+    let vault = match open(at, false) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    f(&vault).unwrap_or_else(|e| match e {
+        custos_vault::Error::Invalid { .. } => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        e => fail(e),
+    })
+}
+
+const EVIDENCE: &str = "keep this database as evidence and restore the ledger from a backup";
+
+/// Checks a checkpoint kept outside the database against the ledger `v` (already verified
+/// as a chain, with the root at the checkpoint's size recomputed from its entries).
+fn check_checkpoint(vault: &Vault, note: &str) -> ExitCode {
+    // The chain first, recomputing the tree of the checkpoint's size from the entries: a
+    // broken chain is named as such, before any proof reads the entries.
+    let size = note
+        .split_once("\n\n")
+        .and_then(|(text, _)| custos_vault::tlog::Checkpoint::parse(&format!("{text}\n")).ok())
+        .map(|c| c.size);
+    let v = match vault.verify_ledger_tree(None, size) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if let Some(seq) = v.first_bad {
+        println!(
+            "ledger broken at entry {seq}: it is missing or does not match the chain ({} \
+             entries before it verify); {EVIDENCE}",
+            v.entries
+        );
+        return ExitCode::FAILURE;
+    }
+    let checked = match vault.check_checkpoint(note) {
+        Ok(c) => c,
+        Err(e @ custos_vault::Error::Invalid { code, .. }) => {
+            let what = match code {
+                "checkpoint_past_end" => "ledger cut",
+                "checkpoint_inconsistent" => "ledger rewritten",
+                _ => "checkpoint refused",
+            };
+            println!("{what}: {e}; {EVIDENCE}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => return fail(e),
+    };
+    let cp = &checked.checkpoint;
+    match v.root_at {
+        None => {
+            println!(
+                "ledger cut: it holds {} entries, fewer than the {} of the checkpoint; {EVIDENCE}",
+                v.entries, cp.size
+            );
+            return ExitCode::FAILURE;
+        }
+        Some((_, root)) if root != cp.root => {
+            println!(
+                "ledger rewritten: its first {} entries do not hash to the checkpoint's root; \
+                 {EVIDENCE}",
+                cp.size
+            );
+            return ExitCode::FAILURE;
+        }
+        Some(_) => {}
+    }
+    match vault.ledger_root(v.entries) {
+        Ok(stored) if stored == v.root => {}
+        Ok(_) => {
+            println!(
+                "ledger tree altered: the stored Merkle tree of {} entries does not match the entries; {EVIDENCE}",
+                v.entries
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => return fail(e),
+    }
+    println!(
+        "ledger extends the checkpoint: {} entries at the checkpoint ({}), {} now; signature, consistency proof and the entries' tree all check out",
+        cp.size, cp.origin, checked.size
+    );
+    ExitCode::SUCCESS
+}
+
+fn verify(head: Option<String>, checkpoint: Option<&Path>, at: &Location) -> ExitCode {
     let head: Option<Head> = match head.as_deref().map(str::parse).transpose() {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    let vault = match open(&at, false) {
+    let note = match checkpoint {
+        None => None,
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => return fail(format!("cannot read `{}`: {}", path.display(), e.kind())),
+            };
+            match custos_vault::tlog::last_note(&text) {
+                Some(n) => Some(n.to_string()),
+                None => {
+                    return fail(format!(
+                        "`{}` holds no signed checkpoint (a note: text, a blank line, signature lines)",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    };
+    let vault = match open(at, false) {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if let Some(note) = note {
+        let code = check_checkpoint(&vault, &note);
+        if code != ExitCode::SUCCESS || head.is_none() {
+            return code;
+        }
+    }
     let v = match vault.verify_ledger_against(head.as_ref()) {
         Ok(v) => v,
         Err(e) => return fail(e),
@@ -268,7 +441,6 @@ pub fn audit(cmd: AuditCommand) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
-    const EVIDENCE: &str = "keep this database as evidence and restore the ledger from a backup";
     let n = v.entries;
     let given = head.map(|h| h.to_string()).unwrap_or_default();
     match v.broken {

@@ -32,6 +32,8 @@ fn data_routes(subject: &str) -> Vec<(&'static str, String, Option<String>)> {
             Some(json!({"subject": subject, "purpose": "service.meetings"}).to_string()),
         ),
         ("GET", "/v1/ledger/verify".into(), None),
+        ("GET", "/v1/ledger/proof/inclusion?seq=1".into(), None),
+        ("GET", "/v1/ledger/proof/consistency?from=1".into(), None),
         ("GET", "/metrics".into(), None),
     ]
 }

@@ -18,5 +18,6 @@ mod observability;
 mod subjects;
 mod support;
 mod tenants;
+mod tlog;
 mod tls;
 mod transport;

@@ -21,6 +21,7 @@ use super::{
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
+use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
 
 const LOCK_MIGRATE: i64 = 0x6375_7374_6f73_0001;
@@ -162,6 +163,17 @@ CREATE TABLE IF NOT EXISTS instrument_subjects (
     PRIMARY KEY (instrument, subject)
 );
 ",
+    // 6: the ledger's Merkle tree as C2SP tiles (`ledger/tree.rs`), written in the blocks'
+    // transaction. A ledger kept before it gets its tree built on open
+    // (`Store::grow_ledger_tree`).
+    r"
+CREATE TABLE IF NOT EXISTS ledger_tiles (
+    level SMALLINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hashes BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+",
 ];
 
 /// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
@@ -176,6 +188,9 @@ pub struct PostgresStore {
     first: Mutex<Conn>,
     rest: Vec<Mutex<Conn>>,
     next: AtomicUsize,
+    /// The right edge of the ledger's Merkle tree as last committed by this store
+    /// (`ledger/tree.rs`); held from before an append's transaction to its end.
+    edge: Mutex<Option<Edge>>,
 }
 
 /// A connection with its prepared statements: a cached statement costs one round trip per
@@ -256,6 +271,7 @@ impl PostgresStore {
             first: Mutex::new(Conn::new(first)),
             rest,
             next: AtomicUsize::new(0),
+            edge: Mutex::new(None),
         })
     }
 
@@ -269,6 +285,38 @@ impl PostgresStore {
             }
         }
         guard
+    }
+
+    /// The tree's edge, for an append's transaction.
+    fn edge(&self) -> MutexGuard<'_, Option<Edge>> {
+        self.edge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `append` in a transaction under the tree's edge and commits it; when it does not
+    /// commit, the edge is read again from the tiles next time.
+    fn in_ledger<T>(
+        &self,
+        c: &mut Conn,
+        append: impl FnOnce(
+            &mut postgres::Transaction<'_>,
+            &LedgerStatements,
+            &mut Option<Edge>,
+        ) -> Result<T>,
+    ) -> Result<T> {
+        let st = LedgerStatements::on(c)?;
+        let mut edge = self.edge();
+        let done = (|| {
+            let mut tx = c.transaction()?;
+            let t = append(&mut tx, &st, &mut edge)?;
+            tx.commit()?;
+            Ok(t)
+        })();
+        if done.is_err() {
+            *edge = None;
+        }
+        done
     }
 
     fn pick(&self) -> MutexGuard<'_, Conn> {
@@ -428,6 +476,14 @@ impl postgres::types::ToSql for TextBytes<'_> {
     postgres::types::to_sql_checked!();
 }
 
+/// The blocks holding entries `$1..$2` (see [`blocks_from`]).
+const BLOCKS_FROM: &str = "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
+         WHERE first_seq >= COALESCE(
+             (SELECT first_seq FROM ledger_blocks WHERE first_seq <= $1
+              ORDER BY first_seq DESC LIMIT 1), $1)
+           AND first_seq < $2
+         ORDER BY first_seq";
+
 /// Hands `each` the blocks holding entries `from..to`, in order — from the block holding
 /// `from` (or the first after it) to the last one starting before `to` — until it returns
 /// `false`. Rows stream as the server sends them, their columns borrowed.
@@ -437,14 +493,7 @@ fn blocks_from(
     to: u64,
     each: &mut dyn FnMut(&block::BlockRef<'_>) -> Result<bool>,
 ) -> Result<()> {
-    let stmt = c.statement(
-        "SELECT first_seq, last_seq, prev_hash, entries FROM ledger_blocks
-         WHERE first_seq >= COALESCE(
-             (SELECT first_seq FROM ledger_blocks WHERE first_seq <= $1
-              ORDER BY first_seq DESC LIMIT 1), $1)
-           AND first_seq < $2
-         ORDER BY first_seq",
-    )?;
+    let stmt = c.statement(BLOCKS_FROM)?;
     let mut rows = c.client.query_raw(&stmt, [to_i64(from), to_i64(to)])?;
     while let Some(r) = rows.next()? {
         let b = block::BlockRef {
@@ -487,19 +536,12 @@ fn append_in(
     st: &LedgerStatements,
     drafts: &[Draft],
     checkpoint: &Checkpointer<'_>,
+    edge: &mut Option<Edge>,
 ) -> Result<u64> {
     // INVARIANT: one chain across servers — the advisory lock is held from reading the
     // head to commit, so appends from every server are serialized.
     tx.execute(&st.lock, &[&LOCK_LEDGER])?;
-    let (head_seq, head_hash) = match tx.query_opt(&st.head, &[])? {
-        None => (0, GENESIS.to_string()),
-        Some(r) => block::last(&block::BlockRef {
-            first_seq: to_u64(r.try_get(0)?),
-            last_seq: to_u64(r.try_get(1)?),
-            prev_hash: r.try_get::<_, RawText<'_>>(2)?.0,
-            body: r.try_get(3)?,
-        }),
-    };
+    let (head_seq, head_hash) = head_in(tx, st)?;
     let chained = Chained::new(head_seq, head_hash, drafts);
     // The whole group in one statement: one round trip.
     insert_blocks(tx, &st.insert, &block::chained(drafts, &chained))?;
@@ -510,7 +552,107 @@ fn append_in(
             &[&to_i64(c.seq), &c.hash, &c.signature],
         )?;
     }
+    tree::append(&mut LedgerTiles(tx), edge, head_seq, chained.leaves())?;
     Ok(chained.first_seq())
+}
+
+/// The last block, as `append_in` reads the head (under the advisory lock).
+fn head_in(tx: &mut postgres::Transaction<'_>, st: &LedgerStatements) -> Result<(u64, String)> {
+    Ok(match tx.query_opt(&st.head, &[])? {
+        None => (0, GENESIS.to_string()),
+        Some(r) => block::last(&block::BlockRef {
+            first_seq: to_u64(r.try_get(0)?),
+            last_seq: to_u64(r.try_get(1)?),
+            prev_hash: r.try_get::<_, RawText<'_>>(2)?.0,
+            body: r.try_get(3)?,
+        }),
+    })
+}
+
+/// The ledger's tiles, inside a transaction.
+struct LedgerTiles<'t, 'c>(&'t mut postgres::Transaction<'c>);
+
+const TREE_SIZE: &str = "SELECT idx, length(hashes) FROM ledger_tiles WHERE level = 0
+                         ORDER BY idx DESC LIMIT 1";
+const READ_TILES: &str = "SELECT t.level, t.idx, t.hashes FROM ledger_tiles t
+                          JOIN UNNEST($1::SMALLINT[], $2::BIGINT[]) AS k (level, idx)
+                            ON t.level = k.level AND t.idx = k.idx";
+
+fn tree_size_of(row: Option<Row>) -> Result<u64> {
+    Ok(match row {
+        None => 0,
+        Some(r) => {
+            let (idx, len): (i64, i32) = (r.try_get(0)?, r.try_get(1)?);
+            to_u64(idx) * tree::TILE_WIDTH + u64::try_from(len).unwrap_or(0) / 32
+        }
+    })
+}
+
+fn tiles_of(rows: &[Row]) -> Result<Tiles> {
+    let mut tiles = Tiles::with_capacity(rows.len());
+    for r in rows {
+        let level: i16 = r.try_get(0)?;
+        let key = TileKey {
+            level: u8::try_from(level).unwrap_or(u8::MAX),
+            index: to_u64(r.try_get(1)?),
+        };
+        tiles.insert(key, r.try_get(2)?);
+    }
+    Ok(tiles)
+}
+
+fn tile_params(keys: &[TileKey]) -> (Vec<i16>, Vec<i64>) {
+    keys.iter()
+        .map(|k| (i16::from(k.level), to_i64(k.index)))
+        .unzip()
+}
+
+impl TileIo for LedgerTiles<'_, '_> {
+    fn tree_size(&mut self) -> Result<u64> {
+        tree_size_of(self.0.query_opt(TREE_SIZE, &[])?)
+    }
+
+    fn read_tiles(&mut self, keys: &[TileKey]) -> Result<Tiles> {
+        let (levels, idxs) = tile_params(keys);
+        tiles_of(&self.0.query(READ_TILES, &[&levels, &idxs])?)
+    }
+
+    fn write_tiles(&mut self, tiles: &[(TileKey, Vec<u8>)]) -> Result<()> {
+        if tiles.is_empty() {
+            return Ok(());
+        }
+        let (levels, idxs) = tile_params(&tiles.iter().map(|t| t.0).collect::<Vec<_>>());
+        let hashes: Vec<&[u8]> = tiles.iter().map(|t| t.1.as_slice()).collect();
+        // The whole commit's tiles in one statement: one round trip.
+        self.0.execute(
+            "INSERT INTO ledger_tiles (level, idx, hashes)
+             SELECT * FROM UNNEST($1::SMALLINT[], $2::BIGINT[], $3::BYTEA[])
+             ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+            &[&levels, &idxs, &hashes],
+        )?;
+        Ok(())
+    }
+
+    fn blocks(
+        &mut self,
+        from: u64,
+        to: u64,
+        each: &mut dyn FnMut(&block::BlockRef<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        let rows = self.0.query(BLOCKS_FROM, &[&to_i64(from), &to_i64(to)])?;
+        for r in &rows {
+            let b = block::BlockRef {
+                first_seq: to_u64(r.try_get(0)?),
+                last_seq: to_u64(r.try_get(1)?),
+                prev_hash: r.try_get::<_, RawText<'_>>(2)?.0,
+                body: r.try_get(3)?,
+            };
+            if !each(&b)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Inserts or replaces field values and their index terms inside a transaction.
@@ -1022,39 +1164,37 @@ impl Store for PostgresStore {
         checkpoint: &Checkpointer<'_>,
     ) -> Result<u64> {
         let mut c = self.lock();
-        let st = LedgerStatements::on(&mut c)?;
-        let mut tx = c.transaction()?;
-        // INVARIANT: erasable by key — the data key goes in the same transaction as the
-        // values and the erased mark; the records waiting for the purge are ciphertext under
-        // a key that no longer exists.
-        tx.execute(
-            "DELETE FROM custos_keys.subject_keys WHERE subject = $1",
-            &[&id],
-        )?;
-        for sql in [
-            "DELETE FROM field_values WHERE subject = $1",
-            "DELETE FROM blind_index WHERE subject = $1",
-            "DELETE FROM consents WHERE subject = $1",
-            "DELETE FROM subject_tenants WHERE subject = $1",
-        ] {
-            tx.execute(sql, &[&id])?;
-        }
-        tx.execute(
-            "UPDATE subjects SET status = 'erased', age = $2 WHERE id = $1",
-            &[&id, &age.as_str()],
-        )?;
-        // The records go later, in bounded transactions (`purge_records`).
-        tx.execute(
-            "INSERT INTO erasures (subject, queued_ms)
+        self.in_ledger(&mut c, |tx, st, edge| {
+            // INVARIANT: erasable by key — the data key goes in the same transaction as the
+            // values and the erased mark; the records waiting for the purge are ciphertext under
+            // a key that no longer exists.
+            tx.execute(
+                "DELETE FROM custos_keys.subject_keys WHERE subject = $1",
+                &[&id],
+            )?;
+            for sql in [
+                "DELETE FROM field_values WHERE subject = $1",
+                "DELETE FROM blind_index WHERE subject = $1",
+                "DELETE FROM consents WHERE subject = $1",
+                "DELETE FROM subject_tenants WHERE subject = $1",
+            ] {
+                tx.execute(sql, &[&id])?;
+            }
+            tx.execute(
+                "UPDATE subjects SET status = 'erased', age = $2 WHERE id = $1",
+                &[&id, &age.as_str()],
+            )?;
+            // The records go later, in bounded transactions (`purge_records`).
+            tx.execute(
+                "INSERT INTO erasures (subject, queued_ms)
              SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM subjects WHERE id = $1)
              ON CONFLICT (subject) DO NOTHING",
-            &[&id, &now_ms()],
-        )?;
-        // The erasure and its ledger entry commit together: one commit, and no erasure
-        // without its entry.
-        let seq = append_in(&mut tx, &st, std::slice::from_ref(entry), checkpoint)?;
-        tx.commit()?;
-        Ok(seq)
+                &[&id, &now_ms()],
+            )?;
+            // The erasure and its ledger entry commit together: one commit, and no erasure
+            // without its entry.
+            append_in(tx, st, std::slice::from_ref(entry), checkpoint, edge)
+        })
     }
 
     fn scrub_keys(&self) -> Result<bool> {
@@ -1239,11 +1379,45 @@ impl Store for PostgresStore {
 
     fn append_ledger(&self, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
         let mut c = self.lock();
-        let st = LedgerStatements::on(&mut c)?;
-        let mut tx = c.transaction()?;
-        let first = append_in(&mut tx, &st, drafts, checkpoint)?;
-        tx.commit()?;
-        Ok(first)
+        self.in_ledger(&mut c, |tx, st, edge| {
+            append_in(tx, st, drafts, checkpoint, edge)
+        })
+    }
+
+    fn ledger_tiles(&self, keys: &[TileKey]) -> Result<Tiles> {
+        let (levels, idxs) = tile_params(keys);
+        tiles_of(&self.lock().query(READ_TILES, &[&levels, &idxs])?)
+    }
+
+    fn ledger_tree_size(&self) -> Result<u64> {
+        let mut c = self.lock();
+        let head: Option<i64> = c
+            .query_opt(
+                "SELECT last_seq FROM ledger_blocks ORDER BY first_seq DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| r.get(0));
+        let covered = tree_size_of(c.query_opt(TREE_SIZE, &[])?)?;
+        Ok(tree::served_size(head.map_or(0, to_u64), covered))
+    }
+
+    fn grow_ledger_tree(&self, limit: u64) -> Result<u64> {
+        let mut c = self.lock();
+        self.in_ledger(&mut c, |tx, st, edge| {
+            tx.execute(&st.lock, &[&LOCK_LEDGER])?;
+            let (head_seq, _) = head_in(tx, st)?;
+            let mut io = LedgerTiles(tx);
+            let before = io.tree_size()?;
+            // The tiles stop at the last full tile: up to 255 entries after them are the
+            // blocks' (`ledger/tree.rs`).
+            if head_seq < before + tree::TILE_WIDTH {
+                return Ok(0);
+            }
+            let grown = tree::catch_up(&mut io, head_seq, limit)?;
+            let added = grown.size() - before;
+            *edge = Some(grown);
+            Ok(added)
+        })
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {

@@ -33,6 +33,7 @@ use super::{
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
+use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
 
 /// Name of the data database in the data directory.
@@ -58,6 +59,12 @@ CREATE TABLE IF NOT EXISTS audit.ledger_checkpoints (
     seq INTEGER PRIMARY KEY,
     hash TEXT NOT NULL,
     signature TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
 );
 ";
 
@@ -287,6 +294,17 @@ CREATE TABLE IF NOT EXISTS instrument_subjects (
     PRIMARY KEY (instrument, subject)
 );
 ",
+    // 7: the ledger's Merkle tree as C2SP tiles (`ledger/tree.rs`), in `ledger.db` beside
+    // the blocks, written in the blocks' transaction. A ledger kept before it gets its tree
+    // built on open (`Store::grow_ledger_tree`).
+    r"
+CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+",
 ];
 
 /// Columns added to an existing table, each by its migration (numbered from 1): `(migration,
@@ -306,6 +324,9 @@ pub struct SqliteStore {
     /// The ledger's writer: `ledger.db` alone, so a group commit locks and syncs that file
     /// only, and never waits behind a data write (or holds one up).
     ledger: Mutex<Connection>,
+    /// The right edge of the ledger's Merkle tree as last committed (`ledger/tree.rs`);
+    /// locked only with `ledger`.
+    edge: Mutex<Option<Edge>>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
     dir: PathBuf,
@@ -565,6 +586,7 @@ impl SqliteStore {
         let mut store = Self {
             conn: Mutex::new(conn),
             ledger: Mutex::new(ledger),
+            edge: Mutex::new(None),
             readers: Vec::new(),
             next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
@@ -747,9 +769,16 @@ impl SqliteStore {
     /// Runs `append` in one `BEGIN IMMEDIATE` transaction of the ledger connection and
     /// commits it; rolls back on error. A transaction a panic left open on the connection is
     /// rolled back first, so one failed append cannot lock out the ones after it.
-    fn in_ledger<T>(&self, append: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    fn in_ledger<T>(
+        &self,
+        append: impl FnOnce(&Connection, &mut Option<Edge>) -> Result<T>,
+    ) -> Result<T> {
         let conn = self
             .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut edge = self
+            .edge
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !conn.is_autocommit() {
@@ -759,10 +788,14 @@ impl SqliteStore {
         // the head is read, so no other writer (thread or process) can append in between.
         // The statements are prepared once per connection: this runs once per group commit.
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let done = append(&conn)
+        let done = append(&conn, &mut edge)
             .and_then(|t| Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| t)?));
-        if done.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+        if done.is_err() {
+            // The tree's edge may be ahead of what is stored: read it again next time.
+            *edge = None;
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         done
     }
@@ -776,7 +809,7 @@ impl SqliteStore {
         after_seq: u64,
         checkpoint: &Checkpointer<'_>,
     ) -> Result<(u64, bool)> {
-        self.in_ledger(|conn| {
+        self.in_ledger(|conn, edge| {
             let mut found = None;
             // Malformed blocks are `audit verify`'s to report; here they hold no match.
             blocks_from(conn, after_seq + 1, u64::MAX, &mut |b| {
@@ -793,7 +826,7 @@ impl SqliteStore {
             match found {
                 Some(seq) => Ok((seq, false)),
                 None => Ok((
-                    append_in(conn, std::slice::from_ref(entry), checkpoint)?,
+                    append_in(conn, std::slice::from_ref(entry), checkpoint, edge)?,
                     true,
                 )),
             }
@@ -1097,7 +1130,12 @@ fn draft_params(d: &Draft) -> [&dyn rusqlite::ToSql; 9] {
 
 /// Chains drafts after the ledger's head and inserts them, with their due checkpoints, in
 /// the open transaction of the ledger connection; returns the first draft's sequence number.
-fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
+fn append_in(
+    conn: &Connection,
+    drafts: &[Draft],
+    checkpoint: &Checkpointer<'_>,
+    edge: &mut Option<Edge>,
+) -> Result<u64> {
     let (head_seq, head_hash) = ledger_head(conn)?;
     let chained = Chained::new(head_seq, head_hash, drafts);
     let mut insert = conn.prepare_cached(
@@ -1114,7 +1152,64 @@ fn append_in(conn: &Connection, drafts: &[Draft], checkpoint: &Checkpointer<'_>)
     for c in chained.checkpoints(checkpoint) {
         sign.execute(params![to_i64(c.seq), c.hash, c.signature])?;
     }
+    tree::append(&mut LedgerTiles(conn), edge, head_seq, chained.leaves())?;
     Ok(chained.first_seq())
+}
+
+/// The ledger's tiles on a connection (the ledger's own, inside its transaction, or a
+/// reader's).
+struct LedgerTiles<'c>(&'c Connection);
+
+impl TileIo for LedgerTiles<'_> {
+    fn tree_size(&mut self) -> Result<u64> {
+        let last: Option<(i64, i64)> = self
+            .0
+            .prepare_cached(
+                "SELECT idx, length(hashes) FROM ledger_tiles WHERE level = 0
+                 ORDER BY idx DESC LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(last.map_or(0, |(idx, len)| {
+            to_u64(idx) * tree::TILE_WIDTH + to_u64(len) / 32
+        }))
+    }
+
+    fn read_tiles(&mut self, keys: &[TileKey]) -> Result<Tiles> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT hashes FROM ledger_tiles WHERE level = ?1 AND idx = ?2")?;
+        let mut tiles = Tiles::with_capacity(keys.len());
+        for k in keys {
+            let hashes: Option<Vec<u8>> = stmt
+                .query_row(params![k.level, to_i64(k.index)], |r| r.get(0))
+                .optional()?;
+            if let Some(h) = hashes {
+                tiles.insert(*k, h);
+            }
+        }
+        Ok(tiles)
+    }
+
+    fn write_tiles(&mut self, tiles: &[(TileKey, Vec<u8>)]) -> Result<()> {
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO ledger_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+        )?;
+        for (k, h) in tiles {
+            stmt.execute(params![k.level, to_i64(k.index), h])?;
+        }
+        Ok(())
+    }
+
+    fn blocks(
+        &mut self,
+        from: u64,
+        to: u64,
+        each: &mut dyn FnMut(&block::BlockRef<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        blocks_from(self.0, from, to, each)
+    }
 }
 
 /// Inserts rows into one table [`BULK_ROWS`] at a time; what is left at the end goes in
@@ -1855,7 +1950,34 @@ impl Store for SqliteStore {
     }
 
     fn append_ledger(&self, drafts: &[Draft], checkpoint: &Checkpointer<'_>) -> Result<u64> {
-        self.in_ledger(|conn| append_in(conn, drafts, checkpoint))
+        self.in_ledger(|conn, edge| append_in(conn, drafts, checkpoint, edge))
+    }
+
+    fn ledger_tiles(&self, keys: &[TileKey]) -> Result<Tiles> {
+        LedgerTiles(&self.read()).read_tiles(keys)
+    }
+
+    fn ledger_tree_size(&self) -> Result<u64> {
+        let conn = self.read();
+        let (head, _) = ledger_head(&conn)?;
+        Ok(tree::served_size(head, LedgerTiles(&conn).tree_size()?))
+    }
+
+    fn grow_ledger_tree(&self, limit: u64) -> Result<u64> {
+        self.in_ledger(|conn, edge| {
+            let (head_seq, _) = ledger_head(conn)?;
+            let mut io = LedgerTiles(conn);
+            let before = io.tree_size()?;
+            // The tiles stop at the last full tile: up to 255 entries after them are the
+            // blocks' (`ledger/tree.rs`).
+            if head_seq < before + tree::TILE_WIDTH {
+                return Ok(0);
+            }
+            let grown = tree::catch_up(&mut io, head_seq, limit)?;
+            let added = grown.size() - before;
+            *edge = Some(grown);
+            Ok(added)
+        })
     }
 
     fn ledger_page(&self, from_seq: u64, limit: u64) -> Result<Vec<LedgerEntry>> {

@@ -1,5 +1,6 @@
 //! The conformance suite: every case runs against both backends (see `main.rs`).
 
+pub use crate::tlog::{ledger_transparency_log, ledger_tree_shared_by_two_writers};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ pub use crate::instruments::{
     only_staff_register_instruments,
 };
 
-fn read(purpose: &str) -> ReadInput {
+pub fn read(purpose: &str) -> ReadInput {
     ReadInput {
         purpose: purpose.into(),
         ..ReadInput::default()
@@ -1948,8 +1949,17 @@ pub fn ledger_cut_after_last_checkpoint_fails_only_the_head(mut h: Harness) {
         broken_at(&verify(Some(&head))),
         (Some(2_001), Some(Broken::HeadPastEnd), 2_000)
     );
+    // The Merkle tree still holds the entries cut: nothing is appended onto the cut ledger.
+    let refused = store.append_ledger(&[custos_vault::ledger::Draft::default()], &|_, _| None);
+    assert!(
+        matches!(&refused, Err(custos_vault::Error::Storage(m)) if m.contains("entries were removed")),
+        "{refused:?}"
+    );
+    // An attacker who removes the tree too gets it rebuilt from what is left, and goes on.
+    h.exec("DELETE FROM ledger_tiles");
     append_entries(&store, &signer, 600, 100, "mallory");
     assert!(verify(None).ok());
+    assert_eq!(store.ledger_tree_size().unwrap(), 2_600);
     assert_eq!(
         broken_at(&verify(Some(&head))),
         (Some(2_500), Some(Broken::HeadDiffers), 2_499)

@@ -14,6 +14,7 @@ mod cases;
 mod embedded;
 mod instruments;
 mod support;
+mod tlog;
 
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
@@ -68,6 +69,8 @@ macro_rules! conformance {
                 legal_reads_need_a_registered_instrument,
                 only_staff_register_instruments,
                 legal_records_reads_need_a_covering_instrument,
+                ledger_transparency_log,
+                ledger_tree_shared_by_two_writers,
             );
         }
     };

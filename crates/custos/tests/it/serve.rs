@@ -507,3 +507,90 @@ fn serve_with_a_tls_proxy_takes_card_numbers_only_forwarded_from_https() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 15, as a newcomer does it: fetch a checkpoint from the running server, keep it, let
+/// the server run on, and prove with `custos audit verify --checkpoint` that the ledger still
+/// extends it. The server's witness file keeps its own checkpoints apart from the data; once
+/// the ledger's tail is removed, both checks fail and the server refuses to start on it.
+#[test]
+fn a_kept_checkpoint_is_extended_and_a_cut_ledger_is_caught() {
+    let dir = temp("checkpoint");
+    let witness = ["--witness", "witness.log", "--witness-every", "1"];
+    let mut server = serve_with(&dir, &witness);
+    for _ in 0..3 {
+        key(&dir, "meeting-center");
+    }
+    let (status, note) = request(&server.addr, "GET", "/v1/ledger/checkpoint", "", "").unwrap();
+    assert_eq!(status, 200, "{note}");
+    std::fs::write(dir.join("kept.note"), &note).unwrap();
+    let kept: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    assert!(kept >= 3, "{note}");
+    // The server runs on.
+    for _ in 0..3 {
+        key(&dir, "meeting-center");
+    }
+    let verify = |file: &str| {
+        custos(&dir)
+            .args(["audit", "verify", "--data", "data", "--checkpoint", file])
+            .output()
+            .unwrap()
+    };
+    let out = verify("kept.note");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The witness file: the server's checkpoints, 0600, appended; the last one on shutdown.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.child.wait().unwrap().success());
+    let file = std::fs::read_to_string(dir.join("witness.log")).unwrap();
+    let notes = file.matches("\n\n\u{2014} ").count();
+    assert!(notes >= 2, "{file}");
+    let last = custos_vault::tlog::last_note(&file).unwrap();
+    let last_size: u64 = last.lines().nth(1).unwrap().parse().unwrap();
+    assert!(last_size >= kept + 3, "{file}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("witness.log"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(verify("witness.log").status.code(), Some(0));
+
+    // The tail removed, its tree with it.
+    let db = rusqlite::Connection::open(dir.join("data/ledger.db")).unwrap();
+    db.execute_batch("DELETE FROM ledger_blocks WHERE first_seq >= 5; DELETE FROM ledger_tiles;")
+        .unwrap();
+    drop(db);
+    let out = verify("kept.note");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the kept checkpoint is older: {out:?}"
+    );
+    let out = verify("witness.log");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ledger cut"),
+        "{out:?}"
+    );
+    // The server will not start on a ledger that no longer extends its witness file.
+    let out = custos(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", "data"])
+        .args(witness)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not extend the last checkpoint"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

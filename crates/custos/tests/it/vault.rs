@@ -359,3 +359,96 @@ fn instruments_register_prints_the_id_and_show_lists_the_fields() {
     assert_eq!(covered, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 15: a checkpoint kept outside the database (`audit checkpoint`) is extended by the
+/// ledger as it grows (`audit verify --checkpoint`), and the check fails once a block is
+/// rewritten — even with the chain recomputed after it — or the tail cut, tree and all.
+#[test]
+fn audit_verify_checkpoint_detects_a_cut_or_rewritten_ledger() {
+    let dir = temp("checkpoint");
+    let key = || {
+        let out = custos(&dir, &["keys", "create", "--accessor", "meeting-center"]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    for _ in 0..3 {
+        key();
+    }
+    let out = custos(&dir, &["audit", "checkpoint"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let note = String::from_utf8(out.stdout).unwrap();
+    assert!(note.lines().nth(1) == Some("3"), "{note}");
+    std::fs::write(dir.join("kept.note"), &note).unwrap();
+    // The verifier key the note is signed with, and a proof printed for an entry.
+    let out = custos(&dir, &["audit", "key"]);
+    let vkey = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        custos_vault::tlog::verify_note(&note, vkey.trim()).unwrap(),
+        note.split("\n\n").next().unwrap().to_string() + "\n"
+    );
+    let out = custos(&dir, &["audit", "prove", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (proof["seq"].as_u64(), proof["tree_size"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let out = custos(&dir, &["audit", "prove", "9"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    for _ in 0..2 {
+        key();
+    }
+    let verify = || custos(&dir, &["audit", "verify", "--checkpoint", "kept.note"]);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ledger extends the checkpoint: 3 entries"),
+        "{out:?}"
+    );
+
+    // A block rewritten: the chain breaks there.
+    let db = rusqlite::Connection::open(dir.join("custos-data/ledger.db")).unwrap();
+    let body: Vec<u8> = db
+        .query_row(
+            "SELECT entries FROM ledger_blocks WHERE first_seq = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE ledger_blocks SET entries = substr(entries, 1, 5) \
+         || (CASE WHEN substr(entries, 6, 1) = X'41' THEN X'42' ELSE X'41' END) \
+         || substr(entries, 7) WHERE first_seq = 2",
+        [],
+    )
+    .unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("broken at entry 2"),
+        "{out:?}"
+    );
+    db.execute(
+        "UPDATE ledger_blocks SET entries = ?1 WHERE first_seq = 2",
+        [&body],
+    )
+    .unwrap();
+    assert_eq!(verify().status.code(), Some(0));
+
+    // The tail cut back past the checkpoint, its tree with it: the checkpoint names entries
+    // the ledger no longer holds.
+    db.execute_batch("DELETE FROM ledger_blocks WHERE first_seq >= 3; DELETE FROM ledger_tiles;")
+        .unwrap();
+    drop(db);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ledger cut"),
+        "{out:?}"
+    );
+    // Not a note: a bad argument.
+    std::fs::write(dir.join("bad.note"), "nothing here").unwrap();
+    let out = custos(&dir, &["audit", "verify", "--checkpoint", "bad.note"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
