@@ -53,10 +53,6 @@ fn spread(n: u64, count: usize) -> Vec<u64> {
         .collect()
 }
 
-fn leaf(i: u64) -> custos_tlog::Hash {
-    custos_tlog::leaf_hash(&i.to_be_bytes())
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
