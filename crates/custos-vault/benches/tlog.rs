@@ -1,16 +1,16 @@
 //! The ledger as a transparency log (issue 15): proofs in a tree of 10,000,000 entries, and
 //! the checkpoint signing rate.
 //!
-//! The tree is written straight into the tiles of a fresh SQLite store (`ledger_tiles` in
-//! `ledger.db`), as the ledger writer writes them (`ledger::tree::Edge::append`), from
-//! synthetic leaves, up to the last full tile; the entries after it (the partial level-0
-//! tile, which the store never keeps as a tile) are real entries in a real block, as the
-//! writer stores them. A proof reads the tiles and, near the right edge, that block: this is
-//! what a proof in a ledger of that size reads, without the hours of appending ten million
-//! entries. Each proof is made by
-//! the code the vault serves them with (`ledger::tree::prove_inclusion`,
-//! `prove_consistency`: the tiles read in one go, the hashes computed) and checked once
-//! with `custos-tlog` outside the timed loop. A proof the HTTP route serves also reads the
+//! The ledger is written straight into a fresh SQLite store (`ledger_blocks` and
+//! `ledger_tiles` in `ledger.db`) as the ledger writer writes them: real entries (their
+//! chained hashes) in blocks of up to 1,024 (`ledger::block::Grouper`), and the tiles of
+//! level 1 and up (`ledger::tree::Edge::append`), 65,536 entries per transaction, without
+//! the vault's per-append work. A proof reads the tiles of level 1 and up and the entry
+//! hashes of the level-0 tiles it needs from the blocks (one or two blocks each): what a
+//! proof in a ledger of that size reads. Each proof is made by the code the vault serves
+//! them with (`ledger::tree::prove_inclusion`, `prove_consistency`: the tiles read in one
+//! go, the level-0 tiles made from the blocks, the hashes computed) and checked once with
+//! `custos-tlog` outside the timed loop. A proof the HTTP route serves also reads the
 //! entry's hash from its block (one more primary-key read).
 //!
 //! `CUSTOS_BENCH_TREE` sets the tree size (default 10,000,000). Output: Markdown rows.
@@ -53,10 +53,6 @@ fn spread(n: u64, count: usize) -> Vec<u64> {
         .collect()
 }
 
-fn leaf(i: u64) -> custos_tlog::Hash {
-    custos_tlog::leaf_hash(&i.to_be_bytes())
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -71,18 +67,53 @@ fn main() {
     println!("| backend | case | n | per op | rate |");
     println!("| --- | --- | --- | --- | --- |");
 
-    // The tree, 65,536 leaves per transaction, up to the last full tile; then the block of
-    // the entries after it.
+    // The ledger, 65,536 entries per transaction: its blocks, and the tiles of level 1 and
+    // up the writer keeps beside them.
     let start = Instant::now();
     {
         let mut db = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
         let mut edge = Edge::default();
-        let mut next = 0u64;
         let mut compact = custos_tlog::Compact::new();
-        let tiled = size / tree::TILE_WIDTH * tree::TILE_WIDTH;
-        while next < tiled {
-            let to = tiled.min(next + 65_536);
-            let leaves: Vec<_> = (next..to).map(leaf).collect();
+        let mut grouper = block::Grouper::default();
+        let mut prev = custos_vault::ledger::GENESIS.to_string();
+        let mut next = 1u64;
+        while next <= size {
+            let to = size.min(next + 65_535);
+            let mut leaves = Vec::with_capacity(65_536);
+            let mut blocks = Vec::new();
+            for seq in next..=to {
+                let d = Draft {
+                    time_ms: 1,
+                    actor: "meeting-center".into(),
+                    action: "read".into(),
+                    subject: format!("s{seq}"),
+                    purpose: "service.meetings".into(),
+                    effect: "permit".into(),
+                    ..Draft::default()
+                };
+                let hash = entry_hash(seq, &d, &prev);
+                leaves.push(tree::leaf_of_hex(hash.as_bytes()));
+                let text = [
+                    &d.actor,
+                    &d.action,
+                    &d.subject,
+                    &d.purpose,
+                    &d.recipient,
+                    &d.categories,
+                    &d.effect,
+                    &d.reasons,
+                    &prev,
+                    &hash,
+                ]
+                .map(|t| t.as_bytes().to_vec());
+                blocks.extend(grouper.push(block::OwnedRow {
+                    seq,
+                    time_ms: 1,
+                    text,
+                }));
+                prev = hash;
+            }
+            blocks.extend(grouper.finish());
             for l in &leaves {
                 compact.push(*l);
             }
@@ -103,67 +134,31 @@ fn main() {
                     ])
                     .unwrap();
                 }
+                let mut put = tx
+                    .prepare(
+                        "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .unwrap();
+                for b in blocks {
+                    put.execute(rusqlite::params![
+                        i64::try_from(b.first_seq).unwrap(),
+                        i64::try_from(b.last_seq).unwrap(),
+                        String::from_utf8(b.prev_hash).unwrap(),
+                        b.body
+                    ])
+                    .unwrap();
+                }
             }
             tx.commit().unwrap();
-            next = to;
-        }
-        let mut grouper = block::Grouper::default();
-        let mut prev = custos_vault::ledger::GENESIS.to_string();
-        for seq in tiled + 1..=size {
-            let d = Draft {
-                time_ms: 1,
-                actor: "meeting-center".into(),
-                action: "read".into(),
-                subject: format!("s{seq}"),
-                purpose: "service.meetings".into(),
-                effect: "permit".into(),
-                ..Draft::default()
-            };
-            let hash = entry_hash(seq, &d, &prev);
-            compact.push(tree::leaf_of_hex(hash.as_bytes()));
-            let text = [
-                &d.actor,
-                &d.action,
-                &d.subject,
-                &d.purpose,
-                &d.recipient,
-                &d.categories,
-                &d.effect,
-                &d.reasons,
-                &prev,
-                &hash,
-            ]
-            .map(|t| t.as_bytes().to_vec());
-            assert!(
-                grouper
-                    .push(block::OwnedRow {
-                        seq,
-                        time_ms: 1,
-                        text,
-                    })
-                    .is_none()
-            );
-            prev = hash;
-        }
-        if let Some(b) = grouper.finish() {
-            db.execute(
-                "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
-                 VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    i64::try_from(b.first_seq).unwrap(),
-                    i64::try_from(b.last_seq).unwrap(),
-                    String::from_utf8(b.prev_hash).unwrap(),
-                    b.body
-                ],
-            )
-            .unwrap();
+            next = to + 1;
         }
         assert_eq!(store.ledger_tree_size().unwrap(), size);
         let root = tree::hashes_in(&*store, &[(0, size)]).unwrap()[0];
         assert_eq!(root, compact.root(), "the tiles' root is the tree's");
     }
     row(
-        &format!("build the tree's tiles ({size} leaves, from leaf hashing to commit)"),
+        &format!("build the ledger ({size} entries: entry hashes, blocks, tiles, commits)"),
         usize::try_from(size).unwrap(),
         start.elapsed(),
     );

@@ -10,13 +10,17 @@
 //! tile (at most 128 of its hashes, hashed up), so a proof reads O(log n) tiles — three for
 //! ten million entries.
 //!
-//! The partial level-0 tile at the right edge — the leaves of the last `size % 256`
-//! entries — is never stored: it is the leaf hashes of entries the blocks hold, read from
-//! them when needed ([`hashes_in`], [`catch_up`]). So an append writes tiles only when it
-//! completes a level-0 tile (once every 256 entries: that tile, and the partial tile above
-//! it), not at every group commit. The ledger writer keeps the right edge (the partial tile
-//! of each level, [`Edge`]) in memory, and writes the tiles it changed in the same
-//! transaction as the block. Pure but for [`hashes_in`], which reads through the `Store`.
+//! Level-0 tiles are never stored: the leaf hash of an entry is `SHA-256(0x00 || its
+//! hash)`, and the entry hashes are in the ledger blocks already, so a level-0 tile is read
+//! from the ≤ 256 entries it covers (one or two blocks: [`hashes_in`]). Only the tiles of
+//! level 1 and up are stored — one 32-byte hash per 256 entries — and the stored tree
+//! covers the entries the level-1 tiles reach ([`covered_by`]); the up to 255 entries after
+//! them are the blocks' too ([`served_size`], [`catch_up`]). So an append writes tiles
+//! only when it completes 256 entries (the partial level-1 tile, and a tile above it that
+//! changed or filled), not at every group commit, and about 1/256 of the bytes of the
+//! entries' hashes. The ledger writer keeps the right edge (the partial tile of each level,
+//! [`Edge`]) in memory, and writes the tiles it changed in the same transaction as the
+//! block. Pure but for [`hashes_in`], which reads through the `Store`.
 
 use std::collections::HashMap;
 
@@ -182,16 +186,19 @@ impl Edge {
                 if tile.len() < TILE_WIDTH as usize {
                     break;
                 }
-                // A tile is full: write it, and its root becomes a hash of the level above.
+                // A tile is full: write it (a level-0 tile is the blocks': never), and its
+                // root becomes a hash of the level above.
                 let index = complete_at(self.size + 1, level as u8) / TILE_WIDTH - 1;
                 carry = subtree_root(tile);
-                full.push((
-                    TileKey {
-                        level: level as u8,
-                        index,
-                    },
-                    tile.concat(),
-                ));
+                if level > 0 {
+                    full.push((
+                        TileKey {
+                            level: level as u8,
+                            index,
+                        },
+                        tile.concat(),
+                    ));
+                }
                 tile.clear();
                 level += 1;
             }
@@ -213,6 +220,12 @@ impl Edge {
     }
 }
 
+/// Leaves the stored tiles cover, from the last level-1 tile (`index`, `bytes` long): 256
+/// per level-1 hash.
+pub fn covered_by(index: u64, bytes: u64) -> u64 {
+    (index * TILE_WIDTH + bytes / 32) * TILE_WIDTH
+}
+
 /// The tree size the store serves: the ledger's `head` entries, as far as the stored tiles
 /// (`covered`, a multiple of 256) and the blocks' last partial tile reach.
 pub fn served_size(head: u64, covered: u64) -> u64 {
@@ -221,7 +234,7 @@ pub fn served_size(head: u64, covered: u64) -> u64 {
 
 /// What the tree's upkeep needs from a store, inside the ledger's append transaction.
 pub(crate) trait TileIo {
-    /// Leaves the stored tiles cover: 256 times the level-0 tiles (all full).
+    /// Leaves the stored tiles cover: 256 per level-1 hash ([`covered_by`]).
     fn tree_size(&mut self) -> Result<u64>;
     /// The stored tiles of `keys` (those there).
     fn read_tiles(&mut self, keys: &[TileKey]) -> Result<Tiles>;
@@ -351,15 +364,19 @@ pub fn tiles_for(ranges: &[(u64, u64)]) -> Vec<TileKey> {
     keys
 }
 
-/// The Merkle tree hashes of `ranges`, read from the store's tiles in one read; a level-0
-/// tile not stored (the partial one) is made from the blocks' entries.
+/// The Merkle tree hashes of `ranges`, read from the store's tiles of level 1 and up in one
+/// read, and the level-0 tiles they need made from the blocks' entries (a level-0 row an old
+/// store may still hold is not read).
 pub fn hashes_in(store: &dyn crate::Store, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
     let keys = tiles_for(ranges);
-    let mut tiles = store.ledger_tiles(&keys)?;
-    for key in keys.iter().filter(|k| k.level == 0) {
-        if tiles.contains_key(key) {
-            continue;
-        }
+    let (leaf_keys, upper): (Vec<TileKey>, Vec<TileKey>) =
+        keys.into_iter().partition(|k| k.level == 0);
+    let mut tiles = if upper.is_empty() {
+        Tiles::new()
+    } else {
+        store.ledger_tiles(&upper)?
+    };
+    for key in leaf_keys {
         let first = key.index * TILE_WIDTH + 1;
         let mut bytes: Vec<u8> = Vec::with_capacity(TILE_WIDTH as usize * 32);
         let mut next = first;
@@ -371,7 +388,7 @@ pub fn hashes_in(store: &dyn crate::Store, ranges: &[(u64, u64)]) -> Result<Vec<
             }
             ok
         })?;
-        tiles.insert(*key, bytes);
+        tiles.insert(key, bytes);
     }
     range_hashes(&tiles, ranges)
 }
@@ -462,22 +479,22 @@ mod tests {
             let mut again = Edge::load(covered, &read).unwrap();
             assert!(again.append((covered..next).map(leaf)).is_empty());
             assert_eq!(again, edge);
-            assert!(
-                store
-                    .iter()
-                    .all(|(k, v)| k.level > 0 || v.len() == 32 * TILE_WIDTH as usize)
-            );
+            // No level-0 tile is stored, and the level-1 tiles cover the whole tiles.
+            assert!(store.keys().all(|k| k.level > 0));
+            let last1 = store
+                .iter()
+                .filter(|(k, _)| k.level == 1)
+                .max_by_key(|(k, _)| k.index)
+                .map_or(0, |(k, v)| covered_by(k.index, v.len() as u64));
+            assert_eq!(last1, covered);
         }
-        // The partial level-0 tile, as the blocks would give it.
-        let last = next / TILE_WIDTH;
-        let partial: Vec<u8> = (last * TILE_WIDTH..next).flat_map(leaf).collect();
-        store.insert(
-            TileKey {
-                level: 0,
-                index: last,
-            },
-            partial,
-        );
+        // The level-0 tiles, as the blocks give them.
+        for index in 0..=next / TILE_WIDTH {
+            let tile: Vec<u8> = (index * TILE_WIDTH..next.min((index + 1) * TILE_WIDTH))
+                .flat_map(leaf)
+                .collect();
+            store.insert(TileKey { level: 0, index }, tile);
+        }
         for size in [1u64, 2, 3, 255, 256, 257, 511, 4096, 70_000, next] {
             let root = range_hashes(&store, &[(0, size)]).unwrap()[0];
             assert_eq!(root, roots[size as usize], "size {size}");

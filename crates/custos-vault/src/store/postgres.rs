@@ -174,6 +174,12 @@ CREATE TABLE IF NOT EXISTS ledger_tiles (
     PRIMARY KEY (level, idx)
 );
 ",
+    // 7: level-0 tiles are no longer stored: a leaf hash is `SHA-256(0x00 || entry hash)`
+    // and the entry hashes are the blocks' (`ledger/tree.rs`); the tiles of level 1 and up
+    // stay, and the tree's size is read from level 1.
+    r"
+DELETE FROM ledger_tiles WHERE level = 0;
+",
 ];
 
 /// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
@@ -572,7 +578,7 @@ fn head_in(tx: &mut postgres::Transaction<'_>, st: &LedgerStatements) -> Result<
 /// The ledger's tiles, inside a transaction.
 struct LedgerTiles<'t, 'c>(&'t mut postgres::Transaction<'c>);
 
-const TREE_SIZE: &str = "SELECT idx, length(hashes) FROM ledger_tiles WHERE level = 0
+const TREE_SIZE: &str = "SELECT idx, length(hashes) FROM ledger_tiles WHERE level = 1
                          ORDER BY idx DESC LIMIT 1";
 const READ_TILES: &str = "SELECT t.level, t.idx, t.hashes FROM ledger_tiles t
                           JOIN UNNEST($1::SMALLINT[], $2::BIGINT[]) AS k (level, idx)
@@ -583,7 +589,7 @@ fn tree_size_of(row: Option<Row>) -> Result<u64> {
         None => 0,
         Some(r) => {
             let (idx, len): (i64, i32) = (r.try_get(0)?, r.try_get(1)?);
-            to_u64(idx) * tree::TILE_WIDTH + u64::try_from(len).unwrap_or(0) / 32
+            tree::covered_by(to_u64(idx), u64::try_from(len).unwrap_or(0))
         }
     })
 }

@@ -305,6 +305,12 @@ CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
     PRIMARY KEY (level, idx)
 );
 ",
+    // 8: level-0 tiles are no longer stored: a leaf hash is `SHA-256(0x00 || entry hash)`
+    // and the entry hashes are the blocks' (`ledger/tree.rs`); the tiles of level 1 and up
+    // stay, and the tree's size is read from level 1.
+    r"
+DELETE FROM audit.ledger_tiles WHERE level = 0;
+",
 ];
 
 /// Columns added to an existing table, each by its migration (numbered from 1): `(migration,
@@ -1165,14 +1171,12 @@ impl TileIo for LedgerTiles<'_> {
         let last: Option<(i64, i64)> = self
             .0
             .prepare_cached(
-                "SELECT idx, length(hashes) FROM ledger_tiles WHERE level = 0
+                "SELECT idx, length(hashes) FROM ledger_tiles WHERE level = 1
                  ORDER BY idx DESC LIMIT 1",
             )?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        Ok(last.map_or(0, |(idx, len)| {
-            to_u64(idx) * tree::TILE_WIDTH + to_u64(len) / 32
-        }))
+        Ok(last.map_or(0, |(idx, len)| tree::covered_by(to_u64(idx), to_u64(len))))
     }
 
     fn read_tiles(&mut self, keys: &[TileKey]) -> Result<Tiles> {

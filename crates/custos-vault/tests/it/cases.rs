@@ -1,6 +1,9 @@
 //! The conformance suite: every case runs against both backends (see `main.rs`).
 
-pub use crate::tlog::{ledger_transparency_log, ledger_tree_shared_by_two_writers};
+pub use crate::tlog::{
+    ledger_transparency_log, ledger_tree_of_a_store_with_level0_tiles,
+    ledger_tree_shared_by_two_writers,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -71,6 +71,7 @@ macro_rules! conformance {
                 legal_records_reads_need_a_covering_instrument,
                 ledger_transparency_log,
                 ledger_tree_shared_by_two_writers,
+                ledger_tree_of_a_store_with_level0_tiles,
             );
         }
     };

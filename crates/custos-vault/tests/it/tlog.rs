@@ -22,8 +22,8 @@ fn fill(h: &Harness, reads: usize) {
 }
 
 pub fn ledger_transparency_log(mut h: Harness) {
-    // More than a tile (256 entries): the first ones in a stored level-0 tile, the last
-    // ones read from the blocks.
+    // More than a tile (256 entries): the first ones under a stored level-1 hash, the last
+    // ones past the stored tiles; every leaf hash is read from the blocks.
     fill(&h, 300);
     let v = h.vault();
     let n = v.verify_ledger().unwrap().entries;
@@ -138,7 +138,7 @@ pub fn ledger_transparency_log(mut h: Harness) {
         "the re-chained ledger verifies on its own: {rewritten:?}"
     );
     assert_ne!(rewritten.root_at, Some((n, head.root)));
-    // …and the stored tree (entry 5 is in a full, stored tile) no longer matches them.
+    // …and the stored tree (entry 5 is under a stored level-1 hash) no longer matches them.
     assert_ne!(rewritten.root, v.ledger_root(rewritten.entries).unwrap());
     h.edit_ledger(|es| *es = before);
 
@@ -202,4 +202,92 @@ pub fn ledger_tree_shared_by_two_writers(h: Harness) {
             custos_vault::ledger::tree::prove_inclusion(&**s, size / 2, size).unwrap();
         assert_eq!(root, full.root);
     }
+}
+
+/// A store written before level-0 tiles left the table (they were stored in full, 8 KiB per
+/// 256 entries): it opens, its level-0 rows go in the migration, and its tree — the level-1
+/// tiles it kept and the entries' hashes from the blocks — has the same root and proofs. A
+/// level-0 row put there later is never read.
+pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
+    fill(&h, 600);
+    let v = h.vault();
+    let head = v.ledger_checkpoint().unwrap();
+    assert!(head.size > 512);
+    let stored = h.count("SELECT COUNT(*) FROM ledger_tiles WHERE level > 0");
+    assert!(stored >= 1);
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM ledger_tiles WHERE level = 0"),
+        0
+    );
+    h.close();
+    // As the old writer left it: level-0 tiles (here garbage: they must not be trusted),
+    // the schema one migration back.
+    let (meta, key) = if h.is_sqlite() {
+        ("meta", "schema_version")
+    } else {
+        ("custos_meta", "schema_version")
+    };
+    let version = h.count(&format!(
+        "SELECT CAST(value AS BIGINT) FROM {meta} WHERE key = '{key}'"
+    ));
+    let junk = "00".repeat(32 * 256);
+    let blob = |i: u32| {
+        if h.is_sqlite() {
+            format!("INSERT INTO ledger_tiles (level, idx, hashes) VALUES (0, {i}, x'{junk}');")
+        } else {
+            format!(
+                "INSERT INTO ledger_tiles (level, idx, hashes) VALUES (0, {i}, '\\x{junk}'::bytea);"
+            )
+        }
+    };
+    h.exec(&format!(
+        "{}{}UPDATE {meta} SET value = '{}' WHERE key = '{key}';",
+        blob(0),
+        blob(1),
+        version - 1
+    ));
+    let v = h.open(h.kek.clone()).unwrap();
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM ledger_tiles WHERE level = 0"),
+        0
+    );
+    assert_eq!(
+        h.count(&format!(
+            "SELECT CAST(value AS BIGINT) FROM {meta} WHERE key = '{key}'"
+        )),
+        version
+    );
+    let check = |v: &custos_vault::Vault| {
+        assert_eq!(v.ledger_tree_size().unwrap(), head.size);
+        assert_eq!(v.ledger_root(head.size).unwrap(), head.root);
+        let full = v.verify_ledger_tree(None, Some(head.size)).unwrap();
+        assert!(full.ok(), "{full:?}");
+        assert_eq!(full.root_at, Some((head.size, head.root)));
+        for seq in [1, 200, 256, 257, 300, 512, head.size] {
+            let p = v.ledger_inclusion(seq, None).unwrap();
+            verify_inclusion(seq - 1, head.size, &p.leaf_hash, &p.proof, &head.root).unwrap();
+        }
+        for from in [1, 255, 256, 400] {
+            let c = v.ledger_consistency(from, None).unwrap();
+            verify_consistency(from, head.size, &c.from_root, &head.root, &c.proof).unwrap();
+        }
+        v.check_checkpoint(&head.note).unwrap();
+    };
+    check(&v);
+    drop(v);
+    // A level-0 row written after the migration is ignored too.
+    h.exec(&blob(0));
+    let v = h.open(h.kek.clone()).unwrap();
+    check(&v);
+    // …and the log runs on over it.
+    let id = v
+        .collect("meeting-center", &attendee("Uma", "uma@example.com"))
+        .unwrap();
+    for _ in 0..300 {
+        v.read("meeting-center", &id, &read("service.meetings"))
+            .unwrap();
+    }
+    let later = v.ledger_checkpoint().unwrap();
+    let c = v.ledger_consistency(head.size, None).unwrap();
+    verify_consistency(head.size, later.size, &head.root, &later.root, &c.proof).unwrap();
 }
