@@ -113,9 +113,14 @@ fn s(span: &Range<usize>, v: &str) -> Str {
 
 /// Every weakening of the elements citing `clause`.
 pub fn mutants(policy: &Policy, clause: &str) -> Vec<Mutant> {
-    let Ok(m) = policy.merged() else {
-        return Vec::new();
-    };
+    match policy.merged() {
+        Ok(m) => mutants_of(policy, &m, clause),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`mutants`] of the policy's files as already read (`m`), so a gate reads them once.
+fn mutants_of(policy: &Policy, m: &Merged, clause: &str) -> Vec<Mutant> {
     let f = &m.file;
     let categories: Vec<String> = f.category.iter().map(|c| c.id.get_ref().clone()).collect();
     let purposes: Vec<String> = f.purpose.iter().map(|p| p.id.get_ref().clone()).collect();
@@ -547,19 +552,19 @@ pub fn gate(policy: &Policy, trace: &Trace, only: Option<&str>) -> Vec<ClauseRep
             ..ClauseReport::default()
         })
         .collect();
+    let Ok(base) = policy.merged() else {
+        return reports;
+    };
     // Mutant id -> (edit, the clauses it weakens).
     let mut work: BTreeMap<String, (Edit, Vec<usize>)> = BTreeMap::new();
     for (ci, c) in clauses.iter().enumerate() {
-        for m in mutants(policy, &c.id) {
+        for m in mutants_of(policy, &base, &c.id) {
             work.entry(m.id)
                 .or_insert_with(|| (m.edit, Vec::new()))
                 .1
                 .push(ci);
         }
     }
-    let Ok(base) = policy.merged() else {
-        return reports;
-    };
     let work: Vec<(String, Edit, Vec<usize>)> =
         work.into_iter().map(|(id, (e, c))| (id, e, c)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
