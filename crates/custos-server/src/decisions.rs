@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Caller;
-use crate::input::{self, JsonBody, Name};
+use crate::input::{self, JsonBody, Name, Names};
 use crate::problem::Problem;
 use crate::subjects::Effect;
 
@@ -23,8 +23,8 @@ pub struct DecisionRequest {
     pub purpose: Name,
     /// The categories asked for; default: every category held.
     #[serde(default)]
-    #[schema(nullable = false, inline)]
-    pub categories: Option<Vec<Name>>,
+    #[schema(value_type = Option<Vec<Name>>, nullable = false, inline)]
+    pub categories: Option<Names>,
     /// Who the data would go to onwards.
     #[serde(default)]
     #[schema(nullable = false, max_length = 128)]
@@ -90,7 +90,7 @@ pub async fn decide(
     let purpose = body.purpose.0;
     let read = custos_vault::ReadInput {
         purpose: purpose.clone(),
-        categories: body.categories.map(input::names),
+        categories: body.categories.map(Names::strings),
         recipient: body.recipient.map(|r| r.0),
         reference: body.reference.map(|r| r.0),
     };

@@ -69,6 +69,7 @@ fn echo(key: &str) -> String {
 const TOO_LONG: &str = "custos:name_too_long";
 /// Marks a key given twice in an object.
 const DUPLICATE: &str = "custos:duplicate_key";
+const REPEATED: &str = "custos:repeated_item";
 
 /// A request body of type `T`: `Content-Type: application/json` (or `application/*+json`)
 /// else `415`; at most the configured size else `413`; then parsed by serde, unknown fields
@@ -196,6 +197,13 @@ fn problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
             format!("`{path}` gives a key twice; give each once"),
         );
     }
+    if message.starts_with(REPEATED) {
+        return Problem::field(
+            "duplicate_item",
+            path.clone(),
+            format!("`{path}` lists a name twice; list each once"),
+        );
+    }
     if let Some(rest) = message.strip_prefix("missing field ") {
         let field = join(&path, ticked(rest).unwrap_or("?"));
         return Problem::field(
@@ -260,9 +268,28 @@ impl<'de> Deserialize<'de> for Name {
     }
 }
 
-/// Names as strings.
-pub fn names(list: Vec<Name>) -> Vec<String> {
-    list.into_iter().map(|n| n.0).collect()
+/// A list of names, each at most once (a repeated name is a client's mistake, and the
+/// document bounds a list by the number of names the policy declares).
+#[derive(Debug, Clone, Default, PartialEq, Eq, ToSchema)]
+#[schema(value_type = Vec<String>)]
+pub struct Names(pub Vec<Name>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<Name>::deserialize(d)?;
+        let mut seen = std::collections::BTreeSet::new();
+        if list.iter().any(|n| !seen.insert(n.0.as_str())) {
+            return Err(serde::de::Error::custom(REPEATED));
+        }
+        Ok(Self(list))
+    }
+}
+
+impl Names {
+    /// The names as strings.
+    pub fn strings(self) -> Vec<String> {
+        self.0.into_iter().map(|n| n.0).collect()
+    }
 }
 
 /// Category → value, each category once.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Caller;
-use crate::input::{self, JsonBody, Name};
+use crate::input::{JsonBody, Name, Names};
 use crate::problem::Problem;
 
 /// Kind of legal instrument.
@@ -61,8 +61,8 @@ pub struct InstrumentRequest {
     #[schema(min_items = 1, max_items = 1000, inline)]
     pub subjects: Vec<SubjectRef>,
     /// The categories it covers.
-    #[schema(min_items = 1, inline)]
-    pub categories: Vec<Name>,
+    #[schema(value_type = Vec<Name>, min_items = 1, inline)]
+    pub categories: Names,
     /// When it expires: in the future, after the issue date.
     #[schema(value_type = String, format = DateTime)]
     pub expires: String,
@@ -161,7 +161,7 @@ pub async fn register(
         issued: body.issued,
         document_sha256: body.document_sha256,
         subjects: body.subjects.into_iter().map(|s| s.0).collect(),
-        categories: input::names(body.categories),
+        categories: body.categories.strings(),
         expires: body.expires,
     };
     let out = caller

@@ -113,6 +113,20 @@ pub fn document(policy: &Policy) -> Value {
     let n_purposes = policy.purposes().len();
     let n_categories = policy.categories().len();
     security_scheme(&mut doc);
+    // Lists of names hold each name once (`Names`): the server refuses a repeated one.
+    for (schema, field) in [
+        ("Collection", "purposes"),
+        ("Records", "purposes"),
+        ("DecisionRequest", "categories"),
+        ("InstrumentRequest", "categories"),
+    ] {
+        set(
+            &mut doc,
+            &["components", "schemas", schema, "properties", field],
+            "uniqueItems",
+            json!(true),
+        );
+    }
 
     set(
         &mut doc,

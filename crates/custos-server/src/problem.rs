@@ -75,6 +75,7 @@ pub const CODES: &[(&str, u16, &str)] = &[
         400,
         "the body gives a field or key twice",
     ),
+    ("duplicate_item", 400, "a list names the same element twice"),
     ("invalid_field", 400, "a field has the wrong type or shape"),
     ("missing_field", 400, "a required field is missing"),
     (

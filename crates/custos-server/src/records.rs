@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Caller;
-use crate::input::{self, JsonBody, Name};
+use crate::input::{self, JsonBody, Name, Names};
 use crate::problem::Problem;
 use crate::subjects::{Effect, denial_problem};
 
@@ -23,8 +23,8 @@ pub struct Records {
     #[schema(max_length = 128)]
     pub collection: Name,
     /// The purposes the records are kept for, at least one.
-    #[schema(min_items = 1, inline)]
-    pub purposes: Vec<Name>,
+    #[schema(value_type = Vec<Name>, min_items = 1, inline)]
+    pub purposes: Names,
     /// One record (give `value` or `values`).
     #[serde(default)]
     #[schema(nullable = false, max_length = 16384)]
@@ -80,7 +80,7 @@ pub async fn append(
     let s = subject.clone();
     let collection = body.collection.0;
     let c = collection.clone();
-    let purposes = input::names(body.purposes);
+    let purposes = body.purposes.strings();
     let (appended, id) = match (body.value, body.values) {
         (Some(value), None) => {
             let id = caller

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Caller;
-use crate::input::{self, Age, DataMap, JsonBody, Name};
+use crate::input::{self, Age, DataMap, JsonBody, Name, Names};
 use crate::problem::Problem;
 
 /// A collection: what a service collected about a person, the purposes the person was told
@@ -25,8 +25,8 @@ pub struct Collection {
     #[schema(max_length = 128)]
     pub role: Name,
     /// The purposes the person was told, at least one.
-    #[schema(min_items = 1, inline)]
-    pub purposes: Vec<Name>,
+    #[schema(value_type = Vec<Name>, min_items = 1, inline)]
+    pub purposes: Names,
     /// The notice version shown: the policy's current version.
     #[schema(max_length = 128)]
     pub notice: Name,
@@ -48,7 +48,7 @@ impl From<Collection> for CollectionInput {
         Self {
             service: c.service.0,
             role: c.role.0,
-            purposes: input::names(c.purposes),
+            purposes: c.purposes.strings(),
             notice: c.notice.0,
             age: c.age.map(|a| a.0),
             tenant: c.tenant.map(|t| t.0),

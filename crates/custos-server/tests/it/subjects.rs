@@ -425,6 +425,14 @@ async fn bodies_are_json_objects_with_each_key_once() {
         .await
         .problem(400, "duplicate_field");
     assert_eq!(p["field"], "data", "{p}");
+    // A purpose listed twice: refused (the document says `uniqueItems`, and bounds the list
+    // by the number of purposes the policy declares).
+    let twice = r#"{"service":"meeting-center","role":"attendee","purposes":["service.meetings","service.meetings"],"notice":"2010-04-24","data":{"contact.name":"N"}}"#;
+    let p = app
+        .send("POST", "/v1/subjects", key, Some(twice))
+        .await
+        .problem(400, "duplicate_item");
+    assert_eq!(p["field"], "purposes", "{p}");
     // `89.0` is a whole number; `89.5` and `-1` are not ages; neither is quoted back.
     let with_age = |age: &str| body.replacen("\"data\"", &format!("\"age\":{age},\"data\""), 1);
     let r = app
