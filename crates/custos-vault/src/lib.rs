@@ -30,8 +30,9 @@ pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
 pub use vault::{
-    Actor, Channel, CollectionInput, DEFAULT_RECORDS_PAGE, Durable, Instrument, InstrumentInput,
+    Actor, CORRECT, Channel, CollectionInput, DEFAULT_RECORDS_PAGE, Durable, EXPORT, Export,
+    ExportedEntry, ExportedRecord, ExportedValue, Instrument, InstrumentInput, MAX_CORRECTED_BYTES,
     MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES, MAX_RECORDS_APPEND,
-    MAX_RECORDS_PAGE, OPERATOR, Principal, ReadInput, ReadResult, Record, RecordsPage,
-    RecordsResult, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault,
+    MAX_RECORDS_PAGE, OPERATOR, PERSON, Principal, ReadInput, ReadResult, Record, RecordsPage,
+    RecordsResult, Requester, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault,
 };

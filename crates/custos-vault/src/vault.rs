@@ -19,17 +19,21 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+mod export;
 mod instruments;
 mod retention;
+mod rights;
 mod tenant;
 mod tlog;
 mod transport;
 
+pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue};
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
     MAX_ISSUER_CHARS,
 };
 pub use retention::Sweep;
+pub use rights::{CORRECT, MAX_CORRECTED_BYTES, PERSON, Requester};
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
 pub use tlog::{CheckedCheckpoint, ConsistencyProof, InclusionProof, TreeHead, origin_ok};
 pub use transport::{Channel, TLS_REQUIRED};

@@ -17,6 +17,10 @@ pub use crate::instruments::{
     legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,
     only_staff_register_instruments,
 };
+pub use crate::rights::{
+    a_person_reaches_only_their_own_subjects, correction_replaces_the_value_everywhere,
+    deactivation_and_erasure_by_the_person, export_holds_everything_about_the_person,
+};
 
 pub fn read(purpose: &str) -> ReadInput {
     ReadInput {

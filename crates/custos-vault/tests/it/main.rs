@@ -13,6 +13,7 @@
 mod cases;
 mod embedded;
 mod instruments;
+mod rights;
 mod support;
 mod tlog;
 
@@ -72,6 +73,10 @@ macro_rules! conformance {
                 ledger_transparency_log,
                 ledger_tree_shared_by_two_writers,
                 ledger_tree_of_a_store_with_level0_tiles,
+                a_person_reaches_only_their_own_subjects,
+                export_holds_everything_about_the_person,
+                correction_replaces_the_value_everywhere,
+                deactivation_and_erasure_by_the_person,
             );
         }
     };
