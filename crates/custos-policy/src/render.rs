@@ -1804,7 +1804,7 @@ tr,li{break-inside:avoid}
 "#;
 
 /// Escapes text for HTML content and attribute values.
-fn html_escape(s: &str) -> String {
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {

@@ -17,6 +17,7 @@
 mod auth;
 pub mod decisions;
 pub mod demo;
+pub mod export;
 mod input;
 pub mod instruments;
 pub mod ledger;

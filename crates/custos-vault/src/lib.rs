@@ -34,5 +34,5 @@ pub use vault::{
     ExportedEntry, ExportedRecord, ExportedValue, Instrument, InstrumentInput, MAX_CORRECTED_BYTES,
     MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES, MAX_RECORDS_APPEND,
     MAX_RECORDS_PAGE, OPERATOR, PERSON, Principal, ReadInput, ReadResult, Record, RecordsPage,
-    RecordsResult, Requester, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault,
+    RecordsResult, Requester, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault, format_date_time,
 };

@@ -30,7 +30,7 @@ mod transport;
 pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue};
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
-    MAX_ISSUER_CHARS,
+    MAX_ISSUER_CHARS, format_date_time,
 };
 pub use retention::Sweep;
 pub use rights::{CORRECT, MAX_CORRECTED_BYTES, PERSON, Requester};

@@ -3,6 +3,7 @@
 mod instruments_cmd;
 mod policy_cmd;
 mod serve_cmd;
+mod subjects_cmd;
 mod vault_cmd;
 mod witness;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Register and show legal instruments (court orders, subpoenas, …).
     #[command(subcommand)]
     Instruments(instruments_cmd::InstrumentsCommand),
+    /// A person's rights acts for a verified request: export, correct, deactivate, erase.
+    #[command(subcommand)]
+    Subjects(subjects_cmd::SubjectsCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +59,6 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => vault_cmd::audit(cmd),
         Command::Retention(cmd) => vault_cmd::retention(cmd),
         Command::Instruments(cmd) => instruments_cmd::run(cmd),
+        Command::Subjects(cmd) => subjects_cmd::run(cmd),
     }
 }

@@ -452,3 +452,102 @@ fn audit_verify_checkpoint_detects_a_cut_or_rewritten_ledger() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 13, item 6: the operator exports (JSON and HTML), corrects, deactivates and
+/// erases a subject with `custos subjects …`; each is ledgered with the operator as actor,
+/// a category not held is refused naming its field, and after erasure nothing exports.
+#[test]
+fn subjects_export_correct_deactivate_erase() {
+    let dir = temp("subjects");
+    let data = dir.join("custos-data");
+    let subject = {
+        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
+        let input = custos_vault::CollectionInput {
+            service: "meeting-center".into(),
+            role: "attendee".into(),
+            purposes: vec!["service.meetings".into()],
+            notice: "2010-04-24".into(),
+            data: [
+                ("contact.email".to_string(), "una@acme.example".to_string()),
+                ("contact.name".to_string(), "Una <b>Bold</b>".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        vault.collect("meeting-center", &input).unwrap().to_string()
+    };
+    let out = custos(&dir, &["subjects", "export", &subject]);
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], "custos-export/1");
+    assert_eq!(doc["subject"]["id"], subject.as_str());
+    let value = |doc: &serde_json::Value, c: &str| {
+        doc["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["category"] == c)
+            .map(|v| v["value"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        value(&doc, "contact.email").as_deref(),
+        Some("una@acme.example")
+    );
+    let entries = doc["ledger"]["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["action"] == "collect"));
+    assert!(entries.iter().any(|e| e["proof"].is_array()), "{entries:?}");
+    // The page escapes what it shows.
+    let out = custos(&dir, &["subjects", "export", &subject, "--html"]);
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(html.contains("Una &lt;b&gt;Bold&lt;/b&gt;"), "{html}");
+    assert!(!html.contains("<b>Bold"));
+    // Correction: a category not held is refused, naming it; a held one is replaced.
+    let out = custos(
+        &dir,
+        &[
+            "subjects",
+            "correct",
+            &subject,
+            "--set",
+            "contact.phone=+1 555",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("data.contact.phone"),
+        "{out:?}"
+    );
+    let out = custos(
+        &dir,
+        &[
+            "subjects",
+            "correct",
+            &subject,
+            "--set",
+            "contact.email=una@new.example",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = custos(&dir, &["subjects", "export", &subject]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        value(&doc, "contact.email").as_deref(),
+        Some("una@new.example")
+    );
+    let last = doc["ledger"]["entries"].as_array().unwrap();
+    assert!(last.iter().any(|e| e["action"] == "correct"
+        && e["actor"] == "operator"
+        && e["categories"] == serde_json::json!(["contact.email"])));
+    // Deactivate, then erase; nothing exports after.
+    let out = custos(&dir, &["subjects", "deactivate", &subject]);
+    assert!(out.status.success(), "{out:?}");
+    let out = custos(&dir, &["subjects", "erase", &subject]);
+    assert!(out.status.success(), "{out:?}");
+    let out = custos(&dir, &["subjects", "export", &subject]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let out = custos(&dir, &["audit", "verify"]);
+    assert!(out.status.success(), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
