@@ -27,7 +27,7 @@ mod tenant;
 mod tlog;
 mod transport;
 
-pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue};
+pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue, READ_LEDGER};
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
     MAX_ISSUER_CHARS, format_date_time,

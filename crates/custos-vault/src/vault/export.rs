@@ -27,6 +27,8 @@ use crate::store::{ConsentRow, now_ms};
 
 /// The ledger action of an export.
 pub const EXPORT: &str = "export";
+/// The ledger action of a person's look at the ledger entries about them.
+pub const READ_LEDGER: &str = "read_ledger";
 /// One value, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedValue {
@@ -153,6 +155,24 @@ impl Vault {
             checkpoint,
             export_seq,
         })
+    }
+
+    /// The ledger entries about `subject`, each with its inclusion proof in the tree of a
+    /// checkpoint signed now, for `by` (the person's `GET /v1/me/ledger`): the export's
+    /// ledger part, without values. Ledgered (`read_ledger`), refusals as for an export.
+    pub fn ledger_about(
+        &self,
+        by: Requester<'_>,
+        subject: &SubjectId,
+    ) -> Result<(Vec<ExportedEntry>, TreeHead)> {
+        self.requested_subject(by, READ_LEDGER, subject)?;
+        let mut d = self.draft(by.actor(), READ_LEDGER, subject.as_str());
+        d.effect = "permit".into();
+        d.reasons = "right_of_access".into();
+        self.record(d)?;
+        let checkpoint = self.ledger_checkpoint()?;
+        let entries = self.entries_about(subject, checkpoint.size)?;
+        Ok((entries, checkpoint))
     }
 
     /// Every record still held, collection by collection, page by page.

@@ -18,8 +18,9 @@ pub use crate::instruments::{
     only_staff_register_instruments,
 };
 pub use crate::rights::{
-    a_person_reaches_only_their_own_subjects, correction_replaces_the_value_everywhere,
-    deactivation_and_erasure_by_the_person, export_holds_everything_about_the_person,
+    a_person_reaches_only_their_own_subjects, a_person_reads_the_ledger_entries_about_them,
+    correction_replaces_the_value_everywhere, deactivation_and_erasure_by_the_person,
+    export_holds_everything_about_the_person,
 };
 
 pub fn read(purpose: &str) -> ReadInput {

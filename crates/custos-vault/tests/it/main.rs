@@ -74,6 +74,7 @@ macro_rules! conformance {
                 ledger_tree_shared_by_two_writers,
                 ledger_tree_of_a_store_with_level0_tiles,
                 a_person_reaches_only_their_own_subjects,
+                a_person_reads_the_ledger_entries_about_them,
                 export_holds_everything_about_the_person,
                 correction_replaces_the_value_everywhere,
                 deactivation_and_erasure_by_the_person,

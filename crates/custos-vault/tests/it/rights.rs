@@ -291,3 +291,37 @@ pub fn deactivation_and_erasure_by_the_person(h: Harness) {
     assert_eq!(r.denial.as_deref(), Some("subject_erased"));
     assert!(v.verify_ledger().unwrap().ok());
 }
+
+/// The person's look at the ledger entries about them: theirs only, each proven, ledgered;
+/// another person's is refused as a subject never held.
+pub fn a_person_reads_the_ledger_entries_about_them(h: Harness) {
+    let v = h.vault();
+    let ann = v
+        .collect("meeting-center", &attendee("Ann", "ann@acme.example"))
+        .unwrap();
+    let bob = v
+        .collect("meeting-center", &attendee("Bob", "bob@acme.example"))
+        .unwrap();
+    v.read("meeting-center", &bob, &read("service.meetings"))
+        .unwrap();
+    let mine = [ann.clone()];
+    let me = Requester::Person(&mine);
+    assert!(matches!(
+        v.ledger_about(me, &bob),
+        Err(Error::SubjectNotFound)
+    ));
+    assert_eq!(last(v).reasons, "not_own_subject");
+    let (entries, head) = v.ledger_about(me, &ann).unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|x| x.entry.draft.subject == ann.as_str())
+    );
+    assert!(entries.iter().any(|x| x.entry.draft.action == "collect"));
+    let proven = entries.iter().filter(|x| x.proof.is_some()).count();
+    assert!(proven >= 1 && head.size >= 1);
+    assert_eq!(
+        (last(v).action.as_str(), last(v).actor.as_str()),
+        ("read_ledger", "person")
+    );
+}
