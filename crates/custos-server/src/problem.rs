@@ -23,6 +23,25 @@ pub const CODES: &[(&str, u16, &str)] = &[
     // Authentication.
     ("missing_api_key", 401, "an api key is required"),
     ("invalid_api_key", 401, "the api key is unknown or revoked"),
+    (
+        "session_not_accepted",
+        401,
+        "a person's session reaches /v1/me only; this route takes an api key",
+    ),
+    ("missing_session", 401, "a person's session is required"),
+    (
+        "invalid_session",
+        401,
+        "the session is unknown, expired or signed out",
+    ),
+    ("code_invalid", 401, "the sign-in code is wrong or was used"),
+    ("code_expired", 401, "the sign-in code expired"),
+    (
+        "code_exhausted",
+        401,
+        "the sign-in code was tried too many times",
+    ),
+    ("rate_limited", 429, "too many requests; wait and try again"),
     // The policy refuses the whole request.
     (
         "purpose_not_allowed_for_accessor",
@@ -89,6 +108,8 @@ pub const CODES: &[(&str, u16, &str)] = &[
         400,
         "a name is longer than any the policy declares",
     ),
+    ("invalid_email", 400, "an email address is `local@domain`"),
+    ("invalid_code", 400, "a sign-in code is 8 digits"),
     (
         "invalid_subject_id",
         400,
@@ -350,6 +371,8 @@ pub struct Problem {
     errors: Vec<FieldError>,
     /// For internal errors: what the log gets; the client never sees it.
     internal: Option<String>,
+    /// Seconds for `Retry-After` (`429 rate_limited`).
+    retry_after: Option<u64>,
 }
 
 /// What the log gets for an internal error; carried to the logging middleware in the
@@ -366,7 +389,15 @@ impl Problem {
             field: None,
             errors: Vec::new(),
             internal: None,
+            retry_after: None,
         }
+    }
+
+    /// The same problem, answered with `Retry-After: secs`.
+    #[must_use]
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A client error about one JSON field (or query parameter).
@@ -488,6 +519,10 @@ impl IntoResponse for Problem {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(detail) = self.internal {
             res.extensions_mut().insert(InternalDetail(detail));

@@ -32,6 +32,7 @@ pub use store::sqlite::SqliteStore;
 pub use vault::{
     Actor, Channel, CollectionInput, DEFAULT_RECORDS_PAGE, Durable, Instrument, InstrumentInput,
     MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES, MAX_RECORDS_APPEND,
-    MAX_RECORDS_PAGE, OPERATOR, Principal, ReadInput, ReadResult, Record, RecordsPage,
-    RecordsResult, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault,
+    MAX_RECORDS_PAGE, Mail, MailStatus, OPERATOR, OutgoingMail, Person, Principal, ReadInput,
+    ReadResult, Record, RecordsPage, RecordsResult, SealedRead, SignInRequest, SignedIn, SubjectId,
+    SubjectOverview, Sweep, TLS_REQUIRED, Vault,
 };
