@@ -1365,9 +1365,9 @@ impl Store for PostgresStore {
     fn update_mail(&self, id: &str, state: &str, attempts: u32, next_ms: i64) -> Result<()> {
         // INVARIANT: a message sent or given up keeps no sealed body, recipient or subject.
         self.lock().execute(
-            "UPDATE outbox SET state = $2, attempts = $3, next_ms = $4,
-                    done_ms = CASE WHEN $2 = 'queued' THEN NULL ELSE $4 END,
-                    sealed = CASE WHEN $2 = 'queued' THEN sealed ELSE NULL END
+            "UPDATE outbox SET state = $2::TEXT, attempts = $3::BIGINT, next_ms = $4::BIGINT,
+                    done_ms = CASE WHEN $2::TEXT = 'queued' THEN NULL ELSE $4::BIGINT END,
+                    sealed = CASE WHEN $2::TEXT = 'queued' THEN sealed ELSE NULL END
               WHERE id = $1",
             &[&id, &state, &i64::from(attempts), &next_ms],
         )?;

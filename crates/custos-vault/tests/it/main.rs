@@ -13,6 +13,7 @@
 mod cases;
 mod embedded;
 mod instruments;
+mod people;
 mod support;
 mod tlog;
 
@@ -72,6 +73,9 @@ macro_rules! conformance {
                 ledger_transparency_log,
                 ledger_tree_shared_by_two_writers,
                 ledger_tree_of_a_store_with_level0_tiles,
+                outbox_seals_and_forgets_what_it_sent,
+                sign_in_reaches_the_address_subjects_only,
+                sign_in_codes_are_bounded,
             );
         }
     };
