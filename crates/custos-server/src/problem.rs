@@ -116,6 +116,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "a subject id is a lowercase uuid",
     ),
     ("body_too_large", 413, "the body is too large"),
+    (
+        "mail_too_large",
+        413,
+        "a message's body holds at most 65536 bytes",
+    ),
     ("uri_too_long", 414, "the request's uri is too long"),
     (
         "value_too_large",
