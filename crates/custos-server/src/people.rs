@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use custos_vault::{SignInRequest, SubjectId, Vault};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -66,13 +67,22 @@ impl ClientLimiter {
     }
 }
 
-fn rate_limited(wait: Duration) -> Problem {
-    let secs = wait.as_secs().max(1) + u64::from(wait.subsec_nanos() > 0);
-    Problem::new(
-        "rate_limited",
-        format!("too many sign-in requests; try again in {secs} seconds"),
-    )
-    .retry_after(secs)
+/// `429 rate_limited`, with `Retry-After` in whole seconds (rounded up).
+#[derive(Debug)]
+pub struct RateLimited(Duration);
+
+impl IntoResponse for RateLimited {
+    fn into_response(self) -> Response {
+        let secs = (self.0.as_secs() + u64::from(self.0.subsec_nanos() > 0)).max(1);
+        let mut res = Problem::new(
+            "rate_limited",
+            format!("too many sign-in requests; try again in {secs} seconds"),
+        )
+        .into_response();
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        res
+    }
 }
 
 /// The client's address, for its token bucket: the connection's peer (a proxy in front
@@ -89,13 +99,13 @@ fn client_ip(parts: &Parts) -> IpAddr {
 pub struct SignInTurn;
 
 impl FromRequestParts<AppState> for SignInTurn {
-    type Rejection = Problem;
+    type Rejection = RateLimited;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, RateLimited> {
         state
             .clients()
             .take(client_ip(parts))
-            .map_err(rate_limited)?;
+            .map_err(RateLimited)?;
         Ok(Self)
     }
 }
@@ -157,10 +167,11 @@ pub async fn sign_in(
     _turn: SignInTurn,
     axum::extract::State(state): axum::extract::State<AppState>,
     JsonBody(body): JsonBody<SignInRequestBody>,
-) -> Result<(StatusCode, Json<SignInAccepted>), Problem> {
+) -> Result<(StatusCode, Json<SignInAccepted>), Response> {
     let answer = state
         .on_vault(move |v| v.request_sign_in(&body.email))
-        .await?;
+        .await
+        .map_err(IntoResponse::into_response)?;
     match answer {
         SignInRequest::Queued => Ok((
             StatusCode::ACCEPTED,
@@ -169,7 +180,7 @@ pub async fn sign_in(
                 expires_in: custos_vault::vault::CODE_TTL.as_secs(),
             }),
         )),
-        SignInRequest::RateLimited { retry_after } => Err(rate_limited(retry_after)),
+        SignInRequest::RateLimited { retry_after } => Err(RateLimited(retry_after).into_response()),
     }
 }
 

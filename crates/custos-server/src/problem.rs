@@ -376,8 +376,6 @@ pub struct Problem {
     errors: Vec<FieldError>,
     /// For internal errors: what the log gets; the client never sees it.
     internal: Option<String>,
-    /// Seconds for `Retry-After` (`429 rate_limited`).
-    retry_after: Option<u64>,
 }
 
 /// What the log gets for an internal error; carried to the logging middleware in the
@@ -394,15 +392,7 @@ impl Problem {
             field: None,
             errors: Vec::new(),
             internal: None,
-            retry_after: None,
         }
-    }
-
-    /// The same problem, answered with `Retry-After: secs`.
-    #[must_use]
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
     }
 
     /// A client error about one JSON field (or query parameter).
@@ -524,10 +514,6 @@ impl IntoResponse for Problem {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(secs) = self.retry_after {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(detail) = self.internal {
             res.extensions_mut().insert(InternalDetail(detail));
