@@ -241,8 +241,9 @@ impl Vault {
             &Mail {
                 to: email.to_string(),
                 subject: "Your sign-in code".into(),
+                // Lines under 76 characters: the message stays 7-bit, readable as is.
                 text: format!(
-                    "Your sign-in code is {}.\r\n\r\nIt is valid for {minutes} minutes and once. \
+                    "Your sign-in code is {}.\r\n\r\nIt is valid for {minutes} minutes, once.\r\n\
                      If you did not ask for it, ignore this message.\r\n",
                     code.as_str()
                 ),
