@@ -94,19 +94,25 @@ fn client_ip(parts: &Parts) -> IpAddr {
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip().to_canonical())
 }
 
-/// The client's turn at the sign-in routes, taken from its token bucket.
-#[derive(Debug)]
-pub struct SignInTurn;
+/// The client of a sign-in request, whose token bucket pays for it once its body parsed (a
+/// malformed request is answered `400` and costs nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct Client(IpAddr);
 
-impl FromRequestParts<AppState> for SignInTurn {
-    type Rejection = RateLimited;
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, RateLimited> {
-        state
-            .clients()
-            .take(client_ip(parts))
-            .map_err(RateLimited)?;
-        Ok(Self)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(Self(client_ip(parts)))
+    }
+}
+
+impl Client {
+    fn take_turn(self, state: &AppState) -> Result<(), RateLimited> {
+        state.clients().take(self.0).map_err(RateLimited)
     }
 }
 
@@ -114,8 +120,13 @@ impl FromRequestParts<AppState> for SignInTurn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequestBody {
-    /// The address the person gave a service (`contact.email`).
-    #[schema(format = Email, max_length = 320)]
+    /// The address the person gave a service (`contact.email`): `local@domain`, no spaces
+    /// or control characters.
+    #[schema(
+        min_length = 3,
+        max_length = 320,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub email: String,
 }
 
@@ -133,7 +144,11 @@ pub struct SignInAccepted {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The address the code was mailed to.
-    #[schema(format = Email, max_length = 320)]
+    #[schema(
+        min_length = 3,
+        max_length = 320,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub email: String,
     /// The code, as mailed: 8 digits.
     #[schema(pattern = "^[0-9]{8}$")]
@@ -164,10 +179,13 @@ pub struct SessionOut {
         (status = 429, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn sign_in(
-    _turn: SignInTurn,
+    client: Client,
     axum::extract::State(state): axum::extract::State<AppState>,
     JsonBody(body): JsonBody<SignInRequestBody>,
 ) -> Result<(StatusCode, Json<SignInAccepted>), Response> {
+    client
+        .take_turn(&state)
+        .map_err(IntoResponse::into_response)?;
     let answer = state
         .on_vault(move |v| v.request_sign_in(&body.email))
         .await
@@ -195,13 +213,17 @@ pub async fn sign_in(
         (status = 429, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
-    _turn: SignInTurn,
+    client: Client,
     axum::extract::State(state): axum::extract::State<AppState>,
     JsonBody(body): JsonBody<VerifyRequest>,
-) -> Result<Json<SessionOut>, Problem> {
+) -> Result<Json<SessionOut>, Response> {
+    client
+        .take_turn(&state)
+        .map_err(IntoResponse::into_response)?;
     let signed = state
         .on_vault(move |v| v.verify_sign_in(&body.email, &body.code))
-        .await?;
+        .await
+        .map_err(IntoResponse::into_response)?;
     Ok(Json(SessionOut {
         subjects: signed.subjects.iter().map(|s| s.to_string()).collect(),
         expires: signed.expires.clone(),

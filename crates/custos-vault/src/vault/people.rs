@@ -175,11 +175,11 @@ fn field(code: &'static str, name: &str, message: &str) -> Error {
     }
 }
 
-/// The address as the person typed it, checked for shape only: 3 to 320 bytes, one `@`
+/// The address as the person typed it, checked for shape only: 3 to 320 characters, one `@`
 /// with something on each side, no spaces or control characters.
 fn checked_address(email: &str) -> Result<&str> {
     let e = email.trim();
-    let ok = (3..=320).contains(&e.len())
+    let ok = (3..=320).contains(&e.chars().count())
         && e.split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
         && !e.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -189,7 +189,7 @@ fn checked_address(email: &str) -> Result<&str> {
         Err(field(
             "invalid_email",
             "email",
-            "an email address is 3 to 320 bytes, `local@domain`, without spaces",
+            "an email address is 3 to 320 characters, `local@domain`, without spaces",
         ))
     }
 }
