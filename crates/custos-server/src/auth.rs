@@ -110,6 +110,13 @@ impl FromRequestParts<AppState> for Caller {
             return Err(invalid());
         }
         let key = key.trim().to_string();
+        // A person's session reaches `/v1/me…` only (`people.rs`).
+        if key.starts_with(custos_vault::vault::SESSION_PREFIX) {
+            return Err(Problem::new(
+                "session_not_accepted",
+                "a person's session reaches /v1/me only; this route takes an api key (`custos keys create --accessor NAME`)",
+            ));
+        }
         // A key the store confirmed within the last second is answered from memory, on this
         // thread; any other goes to the store on a vault thread. Unauthorized becomes a
         // value here, so it is told apart from a failing store.

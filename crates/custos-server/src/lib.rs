@@ -21,10 +21,13 @@ pub mod export;
 mod input;
 pub mod instruments;
 pub mod ledger;
+pub mod mail;
+pub mod me;
 mod metrics;
 mod observe;
 pub mod openapi;
 pub mod pages;
+pub mod people;
 pub mod problem;
 pub mod records;
 pub mod subjects;
@@ -68,6 +71,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/decisions"),
     ("POST", "/v1/instruments"),
     ("GET", "/v1/instruments/{id}"),
+    ("POST", "/v1/people/sign-in"),
+    ("POST", "/v1/people/sign-in/verify"),
+    ("POST", "/v1/people/sign-out"),
+    ("GET", "/v1/me"),
     ("GET", "/v1/ledger/verify"),
     ("GET", "/v1/ledger/checkpoint"),
     ("GET", "/v1/ledger/key"),
@@ -125,6 +132,8 @@ struct Shared {
     // Private: handlers reach the vault only through `Caller`. `None` only while dropping.
     vault: Option<Arc<Vault>>,
     workers: workers::Workers,
+    /// Per-client token buckets of the sign-in routes (`people.rs`).
+    clients: people::ClientLimiter,
     metrics: Metrics,
     config: Config,
     log: Log,
@@ -147,6 +156,7 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             vault: Some(vault),
             workers,
+            clients: people::ClientLimiter::default(),
             metrics: Metrics::default(),
             config,
             log,
@@ -163,6 +173,11 @@ impl AppState {
     /// The limits and settings the state was made with.
     pub(crate) fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The sign-in routes' per-client limiter.
+    pub(crate) fn clients(&self) -> &people::ClientLimiter {
+        &self.0.clients
     }
 
     /// Runs a vault call on a vault thread.
@@ -264,6 +279,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/decisions", post(decisions::decide))
         .route("/v1/instruments", post(instruments::register))
         .route("/v1/instruments/{id}", get(instruments::show))
+        .route("/v1/people/sign-in", post(people::sign_in))
+        .route("/v1/people/sign-in/verify", post(people::verify))
+        .route("/v1/people/sign-out", post(people::sign_out))
+        .route("/v1/me", get(me::overview))
         .route("/v1/ledger/verify", get(ledger::verify))
         .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
         .route("/v1/ledger/key", get(ledger::key))

@@ -26,6 +26,10 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::decisions::decide,
         crate::instruments::register,
         crate::instruments::show,
+        crate::people::sign_in,
+        crate::people::verify,
+        crate::people::sign_out,
+        crate::me::overview,
         crate::ledger::verify,
         crate::ledger::checkpoint,
         crate::ledger::key,
@@ -341,7 +345,10 @@ fn complete_operation(op: &mut Value, query_constraints: &[(&str, Value)]) {
     let keyed = op
         .get("security")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|r| r.get("apiKey").is_some()));
+        .is_some_and(|s| {
+            s.iter()
+                .any(|r| r.get("apiKey").is_some() || r.get("session").is_some())
+        });
     let Some(Value::Object(responses)) = op.get_mut("responses") else {
         return;
     };
@@ -374,13 +381,18 @@ fn complete_operation(op: &mut Value, query_constraints: &[(&str, Value)]) {
     }
 }
 
-/// Adds the bearer scheme the operations name (`apiKey`).
+/// Adds the bearer schemes the operations name (`apiKey`, `session`).
 fn security_scheme(doc: &mut Value) {
     let mut schemes = Map::new();
     schemes.insert(
         "apiKey".into(),
         json!({"type": "http", "scheme": "bearer",
             "description": "an API key from `custos keys create --accessor NAME`"}),
+    );
+    schemes.insert(
+        "session".into(),
+        json!({"type": "http", "scheme": "bearer",
+            "description": "a person's session from `POST /v1/people/sign-in/verify` (`custos_session_…`); it reaches /v1/me only"}),
     );
     set(
         doc,

@@ -23,6 +23,25 @@ pub const CODES: &[(&str, u16, &str)] = &[
     // Authentication.
     ("missing_api_key", 401, "an api key is required"),
     ("invalid_api_key", 401, "the api key is unknown or revoked"),
+    (
+        "session_not_accepted",
+        401,
+        "a person's session reaches /v1/me only; this route takes an api key",
+    ),
+    ("missing_session", 401, "a person's session is required"),
+    (
+        "invalid_session",
+        401,
+        "the session is unknown, expired or signed out",
+    ),
+    ("code_invalid", 401, "the sign-in code is wrong or was used"),
+    ("code_expired", 401, "the sign-in code expired"),
+    (
+        "code_exhausted",
+        401,
+        "the sign-in code was tried too many times",
+    ),
+    ("rate_limited", 429, "too many requests; wait and try again"),
     // The policy refuses the whole request.
     (
         "purpose_not_allowed_for_accessor",
@@ -89,12 +108,19 @@ pub const CODES: &[(&str, u16, &str)] = &[
         400,
         "a name is longer than any the policy declares",
     ),
+    ("invalid_email", 400, "an email address is `local@domain`"),
+    ("invalid_code", 400, "a sign-in code is 8 digits"),
     (
         "invalid_subject_id",
         400,
         "a subject id is a lowercase uuid",
     ),
     ("body_too_large", 413, "the body is too large"),
+    (
+        "mail_too_large",
+        413,
+        "a message's body holds at most 65536 bytes",
+    ),
     ("uri_too_long", 414, "the request's uri is too long"),
     (
         "value_too_large",

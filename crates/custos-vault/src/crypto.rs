@@ -470,6 +470,39 @@ fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         .map_err(|_| Error::Crypto(DECRYPT_FAILED))
 }
 
+/// The outbox's key (`vault/mail.rs`): a vault secret, wrapped by the master key like the
+/// others, that seals each queued message (recipient, subject line, body) bound to its
+/// message id. A dedicated key, not a subject's: one message may concern several subjects
+/// (a sign-in code to an address they share), or none yet.
+pub struct OutboxKey {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for OutboxKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutboxKey(..)")
+    }
+}
+
+impl OutboxKey {
+    /// The key of a secret.
+    pub fn new(key: &Secret) -> Self {
+        Self {
+            cipher: cipher(key),
+        }
+    }
+
+    /// Encrypts a message, bound to its id.
+    pub fn seal(&self, rng: &mut Entropy, id: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        seal(&self.cipher, &aad(&["mail", id]), plain, rng.bytes()?)
+    }
+
+    /// Decrypts a message sealed for exactly this id.
+    pub(crate) fn open(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        open(&self.cipher, &aad(&["mail", id]), sealed)
+    }
+}
+
 /// Keyed HMAC-SHA256 index over identifier values: finds a subject by email without storing
 /// the email in plaintext or as a guessable unkeyed hash.
 pub struct BlindIndex {

@@ -228,6 +228,65 @@ pub struct InstrumentRow {
     pub created_ms: i64,
 }
 
+/// A message in the outbox (`vault/mail.rs`). The recipient, subject line and body are
+/// sealed together under the outbox key; once the message is sent or given up, `sealed` is
+/// deleted and only the id, state, attempts and times remain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailRow {
+    /// Its id: a UUIDv7.
+    pub id: String,
+    /// `queued`, `sent` or `failed`.
+    pub state: String,
+    /// Delivery attempts made.
+    pub attempts: u32,
+    /// When it was queued, ms since the epoch.
+    pub created_ms: i64,
+    /// When the next attempt is due (or, while one is under way, when its lease ends).
+    pub next_ms: i64,
+    /// When it was sent or given up.
+    pub done_ms: Option<i64>,
+    /// `nonce || ciphertext` of the message; `None` once sent or given up.
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// A one-time sign-in code (`vault/people.rs`): keyed hashes of the address and the code,
+/// never either; the subjects it signs in as (none for an address the vault does not know:
+/// such a code exists only so that the address is rate-limited alike and never matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInCodeRow {
+    /// Its id: a UUIDv7.
+    pub id: String,
+    /// Keyed hash of the normalized address, hex.
+    pub address: String,
+    /// Keyed hash of the code (with the id), hex.
+    pub code: String,
+    /// The subjects it signs in as.
+    pub subjects: Vec<String>,
+    /// Verification attempts made.
+    pub attempts: u32,
+    /// Whether it was used (a code signs in once).
+    pub used: bool,
+    /// When it was made, ms since the epoch.
+    pub created_ms: i64,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: i64,
+}
+
+/// A person's session: the SHA-256 of its bearer token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// The subjects it reaches.
+    pub subjects: Vec<String>,
+    /// When it signed in, ms since the epoch.
+    pub signed_in_ms: i64,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: i64,
+    /// Signed out.
+    pub revoked: bool,
+}
+
 /// What one [`Store::purge_records`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
@@ -405,6 +464,50 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// subject is not erased (`subjects` is then that one); without: with every subject it
     /// covers that is not erased. An erased subject is covered by no instrument.
     fn instrument(&self, id: &str, subject: Option<&str>) -> Result<Option<InstrumentRow>>;
+
+    /// Every subject holding a blind-index term, in id order (several people may share an
+    /// address).
+    fn find_all_by_term(&self, category: &str, term: &str) -> Result<Vec<String>>;
+
+    /// Queues a message in the outbox.
+    fn put_mail(&self, row: &MailRow) -> Result<()>;
+    /// Claims at most `limit` queued messages due at `now_ms`, oldest due first, in one
+    /// transaction: each claimed message's `next_ms` is set to `lease_until_ms`, so another
+    /// worker (another server on PostgreSQL) does not take it while it is being delivered.
+    /// Returns them as they were before the claim.
+    fn claim_mail(&self, now_ms: i64, lease_until_ms: i64, limit: u64) -> Result<Vec<MailRow>>;
+    /// Records an attempt: `state` `sent` or `failed` deletes the sealed message and sets
+    /// `done_ms`; `queued` keeps it for the retry at `next_ms`.
+    fn update_mail(&self, id: &str, state: &str, attempts: u32, next_ms: i64) -> Result<()>;
+    /// A message of the outbox.
+    fn mail(&self, id: &str) -> Result<Option<MailRow>>;
+
+    /// Stores a sign-in code, and `mail` with it, in one transaction, unless `max` codes for
+    /// the same address were made since `since_ms`: then stores nothing and returns the
+    /// oldest of those codes' `created_ms`.
+    fn put_sign_in_code(
+        &self,
+        row: &SignInCodeRow,
+        mail: Option<&MailRow>,
+        since_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>>;
+    /// The newest sign-in code made for an address, with one more attempt counted (in the
+    /// same transaction) unless it is used, expired at `now_ms` or has `max_attempts`
+    /// already, and whether this attempt was counted; `None` when the address has none.
+    fn attempt_sign_in_code(
+        &self,
+        address: &str,
+        now_ms: i64,
+        max_attempts: u32,
+    ) -> Result<Option<(SignInCodeRow, bool)>>;
+    /// Marks a code used and stores the session it opens, in one transaction; `false` (and
+    /// nothing stored) when the code was used already.
+    fn redeem_sign_in_code(&self, id: &str, session: &SessionRow) -> Result<bool>;
+    /// The session with this token hash.
+    fn session(&self, hash: &str) -> Result<Option<SessionRow>>;
+    /// Revokes a session; `false` when there was none to revoke.
+    fn revoke_session(&self, hash: &str) -> Result<bool>;
 
     /// Re-wraps every wrapped key (data keys and vault secrets) in one transaction:
     /// `rewrap(kind, name, wrapped)` where kind is `dek` or `secret`.

@@ -21,6 +21,8 @@ use zeroize::Zeroizing;
 
 mod export;
 mod instruments;
+mod mail;
+mod people;
 mod retention;
 mod rights;
 mod tenant;
@@ -32,14 +34,22 @@ pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
     MAX_ISSUER_CHARS, format_date_time,
 };
+pub use mail::{
+    FIRST_RETRY_DELAY, MAIL_FAILED, MAIL_LEASE, MAIL_SENT, MAX_MAIL_ATTEMPTS, MAX_RETRY_DELAY,
+    Mail, MailStatus, OutgoingMail, retry_delay,
+};
+pub use people::{
+    CODE_DIGITS, CODE_TTL, EMAIL_CATEGORY, MAX_CODE_ATTEMPTS, MAX_CODES_PER_HOUR, PERSON, Person,
+    SESSION_PREFIX, SESSION_TTL, SignInRequest, SignedIn, SubjectOverview,
+};
 pub use retention::Sweep;
-pub use rights::{CORRECT, MAX_CORRECTED_BYTES, PERSON, Requester};
+pub use rights::{CORRECT, MAX_CORRECTED_BYTES, Requester};
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};
 pub use tlog::{CheckedCheckpoint, ConsistencyProof, InclusionProof, TreeHead, origin_ok};
 pub use transport::{Channel, TLS_REQUIRED};
 
 use crate::collector::Collector;
-use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, hex, sha256};
+use crate::crypto::{self, BlindIndex, DataKey, Entropy, MasterKey, OutboxKey, hex, sha256};
 use crate::error::{Error, Result};
 use crate::ledger::{CheckpointSigner, Draft, Ledger, Verification};
 use crate::purge::{Purger, Purging};
@@ -279,6 +289,8 @@ pub const OPERATOR: &str = "operator";
 
 const SECRET_INDEX: &str = "blind-index";
 const SECRET_SIGNING: &str = "ledger-signing";
+const SECRET_OUTBOX: &str = "outbox";
+const SECRET_PEOPLE: &str = "people";
 
 /// The vault.
 #[derive(Debug)]
@@ -287,6 +299,10 @@ pub struct Vault {
     store: Arc<dyn Store>,
     kek: MasterKey,
     index: BlindIndex,
+    /// Seals the outbox's messages (`vault/mail.rs`).
+    outbox: OutboxKey,
+    /// Keyed hashes of sign-in addresses and codes (`vault/people.rs`).
+    people: BlindIndex,
     signer: CheckpointSigner,
     /// The ledger's origin as a transparency log (`vault/tlog.rs`).
     origin: RwLock<String>,
@@ -390,6 +406,8 @@ impl Vault {
     ) -> Result<Self> {
         let index = BlindIndex::new(vault_secret(&*store, &kek, SECRET_INDEX)?);
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
+        let outbox = OutboxKey::new(&vault_secret(&*store, &kek, SECRET_OUTBOX)?);
+        let people = BlindIndex::new(vault_secret(&*store, &kek, SECRET_PEOPLE)?);
         // A ledger kept before the Merkle tree gets its tree, a step (one transaction) at a
         // time, before anything is appended.
         while store.grow_ledger_tree(1 << 20)? > 0 {}
@@ -404,6 +422,8 @@ impl Vault {
             store,
             kek,
             index,
+            outbox,
+            people,
             origin: RwLock::new(format!(
                 "custos/{}",
                 signer.public_key().get(..16).unwrap_or_default()

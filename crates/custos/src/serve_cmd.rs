@@ -46,6 +46,20 @@ pub struct ServeArgs {
         value_name = "CIDR"
     )]
     tls_proxy: Vec<custos_server::transport::Cidr>,
+    /// Where the outbox's mail goes (people's sign-in codes): `smtp://user:pass@host:port`
+    /// (STARTTLS when the server offers it; `?tls=required` to insist) or
+    /// `smtps://user:pass@host:port` (TLS from the first byte); the user and password, if
+    /// any, are used for AUTH. Without it, each message is written as an RFC 5322 `.eml` file
+    /// under `<data>/outbox/`.
+    #[arg(long, env = "CUSTOS_SMTP_URL", value_name = "URL")]
+    smtp_url: Option<String>,
+    /// The sender of the outbox's mail.
+    #[arg(
+        long,
+        env = "CUSTOS_MAIL_FROM",
+        default_value = "Custos <custos@localhost>"
+    )]
+    mail_from: String,
     /// Load a small synthetic WebEx world and print an API key per demo accessor.
     #[arg(long)]
     demo: bool,
@@ -185,6 +199,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot load the demo world: {e}")),
         }
     }
+    let transport = match &args.smtp_url {
+        Some(url) => match custos_server::mail::Transport::smtp(url) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        },
+        None => custos_server::mail::Transport::files_in(&args.data),
+    };
+    let mail_from = match custos_server::mail::sender(&args.mail_from) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match custos_server::tls::config(cert, key) {
             Ok(c) => Some(c),
@@ -214,6 +239,21 @@ pub fn run(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot start the retention sweeper: {e}")),
         },
     };
+    let mail_note = match &transport {
+        custos_server::mail::Transport::Files(dir) => {
+            format!("mail is written to {} (no --smtp-url)", dir.display())
+        }
+        custos_server::mail::Transport::Smtp(_) => "mail goes out over SMTP".to_string(),
+    };
+    let mailer = match custos_server::mail::MailWorker::start(
+        Arc::clone(&vault),
+        transport,
+        mail_from,
+        std::time::Duration::from_secs(1),
+    ) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("cannot start the mail thread: {e}")),
+    };
     let witness = match witnessed {
         None => None,
         Some((path, last)) => {
@@ -242,6 +282,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             "listening on {scheme}://{addr} (policy {policy_name}, {location}); \
              get an API key with `custos keys create --accessor NAME {key_hint}`"
         );
+        tracing::info!(target: TARGET, "{mail_note}");
         if tls.is_none() && args.tls_proxy.is_empty() {
             tracing::info!(
                 target: TARGET,
@@ -262,6 +303,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     // Requests in flight have finished; every acknowledged entry is durable. Dropping the
     // last handle stops the ledger writer.
     drop(runtime);
+    drop(mailer);
     if let Some((stop, thread)) = witness {
         drop(stop);
         let _ = thread.join();

@@ -16,8 +16,8 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow, Status, Store,
-    SubjectRow, SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow, SessionRow,
+    SignInCodeRow, Status, Store, SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -179,6 +179,42 @@ CREATE TABLE IF NOT EXISTS ledger_tiles (
     // stay, and the tree's size is read from level 1.
     r"
 DELETE FROM ledger_tiles WHERE level = 0;
+",
+    // 8: the outbox (`vault/mail.rs`): each message sealed under the outbox key until it
+    // is sent or given up, then only its id, state, attempts and times.
+    r"
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    next_ms BIGINT NOT NULL,
+    done_ms BIGINT,
+    sealed BYTEA
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_ms);
+",
+    // 9: people's sign-in codes and sessions (`vault/people.rs`): keyed hashes of the
+    // address and the code, the SHA-256 of the session token; never the values.
+    r"
+CREATE TABLE IF NOT EXISTS sign_in_codes (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    code TEXT NOT NULL,
+    subjects TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    used BOOLEAN NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sign_in_codes_address ON sign_in_codes (address, created_ms);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    subjects TEXT NOT NULL,
+    signed_in_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    revoked BOOLEAN NOT NULL
+);
 ",
 ];
 
@@ -1288,6 +1324,203 @@ impl Store for PostgresStore {
         )?)
     }
 
+    fn find_all_by_term(&self, category: &str, term: &str) -> Result<Vec<String>> {
+        Ok(self
+            .lock()
+            .query(
+                "SELECT subject FROM blind_index WHERE category = $1 AND term = $2
+                 ORDER BY subject LIMIT 1000",
+                &[&category, &term],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn put_mail(&self, m: &MailRow) -> Result<()> {
+        put_mail_on(&mut self.lock().client, m)
+    }
+
+    fn claim_mail(&self, now_ms: i64, lease_until_ms: i64, limit: u64) -> Result<Vec<MailRow>> {
+        // Another server's worker skips the rows this one holds (`SKIP LOCKED`) and, once
+        // this commits, sees them leased.
+        let rows = self.lock().query(
+            "WITH due AS (
+                 SELECT id, next_ms AS due_ms FROM outbox
+                  WHERE state = 'queued' AND next_ms <= $1
+                  ORDER BY next_ms LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox o SET next_ms = $2 FROM due WHERE o.id = due.id
+             RETURNING o.id, o.state, o.attempts, o.created_ms, due.due_ms, o.done_ms, o.sealed",
+            &[
+                &now_ms,
+                &lease_until_ms,
+                &i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
+        )?;
+        let mut out: Vec<MailRow> = rows.iter().map(mail_row).collect();
+        out.sort_by_key(|m| m.next_ms);
+        Ok(out)
+    }
+
+    fn update_mail(&self, id: &str, state: &str, attempts: u32, next_ms: i64) -> Result<()> {
+        // INVARIANT: a message sent or given up keeps no sealed body, recipient or subject.
+        self.lock().execute(
+            "UPDATE outbox SET state = $2::TEXT, attempts = $3::BIGINT, next_ms = $4::BIGINT,
+                    done_ms = CASE WHEN $2::TEXT = 'queued' THEN NULL ELSE $4::BIGINT END,
+                    sealed = CASE WHEN $2::TEXT = 'queued' THEN sealed ELSE NULL END
+              WHERE id = $1",
+            &[&id, &state, &i64::from(attempts), &next_ms],
+        )?;
+        Ok(())
+    }
+
+    fn mail(&self, id: &str) -> Result<Option<MailRow>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT id, state, attempts, created_ms, next_ms, done_ms, sealed FROM outbox
+                  WHERE id = $1",
+                &[&id],
+            )?
+            .as_ref()
+            .map(mail_row))
+    }
+
+    fn put_sign_in_code(
+        &self,
+        row: &SignInCodeRow,
+        mail: Option<&MailRow>,
+        since_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        // Servers counting the same address's codes take turns.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&row.address],
+        )?;
+        let r = tx.query_one(
+            "SELECT COUNT(*), MIN(created_ms) FROM sign_in_codes
+              WHERE address = $1 AND created_ms > $2",
+            &[&row.address, &since_ms],
+        )?;
+        let count: i64 = r.get(0);
+        let oldest: Option<i64> = r.get(1);
+        if count >= i64::from(max) {
+            return Ok(Some(oldest.unwrap_or(since_ms)));
+        }
+        tx.execute(
+            "INSERT INTO sign_in_codes (id, address, code, subjects, attempts, used, created_ms,
+                                        expires_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &row.id,
+                &row.address,
+                &row.code,
+                &join(&row.subjects),
+                &i64::from(row.attempts),
+                &row.used,
+                &row.created_ms,
+                &row.expires_ms,
+            ],
+        )?;
+        if let Some(m) = mail {
+            put_mail_on(&mut tx, m)?;
+        }
+        tx.commit()?;
+        Ok(None)
+    }
+
+    fn attempt_sign_in_code(
+        &self,
+        address: &str,
+        now_ms: i64,
+        max_attempts: u32,
+    ) -> Result<Option<(SignInCodeRow, bool)>> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let Some(r) = tx.query_opt(
+            "SELECT id, address, code, subjects, attempts, used, created_ms, expires_ms
+               FROM sign_in_codes WHERE address = $1
+              ORDER BY created_ms DESC, id DESC LIMIT 1 FOR UPDATE",
+            &[&address],
+        )?
+        else {
+            return Ok(None);
+        };
+        let mut row = SignInCodeRow {
+            id: r.get(0),
+            address: r.get(1),
+            code: r.get(2),
+            subjects: split(r.get(3)),
+            attempts: u32::try_from(r.get::<_, i64>(4)).unwrap_or(u32::MAX),
+            used: r.get(5),
+            created_ms: r.get(6),
+            expires_ms: r.get(7),
+        };
+        let counted = !row.used && row.expires_ms > now_ms && row.attempts < max_attempts;
+        if counted {
+            row.attempts += 1;
+            tx.execute(
+                "UPDATE sign_in_codes SET attempts = $2 WHERE id = $1",
+                &[&row.id, &i64::from(row.attempts)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Some((row, counted)))
+    }
+
+    fn redeem_sign_in_code(&self, id: &str, session: &SessionRow) -> Result<bool> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let n = tx.execute(
+            "UPDATE sign_in_codes SET used = TRUE WHERE id = $1 AND NOT used",
+            &[&id],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO sessions (hash, subjects, signed_in_ms, expires_ms, revoked)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &session.hash,
+                &join(&session.subjects),
+                &session.signed_in_ms,
+                &session.expires_ms,
+                &session.revoked,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<SessionRow>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT hash, subjects, signed_in_ms, expires_ms, revoked FROM sessions
+                  WHERE hash = $1",
+                &[&hash],
+            )?
+            .map(|r| SessionRow {
+                hash: r.get(0),
+                subjects: split(r.get(1)),
+                signed_in_ms: r.get(2),
+                expires_ms: r.get(3),
+                revoked: r.get(4),
+            }))
+    }
+
+    fn revoke_session(&self, hash: &str) -> Result<bool> {
+        let n = self.lock().execute(
+            "UPDATE sessions SET revoked = TRUE WHERE hash = $1 AND NOT revoked",
+            &[&hash],
+        )?;
+        Ok(n > 0)
+    }
+
     fn put_instrument(&self, i: &InstrumentRow) -> Result<()> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
@@ -1483,5 +1716,34 @@ impl Store for PostgresStore {
                 signature: r.get(2),
             })
             .collect())
+    }
+}
+
+fn put_mail_on(c: &mut impl postgres::GenericClient, m: &MailRow) -> Result<()> {
+    c.execute(
+        "INSERT INTO outbox (id, state, attempts, created_ms, next_ms, done_ms, sealed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &m.id,
+            &m.state,
+            &i64::from(m.attempts),
+            &m.created_ms,
+            &m.next_ms,
+            &m.done_ms,
+            &m.sealed,
+        ],
+    )?;
+    Ok(())
+}
+
+fn mail_row(r: &Row) -> MailRow {
+    MailRow {
+        id: r.get(0),
+        state: r.get(1),
+        attempts: u32::try_from(r.get::<_, i64>(2)).unwrap_or(u32::MAX),
+        created_ms: r.get(3),
+        next_ms: r.get(4),
+        done_ms: r.get(5),
+        sealed: r.get(6),
     }
 }

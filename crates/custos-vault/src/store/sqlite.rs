@@ -28,8 +28,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow, Status, Store,
-    SubjectRow, SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow, SessionRow,
+    SignInCodeRow, Status, Store, SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -310,6 +310,42 @@ CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
     // stay, and the tree's size is read from level 1.
     r"
 DELETE FROM audit.ledger_tiles WHERE level = 0;
+",
+    // 9: the outbox (`vault/mail.rs`): each message sealed under the outbox key until it
+    // is sent or given up, then only its id, state, attempts and times.
+    r"
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    next_ms INTEGER NOT NULL,
+    done_ms INTEGER,
+    sealed BLOB
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_ms);
+",
+    // 10: people's sign-in codes and sessions (`vault/people.rs`): keyed hashes of the
+    // address and the code, the SHA-256 of the session token; never the values.
+    r"
+CREATE TABLE IF NOT EXISTS sign_in_codes (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    code TEXT NOT NULL,
+    subjects TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sign_in_codes_address ON sign_in_codes (address, created_ms);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    subjects TEXT NOT NULL,
+    signed_in_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    revoked INTEGER NOT NULL
+);
 ",
 ];
 
@@ -1927,6 +1963,201 @@ impl Store for SqliteStore {
         Ok(Some(row))
     }
 
+    fn find_all_by_term(&self, category: &str, term: &str) -> Result<Vec<String>> {
+        Ok(self
+            .read()
+            .prepare_cached(
+                "SELECT subject FROM blind_index WHERE category = ?1 AND term = ?2
+                 ORDER BY subject LIMIT 1000",
+            )?
+            .query_map(params![category, term], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
+    fn put_mail(&self, m: &MailRow) -> Result<()> {
+        put_mail_on(&self.write(), m)
+    }
+
+    fn claim_mail(&self, now_ms: i64, lease_until_ms: i64, limit: u64) -> Result<Vec<MailRow>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows = tx
+            .prepare_cached(
+                "SELECT id, state, attempts, created_ms, next_ms, done_ms, sealed FROM outbox
+                  WHERE state = 'queued' AND next_ms <= ?1 ORDER BY next_ms LIMIT ?2",
+            )?
+            .query_map(
+                params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+                mail_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        {
+            let mut lease = tx.prepare_cached("UPDATE outbox SET next_ms = ?2 WHERE id = ?1")?;
+            for r in &rows {
+                lease.execute(params![r.id, lease_until_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    fn update_mail(&self, id: &str, state: &str, attempts: u32, next_ms: i64) -> Result<()> {
+        // INVARIANT: a message sent or given up keeps no sealed body, recipient or subject.
+        self.write()
+            .prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = ?3, next_ms = ?4,
+                        done_ms = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?4 END,
+                        sealed = CASE WHEN ?2 = 'queued' THEN sealed ELSE NULL END
+                  WHERE id = ?1",
+            )?
+            .execute(params![id, state, attempts, next_ms])?;
+        Ok(())
+    }
+
+    fn mail(&self, id: &str) -> Result<Option<MailRow>> {
+        Ok(self
+            .read()
+            .prepare_cached(
+                "SELECT id, state, attempts, created_ms, next_ms, done_ms, sealed FROM outbox
+                  WHERE id = ?1",
+            )?
+            .query_row(params![id], mail_row)
+            .optional()?)
+    }
+
+    fn put_sign_in_code(
+        &self,
+        row: &SignInCodeRow,
+        mail: Option<&MailRow>,
+        since_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (count, oldest): (i64, Option<i64>) = tx
+            .prepare_cached(
+                "SELECT COUNT(*), MIN(created_ms) FROM sign_in_codes
+                  WHERE address = ?1 AND created_ms > ?2",
+            )?
+            .query_row(params![row.address, since_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if count >= i64::from(max) {
+            return Ok(Some(oldest.unwrap_or(since_ms)));
+        }
+        tx.prepare_cached(
+            "INSERT INTO sign_in_codes (id, address, code, subjects, attempts, used, created_ms,
+                                        expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            row.id,
+            row.address,
+            row.code,
+            join(&row.subjects),
+            row.attempts,
+            row.used,
+            row.created_ms,
+            row.expires_ms
+        ])?;
+        if let Some(m) = mail {
+            put_mail_on(&tx, m)?;
+        }
+        tx.commit()?;
+        Ok(None)
+    }
+
+    fn attempt_sign_in_code(
+        &self,
+        address: &str,
+        now_ms: i64,
+        max_attempts: u32,
+    ) -> Result<Option<(SignInCodeRow, bool)>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row = tx
+            .prepare_cached(
+                "SELECT id, address, code, subjects, attempts, used, created_ms, expires_ms
+                   FROM sign_in_codes WHERE address = ?1
+                  ORDER BY created_ms DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![address], |r| {
+                Ok(SignInCodeRow {
+                    id: r.get(0)?,
+                    address: r.get(1)?,
+                    code: r.get(2)?,
+                    subjects: split(&r.get::<_, String>(3)?),
+                    attempts: r.get(4)?,
+                    used: r.get(5)?,
+                    created_ms: r.get(6)?,
+                    expires_ms: r.get(7)?,
+                })
+            })
+            .optional()?;
+        let Some(mut row) = row else {
+            return Ok(None);
+        };
+        let counted = !row.used && row.expires_ms > now_ms && row.attempts < max_attempts;
+        if counted {
+            row.attempts += 1;
+            tx.prepare_cached("UPDATE sign_in_codes SET attempts = ?2 WHERE id = ?1")?
+                .execute(params![row.id, row.attempts])?;
+        }
+        tx.commit()?;
+        Ok(Some((row, counted)))
+    }
+
+    fn redeem_sign_in_code(&self, id: &str, session: &SessionRow) -> Result<bool> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx
+            .prepare_cached("UPDATE sign_in_codes SET used = 1 WHERE id = ?1 AND used = 0")?
+            .execute(params![id])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT INTO sessions (hash, subjects, signed_in_ms, expires_ms, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            session.hash,
+            join(&session.subjects),
+            session.signed_in_ms,
+            session.expires_ms,
+            session.revoked
+        ])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<SessionRow>> {
+        Ok(self
+            .read()
+            .prepare_cached(
+                "SELECT hash, subjects, signed_in_ms, expires_ms, revoked FROM sessions
+                  WHERE hash = ?1",
+            )?
+            .query_row(params![hash], |r| {
+                Ok(SessionRow {
+                    hash: r.get(0)?,
+                    subjects: split(&r.get::<_, String>(1)?),
+                    signed_in_ms: r.get(2)?,
+                    expires_ms: r.get(3)?,
+                    revoked: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn revoke_session(&self, hash: &str) -> Result<bool> {
+        let n = self
+            .write()
+            .prepare_cached("UPDATE sessions SET revoked = 1 WHERE hash = ?1 AND revoked = 0")?
+            .execute(params![hash])?;
+        Ok(n > 0)
+    }
+
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -2040,6 +2271,35 @@ impl Store for SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+}
+
+fn put_mail_on(conn: &Connection, m: &MailRow) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (id, state, attempts, created_ms, next_ms, done_ms, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        m.id,
+        m.state,
+        m.attempts,
+        m.created_ms,
+        m.next_ms,
+        m.done_ms,
+        m.sealed
+    ])?;
+    Ok(())
+}
+
+fn mail_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailRow> {
+    Ok(MailRow {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        attempts: r.get(2)?,
+        created_ms: r.get(3)?,
+        next_ms: r.get(4)?,
+        done_ms: r.get(5)?,
+        sealed: r.get(6)?,
+    })
 }
 
 #[cfg(test)]

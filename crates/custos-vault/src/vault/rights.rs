@@ -15,13 +15,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{OPERATOR, SubjectId, Vault, declared_or};
+use super::{OPERATOR, PERSON, Person, SubjectId, Vault, declared_or};
 use crate::crypto::Entropy;
 use crate::error::{Error, Result};
 use crate::store::{Age, Status, SubjectRow, ValueRow, now_ms};
 
-/// The ledger actor of an act by the person themself.
-pub const PERSON: &str = "person";
 /// The ledger action of a correction.
 pub const CORRECT: &str = "correct";
 /// Bytes of a corrected value at most (as of a collected one).
@@ -30,8 +28,9 @@ pub const MAX_CORRECTED_BYTES: usize = 8 * 1024;
 /// Who asks for a person's rights act (export, correction, erasure, deactivation).
 #[derive(Debug, Clone, Copy)]
 pub enum Requester<'a> {
-    /// The person, signed in: the subjects of their session, and nothing else.
-    Person(&'a [SubjectId]),
+    /// The person, signed in (a session [`Vault::authenticate_person`] opened): the
+    /// subjects of their session, and nothing else.
+    Person(&'a Person),
     /// The operator at the console (the CLI), acting on a request staff verified.
     Operator,
 }
@@ -48,7 +47,7 @@ impl Requester<'_> {
     /// Whether it may act on `subject`.
     pub fn reaches(&self, subject: &SubjectId) -> bool {
         match self {
-            Self::Person(subjects) => subjects.iter().any(|s| s == subject),
+            Self::Person(person) => person.reaches(subject),
             Self::Operator => true,
         }
     }

@@ -13,6 +13,11 @@ use custos_vault::{
 
 use crate::support::{Harness, attendee, registration};
 
+pub use crate::people::{
+    outbox_seals_and_forgets_what_it_sent, sign_in_codes_are_bounded,
+    sign_in_reaches_the_address_subjects_only,
+};
+
 pub use crate::instruments::{
     legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,
     only_staff_register_instruments,

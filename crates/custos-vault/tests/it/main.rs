@@ -13,6 +13,7 @@
 mod cases;
 mod embedded;
 mod instruments;
+mod people;
 mod rights;
 mod support;
 mod tlog;
@@ -78,6 +79,9 @@ macro_rules! conformance {
                 export_holds_everything_about_the_person,
                 correction_replaces_the_value_everywhere,
                 deactivation_and_erasure_by_the_person,
+                outbox_seals_and_forgets_what_it_sent,
+                sign_in_reaches_the_address_subjects_only,
+                sign_in_codes_are_bounded,
             );
         }
     };

@@ -221,7 +221,7 @@ pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
     );
     h.close();
     // As the old writer left it: level-0 tiles (here garbage: they must not be trusted),
-    // the schema one migration back.
+    // the schema from before their migration.
     let (meta, key) = if h.is_sqlite() {
         ("meta", "schema_version")
     } else {
@@ -240,11 +240,13 @@ pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
             )
         }
     };
+    // Back to before the migration that drops level-0 tiles (SQLite 8, PostgreSQL 7); the
+    // later ones (the outbox, sign-in) are applied again, as each is safe to apply twice.
+    let before_level0_drop = if h.is_sqlite() { 7 } else { 6 };
     h.exec(&format!(
-        "{}{}UPDATE {meta} SET value = '{}' WHERE key = '{key}';",
+        "{}{}UPDATE {meta} SET value = '{before_level0_drop}' WHERE key = '{key}';",
         blob(0),
         blob(1),
-        version - 1
     ));
     let v = h.open(h.kek.clone()).unwrap();
     assert_eq!(

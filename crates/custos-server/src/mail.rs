@@ -1,0 +1,232 @@
+//! Delivering the vault's outbox (`custos_vault` `vault/mail.rs`): a plain thread claims the
+//! due messages, sends each through the [`Transport`], and tells the vault how it went — sent
+//! (the message's content is deleted), failed for now (retried with exponential backoff), or
+//! refused for good / out of attempts (given up, content deleted).
+//!
+//! Two transports: SMTP (`custos serve --smtp-url smtp://user:pass@host:port`, STARTTLS when
+//! the server offers it, or `smtps://…` for TLS from the first byte; AUTH with the URL's
+//! user and password), and, without one, files: each message written as an RFC 5322 `.eml`
+//! file under `<data>/outbox/`, so `custos serve` needs nothing else to run.
+//!
+//! A plain thread, not a task: the vault's PostgreSQL client must not run inside the
+//! runtime (`workers.rs`), and lettre's blocking SMTP client is as simple as it gets.
+//!
+//! **Invariant:** no address, subject line or body is logged; a line names the message id
+//! and the failure's kind (lettre's errors can quote the server's answer, which may echo the
+//! address, so only whether it was permanent is kept).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use custos_vault::{OutgoingMail, Vault};
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{Message, SmtpTransport, Transport as _};
+
+/// Where `custos serve` logs the outbox's deliveries.
+const TARGET: &str = "custos::mail";
+/// Messages one pass claims at most.
+const BATCH: u64 = 32;
+/// How long an SMTP exchange may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How messages leave.
+#[derive(Clone)]
+pub enum Transport {
+    /// Each message as an RFC 5322 `.eml` file in this folder (made 0700 if missing).
+    Files(PathBuf),
+    /// An SMTP server.
+    Smtp(Box<SmtpTransport>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Files(dir) => write!(f, "Files({})", dir.display()),
+            // The URL's password stays out of any log line.
+            Self::Smtp(_) => f.write_str("Smtp(..)"),
+        }
+    }
+}
+
+impl Transport {
+    /// The folder a vault's messages are written to without SMTP: `<data>/outbox/`.
+    pub fn files_in(data: &Path) -> Self {
+        Self::Files(data.join("outbox"))
+    }
+
+    /// An SMTP transport from `smtp://[user:pass@]host[:port]` (STARTTLS when offered;
+    /// `?tls=required` to insist) or `smtps://…` (implicit TLS). The user and password are
+    /// percent-decoded and used for AUTH.
+    pub fn smtp(url: &str) -> Result<Self, String> {
+        let bad = |e: &dyn std::fmt::Display| format!("--smtp-url: {e}");
+        let lower = url.to_ascii_lowercase();
+        let url = if lower.starts_with("smtp://") && !lower.contains("tls=") {
+            // STARTTLS whenever the server offers it.
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}tls=opportunistic")
+        } else if lower.starts_with("smtp://") || lower.starts_with("smtps://") {
+            url.to_string()
+        } else {
+            return Err("--smtp-url: use smtp://user:pass@host:port or smtps://…".into());
+        };
+        let transport = SmtpTransport::from_url(&url)
+            .map_err(|e| bad(&e))?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        Ok(Self::Smtp(Box::new(transport)))
+    }
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Delivered (handed to the SMTP server, or written).
+    Sent,
+    /// Failed; worth trying again later.
+    Transient,
+    /// Refused for good (a 5xx answer, an address that does not parse).
+    Permanent,
+}
+
+/// The message as RFC 5322: `From`, `To`, `Subject`, `Date`, `Message-ID`, a plain-text
+/// UTF-8 body.
+fn message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, Attempt> {
+    let to: Mailbox = mail.mail.to.parse().map_err(|_| Attempt::Permanent)?;
+    let domain = from.email.domain().to_string();
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.mail.subject.clone())
+        .message_id(Some(format!("<{}@{domain}>", mail.id)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.mail.text.clone())
+        .map_err(|_| Attempt::Permanent)
+}
+
+/// Sends one message.
+pub fn deliver(transport: &Transport, from: &Mailbox, mail: &OutgoingMail) -> Attempt {
+    let msg = match message(from, mail) {
+        Ok(m) => m,
+        Err(a) => return a,
+    };
+    match transport {
+        Transport::Files(dir) => match write_eml(dir, &mail.id, &msg.formatted()) {
+            Ok(()) => Attempt::Sent,
+            Err(e) => {
+                tracing::warn!(target: TARGET, id = %mail.id, error = %e.kind(), "cannot write the message");
+                Attempt::Transient
+            }
+        },
+        Transport::Smtp(smtp) => match smtp.send(&msg) {
+            Ok(_) => Attempt::Sent,
+            Err(e) if e.is_permanent() => Attempt::Permanent,
+            Err(_) => Attempt::Transient,
+        },
+    }
+}
+
+/// Writes `<dir>/<id>.eml` (0600, in a 0700 folder), through a temporary file renamed into
+/// place, so a reader never sees half a message.
+fn write_eml(dir: &Path, id: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)?;
+    }
+    let tmp = dir.join(format!(".{id}.tmp"));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(format!("{id}.eml")))
+}
+
+/// One pass: claims the due messages and delivers each; returns how many were sent.
+pub fn deliver_due(
+    vault: &Vault,
+    transport: &Transport,
+    from: &Mailbox,
+) -> custos_vault::Result<usize> {
+    let mut sent = 0;
+    for mail in vault.claim_mail(BATCH)? {
+        match deliver(transport, from, &mail) {
+            Attempt::Sent => {
+                vault.mail_sent(&mail)?;
+                sent += 1;
+            }
+            a => {
+                let state = vault.mail_failed(&mail, a == Attempt::Permanent)?;
+                tracing::warn!(
+                    target: TARGET,
+                    id = %mail.id,
+                    attempt = mail.attempts + 1,
+                    permanent = a == Attempt::Permanent,
+                    "delivery failed; the message is {state}"
+                );
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// The outbox's delivery thread; stops (after its pass in progress) when dropped.
+#[derive(Debug)]
+pub struct MailWorker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MailWorker {
+    /// Starts the thread: a pass every `every` (and at once).
+    pub fn start(
+        vault: Arc<Vault>,
+        transport: Transport,
+        from: Mailbox,
+        every: Duration,
+    ) -> std::io::Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let thread = std::thread::Builder::new()
+            .name("custos-mail".into())
+            .spawn(move || {
+                let _log = tracing::dispatcher::set_default(&dispatch);
+                loop {
+                    if let Err(e) = deliver_due(&vault, &transport, &from) {
+                        // The vault's errors name no value.
+                        tracing::error!(target: TARGET, "outbox pass failed: {e}");
+                    }
+                    match stopped.recv_timeout(every) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => break,
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for MailWorker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Parses the sender's address (`--mail-from`).
+pub fn sender(from: &str) -> Result<Mailbox, String> {
+    from.parse::<Mailbox>()
+        .map_err(|_| format!("--mail-from: `{from}` is not an email address"))
+}
