@@ -6,7 +6,8 @@
 
 use custos_policy::render::html_escape as esc;
 use custos_vault::tlog::hash_to_base64;
-use custos_vault::{Export, format_date_time};
+use custos_vault::vault::TreeHead;
+use custos_vault::{Export, ExportedEntry, format_date_time};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -135,7 +136,7 @@ pub struct LedgerDoc {
     pub root: String,
     /// The signed-note verifier key of the checkpoint.
     pub verifier_key: String,
-    /// The sequence number of this export's own entry.
+    /// The sequence number of this export's own entry (0 in `GET /v1/me/ledger`).
     pub export_seq: u64,
     /// The entries, oldest first.
     pub entries: Vec<EntryDoc>,
@@ -181,11 +182,16 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
-impl ExportDocument {
-    /// The document of an export, with the verifier key of its checkpoint.
-    pub fn new(e: Export, verifier_key: String) -> Self {
-        let entries = e
-            .ledger
+impl LedgerDoc {
+    /// The entries about a person, proven against `head` (signed by `verifier_key`);
+    /// `export_seq` is the export's own entry (0 outside an export).
+    pub fn new(
+        entries: Vec<ExportedEntry>,
+        head: TreeHead,
+        verifier_key: String,
+        export_seq: u64,
+    ) -> Self {
+        let entries = entries
             .into_iter()
             .map(|x| {
                 let d = x.entry.draft;
@@ -204,6 +210,20 @@ impl ExportDocument {
                 }
             })
             .collect();
+        Self {
+            checkpoint: head.note,
+            size: head.size,
+            root: hash_to_base64(&head.root),
+            verifier_key,
+            export_seq,
+            entries,
+        }
+    }
+}
+
+impl ExportDocument {
+    /// The document of an export, with the verifier key of its checkpoint.
+    pub fn new(e: Export, verifier_key: String) -> Self {
         Self {
             schema: SCHEMA,
             generated: format_date_time(e.generated_ms),
@@ -256,14 +276,7 @@ impl ExportDocument {
                     time: format_date_time(c.time_ms),
                 })
                 .collect(),
-            ledger: LedgerDoc {
-                checkpoint: e.checkpoint.note,
-                size: e.checkpoint.size,
-                root: hash_to_base64(&e.checkpoint.root),
-                verifier_key,
-                export_seq: e.export_seq,
-                entries,
-            },
+            ledger: LedgerDoc::new(e.ledger, e.checkpoint, verifier_key, e.export_seq),
         }
     }
 

@@ -43,7 +43,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use custos_vault::Vault;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -75,6 +75,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/people/sign-in/verify"),
     ("POST", "/v1/people/sign-out"),
     ("GET", "/v1/me"),
+    ("GET", "/v1/me/export"),
+    ("GET", "/v1/me/ledger"),
+    ("PATCH", "/v1/me/data"),
+    ("POST", "/v1/me/deactivate"),
+    ("POST", "/v1/me/erase"),
     ("GET", "/v1/ledger/verify"),
     ("GET", "/v1/ledger/checkpoint"),
     ("GET", "/v1/ledger/key"),
@@ -283,6 +288,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/people/sign-in/verify", post(people::verify))
         .route("/v1/people/sign-out", post(people::sign_out))
         .route("/v1/me", get(me::overview))
+        .route("/v1/me/export", get(me::export))
+        .route("/v1/me/ledger", get(me::ledger))
+        .route("/v1/me/data", patch(me::correct))
+        .route("/v1/me/deactivate", post(me::deactivate))
+        .route("/v1/me/erase", post(me::erase))
         .route("/v1/ledger/verify", get(ledger::verify))
         .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
         .route("/v1/ledger/key", get(ledger::key))

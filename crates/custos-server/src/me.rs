@@ -3,9 +3,15 @@
 //! subjects only.
 
 use axum::Json;
-use serde::Serialize;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use custos_vault::{Requester, SubjectId};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::export::ExportDocument;
+use crate::input::{self, DataMap, JsonBody};
 use crate::people::Person;
 use crate::problem::Problem;
 
@@ -75,5 +81,261 @@ pub async fn overview(person: Person) -> Result<Json<MeOut>, Problem> {
             .collect(),
         signed_in: person.principal().signed_in(),
         expires: person.principal().expires(),
+    }))
+}
+
+/// How recent a sign-in must be for the acts that hand over or destroy everything: export
+/// and erasure.
+pub const RECENT_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Which of the person's subjects an act is about.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Which {
+    /// One of the session's subjects (`GET /v1/me` lists them); may be left out when the
+    /// session has one.
+    #[serde(default)]
+    #[schema(format = Uuid, nullable = false)]
+    pub subject: Option<String>,
+}
+
+/// A correction of values the vault holds about the person (C029, C030).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    /// One of the session's subjects; may be left out when the session has one.
+    #[serde(default)]
+    #[schema(format = Uuid, nullable = false)]
+    pub subject: Option<String>,
+    /// Category → corrected value, at least one; only categories the vault holds.
+    pub data: DataMap,
+}
+
+/// What a rights act did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// The subject acted on.
+    #[schema(format = Uuid)]
+    pub subject: String,
+    /// `corrected`, `deactivated` or `erased`.
+    pub done: &'static str,
+}
+
+/// The ledger entries about the person (the export's ledger part, without values).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyLedger {
+    /// The subject.
+    #[schema(format = Uuid)]
+    pub subject: String,
+    /// The entries and what proves them.
+    pub ledger: crate::export::LedgerDoc,
+}
+
+/// The subject an act is about: the one named (the vault refuses it unless the session
+/// reaches it), or the session's only one.
+fn pick(person: &Person, named: Option<&str>) -> Result<SubjectId, Problem> {
+    match named {
+        Some(raw) => SubjectId::parse(raw).map_err(|_| {
+            Problem::field(
+                "invalid_subject_id",
+                "subject",
+                "a subject id is a lowercase uuid, as `GET /v1/me` lists it",
+            )
+        }),
+        None => match person.subjects() {
+            [only] => Ok(only.clone()),
+            _ => Err(Problem::field(
+                "missing_field",
+                "subject",
+                "this session reaches several subjects (or none): name one (`GET /v1/me` lists them)",
+            )),
+        },
+    }
+}
+
+/// Export and erasure need a sign-in of the last [`RECENT_SIGN_IN`].
+fn recent(person: &Person) -> Result<(), Problem> {
+    if person.principal().signed_in_within(RECENT_SIGN_IN) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            "sign_in_too_old",
+            "exporting and erasing need a sign-in of the last 10 minutes: sign in again at /v1/people/sign-in",
+        ))
+    }
+}
+
+fn subject_query(raw: Option<&str>) -> Result<Option<String>, Problem> {
+    let mut q = input::Query::parse(raw)?;
+    let subject = q.opt("subject");
+    q.finish()?;
+    Ok(subject)
+}
+
+/// `GET /v1/me/export` — everything the vault holds about the person (right of access and
+/// portability; `docs/export.md`): JSON of schema `custos-export/1`, or with
+/// `Accept: text/html` the readable page. Needs a sign-in of the last 10 minutes. Ledgered
+/// (`export`) before anything is decrypted.
+#[utoipa::path(operation_id = "myExport", get, path = "/v1/me/export", tag = "people",
+    params(("subject" = Option<String>, Query, format = Uuid, description = "one of the session's subjects; may be left out when the session has one")),
+    responses(
+        (status = 200, description = "the export", content((crate::export::ExportDocument = "application/json"), (String = "text/html"))),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn export(
+    person: Person,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    let subject = pick(&person, subject_query(raw.as_deref())?.as_deref())?;
+    recent(&person)?;
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let doc = person
+        .run(move |v, p| {
+            let e = v.export(Requester::Person(p), &subject)?;
+            Ok(ExportDocument::new(e, v.ledger_verifier_key()))
+        })
+        .await?;
+    let mut res = if html {
+        let mut r = doc.to_html().into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        );
+        r
+    } else {
+        Json(doc).into_response()
+    };
+    // Personal information: never kept by a cache on the way.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// `GET /v1/me/ledger` — the ledger entries about the person, each with its inclusion proof
+/// in the tree of a signed checkpoint (`docs/export.md`, "Checking the entries"). Ledgered
+/// (`read_ledger`).
+#[utoipa::path(operation_id = "myLedger", get, path = "/v1/me/ledger", tag = "people",
+    params(("subject" = Option<String>, Query, format = Uuid, description = "one of the session's subjects; may be left out when the session has one")),
+    responses(
+        (status = 200, description = "the entries about the person", body = MyLedger),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn ledger(person: Person, RawQuery(raw): RawQuery) -> Result<Json<MyLedger>, Problem> {
+    let subject = pick(&person, subject_query(raw.as_deref())?.as_deref())?;
+    let id = subject.to_string();
+    let ledger = person
+        .run(move |v, p| {
+            let (entries, head) = v.ledger_about(Requester::Person(p), &subject)?;
+            Ok(crate::export::LedgerDoc::new(
+                entries,
+                head,
+                v.ledger_verifier_key(),
+                0,
+            ))
+        })
+        .await?;
+    Ok(Json(MyLedger {
+        subject: id,
+        ledger,
+    }))
+}
+
+/// `PATCH /v1/me/data` — corrects values the vault holds about the person (C029, C030):
+/// only categories it holds (else 422 `category_not_held` naming `data.CATEGORY`); the
+/// correction is ledgered (`correct`, the categories, never a value).
+#[utoipa::path(operation_id = "myCorrection", patch, path = "/v1/me/data", tag = "people",
+    request_body = Correction,
+    responses(
+        (status = 200, description = "corrected", body = Done),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn correct(
+    person: Person,
+    JsonBody(body): JsonBody<Correction>,
+) -> Result<Json<Done>, Problem> {
+    let subject = pick(&person, body.subject.as_deref())?;
+    let id = subject.to_string();
+    let data = body.data.0;
+    person
+        .run(move |v, p| v.correct(Requester::Person(p), &subject, &data))
+        .await?;
+    Ok(Json(Done {
+        subject: id,
+        done: "corrected",
+    }))
+}
+
+/// `POST /v1/me/deactivate` — deactivates the person's account (C030): from then on only
+/// contractual and legal purposes are served. Ledgered.
+#[utoipa::path(operation_id = "myDeactivation", post, path = "/v1/me/deactivate", tag = "people",
+    request_body = Which,
+    responses(
+        (status = 200, description = "deactivated", body = Done),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn deactivate(
+    person: Person,
+    JsonBody(body): JsonBody<Which>,
+) -> Result<Json<Done>, Problem> {
+    let subject = pick(&person, body.subject.as_deref())?;
+    let id = subject.to_string();
+    person
+        .run(move |v, p| v.deactivate_for(Requester::Person(p), &subject))
+        .await?;
+    Ok(Json(Done {
+        subject: id,
+        done: "deactivated",
+    }))
+}
+
+/// `POST /v1/me/erase` — erases the person: their key is destroyed at once (nothing of
+/// them decrypts from then on), their records purged after. Needs a sign-in of the last
+/// 10 minutes. Ledgered.
+#[utoipa::path(operation_id = "myErasure", post, path = "/v1/me/erase", tag = "people",
+    request_body = Which,
+    responses(
+        (status = 200, description = "erased", body = Done),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn erase(person: Person, JsonBody(body): JsonBody<Which>) -> Result<Json<Done>, Problem> {
+    let subject = pick(&person, body.subject.as_deref())?;
+    recent(&person)?;
+    let id = subject.to_string();
+    person
+        .run(move |v, p| v.erase_for(Requester::Person(p), &subject))
+        .await?;
+    Ok(Json(Done {
+        subject: id,
+        done: "erased",
     }))
 }

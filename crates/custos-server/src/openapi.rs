@@ -30,6 +30,11 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::people::verify,
         crate::people::sign_out,
         crate::me::overview,
+        crate::me::export,
+        crate::me::ledger,
+        crate::me::correct,
+        crate::me::deactivate,
+        crate::me::erase,
         crate::ledger::verify,
         crate::ledger::checkpoint,
         crate::ledger::key,
@@ -160,6 +165,18 @@ pub fn document(policy: &Policy) -> Value {
     set(
         &mut doc,
         &[&prop("Collection", "data")[..], &["additionalProperties"]].concat(),
+        "maxLength",
+        json!(MAX_VALUE_CHARS),
+    );
+    set(
+        &mut doc,
+        &prop("Correction", "data"),
+        "minProperties",
+        json!(1),
+    );
+    set(
+        &mut doc,
+        &[&prop("Correction", "data")[..], &["additionalProperties"]].concat(),
         "maxLength",
         json!(MAX_VALUE_CHARS),
     );

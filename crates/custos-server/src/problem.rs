@@ -37,6 +37,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("code_invalid", 401, "the sign-in code is wrong or was used"),
     ("code_expired", 401, "the sign-in code expired"),
     (
+        "sign_in_too_old",
+        401,
+        "this act needs a sign-in of the last 10 minutes",
+    ),
+    (
         "code_exhausted",
         401,
         "the sign-in code was tried too many times",
@@ -144,6 +149,12 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     // Names the policy does not declare, and collection refusals.
     ("purpose_required", 422, "state the purpose"),
+    (
+        "category_not_held",
+        422,
+        "the vault holds no value of this category for this person",
+    ),
+    ("invalid_value", 422, "a value is empty or too large"),
     (
         "unknown_accessor",
         422,

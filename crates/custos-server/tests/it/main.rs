@@ -16,6 +16,7 @@ mod hardening;
 mod instruments;
 mod observability;
 mod people;
+mod rights;
 mod subjects;
 mod support;
 mod tenants;

@@ -230,7 +230,7 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Delivers the outbox into `<data>/outbox/` and reads the code of the newest message to
 /// `to`.
-async fn mailed_code(app: &TestApp, to: &str) -> String {
+pub async fn mailed_code(app: &TestApp, to: &str) -> String {
     let dir = app.dir.join("outbox");
     deliver(app.vault(), &Transport::Files(dir.clone())).await;
     let text = eml_files(&dir)
@@ -243,12 +243,12 @@ async fn mailed_code(app: &TestApp, to: &str) -> String {
     text[at..at + 8].to_string()
 }
 
-async fn sign_in(app: &TestApp, email: &str) -> crate::support::Response {
+pub async fn sign_in(app: &TestApp, email: &str) -> crate::support::Response {
     app.post("/v1/people/sign-in", None, &json!({ "email": email }))
         .await
 }
 
-async fn verify(app: &TestApp, email: &str, code: &str) -> crate::support::Response {
+pub async fn verify(app: &TestApp, email: &str, code: &str) -> crate::support::Response {
     app.post(
         "/v1/people/sign-in/verify",
         None,

@@ -78,7 +78,7 @@ pub fn a_person_reaches_only_their_own_subjects(h: Harness) {
     assert!(
         e.values.iter().any(|x| x.value == "bob@acme.example"),
         "{e:?}"
-    );    // Ann's own session reaches Ann.
+    ); // Ann's own session reaches Ann.
     assert_eq!(v.export(me, &ann).unwrap().subject, ann);
 }
 
