@@ -356,6 +356,7 @@ fn mutate_cmd(policy: &Policy, t: &trace::Trace, opts: &TraceOpts) -> ExitCode {
             .filter(|c| matches!(c.status, trace::Status::Enforced { .. }))
             .cloned()
             .collect(),
+        deadlines: t.deadlines.clone(),
     };
     let started = std::time::Instant::now();
     let reports = mutate::gate(policy, &enforced, opts.clause.as_deref());
