@@ -20,6 +20,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 mod instruments;
+mod requests;
 mod retention;
 mod tenant;
 mod tlog;
@@ -28,6 +29,11 @@ mod transport;
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
     MAX_ISSUER_CHARS,
+};
+pub use requests::{
+    Handler, MAX_REQUESTS_LISTED, PersonRequest, REFUSAL_REASONS, REQUEST_CHANNELS,
+    REQUEST_COMPLETE, REQUEST_LIST, REQUEST_RECEIVE, REQUEST_REFUSE, REQUEST_SHOW, REQUEST_VERIFY,
+    RequestInput, RequestList, VERIFICATIONS,
 };
 pub use retention::Sweep;
 pub use tenant::{Actor, OUT_OF_TENANT, Principal, TENANT_REQUIRED};

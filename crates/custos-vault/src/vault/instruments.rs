@@ -577,7 +577,7 @@ fn parse_date_time(s: &str) -> Option<i64> {
 
 /// ms since the epoch as RFC 3339 in UTC: `2027-01-31T23:59:59Z` (with `.mmm` when not
 /// whole seconds).
-fn format_date_time(ms: i64) -> String {
+pub(super) fn format_date_time(ms: i64) -> String {
     let (y, m, d) = civil_from_days(ms.div_euclid(MS_PER_DAY));
     let in_day = ms.rem_euclid(MS_PER_DAY);
     let (h, mi, s, milli) = (
