@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod pages;
 pub mod problem;
 pub mod records;
+pub mod requests;
 pub mod subjects;
 pub mod tls;
 pub mod transport;
@@ -67,6 +68,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/decisions"),
     ("POST", "/v1/instruments"),
     ("GET", "/v1/instruments/{id}"),
+    ("POST", "/v1/requests"),
+    ("GET", "/v1/requests"),
+    ("GET", "/v1/requests/{id}"),
+    ("POST", "/v1/requests/{id}/verify"),
+    ("POST", "/v1/requests/{id}/complete"),
+    ("POST", "/v1/requests/{id}/refuse"),
     ("GET", "/v1/ledger/verify"),
     ("GET", "/v1/ledger/checkpoint"),
     ("GET", "/v1/ledger/key"),
@@ -263,6 +270,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/decisions", post(decisions::decide))
         .route("/v1/instruments", post(instruments::register))
         .route("/v1/instruments/{id}", get(instruments::show))
+        .route("/v1/requests", post(requests::create).get(requests::list))
+        .route("/v1/requests/{id}", get(requests::show))
+        .route("/v1/requests/{id}/verify", post(requests::verify))
+        .route("/v1/requests/{id}/complete", post(requests::complete))
+        .route("/v1/requests/{id}/refuse", post(requests::refuse))
         .route("/v1/ledger/verify", get(ledger::verify))
         .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
         .route("/v1/ledger/key", get(ledger::key))

@@ -15,6 +15,7 @@ mod demo;
 mod hardening;
 mod instruments;
 mod observability;
+mod requests;
 mod subjects;
 mod support;
 mod tenants;
