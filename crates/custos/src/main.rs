@@ -2,6 +2,7 @@
 
 mod instruments_cmd;
 mod policy_cmd;
+mod requests_cmd;
 mod serve_cmd;
 mod vault_cmd;
 mod witness;
@@ -44,6 +45,9 @@ enum Command {
     /// Register and show legal instruments (court orders, subpoenas, …).
     #[command(subcommand)]
     Instruments(instruments_cmd::InstrumentsCommand),
+    /// Enter, list, verify, complete and refuse people's requests, as staff do.
+    #[command(subcommand)]
+    Requests(requests_cmd::RequestsCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +59,6 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => vault_cmd::audit(cmd),
         Command::Retention(cmd) => vault_cmd::retention(cmd),
         Command::Instruments(cmd) => instruments_cmd::run(cmd),
+        Command::Requests(cmd) => requests_cmd::run(cmd),
     }
 }
