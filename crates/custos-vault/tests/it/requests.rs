@@ -452,7 +452,7 @@ pub fn open_and_overdue_requests_are_listed(h: Harness) {
             .map(|r| r.id)
             .collect()
     };
-    assert_eq!(ids(RequestList::Overdue), [late.id.clone()]);
+    assert_eq!(ids(RequestList::Overdue), std::slice::from_ref(&late.id));
     assert_eq!(ids(RequestList::Open), [late.id.clone(), open.id.clone()]);
     let all = ids(RequestList::All);
     assert_eq!(all.len(), 3);
