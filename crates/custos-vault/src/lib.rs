@@ -30,9 +30,9 @@ pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
 pub use vault::{
-    Actor, Channel, CollectionInput, DEFAULT_RECORDS_PAGE, Durable, Handler, Instrument,
-    InstrumentInput, MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES,
-    MAX_RECORDS_APPEND, MAX_RECORDS_PAGE, OPERATOR, PersonRequest, Principal, ReadInput,
-    ReadResult, Record, RecordsPage, RecordsResult, RequestInput, RequestList, SealedRead,
-    SubjectId, Sweep, TLS_REQUIRED, Vault,
+    Actor, Channel, CollectionInput, DEFAULT_RECORDS_PAGE, Durable, Instrument, InstrumentInput,
+    MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES, MAX_RECORDS_APPEND,
+    MAX_RECORDS_PAGE, OPERATOR, PersonRequest, Principal, ReadInput, ReadResult, Record,
+    RecordsPage, RecordsResult, RequestHandler, RequestInput, RequestList, SealedRead, SubjectId,
+    Sweep, TLS_REQUIRED, Vault,
 };

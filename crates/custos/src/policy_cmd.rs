@@ -291,7 +291,13 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, opts: &TraceOpts) -
                     "kept": c.kept, "not_kept": c.not_kept, "checks": c.checks.len(), key: value})
             })
             .collect();
+        let deadlines: Vec<_> = t
+            .deadlines
+            .iter()
+            .map(|d| json!({"kind": d.kind, "days": d.days, "basis": d.basis}))
+            .collect();
         let out = json!({"policy": policy.id(), "version": policy.version(), "clauses": clauses,
+            "deadlines": deadlines,
             "counts": {"enforced": enforced, "planned": planned, "notice-only": notice},
             "failing_checks": failing});
         println!("{out:#}");
@@ -320,6 +326,9 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, opts: &TraceOpts) -
         if !c.elements.is_empty() {
             println!("      elements: {}", c.elements.join(", "));
         }
+    }
+    for d in &t.deadlines {
+        println!("deadline {}  {} days  basis: {}", d.kind, d.days, d.basis);
     }
     println!(
         "\n{} clauses: {enforced} enforced, {planned} planned, {notice} notice-only",

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use custos_vault::{Handler, PersonRequest, RequestInput, RequestList};
+use custos_vault::{PersonRequest, RequestHandler, RequestInput, RequestList};
 
 use crate::vault_cmd::{Location, fail, open};
 
@@ -100,7 +100,7 @@ pub fn run(cmd: RequestsCommand) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let op = Handler::Operator;
+    let op = RequestHandler::Operator;
     let done = match cmd {
         RequestsCommand::List { state, .. } => {
             let which = match state {

@@ -72,7 +72,7 @@ static TRANSITIONS: Mutex<()> = Mutex::new(());
 
 /// Who handles a request: a staff accessor's key, or the operator at the command line.
 #[derive(Debug, Clone, Copy)]
-pub enum Handler<'a> {
+pub enum RequestHandler<'a> {
     /// The operator (`custos requests …`): may do everything staff may.
     Operator,
     /// An accessor's key; refused `not_staff` unless the policy lists it in
@@ -80,19 +80,19 @@ pub enum Handler<'a> {
     Accessor(Actor<'a>),
 }
 
-impl<'a> From<Actor<'a>> for Handler<'a> {
+impl<'a> From<Actor<'a>> for RequestHandler<'a> {
     fn from(a: Actor<'a>) -> Self {
         Self::Accessor(a)
     }
 }
 
-impl<'a> From<&'a str> for Handler<'a> {
+impl<'a> From<&'a str> for RequestHandler<'a> {
     fn from(a: &'a str) -> Self {
         Self::Accessor(a.into())
     }
 }
 
-impl<'a> From<&'a Principal> for Handler<'a> {
+impl<'a> From<&'a Principal> for RequestHandler<'a> {
     fn from(p: &'a Principal) -> Self {
         Self::Accessor(p.actor())
     }
@@ -196,15 +196,15 @@ impl Vault {
     /// (`request_receive`) before it is stored; a refusal is ledgered too.
     pub fn create_request<'a>(
         &self,
-        by: impl Into<Handler<'a>>,
+        by: impl Into<RequestHandler<'a>>,
         input: &RequestInput,
     ) -> Result<PersonRequest> {
         let by = by.into();
-        let actor = self.handler_name(by);
+        let actor = self.request_handler(by);
         let row = match self.check_request(by, input) {
             Ok(row) => row,
             Err(e) => {
-                self.refusal(actor, REQUEST_RECEIVE, "", e.code())?;
+                self.request_refusal(actor, REQUEST_RECEIVE, "", e.code())?;
                 return Err(e);
             }
         };
@@ -222,11 +222,11 @@ impl Vault {
     /// staff and the operator only. Ledgered (`request_list`, with the count).
     pub fn requests<'a>(
         &self,
-        by: impl Into<Handler<'a>>,
+        by: impl Into<RequestHandler<'a>>,
         which: RequestList,
     ) -> Result<Vec<PersonRequest>> {
         let by = by.into();
-        let actor = self.staff_only(by, REQUEST_LIST)?;
+        let actor = self.request_staff_only(by, REQUEST_LIST)?;
         let now = now_ms();
         let filter = match which {
             RequestList::Open => RequestFilter::Open,
@@ -250,9 +250,13 @@ impl Vault {
     }
 
     /// One request, for staff and the operator. Ledgered (`request_show`).
-    pub fn request<'a>(&self, by: impl Into<Handler<'a>>, id: &str) -> Result<PersonRequest> {
+    pub fn request<'a>(
+        &self,
+        by: impl Into<RequestHandler<'a>>,
+        id: &str,
+    ) -> Result<PersonRequest> {
         let by = by.into();
-        let actor = self.staff_only(by, REQUEST_SHOW)?;
+        let actor = self.request_staff_only(by, REQUEST_SHOW)?;
         let row = self.stored_request(actor, REQUEST_SHOW, id)?;
         let mut d = self.draft(actor, REQUEST_SHOW, row.subject.as_deref().unwrap_or(""));
         d.effect = "done".into();
@@ -266,10 +270,10 @@ impl Vault {
     /// a closed one `request_closed`. Ledgered (`request_verify`).
     pub fn verify_request<'a>(
         &self,
-        by: impl Into<Handler<'a>>,
+        by: impl Into<RequestHandler<'a>>,
         id: &str,
     ) -> Result<PersonRequest> {
-        self.transition(by.into(), REQUEST_VERIFY, id, None)
+        self.request_transition(by.into(), REQUEST_VERIFY, id, None)
     }
 
     /// Completes a verified request: an `erase` request erases the subject
@@ -279,37 +283,37 @@ impl Vault {
     /// Not yet verified: `request_not_verified`; closed: `request_closed`.
     pub fn complete_request<'a>(
         &self,
-        by: impl Into<Handler<'a>>,
+        by: impl Into<RequestHandler<'a>>,
         id: &str,
     ) -> Result<PersonRequest> {
-        self.transition(by.into(), REQUEST_COMPLETE, id, None)
+        self.request_transition(by.into(), REQUEST_COMPLETE, id, None)
     }
 
     /// Refuses an open request, for one of [`REFUSAL_REASONS`]: → `refused`. Closed:
     /// `request_closed`. Ledgered (`request_refuse`, with the reason).
     pub fn refuse_request<'a>(
         &self,
-        by: impl Into<Handler<'a>>,
+        by: impl Into<RequestHandler<'a>>,
         id: &str,
         reason: &str,
     ) -> Result<PersonRequest> {
-        self.transition(by.into(), REQUEST_REFUSE, id, Some(reason))
+        self.request_transition(by.into(), REQUEST_REFUSE, id, Some(reason))
     }
 
     /// The ledger's name for who handles: the accessor if declared, `?` if not, or
     /// `operator`.
-    fn handler_name<'a>(&self, by: Handler<'a>) -> &'a str {
+    fn request_handler<'a>(&self, by: RequestHandler<'a>) -> &'a str {
         match by {
-            Handler::Operator => OPERATOR,
-            Handler::Accessor(a) => self.declared_accessor(a.accessor),
+            RequestHandler::Operator => OPERATOR,
+            RequestHandler::Accessor(a) => self.declared_accessor(a.accessor),
         }
     }
 
-    fn is_staff(&self, by: Handler<'_>) -> bool {
+    fn handles_requests(&self, by: RequestHandler<'_>) -> bool {
         match by {
-            Handler::Operator => true,
+            RequestHandler::Operator => true,
             // A key made for a tenant acts for that customer, never as staff.
-            Handler::Accessor(a) => {
+            RequestHandler::Accessor(a) => {
                 a.tenant.is_none()
                     && self
                         .policy
@@ -320,17 +324,17 @@ impl Vault {
     }
 
     /// The handler's ledger name if it is staff; else the refusal ledgered and `not_staff`.
-    fn staff_only<'a>(&self, by: Handler<'a>, action: &str) -> Result<&'a str> {
-        let actor = self.handler_name(by);
-        if self.is_staff(by) {
+    fn request_staff_only<'a>(&self, by: RequestHandler<'a>, action: &str) -> Result<&'a str> {
+        let actor = self.request_handler(by);
+        if self.handles_requests(by) {
             return Ok(actor);
         }
         let e = not_staff();
-        self.refusal(actor, action, "", e.code())?;
+        self.request_refusal(actor, action, "", e.code())?;
         Err(e)
     }
 
-    fn refusal(&self, actor: &str, action: &str, subject: &str, code: &str) -> Result<()> {
+    fn request_refusal(&self, actor: &str, action: &str, subject: &str, code: &str) -> Result<()> {
         let mut d = self.draft(actor, action, subject);
         d.effect = "refused".into();
         d.reasons = code.to_string();
@@ -348,7 +352,7 @@ impl Vault {
         match found {
             Some(row) => Ok(row),
             None => {
-                self.refusal(actor, action, "", "request_not_found")?;
+                self.request_refusal(actor, action, "", "request_not_found")?;
                 Err(not_found())
             }
         }
@@ -356,8 +360,8 @@ impl Vault {
 
     /// Every check of a new request, in the order a caller fixes them: who, kind, channel,
     /// verification, subject, purpose. Returns the row to store.
-    fn check_request(&self, by: Handler<'_>, input: &RequestInput) -> Result<RequestRow> {
-        if !self.is_staff(by) {
+    fn check_request(&self, by: RequestHandler<'_>, input: &RequestInput) -> Result<RequestRow> {
+        if !self.handles_requests(by) {
             return Err(not_staff());
         }
         let kind = RequestKind::parse(&input.kind).ok_or_else(|| {
@@ -456,8 +460,8 @@ impl Vault {
         let id = uuid_v7(&mut Entropy::new())?;
         let now = now_ms();
         let by_name = match by {
-            Handler::Operator => OPERATOR.to_string(),
-            Handler::Accessor(a) => a.accessor.to_string(),
+            RequestHandler::Operator => OPERATOR.to_string(),
+            RequestHandler::Accessor(a) => a.accessor.to_string(),
         };
         Ok(RequestRow {
             id: id.hyphenated().to_string(),
@@ -477,17 +481,17 @@ impl Vault {
     }
 
     /// Moves a request on: verify, complete or refuse (with `reason`).
-    fn transition(
+    fn request_transition(
         &self,
-        by: Handler<'_>,
+        by: RequestHandler<'_>,
         action: &'static str,
         id: &str,
         reason: Option<&str>,
     ) -> Result<PersonRequest> {
-        let actor = self.staff_only(by, action)?;
+        let actor = self.request_staff_only(by, action)?;
         if let Some(r) = reason {
             if let Err(e) = one_of(r, REFUSAL_REASONS, "invalid_refusal_reason", "reason") {
-                self.refusal(actor, action, "", e.code())?;
+                self.request_refusal(actor, action, "", e.code())?;
                 return Err(e);
             }
         }
@@ -517,7 +521,7 @@ impl Vault {
             return Err(e);
         }
         if action == REQUEST_COMPLETE {
-            self.carry_out(by, &row)?;
+            self.carry_out_request(by, &row)?;
         }
         let mut next = row.clone();
         next.state = match action {
@@ -529,8 +533,8 @@ impl Vault {
         next.reason = reason.map(str::to_string);
         next.updated_ms = now_ms();
         next.updated_by = match by {
-            Handler::Operator => OPERATOR.to_string(),
-            Handler::Accessor(a) => a.accessor.to_string(),
+            RequestHandler::Operator => OPERATOR.to_string(),
+            RequestHandler::Accessor(a) => a.accessor.to_string(),
         };
         let mut d = self.draft(actor, action, &subject);
         d.purpose = row.purpose.clone().unwrap_or_default();
@@ -543,7 +547,7 @@ impl Vault {
         self.record(d)?;
         if !self.store.transition_request(&next, &row.state)? {
             // Another server moved it first.
-            self.refusal(actor, action, &subject, "request_closed")?;
+            self.request_refusal(actor, action, &subject, "request_closed")?;
             return Err(Error::invalid(
                 "request_closed",
                 "the request was moved on by someone else meanwhile",
@@ -553,10 +557,10 @@ impl Vault {
     }
 
     /// What completing a request does, besides closing it.
-    fn carry_out(&self, by: Handler<'_>, row: &RequestRow) -> Result<()> {
+    fn carry_out_request(&self, by: RequestHandler<'_>, row: &RequestRow) -> Result<()> {
         let actor = match by {
-            Handler::Operator => Actor::from(OPERATOR),
-            Handler::Accessor(a) => a,
+            RequestHandler::Operator => Actor::from(OPERATOR),
+            RequestHandler::Accessor(a) => a,
         };
         let subject = || -> Result<SubjectId> {
             row.subject

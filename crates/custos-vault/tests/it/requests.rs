@@ -3,7 +3,7 @@
 
 use custos_vault::store::RequestRow;
 use custos_vault::{
-    Actor, Error, Handler, RequestInput, RequestList, SubjectId, Vault, ledger::Draft,
+    Actor, Error, RequestHandler, RequestInput, RequestList, SubjectId, Vault, ledger::Draft,
 };
 
 use crate::cases::read;
@@ -153,12 +153,15 @@ pub fn requests_move_through_their_states(h: Harness) {
     }
     // The operator handles requests too.
     let q = v
-        .create_request(Handler::Operator, &by_email("california-disclosures", None))
+        .create_request(
+            RequestHandler::Operator,
+            &by_email("california-disclosures", None),
+        )
         .unwrap();
     assert_eq!(q.created_by, "operator");
     assert_eq!(q.subject, None);
     let refused = v
-        .refuse_request(Handler::Operator, &q.id, "no_data_held")
+        .refuse_request(RequestHandler::Operator, &q.id, "no_data_held")
         .unwrap();
     assert_eq!(
         (refused.state.as_str(), refused.reason.as_deref()),
