@@ -469,3 +469,36 @@ pub fn open_and_overdue_requests_are_listed(h: Harness) {
             .any(|d| d.action == "request_list" && d.reasons == "list:overdue,count:1")
     );
 }
+
+/// A kind the policy gives no `respond_days` is not taken, and a policy with no staff lets
+/// no key handle requests (only the operator).
+#[test]
+fn a_request_kind_without_a_deadline_is_not_taken_and_staff_are_the_policys() {
+    let text = custos_policy::BUILTIN_WEBEX_2010
+        .replace(" object = 10,", "")
+        .replace("staff = [\"admin\"]", "staff = [\"legal\"]");
+    let policy = std::sync::Arc::new(custos_policy::Policy::from_str("p.toml", &text).unwrap());
+    let dir = std::env::temp_dir().join(format!("custos_requests_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = Vault::open_embedded(&dir, policy).unwrap();
+    let ed = v
+        .collect("meeting-center", &attendee("Ed Req", "ed.req@acme.example"))
+        .unwrap();
+    let mut objection = by_email("object", Some(&ed));
+    objection.purpose = Some("marketing".into());
+    let e = v.create_request("legal", &objection).unwrap_err();
+    assert_eq!(code(&e), ("request_kind_not_offered", Some("kind")));
+    // `admin` is no longer staff; `legal` is.
+    let e = v
+        .create_request("admin", &by_email("erase", Some(&ed)))
+        .unwrap_err();
+    assert_eq!(e.code(), "not_staff");
+    assert_eq!(
+        v.create_request("legal", &by_email("erase", Some(&ed)))
+            .unwrap()
+            .created_by,
+        "legal"
+    );
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}
