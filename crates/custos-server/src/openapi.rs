@@ -277,6 +277,12 @@ pub fn document(policy: &Policy) -> Value {
         "enum",
         purposes.clone(),
     );
+    // The purpose an objection names, or none.
+    let mut objectable = purposes.clone();
+    if let Value::Array(a) = &mut objectable {
+        a.push(Value::Null);
+    }
+    set(&mut doc, &prop("NewRequest", "purpose"), "enum", objectable);
     set(
         &mut doc,
         &[&prop("DecisionRequest", "categories")[..], &["items"]].concat(),
