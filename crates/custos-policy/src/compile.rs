@@ -13,7 +13,8 @@ use crate::model::{Limit, Str};
 use crate::source::{Diagnostic, FileId, Location, nearest};
 use crate::{
     AccessorInfo, Basis, CategoryInfo, CollectionInfo, FieldInfo, InstrumentKind, InstrumentKinds,
-    PeriodKind, PolicyTables, PurposeInfo, RecipientInfo, RecipientKind, RoleInfo, ServiceInfo,
+    PeriodKind, PolicyTables, PurposeInfo, RecipientInfo, RecipientKind, RequestKind, RoleInfo,
+    ServiceInfo,
 };
 
 /// Notice sections a `[[statement]]` may name.
@@ -940,9 +941,35 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         recipients.resolve_set(&mut ctx, file, &t.recipients);
         ctx.clauses(file, &t.clauses);
     }
+    let (staff, respond_days) = match (&f.rights, o.rights) {
+        (Some(r), Some(file)) => rights_table(
+            &mut ctx,
+            file,
+            r,
+            &accessors,
+            &accessor_infos,
+            &recipient_infos,
+        ),
+        _ => (Vec::new(), [None; 7]),
+    };
     let mut rights_seen: Vec<&str> = Vec::new();
     for (i, r) in f.right.iter().enumerate() {
         let file = zip(&o.right, i);
+        let kind = RequestKind::of_right(r.id.get_ref());
+        if let (Some(due), Some(k)) = (r.due_days, kind) {
+            match respond_days.get(k as usize).copied().flatten() {
+                Some(days) if days != due => ctx.at(
+                    file,
+                    &r.id,
+                    format!(
+                        "right `{}` is answered within {due} days but `[rights] respond_days` gives `{}` requests {days}; make them agree, or drop `due_days` (it follows `respond_days`)",
+                        r.id.get_ref(),
+                        k.as_str()
+                    ),
+                ),
+                _ => {}
+            }
+        }
         if let Some(id) = ctx.keyword(file, &r.id, "right", RIGHTS) {
             if rights_seen.contains(&id) {
                 ctx.at(
@@ -1018,7 +1045,80 @@ pub(crate) fn compile(m: &Merged) -> Result<PolicyTables, Vec<Diagnostic>> {
         service_index: services.map,
         collections: collection_infos,
         collection_index: collections.map,
+        staff,
+        respond_days,
     })
+}
+
+/// Most days a request may take to answer: a year.
+pub(crate) const MAX_RESPOND_DAYS: u32 = 365;
+
+/// `[rights]`: staff are declared accessors acting for nobody else; each kind of request
+/// named, answered within 1 to [`MAX_RESPOND_DAYS`] days.
+fn rights_table(
+    ctx: &mut Ctx,
+    file: FileId,
+    r: &crate::model::Rights,
+    accessors: &Names<AccessorId>,
+    infos: &[AccessorInfo],
+    recipients: &[RecipientInfo],
+) -> (Vec<AccessorId>, [Option<u32>; 7]) {
+    let mut staff = Vec::new();
+    for s in &r.staff {
+        let Some(id) = accessors.resolve(ctx, file, s) else {
+            continue;
+        };
+        let Some(info) = infos.get(id.index()) else {
+            continue;
+        };
+        let external = info
+            .recipient
+            .and_then(|x| recipients.get(x.index()))
+            .is_some_and(|x| x.kind.is_external());
+        if info.tenant_bound || external {
+            ctx.at(
+                file,
+                s,
+                format!(
+                    "staff `{}` acts for a recipient outside the controller; staff are the controller's own accessors",
+                    s.get_ref()
+                ),
+            );
+        } else if staff.contains(&id) {
+            ctx.at(
+                file,
+                s,
+                format!("staff `{}` listed twice; list each once", s.get_ref()),
+            );
+        } else {
+            staff.push(id);
+        }
+    }
+    let mut days = [None; 7];
+    for (kind, d) in &r.respond_days {
+        let Some(k) = ctx.keyword(file, kind, "request kind", RequestKind::NAMES) else {
+            continue;
+        };
+        let Some(k) = RequestKind::parse(k) else {
+            continue;
+        };
+        let n = *d.get_ref();
+        if n == 0 || n > MAX_RESPOND_DAYS {
+            ctx.error(
+                file,
+                d.span(),
+                format!(
+                    "`{}` requests are answered within {n} days; give 1 to {MAX_RESPOND_DAYS} days",
+                    k.as_str()
+                ),
+            );
+            continue;
+        }
+        if let Some(slot) = days.get_mut(k as usize) {
+            *slot = Some(n);
+        }
+    }
+    (staff, days)
 }
 
 #[cfg(test)]

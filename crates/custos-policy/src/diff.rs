@@ -357,6 +357,7 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
     d.regions();
     d.transfers();
     d.rights();
+    d.request_deadlines();
     d.statements();
     PolicyDiff {
         old_version: old.version().to_string(),
@@ -1716,6 +1717,38 @@ impl Differ<'_> {
         );
     }
 
+    /// `[rights] respond_days`: a kind of request answered later, or no longer taken, is
+    /// material; sooner, or newly taken, is not. (Who is staff is not in the notice.)
+    fn request_deadlines(&mut self) {
+        for k in crate::RequestKind::ALL {
+            let (o, n) = (self.old.respond_days(k), self.new.respond_days(k));
+            let requests = format!("`{}` requests", k.as_str());
+            let change = match (o, n) {
+                (Some(a), Some(b)) if a != b => Some((
+                    b > a,
+                    format!("{requests} are now answered within {b} days (was {a})."),
+                )),
+                (Some(a), None) => Some((
+                    true,
+                    format!("{requests} are no longer taken (were answered within {a} days)."),
+                )),
+                (None, Some(b)) => Some((
+                    false,
+                    format!("{requests} are now taken, answered within {b} days."),
+                )),
+                _ => None,
+            };
+            if let Some((longer, summary)) = change {
+                let kind = if longer {
+                    ChangeKind::RightDeadlineExtended
+                } else {
+                    ChangeKind::RightDeadlineShortened
+                };
+                self.push(longer, kind, format!("rights:{}", k.as_str()), summary);
+            }
+        }
+    }
+
     fn statements(&mut self) {
         let (old, new) = (self.old.file(), self.new.file());
         let place = |s: &model::Statement| match (&s.section, &s.service) {
@@ -2838,6 +2871,30 @@ text = "We protect your information."
     fn right_deadline_extended_is_material() {
         let d = diff_with(&[("due_days = 30", "due_days = 45")]);
         assert_only(&d, ChangeKind::RightDeadlineExtended, true, "right:access");
+    }
+
+    #[test]
+    fn a_request_answered_later_or_no_longer_taken_is_material() {
+        let with = |days: &str| load(&format!("{BASE}\n[rights]\nrespond_days = {{ {days} }}\n"));
+        let d = diff(&with("erase = 30"), &with("erase = 45"));
+        assert_only(&d, ChangeKind::RightDeadlineExtended, true, "rights:erase");
+        assert!(d.changes[0].summary.contains("45 days (was 30)"));
+        let d = diff(&with("erase = 30, object = 10"), &with("object = 10"));
+        assert_only(&d, ChangeKind::RightDeadlineExtended, true, "rights:erase");
+        let d = diff(&with("erase = 30"), &with("erase = 20"));
+        assert_only(
+            &d,
+            ChangeKind::RightDeadlineShortened,
+            false,
+            "rights:erase",
+        );
+        let d = diff(&with("erase = 30"), &with("erase = 30, export = 30"));
+        assert_only(
+            &d,
+            ChangeKind::RightDeadlineShortened,
+            false,
+            "rights:export",
+        );
     }
 
     #[test]

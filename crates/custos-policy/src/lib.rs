@@ -233,6 +233,91 @@ impl InstrumentKind {
     }
 }
 
+/// Kind of request a person makes of the controller (issue 13): what staff handle, each
+/// answered within the days the policy's `[rights] respond_days` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestKind {
+    /// A copy of what is held, to read.
+    Access,
+    /// A copy of what is held, machine-readable.
+    Export,
+    /// A correction of what is held.
+    Rectify,
+    /// Deactivation of the account: only legal and contractual purposes remain.
+    Deactivate,
+    /// Erasure, by destroying the person's key.
+    Erase,
+    /// An objection to one purpose (an opt-out, such as unsubscribing).
+    Object,
+    /// California "Shine the Light" (Cal. Civ. Code 1798.83): the disclosures to third
+    /// parties for their direct marketing.
+    CaliforniaDisclosures,
+}
+
+impl RequestKind {
+    /// Every kind, in this order.
+    pub const ALL: [Self; 7] = [
+        Self::Access,
+        Self::Export,
+        Self::Rectify,
+        Self::Deactivate,
+        Self::Erase,
+        Self::Object,
+        Self::CaliforniaDisclosures,
+    ];
+    /// Keywords as written in policy files and requests.
+    pub const NAMES: &'static [&'static str] = &[
+        "access",
+        "export",
+        "rectify",
+        "deactivate",
+        "erase",
+        "object",
+        "california-disclosures",
+    ];
+
+    /// Parses a keyword.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Export => "export",
+            Self::Rectify => "rectify",
+            Self::Deactivate => "deactivate",
+            Self::Erase => "erase",
+            Self::Object => "object",
+            Self::CaliforniaDisclosures => "california-disclosures",
+        }
+    }
+
+    /// The kind nearest a misspelt keyword, when it is close enough to be a likely typo.
+    pub fn nearest(s: &str) -> Option<&'static str> {
+        source::nearest(s, Self::NAMES.iter().copied())
+    }
+
+    /// The kind of request that exercises a `[[right]]` (by its id), if one does: its
+    /// `due_days` and the kind's `respond_days` must agree.
+    pub fn of_right(right: &str) -> Option<Self> {
+        Some(match right {
+            "access" => Self::Access,
+            "rectification" => Self::Rectify,
+            "deactivation" => Self::Deactivate,
+            "erasure" => Self::Erase,
+            "objection" | "unsubscribe" => Self::Object,
+            "disclosure_list" => Self::CaliforniaDisclosures,
+            _ => return None,
+        })
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A set of [`InstrumentKind`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct InstrumentKinds(u8);
@@ -489,6 +574,10 @@ pub(crate) struct PolicyTables {
     pub(crate) service_index: NameMap<ServiceId>,
     pub(crate) collections: Vec<CollectionInfo>,
     pub(crate) collection_index: NameMap<CollectionId>,
+    /// `[rights] staff`: the accessors that handle people's requests.
+    pub(crate) staff: Vec<AccessorId>,
+    /// `[rights] respond_days`, by [`RequestKind`] (its index).
+    pub(crate) respond_days: [Option<u32>; 7],
 }
 
 /// A validated, compiled policy. It cannot hold a dangling reference: every id in it resolved.
@@ -736,6 +825,34 @@ impl Policy {
     pub fn instrument_kinds(&self, purpose: PurposeId) -> InstrumentKinds {
         self.purpose(purpose)
             .map_or(InstrumentKinds::EMPTY, |p| p.instruments)
+    }
+
+    /// Whether the accessor is staff (`[rights] staff`): it handles people's requests.
+    pub fn is_staff(&self, accessor: AccessorId) -> bool {
+        self.t.staff.contains(&accessor)
+    }
+
+    /// The staff accessors' ids, as declared.
+    pub fn staff(&self) -> impl Iterator<Item = &str> {
+        self.t
+            .staff
+            .iter()
+            .filter_map(|a| self.accessor(*a))
+            .map(|a| a.id.as_str())
+    }
+
+    /// The days within which a request of `kind` is answered (`[rights] respond_days`);
+    /// `None` when the policy gives the kind none, and then does not take such requests.
+    pub fn respond_days(&self, kind: RequestKind) -> Option<u32> {
+        self.t.respond_days.get(kind.index()).copied().flatten()
+    }
+
+    /// The days within which the `[[right]]` with this id is answered: its `due_days`, or
+    /// else the `respond_days` of the request kind that exercises it.
+    pub fn right_due_days(&self, right: &model::Right) -> Option<u32> {
+        right.due_days.or_else(|| {
+            RequestKind::of_right(right.id.get_ref()).and_then(|k| self.respond_days(k))
+        })
     }
 
     /// The instrument kinds an accessor may register: those accepted by a purpose it may

@@ -37,6 +37,7 @@ pub(crate) struct Origins {
     pub(crate) right: Vec<FileId>,
     pub(crate) statement: Vec<FileId>,
     pub(crate) contacts: Option<FileId>,
+    pub(crate) rights: Option<FileId>,
 }
 
 /// Reads the files of a policy: `path` is a `.toml` file, or a folder whose `*.toml` files
@@ -102,8 +103,12 @@ pub(crate) fn merge(sources: &Sources) -> Result<Merged, Vec<Diagnostic>> {
                 continue;
             }
         };
-        let contacts_at = sources.text(file).find("[contacts]").unwrap_or(0);
-        append(&mut merged, file, parsed, contacts_at, &mut errors);
+        let text = sources.text(file);
+        let at = Tables {
+            contacts: text.find("[contacts]").unwrap_or(0),
+            rights: text.find("[rights]").unwrap_or(0),
+        };
+        append(&mut merged, file, parsed, &at, &mut errors);
     }
     if merged.header.is_none() && errors.is_empty() {
         errors.push(Diagnostic::global(
@@ -128,13 +133,13 @@ fn toml_message(message: &str) -> String {
     m
 }
 
-fn append(
-    m: &mut Merged,
-    file: FileId,
-    p: PolicyFile,
-    contacts_at: usize,
-    errors: &mut Vec<Diagnostic>,
-) {
+/// Where a file's single tables start, to point at a second one.
+struct Tables {
+    contacts: usize,
+    rights: usize,
+}
+
+fn append(m: &mut Merged, file: FileId, p: PolicyFile, at: &Tables, errors: &mut Vec<Diagnostic>) {
     if let Some(h) = p.policy {
         if let Some((first, _)) = &m.header {
             errors.push(Diagnostic::at(
@@ -157,13 +162,27 @@ fn append(
             errors.push(Diagnostic::at(
                 Location {
                     file,
-                    span: contacts_at..contacts_at,
+                    span: at.contacts..at.contacts,
                 },
                 "a second `[contacts]` table; a policy has one",
             ));
         } else {
             m.file.contacts = Some(c);
             m.origin.contacts = Some(file);
+        }
+    }
+    if let Some(r) = p.rights {
+        if m.file.rights.is_some() {
+            errors.push(Diagnostic::at(
+                Location {
+                    file,
+                    span: at.rights..at.rights,
+                },
+                "a second `[rights]` table; a policy has one",
+            ));
+        } else {
+            m.file.rights = Some(r);
+            m.origin.rights = Some(file);
         }
     }
     macro_rules! extend {

@@ -52,6 +52,8 @@ pub struct PolicyFile {
     /// Rights a person has, and how to exercise them.
     #[serde(default)]
     pub right: Vec<Right>,
+    /// How people's requests are handled: who is staff, how long each kind may take.
+    pub rights: Option<Rights>,
     /// Notice text that no structured element carries.
     #[serde(default)]
     pub statement: Vec<Statement>,
@@ -395,6 +397,21 @@ pub struct Right {
     /// Clauses this element encodes.
     #[serde(default)]
     pub clauses: Vec<Str>,
+}
+
+/// `[rights]`: how people's requests are handled.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rights {
+    /// The accessors that handle requests (privacy and legal staff); each declared, acting
+    /// for no tenant and for no external recipient.
+    #[serde(default)]
+    pub staff: Vec<Str>,
+    /// Days within which each kind of request is answered, 1 to 365, by request kind
+    /// (`access`, `export`, `rectify`, `deactivate`, `erase`, `object`,
+    /// `california-disclosures`). A kind not listed is not taken as a request.
+    #[serde(default)]
+    pub respond_days: std::collections::BTreeMap<Str, Spanned<u32>>,
 }
 
 /// `[[statement]]`: notice text that no structured element carries.

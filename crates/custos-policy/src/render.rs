@@ -15,7 +15,7 @@
 //! in it are `mailto:` and `http(s)` links a person may follow.
 
 use crate::model::{self, PolicyFile, Str};
-use crate::{Basis, Policy, PurposeInfo};
+use crate::{Basis, Policy, PurposeInfo, RequestKind};
 
 /// Fixed sections of a notice, in order, as `(anchor, heading)`. The anchors are the section
 /// names a `[[statement]]` may name.
@@ -622,6 +622,21 @@ fn section(anchor: &str, heading: &str) -> Section {
     }
 }
 
+/// A request kind as the notice names it.
+fn request_name(k: RequestKind) -> &'static str {
+    match k {
+        RequestKind::Access => "a copy of your information",
+        RequestKind::Export => "your information in a machine-readable file",
+        RequestKind::Rectify => "a correction",
+        RequestKind::Deactivate => "deactivation of your account",
+        RequestKind::Erase => "erasure of your information",
+        RequestKind::Object => "an objection to a use of your information (such as unsubscribing)",
+        RequestKind::CaliforniaDisclosures => {
+            "the list of our disclosures to third parties for their direct marketing (California)"
+        }
+    }
+}
+
 fn para(t: Text) -> Block {
     Block::Paragraph(t)
 }
@@ -1002,6 +1017,23 @@ impl<'a> Notice<'a> {
                 .collect();
             s.blocks.push(Block::List(items));
         }
+        let deadlines: Vec<String> = RequestKind::ALL
+            .into_iter()
+            .filter_map(|k| {
+                self.p
+                    .respond_days(k)
+                    .map(|d| format!("{} within {d} days", request_name(k)))
+            })
+            .collect();
+        if !deadlines.is_empty() {
+            s.blocks.push(para(Text::labelled(
+                "How long a request takes.",
+                &format!(
+                    "We answer a request for {}, counted from the day we receive it.",
+                    join_and(&deadlines)
+                ),
+            )));
+        }
         if let Some(email) = &unsubscribe {
             let mut t = Text::default();
             t.push("To stop promotional email, write to ");
@@ -1062,7 +1094,7 @@ impl<'a> Notice<'a> {
             t.push(" ").push(&sentence(d));
         }
         self.push_channels(&mut t, &r.channels, email, has_address);
-        if let Some(days) = r.due_days {
+        if let Some(days) = self.p.right_due_days(r) {
             t.push(&format!(" We answer within {days} days."));
         }
         t.clauses(&strings(&r.clauses));

@@ -30,6 +30,18 @@ pub const CAPABILITIES: &[&str] = &[
 struct TraceFile {
     #[serde(default)]
     clause: Vec<ClauseEntry>,
+    #[serde(default)]
+    deadline: Vec<DeadlineEntry>,
+}
+
+/// `[[deadline]]`: what one `[rights] respond_days` value rests on, where the policy itself
+/// states no deadline (a law, a regulator's guidance).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlineEntry {
+    kind: Spanned<String>,
+    days: Spanned<u32>,
+    basis: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,11 +123,24 @@ pub struct ClauseTrace {
     pub accepted: Vec<(String, String)>,
 }
 
+/// What the days a kind of request is answered within rest on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// The request kind, e.g. `erase`.
+    pub kind: String,
+    /// The days, as `[rights] respond_days` gives them.
+    pub days: u32,
+    /// The law or reason the value rests on.
+    pub basis: String,
+}
+
 /// The trace of a whole policy.
 #[derive(Debug, Clone)]
 pub struct Trace {
     /// Every clause, in id order.
     pub clauses: Vec<ClauseTrace>,
+    /// Every `[rights] respond_days` value and what it rests on, in request-kind order.
+    pub deadlines: Vec<Deadline>,
 }
 
 impl Trace {
@@ -318,6 +343,61 @@ pub fn load(policy: &Policy, name: &str, text: &str) -> Result<Trace, Diagnostic
             },
         );
     }
+    let mut deadlines: Vec<Deadline> = Vec::new();
+    for e in parsed.deadline {
+        let name = e.kind.get_ref();
+        let Some(kind) = crate::RequestKind::parse(name) else {
+            at(
+                e.kind.span(),
+                format!(
+                    "unknown request kind `{name}`; expected one of {}",
+                    crate::RequestKind::NAMES.join(", ")
+                ),
+            );
+            continue;
+        };
+        let days = *e.days.get_ref();
+        match policy.respond_days(kind) {
+            None => at(
+                e.kind.span(),
+                format!(
+                    "the policy's `[rights] respond_days` gives `{name}` no deadline; drop this `[[deadline]]`"
+                ),
+            ),
+            Some(d) if d != days => at(
+                e.days.span(),
+                format!(
+                    "the policy answers `{name}` requests within {d} days, not {days}; make them agree"
+                ),
+            ),
+            Some(_) if deadlines.iter().any(|x| x.kind == *name) => at(
+                e.kind.span(),
+                format!("`{name}` has two `[[deadline]]` entries; keep one"),
+            ),
+            Some(_) if e.basis.trim().is_empty() => at(
+                e.kind.span(),
+                format!("the deadline of `{name}` gives no `basis`; say what the value rests on"),
+            ),
+            Some(_) => deadlines.push(Deadline {
+                kind: name.clone(),
+                days,
+                basis: e.basis,
+            }),
+        }
+    }
+    let unexplained: Vec<&str> = crate::RequestKind::ALL
+        .into_iter()
+        .filter(|k| policy.respond_days(*k).is_some())
+        .map(crate::RequestKind::as_str)
+        .filter(|k| !deadlines.iter().any(|d| d.kind == *k))
+        .collect();
+    if !unexplained.is_empty() {
+        errors.push(Diagnostic::global(format!(
+            "`[rights] respond_days` values the trace does not explain: {}; add a `[[deadline]]` with the `basis` of each",
+            unexplained.join(", ")
+        )));
+    }
+    deadlines.sort_by_key(|d| crate::RequestKind::parse(&d.kind));
     let missing: Vec<&str> = expected
         .iter()
         .filter(|c| !seen.contains_key(*c))
@@ -332,6 +412,7 @@ pub fn load(policy: &Policy, name: &str, text: &str) -> Result<Trace, Diagnostic
     if errors.is_empty() {
         Ok(Trace {
             clauses: seen.into_values().collect(),
+            deadlines,
         })
     } else {
         fail(sources, errors)

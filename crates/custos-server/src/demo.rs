@@ -16,6 +16,7 @@ pub const ACCESSORS: &[&str] = &[
     "support",
     "customer-admin",
     "authorities",
+    "admin",
 ];
 
 /// The tenant the demo people belong to.

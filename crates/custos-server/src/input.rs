@@ -113,6 +113,31 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A request body that may be left out: none (`Content-Length: 0`, or neither a length, a
+/// transfer encoding nor a content type) is `None`; anything else is a [`JsonBody`], checked
+/// as one.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+        let h = req.headers();
+        let length = h.get(header::CONTENT_LENGTH);
+        let empty = length.is_some_and(|v| v.as_bytes() == b"0")
+            || (length.is_none()
+                && h.get(header::TRANSFER_ENCODING).is_none()
+                && h.get(header::CONTENT_TYPE).is_none());
+        if empty {
+            return Ok(Self(None));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(t)| Self(Some(t)))
+    }
+}
+
 /// Parses a body, each error as a problem naming its JSON path.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     // Every body is an object (serde would take a struct from an array too).

@@ -30,6 +30,7 @@ pub mod pages;
 pub mod people;
 pub mod problem;
 pub mod records;
+pub mod requests;
 pub mod subjects;
 pub mod tls;
 pub mod transport;
@@ -80,6 +81,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/me/data"),
     ("POST", "/v1/me/deactivate"),
     ("POST", "/v1/me/erase"),
+    ("POST", "/v1/requests"),
+    ("GET", "/v1/requests"),
+    ("GET", "/v1/requests/{id}"),
+    ("POST", "/v1/requests/{id}/verify"),
+    ("POST", "/v1/requests/{id}/complete"),
+    ("POST", "/v1/requests/{id}/refuse"),
     ("GET", "/v1/ledger/verify"),
     ("GET", "/v1/ledger/checkpoint"),
     ("GET", "/v1/ledger/key"),
@@ -293,6 +300,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/me/data", patch(me::correct))
         .route("/v1/me/deactivate", post(me::deactivate))
         .route("/v1/me/erase", post(me::erase))
+        .route("/v1/requests", post(requests::create).get(requests::list))
+        .route("/v1/requests/{id}", get(requests::show))
+        .route("/v1/requests/{id}/verify", post(requests::verify))
+        .route("/v1/requests/{id}/complete", post(requests::complete))
+        .route("/v1/requests/{id}/refuse", post(requests::refuse))
         .route("/v1/ledger/verify", get(ledger::verify))
         .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
         .route("/v1/ledger/key", get(ledger::key))

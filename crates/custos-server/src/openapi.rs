@@ -35,6 +35,12 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::me::correct,
         crate::me::deactivate,
         crate::me::erase,
+        crate::requests::create,
+        crate::requests::list,
+        crate::requests::show,
+        crate::requests::verify,
+        crate::requests::complete,
+        crate::requests::refuse,
         crate::ledger::verify,
         crate::ledger::checkpoint,
         crate::ledger::key,
@@ -292,6 +298,12 @@ pub fn document(policy: &Policy) -> Value {
         "enum",
         purposes.clone(),
     );
+    // The purpose an objection names, or none.
+    let mut objectable = purposes.clone();
+    if let Value::Array(a) = &mut objectable {
+        a.push(Value::Null);
+    }
+    set(&mut doc, &prop("NewRequest", "purpose"), "enum", objectable);
     set(
         &mut doc,
         &[&prop("DecisionRequest", "categories")[..], &["items"]].concat(),

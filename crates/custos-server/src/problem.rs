@@ -312,6 +312,47 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     ("unknown_subject", 422, "no such subject"),
     ("invalid_request", 422, "the request is not valid"),
+    // People's requests, as staff handle them.
+    (
+        "not_staff",
+        403,
+        "only staff (the policy's `[rights] staff`) handle people's requests",
+    ),
+    ("request_not_found", 404, "no such request"),
+    ("request_closed", 409, "the request is completed or refused"),
+    (
+        "request_not_verified",
+        409,
+        "verify the requester's identity before completing the request",
+    ),
+    (
+        "request_already_verified",
+        409,
+        "the requester's identity is verified already",
+    ),
+    ("invalid_request_kind", 422, "no such kind of request"),
+    (
+        "request_kind_not_offered",
+        422,
+        "the policy gives this kind of request no deadline, so takes none",
+    ),
+    ("invalid_channel", 422, "no such request channel"),
+    (
+        "invalid_verification",
+        422,
+        "no such verification method, or not one for this channel",
+    ),
+    (
+        "subject_required",
+        422,
+        "this kind of request names the subject it is about",
+    ),
+    (
+        "purpose_not_expected",
+        422,
+        "only an objection names a purpose",
+    ),
+    ("invalid_refusal_reason", 422, "no such refusal reason"),
     // The server.
     ("request_timeout", 503, "the request took too long"),
     ("internal_error", 500, "internal error"),

@@ -30,11 +30,11 @@ pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
 pub use vault::{
-    Actor, CORRECT, Channel, CollectionInput, DEFAULT_RECORDS_PAGE, Durable, EXPORT, Export,
-    ExportedEntry, ExportedRecord, ExportedValue, Instrument, InstrumentInput, MAX_CORRECTED_BYTES,
-    MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES, MAX_RECORDS_APPEND,
-    MAX_RECORDS_PAGE, Mail, MailStatus, OPERATOR, OutgoingMail, PERSON, Person, Principal,
-    ReadInput, ReadResult, Record, RecordsPage, RecordsResult, Requester, SealedRead,
-    SignInRequest, SignedIn, SubjectId, SubjectOverview, Sweep, TLS_REQUIRED, Vault,
-    format_date_time,
+    Actor, CORRECT, Channel, CollectionInput, Completion, DEFAULT_RECORDS_PAGE, Durable, EXPORT,
+    Export, ExportedEntry, ExportedRecord, ExportedValue, Instrument, InstrumentInput,
+    MAX_CORRECTED_BYTES, MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES,
+    MAX_RECORDS_APPEND, MAX_RECORDS_PAGE, Mail, MailStatus, OPERATOR, OutgoingMail, PERSON, Person,
+    PersonRequest, Principal, ReadInput, ReadResult, Record, RecordsPage, RecordsResult,
+    RequestHandler, RequestInput, RequestList, Requester, SealedRead, SignInRequest, SignedIn,
+    SubjectId, SubjectOverview, Sweep, TLS_REQUIRED, Vault, format_date_time,
 };

@@ -287,6 +287,49 @@ pub struct SessionRow {
     pub revoked: bool,
 }
 
+/// A person's request, as staff handle it (`vault/requests.rs`). No value of a subject:
+/// keywords, ids and times only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    /// Its id: a UUIDv7.
+    pub id: String,
+    /// The request kind (`access`, `erase`, …).
+    pub kind: String,
+    /// The subject it is about, when one is named.
+    pub subject: Option<String>,
+    /// How it arrived: `online`, `email`, `letter`, `phone`.
+    pub channel: String,
+    /// How the requester's identity is verified (a closed set of keywords).
+    pub verification: String,
+    /// The purpose objected to (an `object` request).
+    pub purpose: Option<String>,
+    /// `received`, `verified`, `completed` or `refused`.
+    pub state: String,
+    /// Why it was refused (a closed set of keywords).
+    pub reason: Option<String>,
+    /// When it was received, ms since the epoch.
+    pub received_ms: i64,
+    /// When it is due, ms since the epoch.
+    pub due_ms: i64,
+    /// When its state last changed, ms since the epoch.
+    pub updated_ms: i64,
+    /// The staff accessor (or `operator`) that entered it.
+    pub created_by: String,
+    /// The staff accessor (or `operator`) that last changed its state.
+    pub updated_by: String,
+}
+
+/// Which requests [`Store::requests`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFilter {
+    /// Every request.
+    All,
+    /// Those not completed or refused.
+    Open,
+    /// Open ones due before this time (ms since the epoch).
+    DueBefore(i64),
+}
+
 /// What one [`Store::purge_records`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
@@ -508,6 +551,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn session(&self, hash: &str) -> Result<Option<SessionRow>>;
     /// Revokes a session; `false` when there was none to revoke.
     fn revoke_session(&self, hash: &str) -> Result<bool>;
+    /// Stores a new request.
+    fn put_request(&self, row: &RequestRow) -> Result<()>;
+    /// A request by id.
+    fn request(&self, id: &str) -> Result<Option<RequestRow>>;
+    /// Requests, due soonest first, at most `limit`.
+    fn requests(&self, filter: RequestFilter, limit: u64) -> Result<Vec<RequestRow>>;
+    /// Moves a request from state `from` to `row`'s state, reason and update time, only if
+    /// it is still in `from`; returns whether it was (a concurrent change wins otherwise).
+    fn transition_request(&self, row: &RequestRow, from: &str) -> Result<bool>;
 
     /// Re-wraps every wrapped key (data keys and vault secrets) in one transaction:
     /// `rewrap(kind, name, wrapped)` where kind is `dek` or `secret`.

@@ -23,6 +23,7 @@ mod export;
 mod instruments;
 mod mail;
 mod people;
+mod requests;
 mod retention;
 mod rights;
 mod tenant;
@@ -41,6 +42,11 @@ pub use mail::{
 pub use people::{
     CODE_DIGITS, CODE_TTL, EMAIL_CATEGORY, MAX_CODE_ATTEMPTS, MAX_CODES_PER_HOUR, PERSON, Person,
     SESSION_PREFIX, SESSION_TTL, SignInRequest, SignedIn, SubjectOverview,
+};
+pub use requests::{
+    Completion, MAX_REQUESTS_LISTED, PersonRequest, REFUSAL_REASONS, REQUEST_CHANNELS,
+    REQUEST_COMPLETE, REQUEST_LIST, REQUEST_RECEIVE, REQUEST_REFUSE, REQUEST_SHOW, REQUEST_VERIFY,
+    RequestHandler, RequestInput, RequestList, VERIFICATIONS,
 };
 pub use retention::Sweep;
 pub use rights::{CORRECT, MAX_CORRECTED_BYTES, Requester};

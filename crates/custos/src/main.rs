@@ -2,6 +2,7 @@
 
 mod instruments_cmd;
 mod policy_cmd;
+mod requests_cmd;
 mod serve_cmd;
 mod subjects_cmd;
 mod vault_cmd;
@@ -48,6 +49,9 @@ enum Command {
     /// A person's rights acts for a verified request: export, correct, deactivate, erase.
     #[command(subcommand)]
     Subjects(subjects_cmd::SubjectsCommand),
+    /// Enter, list, verify, complete and refuse people's requests, as staff do.
+    #[command(subcommand)]
+    Requests(requests_cmd::RequestsCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,5 +64,6 @@ fn main() -> ExitCode {
         Command::Retention(cmd) => vault_cmd::retention(cmd),
         Command::Instruments(cmd) => instruments_cmd::run(cmd),
         Command::Subjects(cmd) => subjects_cmd::run(cmd),
+        Command::Requests(cmd) => requests_cmd::run(cmd),
     }
 }

@@ -291,7 +291,13 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, opts: &TraceOpts) -
                     "kept": c.kept, "not_kept": c.not_kept, "checks": c.checks.len(), key: value})
             })
             .collect();
+        let deadlines: Vec<_> = t
+            .deadlines
+            .iter()
+            .map(|d| json!({"kind": d.kind, "days": d.days, "basis": d.basis}))
+            .collect();
         let out = json!({"policy": policy.id(), "version": policy.version(), "clauses": clauses,
+            "deadlines": deadlines,
             "counts": {"enforced": enforced, "planned": planned, "notice-only": notice},
             "failing_checks": failing});
         println!("{out:#}");
@@ -320,6 +326,9 @@ fn trace_cmd(path: Option<&Path>, trace_path: Option<&Path>, opts: &TraceOpts) -
         if !c.elements.is_empty() {
             println!("      elements: {}", c.elements.join(", "));
         }
+    }
+    for d in &t.deadlines {
+        println!("deadline {}  {} days  basis: {}", d.kind, d.days, d.basis);
     }
     println!(
         "\n{} clauses: {enforced} enforced, {planned} planned, {notice} notice-only",
@@ -356,6 +365,7 @@ fn mutate_cmd(policy: &Policy, t: &trace::Trace, opts: &TraceOpts) -> ExitCode {
             .filter(|c| matches!(c.status, trace::Status::Enforced { .. }))
             .cloned()
             .collect(),
+        deadlines: t.deadlines.clone(),
     };
     let started = std::time::Instant::now();
     let reports = mutate::gate(policy, &enforced, opts.clause.as_deref());

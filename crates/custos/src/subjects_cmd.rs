@@ -78,61 +78,12 @@ fn run_inner(cmd: SubjectsCommand) -> Result<ExitCode, ExitCode> {
             let vault = open(&at, false)?;
             let e = vault.export(Requester::Operator, &id).map_err(fail)?;
             let doc = ExportDocument::new(e, vault.ledger_verifier_key());
-            let text = if html {
-                doc.to_html()
-            } else {
-                let mut t = serde_json::to_string_pretty(&doc).map_err(|e| {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                })?;
-                t.push('\n');
-                t
-            };
-            let written = match &out {
-                Some(path) => std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path)
-                    .and_then(|mut f| f.write_all(text.as_bytes())),
-                None => std::io::stdout().write_all(text.as_bytes()),
-            };
-            if let Err(e) = written {
-                eprintln!("error: cannot write the export: {e}");
-                return Err(ExitCode::FAILURE);
-            }
-            eprintln!(
-                "exported {} value(s), {} record(s), {} ledger entr{} (this export: #{})",
-                doc.values.len(),
-                doc.records.len(),
-                doc.ledger.entries.len(),
-                if doc.ledger.entries.len() == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
-                doc.ledger.export_seq
-            );
+            write_export(&doc, html, out.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         SubjectsCommand::Correct { id, set, at } => {
             let id = subject(&id)?;
-            let mut data = BTreeMap::new();
-            for s in &set {
-                let Some((k, v)) = s.split_once('=') else {
-                    eprintln!(
-                        "error: --set takes CATEGORY=VALUE (no `=` in argument {})",
-                        data.len() + 1
-                    );
-                    return Err(ExitCode::from(2));
-                };
-                if data.insert(k.trim().to_string(), v.to_string()).is_some() {
-                    eprintln!(
-                        "error: --set gives `{}` twice; give each category once",
-                        k.trim()
-                    );
-                    return Err(ExitCode::from(2));
-                }
-            }
+            let data = parse_sets(&set)?;
             let vault = open(&at, false)?;
             vault
                 .correct(Requester::Operator, &id, &data)
@@ -161,4 +112,70 @@ fn run_inner(cmd: SubjectsCommand) -> Result<ExitCode, ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--set CATEGORY=VALUE` arguments as a map, each category once.
+pub(crate) fn parse_sets(set: &[String]) -> Result<BTreeMap<String, String>, ExitCode> {
+    let mut data = BTreeMap::new();
+    for (i, s) in set.iter().enumerate() {
+        let Some((k, v)) = s.split_once('=') else {
+            eprintln!(
+                "error: --set takes CATEGORY=VALUE (no `=` in argument {})",
+                i + 1
+            );
+            return Err(ExitCode::from(2));
+        };
+        if data.insert(k.trim().to_string(), v.to_string()).is_some() {
+            eprintln!(
+                "error: --set gives `{}` twice; give each category once",
+                k.trim()
+            );
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(data)
+}
+
+/// Writes an export as JSON (or its HTML page) to `out` (created, never overwritten) or
+/// standard output, and says on standard error what it holds.
+pub(crate) fn write_export(
+    doc: &ExportDocument,
+    html: bool,
+    out: Option<&std::path::Path>,
+) -> Result<(), ExitCode> {
+    let text = if html {
+        doc.to_html()
+    } else {
+        let mut t = serde_json::to_string_pretty(doc).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+        t.push('\n');
+        t
+    };
+    let written = match out {
+        Some(path) => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes())),
+        None => std::io::stdout().write_all(text.as_bytes()),
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write the export: {e}");
+        return Err(ExitCode::FAILURE);
+    }
+    eprintln!(
+        "exported {} value(s), {} record(s), {} ledger entr{} (this export: #{})",
+        doc.values.len(),
+        doc.records.len(),
+        doc.ledger.entries.len(),
+        if doc.ledger.entries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        doc.ledger.export_seq
+    );
+    Ok(())
 }

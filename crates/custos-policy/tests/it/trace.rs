@@ -319,3 +319,87 @@ fn a_check_with_no_key_or_two_is_an_error() {
         assert!(e.iter().any(|l| l.contains(message)), "{e:?}");
     }
 }
+
+#[test]
+fn every_request_deadline_states_what_it_rests_on() {
+    let p = builtin();
+    let t = trace::load(&p, "trace.toml", BUILTIN_WEBEX_2010_TRACE).unwrap();
+    let kinds: Vec<(&str, u32)> = t
+        .deadlines
+        .iter()
+        .map(|d| (d.kind.as_str(), d.days))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("access", 30),
+            ("export", 30),
+            ("rectify", 30),
+            ("deactivate", 30),
+            ("erase", 30),
+            ("object", 10),
+            ("california-disclosures", 30)
+        ]
+    );
+    assert!(t.deadlines.iter().all(|d| !d.basis.trim().is_empty()));
+    let object = t.deadlines.iter().find(|d| d.kind == "object").unwrap();
+    assert!(object.basis.contains("CAN-SPAM"), "{}", object.basis);
+    let cal = t
+        .deadlines
+        .iter()
+        .find(|d| d.kind == "california-disclosures")
+        .unwrap();
+    assert!(cal.basis.contains("1798.83"), "{}", cal.basis);
+
+    // A value the trace does not explain, one that disagrees with the policy, and one for a
+    // kind the policy takes no requests of, are errors.
+    let drop_erase = BUILTIN_WEBEX_2010_TRACE.replace(
+        "[[deadline]]\nkind = \"erase\"\ndays = 30\n",
+        "[[deadline]]\nkind = \"erase\"\ndays = 31\n",
+    );
+    assert_ne!(drop_erase, BUILTIN_WEBEX_2010_TRACE);
+    let e = trace::load(&p, "trace.toml", &drop_erase)
+        .unwrap_err()
+        .lines();
+    assert!(
+        e.iter()
+            .any(|l| l.contains("the policy answers `erase` requests within 30 days, not 31")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.contains("values the trace does not explain: erase")),
+        "{e:?}"
+    );
+    let p2 = custos_policy::Policy::from_str(
+        "p.toml",
+        &custos_policy::BUILTIN_WEBEX_2010.replace(" object = 10,", ""),
+    )
+    .unwrap();
+    let e = trace::load(&p2, "trace.toml", BUILTIN_WEBEX_2010_TRACE)
+        .unwrap_err()
+        .lines();
+    assert!(
+        e.iter()
+            .any(|l| l.contains("gives `object` no deadline; drop this `[[deadline]]`")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn the_notice_says_how_long_each_request_takes() {
+    let md = render::markdown(&builtin());
+    assert!(
+        md.contains("**How long a request takes.** We answer a request for a copy of your information within 30 days"),
+        "{md}"
+    );
+    assert!(md.contains(
+        "an objection to a use of your information (such as unsubscribing) within 10 days"
+    ));
+    // The Shine the Light right's line follows `respond_days` (its `due_days` is gone).
+    let cal = md
+        .lines()
+        .find(|l| l.contains("California third-party disclosure choices"))
+        .unwrap();
+    assert!(cal.contains("We answer within 30 days."), "{cal}");
+}

@@ -348,3 +348,112 @@ mod robustness {
         }
     }
 }
+
+/// MINI with a `[rights]` table (and, for the agreement check, a `[[right]]`).
+fn with_rights(rights: &str) -> String {
+    format!("{MINI}\n[rights]\n{rights}\n")
+}
+
+#[test]
+fn rights_table_compiles_to_staff_and_deadlines() {
+    use custos_policy::RequestKind;
+    let text = with_rights(
+        "staff = [\"lawyer\"]\nrespond_days = { erase = 30, object = 10, california-disclosures = 30 }",
+    );
+    let p = Policy::from_str("p.toml", &text).expect("valid");
+    assert!(p.is_staff(p.accessor_id("lawyer").unwrap()));
+    assert!(!p.is_staff(p.accessor_id("app").unwrap()));
+    assert_eq!(p.staff().collect::<Vec<_>>(), ["lawyer"]);
+    assert_eq!(p.respond_days(RequestKind::Erase), Some(30));
+    assert_eq!(p.respond_days(RequestKind::Object), Some(10));
+    assert_eq!(p.respond_days(RequestKind::Access), None);
+    let none = crate::mini();
+    assert_eq!(none.staff().count(), 0);
+    assert_eq!(none.respond_days(RequestKind::Erase), None);
+}
+
+#[test]
+fn rights_table_refuses_unknown_kind_unknown_staff_and_absurd_days() {
+    let text = with_rights(
+        "staff = [\"lawyr\", \"partner\"]\nrespond_days = { erasure = 30, object = 0, access = 400 }",
+    );
+    let errs = errors(&text);
+    let line = line_of(&text, "staff = ");
+    let days = line_of(&text, "respond_days");
+    let col = |at: usize, needle: &str| text.lines().nth(at - 1).unwrap().find(needle).unwrap() + 1;
+    let expected = [
+        format!(
+            "p.toml:{line}:{}: unknown accessor `lawyr`; did you mean `lawyer`?",
+            col(line, "\"lawyr\"")
+        ),
+        format!(
+            "p.toml:{line}:{}: staff `partner` acts for a recipient outside the controller; staff are the controller's own accessors",
+            col(line, "\"partner\"")
+        ),
+        format!(
+            "p.toml:{days}:{}: `access` requests are answered within 400 days; give 1 to 365 days",
+            col(days, "400")
+        ),
+        format!(
+            "p.toml:{days}:{}: unknown request kind `erasure`; did you mean `erase`? expected one of access, export, rectify, deactivate, erase, object, california-disclosures",
+            col(days, "erasure")
+        ),
+        format!(
+            "p.toml:{days}:{}: `object` requests are answered within 0 days; give 1 to 365 days",
+            col(days, "= 0,") + 2
+        ),
+    ];
+    for e in &expected {
+        assert!(errs.contains(e), "missing {e:?} in {errs:#?}");
+    }
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+}
+
+#[test]
+fn a_rights_due_days_must_agree_with_the_request_deadline() {
+    let right =
+        "[[right]]\nid = \"erasure\"\nname = \"Erase\"\nchannels = [\"email\"]\ndue_days = 45\n";
+    let text = format!("{MINI}\n{right}\n[rights]\nrespond_days = {{ erase = 30 }}\n");
+    let errs = errors(&text);
+    let line = line_of(&text, "id = \"erasure\"");
+    assert_eq!(
+        errs,
+        [format!(
+            "p.toml:{line}:6: right `erasure` is answered within 45 days but `[rights] respond_days` gives `erase` requests 30; make them agree, or drop `due_days` (it follows `respond_days`)"
+        )]
+    );
+    // Agreeing, or left to follow the request deadline, is valid; the notice says 30 either way.
+    for r in [
+        right.replace("45", "30"),
+        right.replace("due_days = 45\n", ""),
+    ] {
+        let text = format!("{MINI}\n{r}\n[rights]\nrespond_days = {{ erase = 30 }}\n");
+        let p = Policy::from_str("p.toml", &text).expect("valid");
+        let right = p.file().right.first().unwrap();
+        assert_eq!(p.right_due_days(right), Some(30));
+        let md = custos_policy::render::markdown(&p);
+        assert!(md.contains("We answer within 30 days."), "{md}");
+        assert!(
+            md.contains("We answer a request for erasure of your information within 30 days"),
+            "{md}"
+        );
+    }
+}
+
+#[test]
+fn a_second_rights_table_in_another_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("custos-rights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.toml"), with_rights("staff = [\"lawyer\"]")).unwrap();
+    std::fs::write(dir.join("b.toml"), "[rights]\nstaff = [\"app\"]\n").unwrap();
+    let errs = match Policy::from_path(&dir) {
+        Ok(_) => panic!("two [rights] tables accepted"),
+        Err(d) => d.lines(),
+    };
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].ends_with("b.toml:1:1: a second `[rights]` table; a policy has one"),
+        "{errs:?}"
+    );
+}

@@ -16,6 +16,7 @@ mod hardening;
 mod instruments;
 mod observability;
 mod people;
+mod requests;
 mod rights;
 mod subjects;
 mod support;

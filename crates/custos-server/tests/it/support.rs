@@ -42,6 +42,10 @@ pub const INSTRUMENT_KEYS: &[(&str, &str)] = &[
     ("mailbox-purchaser", "acme"),
 ];
 
+/// The keys an app spawned by [`TestApp::spawn_requests`] has besides [`ACCESSORS`]'s:
+/// staff (`admin`) and a key acting for a customer's tenant.
+pub const REQUEST_KEYS: &[(&str, &str)] = &[("admin", ""), ("customer-admin", "acme")];
+
 /// The keys of tenant-bound accessors an app spawned by [`TestApp::spawn_tenants`] has:
 /// `(accessor, tenant)`, each found by [`TestApp::tenant_key`].
 pub const TENANT_KEYS: &[(&str, &str)] =
@@ -198,6 +202,19 @@ impl TestApp {
         })
         .join()
         .unwrap()
+    }
+
+    /// An app whose vault also has the keys of [`REQUEST_KEYS`]: staff, and a key acting
+    /// for a customer's tenant, for the requests' tests.
+    pub async fn spawn_requests(backend: Backend) -> Self {
+        Self::spawn_keyed(
+            Config::default(),
+            None,
+            backend,
+            "info,custos=debug",
+            REQUEST_KEYS,
+        )
+        .await
     }
 
     /// An app whose vault also has the keys of [`TENANT_KEYS`].

@@ -16,8 +16,9 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow, SessionRow,
-    SignInCodeRow, Status, Store, SubjectRow, SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow,
+    RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow, SubjectState,
+    ValueRow,
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -216,7 +217,55 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked BOOLEAN NOT NULL
 );
 ",
+    // 10: people's requests (issue 13) as staff handle them: keywords, ids and times, no
+    // value of a subject.
+    r"
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT,
+    channel TEXT NOT NULL,
+    verification TEXT NOT NULL,
+    purpose TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    received_ms BIGINT NOT NULL,
+    due_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_open_due ON requests (due_ms)
+    WHERE state IN ('received', 'verified');
+",
 ];
+
+/// The columns of a [`RequestRow`], in [`request_row`]'s order (a literal: statements are
+/// cached by their static text).
+macro_rules! request_columns {
+    () => {
+        "id, kind, subject, channel, verification, purpose, state, reason, received_ms, due_ms,
+         updated_ms, created_by, updated_by"
+    };
+}
+
+fn request_row(r: &Row) -> RequestRow {
+    RequestRow {
+        id: r.get(0),
+        kind: r.get(1),
+        subject: r.get(2),
+        channel: r.get(3),
+        verification: r.get(4),
+        purpose: r.get(5),
+        state: r.get(6),
+        reason: r.get(7),
+        received_ms: r.get(8),
+        due_ms: r.get(9),
+        updated_ms: r.get(10),
+        created_by: r.get(11),
+        updated_by: r.get(12),
+    }
+}
 
 /// Connections each store keeps: the ledger writer's appends (and their fsync) then do not
 /// hold up reads.
@@ -1587,6 +1636,82 @@ impl Store for PostgresStore {
             registered_by: r.get(6),
             created_ms: r.get(7),
         }))
+    }
+
+    fn put_request(&self, q: &RequestRow) -> Result<()> {
+        let mut c = self.lock();
+        c.execute(
+            "INSERT INTO requests (id, kind, subject, channel, verification, purpose, state,
+                                   reason, received_ms, due_ms, updated_ms, created_by, updated_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &q.id,
+                &q.kind,
+                &q.subject,
+                &q.channel,
+                &q.verification,
+                &q.purpose,
+                &q.state,
+                &q.reason,
+                &q.received_ms,
+                &q.due_ms,
+                &q.updated_ms,
+                &q.created_by,
+                &q.updated_by,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn request(&self, id: &str) -> Result<Option<RequestRow>> {
+        let mut c = self.lock();
+        let row = c.query_opt(
+            concat!(
+                "SELECT ",
+                request_columns!(),
+                " FROM requests WHERE id = $1"
+            ),
+            &[&id],
+        )?;
+        Ok(row.as_ref().map(request_row))
+    }
+
+    fn requests(&self, filter: RequestFilter, limit: u64) -> Result<Vec<RequestRow>> {
+        let mut c = self.lock();
+        let (open, before) = match filter {
+            RequestFilter::All => (false, i64::MAX),
+            RequestFilter::Open => (true, i64::MAX),
+            RequestFilter::DueBefore(t) => (true, t),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = c.query(
+            concat!(
+                "SELECT ",
+                request_columns!(),
+                " FROM requests
+                  WHERE (NOT $1 OR state IN ('received', 'verified')) AND due_ms < $2
+                  ORDER BY due_ms, id LIMIT $3"
+            ),
+            &[&open, &before, &limit],
+        )?;
+        Ok(rows.iter().map(request_row).collect())
+    }
+
+    fn transition_request(&self, q: &RequestRow, from: &str) -> Result<bool> {
+        let mut c = self.lock();
+        let n = c.execute(
+            "UPDATE requests SET state = $2, reason = $3, updated_ms = $4, updated_by = $5
+              WHERE id = $1 AND state = $6",
+            &[
+                &q.id,
+                &q.state,
+                &q.reason,
+                &q.updated_ms,
+                &q.updated_by,
+                &from,
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {

@@ -28,8 +28,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow, SessionRow,
-    SignInCodeRow, Status, Store, SubjectRow, SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow,
+    RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow, SubjectState,
+    ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -347,12 +348,55 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked INTEGER NOT NULL
 );
 ",
+    // 11: people's requests (issue 13) as staff handle them: keywords, ids and times, no
+    // value of a subject.
+    r"
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT,
+    channel TEXT NOT NULL,
+    verification TEXT NOT NULL,
+    purpose TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    received_ms INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_open_due ON requests (due_ms)
+    WHERE state IN ('received', 'verified');
+",
 ];
 
 /// Columns added to an existing table, each by its migration (numbered from 1): `(migration,
 /// table, column, declaration)`. `migrate` adds one only when the table lacks it, so the
 /// migration, like every other, is safe to apply twice.
 const ADDED_COLUMNS: &[(usize, &str, &str, &str)] = &[(5, "api_keys", "tenant", "TEXT")];
+
+/// The columns of a [`RequestRow`], in [`request_row`]'s order.
+const REQUEST_COLUMNS: &str = "id, kind, subject, channel, verification, purpose, state, reason,
+     received_ms, due_ms, updated_ms, created_by, updated_by";
+
+fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        subject: r.get(2)?,
+        channel: r.get(3)?,
+        verification: r.get(4)?,
+        purpose: r.get(5)?,
+        state: r.get(6)?,
+        reason: r.get(7)?,
+        received_ms: r.get(8)?,
+        due_ms: r.get(9)?,
+        updated_ms: r.get(10)?,
+        created_by: r.get(11)?,
+        updated_by: r.get(12)?,
+    })
+}
 
 /// Connections that only read: with WAL they proceed while the writer commits (and fsyncs).
 const READERS: usize = 2;
@@ -2156,6 +2200,81 @@ impl Store for SqliteStore {
             .prepare_cached("UPDATE sessions SET revoked = 1 WHERE hash = ?1 AND revoked = 0")?
             .execute(params![hash])?;
         Ok(n > 0)
+    }
+
+    fn put_request(&self, q: &RequestRow) -> Result<()> {
+        let conn = self.write();
+        conn.prepare_cached(
+            "INSERT INTO requests (id, kind, subject, channel, verification, purpose, state,
+                                   reason, received_ms, due_ms, updated_ms, created_by, updated_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            q.id,
+            q.kind,
+            q.subject,
+            q.channel,
+            q.verification,
+            q.purpose,
+            q.state,
+            q.reason,
+            q.received_ms,
+            q.due_ms,
+            q.updated_ms,
+            q.created_by,
+            q.updated_by
+        ])?;
+        Ok(())
+    }
+
+    fn request(&self, id: &str) -> Result<Option<RequestRow>> {
+        let conn = self.read();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"
+            ))?
+            .query_row(params![id], request_row)
+            .optional()?;
+        Ok(row)
+    }
+
+    fn requests(&self, filter: RequestFilter, limit: u64) -> Result<Vec<RequestRow>> {
+        let conn = self.read();
+        let (open, before) = match filter {
+            RequestFilter::All => (false, i64::MAX),
+            RequestFilter::Open => (true, i64::MAX),
+            RequestFilter::DueBefore(t) => (true, t),
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests
+              WHERE (?1 = 0 OR state IN ('received', 'verified')) AND due_ms < ?2
+              ORDER BY due_ms, id LIMIT ?3"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![open, before, i64::try_from(limit).unwrap_or(i64::MAX)],
+                request_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn transition_request(&self, q: &RequestRow, from: &str) -> Result<bool> {
+        let conn = self.write();
+        let n = conn
+            .prepare_cached(
+                "UPDATE requests SET state = ?2, reason = ?3, updated_ms = ?4, updated_by = ?5
+                  WHERE id = ?1 AND state = ?6",
+            )?
+            .execute(params![
+                q.id,
+                q.state,
+                q.reason,
+                q.updated_ms,
+                q.updated_by,
+                from
+            ])?;
+        Ok(n == 1)
     }
 
     fn rewrap_keys(&self, rewrap: &mut Rewrap<'_>) -> Result<u64> {

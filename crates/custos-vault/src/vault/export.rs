@@ -16,6 +16,7 @@
 //! (effect `deny`, the reason). An erased subject, or one under the minimum age, is answered
 //! as one never held.
 
+use custos_policy::RequestKind;
 use custos_tlog::Hash;
 
 use super::{Requester, SubjectId, TreeHead, Vault};
@@ -135,6 +136,7 @@ impl Vault {
         }
         let records = self.export_records(subject, &dek)?;
         let consents = self.store.consents(&subject.0)?;
+        self.online_request(by, RequestKind::Export, subject)?;
         let checkpoint = self.ledger_checkpoint()?;
         let ledger = self.entries_about(subject, checkpoint.size)?;
         Ok(Export {

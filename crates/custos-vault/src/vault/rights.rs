@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use custos_policy::RequestKind;
+
 use super::{OPERATOR, PERSON, Person, SubjectId, Vault, declared_or};
 use crate::crypto::Entropy;
 use crate::error::{Error, Result};
@@ -31,24 +33,20 @@ pub enum Requester<'a> {
     /// The person, signed in (a session [`Vault::authenticate_person`] opened): the
     /// subjects of their session, and nothing else.
     Person(&'a Person),
+    /// A staff accessor of the policy (`[rights] staff`), acting for no tenant, completing a
+    /// request it verified (`vault/requests.rs`).
+    Staff(&'a str),
     /// The operator at the console (the CLI), acting on a request staff verified.
     Operator,
 }
 
-impl Requester<'_> {
+impl<'a> Requester<'a> {
     /// The ledger's actor.
-    pub fn actor(&self) -> &'static str {
+    pub fn actor(&self) -> &'a str {
         match self {
             Self::Person(_) => PERSON,
+            Self::Staff(accessor) => accessor,
             Self::Operator => OPERATOR,
-        }
-    }
-
-    /// Whether it may act on `subject`.
-    pub fn reaches(&self, subject: &SubjectId) -> bool {
-        match self {
-            Self::Person(person) => person.reaches(subject),
-            Self::Operator => true,
         }
     }
 }
@@ -63,8 +61,16 @@ impl Vault {
         subject: &SubjectId,
     ) -> Result<SubjectRow> {
         let row = self.store.subject(&subject.0)?;
+        let reaches = match by {
+            Requester::Person(person) => person.reaches(subject),
+            Requester::Staff(accessor) => self
+                .policy
+                .accessor_id(accessor)
+                .is_ok_and(|id| self.policy.is_staff(id)),
+            Requester::Operator => true,
+        };
         let refusal = match &row {
-            _ if !by.reaches(subject) => Some("not_own_subject"),
+            _ if !reaches => Some("not_own_subject"),
             None => Some("subject_not_found"),
             Some(r) if r.status == Status::Erased => Some("subject_erased"),
             Some(r) if r.age == Age::UnderMinimum => Some("subject_under_minimum_age"),
@@ -168,7 +174,20 @@ impl Vault {
             self.record(d)?;
             return Err(e);
         }
-        Ok(())
+        self.online_request(by, RequestKind::Rectify, subject)
+    }
+
+    /// A person's own act is also their request, made online and completed at once.
+    pub(crate) fn online_request(
+        &self,
+        by: Requester<'_>,
+        kind: RequestKind,
+        subject: &SubjectId,
+    ) -> Result<()> {
+        match by {
+            Requester::Person(_) => self.record_online_request(kind, subject),
+            Requester::Staff(_) | Requester::Operator => Ok(()),
+        }
     }
 
     /// Erases `subject` for `by` (crypto-shredding, then the purge; see [`Vault::erase`]).
@@ -176,9 +195,10 @@ impl Vault {
         let row = self.requested_subject(by, "erase", subject)?;
         let reason = match by {
             Requester::Person(_) => "erasure_requested_by_person",
-            Requester::Operator => "erasure_requested",
+            Requester::Staff(_) | Requester::Operator => "erasure_requested",
         };
-        self.erase_as(by.actor(), subject, row.age, reason)
+        self.erase_as(by.actor(), subject, row.age, reason)?;
+        self.online_request(by, RequestKind::Erase, subject)
     }
 
     /// Deactivates `subject`'s account for `by` (C030): only legal and contractual purposes
@@ -190,6 +210,6 @@ impl Vault {
         d.effect = "done".into();
         d.reasons = "deactivation_requested".into();
         self.record(d)?;
-        Ok(())
+        self.online_request(by, RequestKind::Deactivate, subject)
     }
 }

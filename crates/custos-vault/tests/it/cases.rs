@@ -22,6 +22,10 @@ pub use crate::instruments::{
     legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,
     only_staff_register_instruments,
 };
+pub use crate::requests::{
+    completing_a_request_does_it, only_staff_handle_requests, open_and_overdue_requests_are_listed,
+    requests_are_checked_field_by_field, requests_move_through_their_states,
+};
 pub use crate::rights::{
     a_person_reaches_only_their_own_subjects, a_person_reads_the_ledger_entries_about_them,
     correction_replaces_the_value_everywhere, deactivation_and_erasure_by_the_person,

@@ -14,6 +14,7 @@ mod cases;
 mod embedded;
 mod instruments;
 mod people;
+mod requests;
 mod rights;
 mod support;
 mod tlog;
@@ -71,6 +72,11 @@ macro_rules! conformance {
                 legal_reads_need_a_registered_instrument,
                 only_staff_register_instruments,
                 legal_records_reads_need_a_covering_instrument,
+                only_staff_handle_requests,
+                requests_move_through_their_states,
+                completing_a_request_does_it,
+                requests_are_checked_field_by_field,
+                open_and_overdue_requests_are_listed,
                 ledger_transparency_log,
                 ledger_tree_shared_by_two_writers,
                 ledger_tree_of_a_store_with_level0_tiles,

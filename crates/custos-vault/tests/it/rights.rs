@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use custos_vault::{Error, Person, Requester, Vault, ledger::Draft};
+use custos_vault::{Error, Person, RequestHandler, RequestList, Requester, Vault, ledger::Draft};
 
 use crate::cases::{contains, read};
 use crate::support::{Harness, attendee};
@@ -28,6 +28,19 @@ fn sign_in(v: &Vault, email: &str) -> Person {
     let start = text.find(|c: char| c.is_ascii_digit()).unwrap();
     let signed = v.verify_sign_in(email, &text[start..start + 8]).unwrap();
     v.authenticate_person(&signed.session).unwrap()
+}
+
+/// The latest entry of `action`.
+fn last_of(v: &Vault, action: &str) -> Draft {
+    let n = v.verify_ledger().unwrap().entries;
+    v.store()
+        .ledger_page(1, n)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.draft)
+        .find(|d| d.action == action)
+        .unwrap()
 }
 
 fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -233,7 +246,7 @@ pub fn correction_replaces_the_value_everywhere(h: Harness) {
         &data(&[("contact.email", "ann.new@acme.example")]),
     )
     .unwrap();
-    let d = last(v);
+    let d = last_of(v, "correct");
     assert_eq!(
         (
             d.action.as_str(),
@@ -287,7 +300,7 @@ pub fn deactivation_and_erasure_by_the_person(h: Harness) {
         .unwrap();
     assert!(r.data.is_empty(), "{r:?}");
     v.erase_for(me, &ann).unwrap();
-    let d = last(v);
+    let d = last_of(v, "erase");
     assert_eq!(
         (d.action.as_str(), d.actor.as_str(), d.reasons.as_str()),
         ("erase", "person", "erasure_requested_by_person")
@@ -298,6 +311,20 @@ pub fn deactivation_and_erasure_by_the_person(h: Harness) {
         Err(Error::SubjectNotFound)
     ));
     assert!(matches!(v.erase_for(me, &ann), Err(Error::SubjectNotFound)));
+    // Each act the person did online is also their request, received and completed at once.
+    let done: Vec<(String, String, String)> = v
+        .requests(RequestHandler::Operator, RequestList::All)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.subject.as_deref() == Some(ann.as_str()))
+        .map(|r| (r.kind, r.channel, r.state))
+        .collect();
+    for kind in ["export", "deactivate", "erase"] {
+        assert!(
+            done.contains(&(kind.into(), "online".into(), "completed".into())),
+            "{kind}: {done:?}"
+        );
+    }
     // The service reads nothing; the ledger says why.
     let r = v
         .read("meeting-center", &ann, &read("service.meetings"))

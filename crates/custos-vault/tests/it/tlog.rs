@@ -221,15 +221,17 @@ pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
     );
     h.close();
     // As the old writer left it: level-0 tiles (here garbage: they must not be trusted),
-    // the schema from before their migration.
-    let (meta, key) = if h.is_sqlite() {
-        ("meta", "schema_version")
+    // the schema as it was before the migration that stopped storing them (SQLite's 8th,
+    // PostgreSQL's 7th; the later ones, idempotent, run again too).
+    let (meta, key, before_level0_migration) = if h.is_sqlite() {
+        ("meta", "schema_version", 7)
     } else {
-        ("custos_meta", "schema_version")
+        ("custos_meta", "schema_version", 6)
     };
     let version = h.count(&format!(
         "SELECT CAST(value AS BIGINT) FROM {meta} WHERE key = '{key}'"
     ));
+    assert!(version > before_level0_migration);
     let junk = "00".repeat(32 * 256);
     let blob = |i: u32| {
         if h.is_sqlite() {
@@ -240,13 +242,11 @@ pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
             )
         }
     };
-    // Back to before the migration that drops level-0 tiles (SQLite 8, PostgreSQL 7); the
-    // later ones (the outbox, sign-in) are applied again, as each is safe to apply twice.
-    let before_level0_drop = if h.is_sqlite() { 7 } else { 6 };
     h.exec(&format!(
-        "{}{}UPDATE {meta} SET value = '{before_level0_drop}' WHERE key = '{key}';",
+        "{}{}UPDATE {meta} SET value = '{}' WHERE key = '{key}';",
         blob(0),
         blob(1),
+        before_level0_migration
     ));
     let v = h.open(h.kek.clone()).unwrap();
     assert_eq!(

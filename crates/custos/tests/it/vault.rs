@@ -551,3 +551,149 @@ fn subjects_export_correct_deactivate_erase() {
     assert!(out.status.success(), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 13: the operator handles people's requests (`custos requests …`) with the same
+/// checks and ledger entries as staff over HTTP: create prints the id alone; list, show,
+/// verify, complete (an erasure erases) and refuse; a bad field is named, exit 2; a second
+/// completion is refused; the ledger still verifies.
+#[test]
+fn requests_are_created_listed_completed_and_refused_by_the_operator() {
+    let dir = temp("requests");
+    let data = dir.join("custos-data");
+    let subject = {
+        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
+        let input = custos_vault::CollectionInput {
+            service: "meeting-center".into(),
+            role: "attendee".into(),
+            purposes: vec!["service.meetings".into()],
+            notice: "2010-04-24".into(),
+            data: [("contact.email".to_string(), "jo@req.example".to_string())].into(),
+            ..Default::default()
+        };
+        vault.collect("meeting-center", &input).unwrap().to_string()
+    };
+    let create = |kind: &str, channel: &str, verification: &str| {
+        custos(
+            &dir,
+            &[
+                "requests",
+                "create",
+                "--kind",
+                kind,
+                "--subject",
+                &subject,
+                "--channel",
+                channel,
+                "--verification",
+                verification,
+            ],
+        )
+    };
+    // Bad fields: named, exit 2, nothing stored.
+    let out = create("erasure", "email", "email_from_address_on_file");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("kind: unknown request kind; did you mean `erase`?"),
+        "{out:?}"
+    );
+    let out = create("erase", "phone", "signed_in");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verification:"),
+        "{out:?}"
+    );
+
+    let out = create("erase", "phone", "knowledge_based");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    let id = stdout.trim().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+
+    let out = custos(&dir, &["requests", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let line = listed.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(
+        line.contains("\terase\treceived\t") && line.ends_with(&subject),
+        "{line}"
+    );
+    let out = custos(&dir, &["requests", "list", "--state", "overdue"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+
+    let out = custos(&dir, &["requests", "complete", &id]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verify the requester"),
+        "{out:?}"
+    );
+    assert!(custos(&dir, &["requests", "verify", &id]).status.success());
+    let out = custos(&dir, &["requests", "complete", &id]);
+    assert!(out.status.success(), "{out:?}");
+    let out = custos(&dir, &["requests", "complete", &id]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("closed"),
+        "{out:?}"
+    );
+
+    let out = custos(&dir, &["requests", "show", &id]);
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8(out.stdout).unwrap();
+    for l in [
+        format!("id: {id}"),
+        "kind: erase".into(),
+        format!("subject: {subject}"),
+        "channel: phone".into(),
+        "verification: knowledge_based".into(),
+        "state: completed".into(),
+        "created_by: operator".into(),
+    ] {
+        assert!(shown.lines().any(|x| x == l), "`{l}` in\n{shown}");
+    }
+    // The erasure happened: the person is found no more.
+    {
+        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
+        assert_eq!(
+            vault
+                .find_by_identifier("contact.email", "jo@req.example")
+                .unwrap(),
+            None
+        );
+    }
+
+    // Refused, for a reason from the set only.
+    let out = custos(
+        &dir,
+        &[
+            "requests",
+            "create",
+            "--kind",
+            "california-disclosures",
+            "--channel",
+            "letter",
+            "--verification",
+            "document_checked",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let cal = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = custos(&dir, &["requests", "refuse", &cal, "--reason", "busy"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = custos(
+        &dir,
+        &["requests", "refuse", &cal, "--reason", "no_data_held"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = custos(&dir, &["requests", "list", "--state", "all"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    let out = custos(&dir, &["requests", "list"]);
+    assert!(out.stdout.is_empty(), "{out:?}");
+
+    let out = custos(&dir, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
