@@ -118,9 +118,13 @@ fn an_enforced_clause_without_tests_or_elements_is_an_error() {
             .any(|l| l.contains("enforced clause `C045` names no `tests`")),
         "{e:?}"
     );
-    let text = BUILTIN_WEBEX_2010_TRACE.replace(
-        "capability = \"rights-requests\"",
-        "capability = \"someday\"",
+    // The first planned clause's capability, whichever it is, made up.
+    let at = BUILTIN_WEBEX_2010_TRACE.find("capability = \"").unwrap() + "capability = \"".len();
+    let end = at + BUILTIN_WEBEX_2010_TRACE[at..].find('"').unwrap();
+    let text = format!(
+        "{}someday{}",
+        &BUILTIN_WEBEX_2010_TRACE[..at],
+        &BUILTIN_WEBEX_2010_TRACE[end..]
     );
     let e = trace::load(&p, "trace.toml", &text).unwrap_err().lines();
     assert!(
