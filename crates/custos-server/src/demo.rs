@@ -17,6 +17,7 @@ pub const ACCESSORS: &[&str] = &[
     "customer-admin",
     "authorities",
     "admin",
+    "website",
 ];
 
 /// The tenant the demo people belong to.

@@ -314,6 +314,8 @@ pub struct Vault {
     origin: RwLock<String>,
     /// The last checkpoint signed for `ledger_checkpoint_cached`.
     last_head: std::sync::Mutex<Option<TreeHead>>,
+    /// Complete level-0 tiles of the ledger's tree, kept for the proofs of exports.
+    leaf_tiles: crate::ledger::tree::LeafTileCache,
     // INVARIANT: declared before `ledger`. Fields drop in declaration order; the purger's
     // and the collector's threads hold handles on the ledger writer, and `Ledger`'s drop
     // waits for the writer, which runs until every handle is gone.
@@ -435,6 +437,7 @@ impl Vault {
                 signer.public_key().get(..16).unwrap_or_default()
             )),
             last_head: std::sync::Mutex::new(None),
+            leaf_tiles: crate::ledger::tree::LeafTileCache::default(),
             signer,
             purger,
             collector,

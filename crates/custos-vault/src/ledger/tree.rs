@@ -377,18 +377,7 @@ pub fn hashes_in(store: &dyn crate::Store, ranges: &[(u64, u64)]) -> Result<Vec<
         store.ledger_tiles(&upper)?
     };
     for key in leaf_keys {
-        let first = key.index * TILE_WIDTH + 1;
-        let mut bytes: Vec<u8> = Vec::with_capacity(TILE_WIDTH as usize * 32);
-        let mut next = first;
-        store.scan_ledger(first..first + TILE_WIDTH, &mut |r| {
-            let ok = r.seq == next && !r.hash.is_empty();
-            if ok {
-                bytes.extend_from_slice(&leaf_of_hex(r.hash));
-                next += 1;
-            }
-            ok
-        })?;
-        tiles.insert(key, bytes);
+        tiles.insert(key, leaf_tile(store, key)?);
     }
     range_hashes(&tiles, ranges)
 }
@@ -427,12 +416,155 @@ pub fn prove_consistency(
     Ok((hashes, from_root, to_root))
 }
 
-/// The Merkle tree hashes of `ranges`, from `tiles` (read with [`tiles_for`]).
-pub fn range_hashes(tiles: &Tiles, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
+/// Complete level-0 tiles with every hash inside them (the 256 leaves and the 255 interior
+/// nodes up to the tile's root), kept between proofs: a complete tile never changes, and
+/// making one costs a block read and 511 SHA-256s. Bounded; when full, the oldest tile (the
+/// lowest index) goes first — proofs are mostly of recent entries.
+#[derive(Debug, Default)]
+pub struct LeafTileCache {
+    tiles: std::sync::Mutex<std::collections::BTreeMap<u64, std::sync::Arc<Vec<Vec<Hash>>>>>,
+}
+
+/// Complete level-0 tiles kept at most (16 KiB each: 8 MiB).
+pub const LEAF_TILES_CACHED: usize = 512;
+
+impl LeafTileCache {
+    fn get(&self, index: u64) -> Option<std::sync::Arc<Vec<Vec<Hash>>>> {
+        self.tiles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&index)
+            .cloned()
+    }
+
+    fn put(&self, index: u64, levels: Vec<Vec<Hash>>) -> std::sync::Arc<Vec<Vec<Hash>>> {
+        let levels = std::sync::Arc::new(levels);
+        let mut tiles = self
+            .tiles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while tiles.len() >= LEAF_TILES_CACHED {
+            if tiles.pop_first().is_none() {
+                break;
+            }
+        }
+        tiles.insert(index, std::sync::Arc::clone(&levels));
+        levels
+    }
+}
+
+/// Every level of a complete level-0 tile: `[leaves (256), 128, …, 2, root (1)]`.
+fn tile_levels(leaves: &[u8]) -> Vec<Vec<Hash>> {
+    let mut levels: Vec<Vec<Hash>> = vec![hashes_of(leaves).collect()];
+    while let Some(last) = levels.last().filter(|l| l.len() > 1) {
+        let up: Vec<Hash> = last
+            .chunks(2)
+            .map(|p| match p {
+                [l, r] => custos_tlog::node_hash(l, r),
+                [l] => *l,
+                _ => [0; 32],
+            })
+            .collect();
+        levels.push(up);
+    }
+    levels
+}
+
+/// [`hashes_in`], with the complete level-0 tiles it needs taken from (and added to) `cache`.
+pub fn hashes_in_cached(
+    store: &dyn crate::Store,
+    ranges: &[(u64, u64)],
+    cache: &LeafTileCache,
+) -> Result<Vec<Hash>> {
+    let keys = tiles_for(ranges);
+    let (leaf_keys, upper): (Vec<TileKey>, Vec<TileKey>) =
+        keys.into_iter().partition(|k| k.level == 0);
+    let mut tiles = if upper.is_empty() {
+        Tiles::new()
+    } else {
+        store.ledger_tiles(&upper)?
+    };
+    let mut complete: HashMap<u64, std::sync::Arc<Vec<Vec<Hash>>>> = HashMap::new();
+    for key in leaf_keys {
+        if let Some(levels) = cache.get(key.index) {
+            complete.insert(key.index, levels);
+            continue;
+        }
+        let bytes = leaf_tile(store, key)?;
+        if bytes.len() == TILE_WIDTH as usize * 32 {
+            complete.insert(key.index, cache.put(key.index, tile_levels(&bytes)));
+        }
+        tiles.insert(key, bytes);
+    }
+    let mut memo: HashMap<Subtree, Hash> = HashMap::new();
     ranges
         .iter()
-        .map(|&(lo, hi)| custos_tlog::range_hash(lo, hi, &mut |s| node(tiles, s)))
+        .map(|&(lo, hi)| {
+            custos_tlog::range_hash(lo, hi, &mut |s| {
+                if s.level < TILE_HEIGHT {
+                    let leaves = s.index << s.level;
+                    if let Some(levels) = complete.get(&(leaves >> TILE_HEIGHT)) {
+                        let at = usize::try_from((leaves & (TILE_WIDTH - 1)) >> s.level)
+                            .unwrap_or(usize::MAX);
+                        if let Some(h) = levels.get(usize::from(s.level)).and_then(|l| l.get(at)) {
+                            return Ok(*h);
+                        }
+                    }
+                }
+                node_memo(&tiles, &mut memo, s)
+            })
+        })
         .collect()
+}
+
+/// The leaf hashes of a level-0 tile, from the blocks' entries (fewer than 256 for the last,
+/// partial one).
+fn leaf_tile(store: &dyn crate::Store, key: TileKey) -> Result<Vec<u8>> {
+    let first = key.index * TILE_WIDTH + 1;
+    let mut bytes: Vec<u8> = Vec::with_capacity(TILE_WIDTH as usize * 32);
+    let mut next = first;
+    store.scan_ledger(first..first + TILE_WIDTH, &mut |r| {
+        let ok = r.seq == next && !r.hash.is_empty();
+        if ok {
+            bytes.extend_from_slice(&leaf_of_hex(r.hash));
+            next += 1;
+        }
+        ok
+    })?;
+    Ok(bytes)
+}
+
+/// The Merkle tree hashes of `ranges`, from `tiles` (read with [`tiles_for`]). Each
+/// complete subtree's hash is computed once per call, from its halves' within a tile: the
+/// audit paths of many leaves of one tile (a person's export proves each entry about them)
+/// cost the tile's 255 interior hashes once, not once per path.
+pub fn range_hashes(tiles: &Tiles, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
+    let mut memo: HashMap<Subtree, Hash> = HashMap::new();
+    ranges
+        .iter()
+        .map(|&(lo, hi)| custos_tlog::range_hash(lo, hi, &mut |s| node_memo(tiles, &mut memo, s)))
+        .collect()
+}
+
+/// [`node`], remembering each subtree's hash in `memo`.
+fn node_memo(tiles: &Tiles, memo: &mut HashMap<Subtree, Hash>, s: Subtree) -> Result<Hash> {
+    if let Some(h) = memo.get(&s) {
+        return Ok(*h);
+    }
+    let h = if s.level % TILE_HEIGHT == 0 {
+        // A hash the tile holds as is.
+        node(tiles, s)?
+    } else {
+        let half = |index| Subtree {
+            level: s.level - 1,
+            index,
+        };
+        let left = node_memo(tiles, memo, half(s.index * 2))?;
+        let right = node_memo(tiles, memo, half(s.index * 2 + 1))?;
+        custos_tlog::node_hash(&left, &right)
+    };
+    memo.insert(s, h);
+    Ok(h)
 }
 
 #[cfg(test)]

@@ -536,9 +536,12 @@ fn read_only_uri(path: &Path) -> String {
 }
 
 /// Page cache of a connection between bulk writes (KiB, as negative `cache_size`s): reads
-/// touch a subject's few pages, and the operating system caches the files anyway.
+/// touch a subject's few pages, and the operating system caches the files anyway. The
+/// ledger is read memory-mapped (up to 1 GiB of it): a scan of its blocks (an export
+/// looks for the entries about a person) then reads the operating system's cache in place,
+/// with no read call and no copy per page.
 const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096; \
-     PRAGMA audit.cache_size = -4096;";
+     PRAGMA audit.cache_size = -4096; PRAGMA audit.mmap_size = 1073741824;";
 /// Page cache of the writer while it stores a batch of more than [`BULK_SUBJECTS`] new
 /// subjects: thousands touch pages all over the random-keyed indexes, and a small cache
 /// spills them to the WAL and reads them back mid-transaction. Set back to [`IDLE_CACHE`]

@@ -234,7 +234,7 @@ impl Vault {
             true
         })?;
         let seqs: Vec<u64> = found.iter().map(|e| e.seq).collect();
-        let proofs = proofs(&*self.store, &seqs, size)?;
+        let proofs = proofs(&*self.store, &seqs, size, &self.leaf_tiles)?;
         Ok(found
             .into_iter()
             .zip(proofs)
@@ -253,6 +253,7 @@ pub(crate) fn proofs(
     store: &dyn crate::Store,
     seqs: &[u64],
     size: u64,
+    cache: &tree::LeafTileCache,
 ) -> Result<Vec<Option<Vec<Hash>>>> {
     let mut ranges = Vec::new();
     let mut lens = Vec::new();
@@ -266,7 +267,7 @@ pub(crate) fn proofs(
         lens.push(Some(path.len()));
         ranges.extend(path);
     }
-    let mut hashes = tree::hashes_in(store, &ranges)?.into_iter();
+    let mut hashes = tree::hashes_in_cached(store, &ranges, cache)?.into_iter();
     Ok(lens
         .into_iter()
         .map(|n| n.map(|n| hashes.by_ref().take(n).collect()))

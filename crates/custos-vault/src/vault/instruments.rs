@@ -587,10 +587,38 @@ pub fn format_date_time(ms: i64) -> String {
         in_day / 1000 % 60,
         in_day % 1000,
     );
-    if milli == 0 {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z");
+    }
+    // Written digit by digit: an export formats a time per record and per ledger entry, and
+    // `format!` was a tenth of it.
+    let mut out = String::with_capacity(24);
+    for (sep, v, n) in [
+        ('\0', y, 4),
+        ('-', m, 2),
+        ('-', d, 2),
+        ('T', h, 2),
+        (':', mi, 2),
+        (':', s, 2),
+    ] {
+        if sep != '\0' {
+            out.push(sep);
+        }
+        push_digits(&mut out, v, n);
+    }
+    if milli != 0 {
+        out.push('.');
+        push_digits(&mut out, milli, 3);
+    }
+    out.push('Z');
+    out
+}
+
+/// `v` (0 ≤ v < 10^n) as `n` decimal digits.
+fn push_digits(out: &mut String, v: i64, n: u32) {
+    for k in (0..n).rev() {
+        let digit = v.div_euclid(10_i64.pow(k)).rem_euclid(10);
+        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
     }
 }
 
@@ -617,6 +645,12 @@ mod tests {
         }
         let t = parse_date_time("2027-01-31T23:59:59Z").unwrap();
         assert_eq!(format_date_time(t), "2027-01-31T23:59:59Z");
+        assert_eq!(format_date_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_date_time(1_796_288_751_642),
+            "2026-12-03T09:05:51.642Z"
+        );
+        assert_eq!(format_date_time(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(
             parse_date_time("2027-02-01T01:59:59+02:00"),
             Some(t),

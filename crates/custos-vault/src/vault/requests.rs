@@ -507,7 +507,7 @@ impl Vault {
     /// Records a request the person made online for themself, done at once by the act that
     /// called this (`Vault::export`, `correct`, `deactivate_for`, `erase_for` with a
     /// `Requester::Person`): received and completed in one, channel `online`, verified
-    /// `signed_in`, both steps ledgered with the person as actor. A kind the policy gives no
+    /// `signed_in`, ledgered once (`request_complete`) with the person as actor. A kind the policy gives no
     /// deadline is still recorded, due at once.
     pub(crate) fn record_online_request(
         &self,
@@ -532,12 +532,11 @@ impl Vault {
             created_by: PERSON.into(),
             updated_by: PERSON.into(),
         };
-        for action in [REQUEST_RECEIVE, REQUEST_COMPLETE] {
-            let mut d = self.draft(PERSON, action, subject.as_str());
-            d.effect = "done".into();
-            d.reasons = tags(&row);
-            self.record(d)?;
-        }
+        // Received and completed in one act: one entry, its tags saying so (`channel:online`).
+        let mut d = self.draft(PERSON, REQUEST_COMPLETE, subject.as_str());
+        d.effect = "done".into();
+        d.reasons = tags(&row);
+        self.record(d)?;
         self.store.put_request(&row)
     }
 
