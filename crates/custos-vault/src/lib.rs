@@ -36,3 +36,8 @@ pub use vault::{
     MAX_RECORDS_PAGE, OPERATOR, PERSON, Principal, ReadInput, ReadResult, Record, RecordsPage,
     RecordsResult, Requester, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault, format_date_time,
 };
+pub use vault::{
+    CONSENT_METHODS, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN, Preference,
+    RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt, jwks, parse_jwks,
+    verify_receipt,
+};

@@ -16,8 +16,8 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow, Status, Store,
-    SubjectRow, SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow,
+    Status, Store, SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -179,6 +179,16 @@ CREATE TABLE IF NOT EXISTS ledger_tiles (
     // stay, and the tree's size is read from level 1.
     r"
 DELETE FROM ledger_tiles WHERE level = 0;
+",
+    // 11: the evidence of a consent change (issue 14): the recipient it is about, who
+    // recorded it, the SHA-256 of the notice shown, and the signed receipt and its id. NULL
+    // for events recorded before.
+    r"
+ALTER TABLE consents ADD COLUMN IF NOT EXISTS recipient TEXT,
+    ADD COLUMN IF NOT EXISTS actor TEXT,
+    ADD COLUMN IF NOT EXISTS notice_sha256 TEXT,
+    ADD COLUMN IF NOT EXISTS receipt_id TEXT,
+    ADD COLUMN IF NOT EXISTS receipt TEXT;
 ",
 ];
 
@@ -928,7 +938,7 @@ impl Store for PostgresStore {
                FROM field_values WHERE subject = $1
              UNION ALL
              SELECT 2, purpose, kind, notice, method, CASE WHEN given THEN 't' ELSE 'f' END,
-                    NULL, time_ms, seq
+                    convert_to(recipient, 'UTF8'), time_ms, seq
                FROM consents WHERE subject = $1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
@@ -967,6 +977,10 @@ impl Store for PostgresStore {
                     notice: r.get(3),
                     method: r.get(4),
                     time_ms: r.get(7),
+                    recipient: r
+                        .get::<_, Option<Vec<u8>>>(6)
+                        .and_then(|b| String::from_utf8(b).ok()),
+                    evidence: None,
                 }),
                 (3, Some(st)) => st.tenants.push(r.get(1)),
                 // Rows of a subject that does not exist: nothing to decide over.
@@ -1131,11 +1145,24 @@ impl Store for PostgresStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
+        let e = c.evidence.as_ref();
         self.lock().execute(
-            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
+                                   recipient, actor, notice_sha256, receipt_id, receipt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
-                &c.subject, &c.purpose, &c.kind, &c.given, &c.notice, &c.method, &c.time_ms,
+                &c.subject,
+                &c.purpose,
+                &c.kind,
+                &c.given,
+                &c.notice,
+                &c.method,
+                &c.time_ms,
+                &c.recipient,
+                &e.map(|e| &e.actor),
+                &e.map(|e| &e.notice_sha256),
+                &e.map(|e| &e.receipt_id),
+                &e.map(|e| &e.receipt),
             ],
         )?;
         Ok(())
@@ -1145,7 +1172,8 @@ impl Store for PostgresStore {
         Ok(self
             .lock()
             .query(
-                "SELECT purpose, kind, given, notice, method, time_ms
+                "SELECT purpose, kind, given, notice, method, time_ms, recipient, actor,
+                        notice_sha256, receipt_id, receipt
                  FROM consents WHERE subject = $1 ORDER BY seq",
                 &[&subject],
             )?
@@ -1158,6 +1186,18 @@ impl Store for PostgresStore {
                 notice: r.get(3),
                 method: r.get(4),
                 time_ms: r.get(5),
+                recipient: r.get(6),
+                evidence: match (r.get(7), r.get(8), r.get(9), r.get(10)) {
+                    (Some(actor), Some(notice_sha256), Some(receipt_id), Some(receipt)) => {
+                        Some(ConsentEvidence {
+                            actor,
+                            notice_sha256,
+                            receipt_id,
+                            receipt,
+                        })
+                    }
+                    _ => None,
+                },
             })
             .collect())
     }

@@ -28,8 +28,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow, Status, Store,
-    SubjectRow, SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, NewSubject, Purged, RecordRow,
+    Status, Store, SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -310,6 +310,17 @@ CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
     // stay, and the tree's size is read from level 1.
     r"
 DELETE FROM audit.ledger_tiles WHERE level = 0;
+",
+    // 12: the evidence of a consent change (issue 14): the recipient it is about, who
+    // recorded it, the SHA-256 of the notice shown, and the signed receipt and its id. NULL
+    // for events recorded before. (Applied once, in the transaction that records the
+    // schema version, like every migration.)
+    r"
+ALTER TABLE consents ADD COLUMN recipient TEXT;
+ALTER TABLE consents ADD COLUMN actor TEXT;
+ALTER TABLE consents ADD COLUMN notice_sha256 TEXT;
+ALTER TABLE consents ADD COLUMN receipt_id TEXT;
+ALTER TABLE consents ADD COLUMN receipt TEXT;
 ",
 ];
 
@@ -1034,10 +1045,22 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
 /// A subject's consent and objection events, oldest first.
 fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
     conn.prepare_cached(
-        "SELECT purpose, kind, given, notice, method, time_ms
+        "SELECT purpose, kind, given, notice, method, time_ms, recipient, actor, notice_sha256,
+                receipt_id, receipt
          FROM consents WHERE subject = ?1 ORDER BY seq",
     )?
     .query_map(params![subject], |r| {
+        let evidence = match (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?) {
+            (Some(actor), Some(notice_sha256), Some(receipt_id), Some(receipt)) => {
+                Some(ConsentEvidence {
+                    actor,
+                    notice_sha256,
+                    receipt_id,
+                    receipt,
+                })
+            }
+            _ => None,
+        };
         Ok(ConsentRow {
             subject: subject.to_string(),
             purpose: r.get(0)?,
@@ -1046,6 +1069,8 @@ fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<Consent
             notice: r.get(3)?,
             method: r.get(4)?,
             time_ms: r.get(5)?,
+            recipient: r.get(6)?,
+            evidence,
         })
     })?
     .collect()
@@ -1451,7 +1476,7 @@ impl Store for SqliteStore {
              SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
                FROM field_values WHERE subject = ?1
              UNION ALL
-             SELECT 2, purpose, kind, notice, method, given, NULL, time_ms, seq
+             SELECT 2, purpose, kind, notice, method, given, recipient, time_ms, seq
                FROM consents WHERE subject = ?1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
@@ -1492,6 +1517,8 @@ impl Store for SqliteStore {
                     notice: text(3)?,
                     method: text(4)?,
                     time_ms: r.get(7)?,
+                    recipient: r.get(6)?,
+                    evidence: None,
                 }),
                 (3, Some(st)) => st.tenants.push(text(1)?),
                 // Rows of a subject that does not exist: nothing to decide over.
@@ -1668,11 +1695,24 @@ impl Store for SqliteStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
+        let e = c.evidence.as_ref();
         self.write().execute(
-            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
+                                   recipient, actor, notice_sha256, receipt_id, receipt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
-                c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
+                c.subject,
+                c.purpose,
+                c.kind,
+                c.given,
+                c.notice,
+                c.method,
+                c.time_ms,
+                c.recipient,
+                e.map(|e| &e.actor),
+                e.map(|e| &e.notice_sha256),
+                e.map(|e| &e.receipt_id),
+                e.map(|e| &e.receipt),
             ],
         )?;
         Ok(())

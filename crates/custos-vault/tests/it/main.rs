@@ -11,6 +11,7 @@
 )]
 
 mod cases;
+mod consent;
 mod embedded;
 mod instruments;
 mod rights;
@@ -78,6 +79,12 @@ macro_rules! conformance {
                 export_holds_everything_about_the_person,
                 correction_replaces_the_value_everywhere,
                 deactivation_and_erasure_by_the_person,
+                only_a_holder_records_a_persons_choice,
+                consent_takes_effect_for_the_next_decision,
+                objection_by_choice_and_its_withdrawal,
+                what_is_not_consent_is_refused,
+                partner_consent_is_for_its_recipient,
+                preferences_are_consent_records,
             );
         }
     };
