@@ -37,7 +37,7 @@ pub use vault::{
     RecordsResult, Requester, SealedRead, SubjectId, Sweep, TLS_REQUIRED, Vault, format_date_time,
 };
 pub use vault::{
-    CONSENT_METHODS, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN, Preference,
-    RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt, jwks, parse_jwks,
-    verify_receipt,
+    CONSENT_METHODS, Can, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN,
+    Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
+    communication_topics, jwks, parse_jwks, verify_receipt,
 };

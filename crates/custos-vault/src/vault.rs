@@ -29,9 +29,9 @@ mod tlog;
 mod transport;
 
 pub use consent::{
-    CONSENT_METHODS, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN, Preference,
-    RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt, jwks, parse_jwks,
-    verify_receipt,
+    CONSENT_METHODS, Can, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN,
+    Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
+    communication_topics, jwks, parse_jwks, verify_receipt,
 };
 pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue, READ_LEDGER};
 pub use instruments::{

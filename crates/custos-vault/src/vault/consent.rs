@@ -22,7 +22,7 @@ mod receipt;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use custos_policy::{Basis, PurposeId, PurposeInfo};
+use custos_policy::{Basis, Policy, PurposeId, PurposeInfo};
 use serde_json::{Value, json};
 
 pub(crate) use receipt::ReceiptSigner;
@@ -225,6 +225,40 @@ impl Consent {
     }
 }
 
+/// The policy's communication topics: purposes of basis consent or opt-out, disclosing to
+/// no recipient, for which some accessor may use a category that identifies the person
+/// (their email address): the purposes by which the controller reaches the person. For
+/// WebEx 2010: marketing as a whole, service announcements and offers, newsletters,
+/// surveys, promotions, and personalization (of newsletters and what the person is sent);
+/// not analytics (no accessor may use an identifier for it) nor partner marketing (a
+/// disclosure, chosen per recipient through `record_consent`).
+pub fn communication_topics(policy: &Policy) -> Vec<&PurposeInfo> {
+    let identifiers: custos_policy::CategorySet = policy
+        .categories()
+        .iter()
+        .filter(|c| c.identifier)
+        .filter_map(|c| policy.category_id(&c.id).ok())
+        .collect();
+    policy
+        .purposes()
+        .iter()
+        .filter(|p| matches!(p.basis, Basis::Consent | Basis::OptOut) && !p.requires_recipient)
+        .filter(|p| {
+            let Ok(pid) = policy.purpose_id(&p.id) else {
+                return false;
+            };
+            policy.accessors().iter().any(|a| {
+                a.recipient.is_none()
+                    && a.limits
+                        .get(pid.index())
+                        .copied()
+                        .flatten()
+                        .is_some_and(|set| set.intersects(&identifiers))
+            })
+        })
+        .collect()
+}
+
 fn field(code: &'static str, field: &str, message: impl Into<String>) -> Error {
     Error::InvalidField {
         code,
@@ -371,7 +405,7 @@ impl Vault {
             (None, _) => {}
             (Some(_), false) => {
                 return Err(field(
-                    "invalid_field",
+                    "recipient_not_applicable",
                     "recipient",
                     format!(
                         "purpose `{}` discloses to no recipient; leave `recipient` out",
@@ -395,7 +429,7 @@ impl Vault {
                     .is_some();
                 if !allowed {
                     return Err(field(
-                        "recipient_not_allowed_for_purpose",
+                        "recipient_not_applicable",
                         "recipient",
                         format!(
                             "the policy lets recipient `{r}` receive nothing for `{}`",
@@ -638,39 +672,9 @@ impl Vault {
             .collect())
     }
 
-    /// The policy's communication topics: purposes of basis consent or opt-out, disclosing to
-    /// no recipient, for which some accessor may use a category that identifies the person
-    /// (their email address): the purposes by which the controller reaches the person. For
-    /// WebEx 2010: marketing as a whole, service announcements and offers, newsletters,
-    /// surveys, promotions, and personalization (of newsletters and what the person is sent);
-    /// not analytics (no accessor may use an identifier for it) nor partner marketing (a
-    /// disclosure, chosen per recipient through `record_consent`).
+    /// The policy's communication topics ([`communication_topics`]).
     pub fn communication_topics(&self) -> Vec<&PurposeInfo> {
-        let identifiers: custos_policy::CategorySet = self
-            .policy
-            .categories()
-            .iter()
-            .filter(|c| c.identifier)
-            .filter_map(|c| self.policy.category_id(&c.id).ok())
-            .collect();
-        self.policy
-            .purposes()
-            .iter()
-            .filter(|p| matches!(p.basis, Basis::Consent | Basis::OptOut) && !p.requires_recipient)
-            .filter(|p| {
-                let Ok(pid) = self.policy.purpose_id(&p.id) else {
-                    return false;
-                };
-                self.policy.accessors().iter().any(|a| {
-                    a.recipient.is_none()
-                        && a.limits
-                            .get(pid.index())
-                            .copied()
-                            .flatten()
-                            .is_some_and(|set| set.intersects(&identifiers))
-                })
-            })
-            .collect()
+        communication_topics(&self.policy)
     }
 
     /// The person's communication preferences: each topic, on or off, and its basis. Ledgered

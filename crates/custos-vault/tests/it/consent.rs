@@ -315,12 +315,15 @@ pub fn what_is_not_consent_is_refused(h: Harness) {
     );
     let mut to = choice("newsletters", true, "checkbox_unticked");
     to.recipient = Some("marketing-partner".into());
-    assert_eq!(field(to), ("invalid_field", "recipient".to_string()));
+    assert_eq!(
+        field(to),
+        ("recipient_not_applicable", "recipient".to_string())
+    );
     let mut to = choice("marketing.partners", true, "checkbox_unticked");
     to.recipient = Some("cisco".into());
     assert_eq!(
         field(to),
-        ("recipient_not_allowed_for_purpose", "recipient".to_string())
+        ("recipient_not_applicable", "recipient".to_string())
     );
     assert!(v.consents("website", &ann).unwrap().is_empty());
     let r = v.read("marketing", &ann, &read("newsletters")).unwrap();
