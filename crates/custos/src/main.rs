@@ -2,6 +2,7 @@
 
 mod instruments_cmd;
 mod policy_cmd;
+mod receipt_cmd;
 mod serve_cmd;
 mod subjects_cmd;
 mod vault_cmd;
@@ -48,6 +49,9 @@ enum Command {
     /// A person's rights acts for a verified request: export, correct, deactivate, erase.
     #[command(subcommand)]
     Subjects(subjects_cmd::SubjectsCommand),
+    /// Check consent receipts offline.
+    #[command(subcommand)]
+    Receipt(receipt_cmd::ReceiptCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,5 +64,6 @@ fn main() -> ExitCode {
         Command::Retention(cmd) => vault_cmd::retention(cmd),
         Command::Instruments(cmd) => instruments_cmd::run(cmd),
         Command::Subjects(cmd) => subjects_cmd::run(cmd),
+        Command::Receipt(cmd) => receipt_cmd::run(cmd),
     }
 }
