@@ -81,7 +81,8 @@ pub struct ConsentOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = Uuid)]
     pub receipt_id: Option<String>,
-    /// The signed receipt (compact JWS), as given when it was recorded.
+    /// The signed receipt (compact JWS), as given when it was recorded (in a list; beside the
+    /// record in the answer that recorded it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
 }
@@ -120,8 +121,11 @@ pub struct ConsentAnswer {
 
 impl From<ConsentChange> for ConsentAnswer {
     fn from(c: ConsentChange) -> Self {
+        let mut consent = ConsentOut::from(c.consent);
+        // Given once, beside the record.
+        consent.receipt = None;
         Self {
-            consent: c.consent.into(),
+            consent,
             receipt: c.receipt,
         }
     }
@@ -168,9 +172,19 @@ pub async fn record(
         method: body.method.0,
         notice: body.notice.0,
     };
-    let out = caller
-        .run(move |v, a| v.record_consent(a, &subject, &choice))
+    // The change is checked and queued on a vault thread, which is free again at once; the
+    // answer comes when its group commit is durable (no thread waits through the fsyncs).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    caller
+        .run(move |v, a| {
+            v.begin_consent(a, &subject, &choice, move |r| {
+                let _ = tx.send(r);
+            })
+        })
         .await?;
+    let out = rx
+        .await
+        .map_err(|_| Problem::internal("the consent writer stopped"))??;
     Ok((StatusCode::CREATED, Json(out.into())))
 }
 

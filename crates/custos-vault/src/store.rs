@@ -369,6 +369,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Records a consent or objection event.
     fn put_consent(&self, consent: &ConsentRow) -> Result<()>;
+    /// Records consent and objection events, with their evidence, in one transaction.
+    fn put_consents(&self, consents: &[&ConsentRow]) -> Result<()>;
     /// A subject's consent and objection events, oldest first.
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>>;
 

@@ -308,6 +308,7 @@ pub struct Vault {
     // waits for the writer, which runs until every handle is gone.
     purger: Purger,
     collector: Collector,
+    consent_writer: consent::Writer,
     ledger: Ledger,
     keys: KeyCache,
     tickets: AtomicU64,
@@ -411,6 +412,7 @@ impl Vault {
         let ledger = Ledger::start(Arc::clone(&store), signer.clone())?;
         let purger = Purger::start(Arc::clone(&store), ledger.appender()?, purging)?;
         let collector = Collector::start(Arc::clone(&store), ledger.appender()?)?;
+        let consent_writer = consent::Writer::start(Arc::clone(&store), ledger.appender()?)?;
         Ok(Self {
             policy,
             store,
@@ -426,6 +428,7 @@ impl Vault {
             notice_sha256: OnceLock::new(),
             purger,
             collector,
+            consent_writer,
             ledger,
             keys: KeyCache::default(),
             tickets: AtomicU64::new(0),

@@ -181,14 +181,18 @@ CREATE TABLE IF NOT EXISTS ledger_tiles (
 DELETE FROM ledger_tiles WHERE level = 0;
 ",
     // 11: the evidence of a consent change (issue 14): the recipient it is about, who
-    // recorded it, the SHA-256 of the notice shown, and the signed receipt and its id. NULL
-    // for events recorded before.
+    // recorded it, the SHA-256 of the notice shown and its receipt's id (NULL for events
+    // recorded before); the signed receipts in a table of their own, so the rows every
+    // decision reads stay small.
     r"
 ALTER TABLE consents ADD COLUMN IF NOT EXISTS recipient TEXT,
     ADD COLUMN IF NOT EXISTS actor TEXT,
     ADD COLUMN IF NOT EXISTS notice_sha256 TEXT,
-    ADD COLUMN IF NOT EXISTS receipt_id TEXT,
-    ADD COLUMN IF NOT EXISTS receipt TEXT;
+    ADD COLUMN IF NOT EXISTS receipt_id TEXT;
+CREATE TABLE IF NOT EXISTS consent_receipts (
+    id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL
+);
 ",
 ];
 
@@ -1145,26 +1149,41 @@ impl Store for PostgresStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
-        let e = c.evidence.as_ref();
-        self.lock().execute(
+        self.put_consents(&[c])
+    }
+
+    fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let event = tx.prepare(
             "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
-                                   recipient, actor, notice_sha256, receipt_id, receipt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &c.subject,
-                &c.purpose,
-                &c.kind,
-                &c.given,
-                &c.notice,
-                &c.method,
-                &c.time_ms,
-                &c.recipient,
-                &e.map(|e| &e.actor),
-                &e.map(|e| &e.notice_sha256),
-                &e.map(|e| &e.receipt_id),
-                &e.map(|e| &e.receipt),
-            ],
+                                   recipient, actor, notice_sha256, receipt_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )?;
+        let receipt = tx.prepare("INSERT INTO consent_receipts (id, receipt) VALUES ($1, $2)")?;
+        for c in rows {
+            let e = c.evidence.as_ref();
+            tx.execute(
+                &event,
+                &[
+                    &c.subject,
+                    &c.purpose,
+                    &c.kind,
+                    &c.given,
+                    &c.notice,
+                    &c.method,
+                    &c.time_ms,
+                    &c.recipient,
+                    &e.map(|e| &e.actor),
+                    &e.map(|e| &e.notice_sha256),
+                    &e.map(|e| &e.receipt_id),
+                ],
+            )?;
+            if let Some(e) = e {
+                tx.execute(&receipt, &[&e.receipt_id, &e.receipt])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1172,9 +1191,10 @@ impl Store for PostgresStore {
         Ok(self
             .lock()
             .query(
-                "SELECT purpose, kind, given, notice, method, time_ms, recipient, actor,
-                        notice_sha256, receipt_id, receipt
-                 FROM consents WHERE subject = $1 ORDER BY seq",
+                "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, c.recipient,
+                        c.actor, c.notice_sha256, c.receipt_id, r.receipt
+                 FROM consents c LEFT JOIN consent_receipts r ON r.id = c.receipt_id
+                 WHERE c.subject = $1 ORDER BY c.seq",
                 &[&subject],
             )?
             .iter()
@@ -1221,6 +1241,8 @@ impl Store for PostgresStore {
             for sql in [
                 "DELETE FROM field_values WHERE subject = $1",
                 "DELETE FROM blind_index WHERE subject = $1",
+                "DELETE FROM consent_receipts WHERE id IN
+                     (SELECT receipt_id FROM consents WHERE subject = $1)",
                 "DELETE FROM consents WHERE subject = $1",
                 "DELETE FROM subject_tenants WHERE subject = $1",
             ] {

@@ -312,15 +312,19 @@ CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
 DELETE FROM audit.ledger_tiles WHERE level = 0;
 ",
     // 12: the evidence of a consent change (issue 14): the recipient it is about, who
-    // recorded it, the SHA-256 of the notice shown, and the signed receipt and its id. NULL
-    // for events recorded before. (Applied once, in the transaction that records the
-    // schema version, like every migration.)
+    // recorded it, the SHA-256 of the notice shown and its receipt's id (NULL for events
+    // recorded before); the signed receipts in a table of their own, so the rows every
+    // decision reads stay small. (Applied once, in the transaction that records the schema
+    // version, like every migration.)
     r"
 ALTER TABLE consents ADD COLUMN recipient TEXT;
 ALTER TABLE consents ADD COLUMN actor TEXT;
 ALTER TABLE consents ADD COLUMN notice_sha256 TEXT;
 ALTER TABLE consents ADD COLUMN receipt_id TEXT;
-ALTER TABLE consents ADD COLUMN receipt TEXT;
+CREATE TABLE IF NOT EXISTS consent_receipts (
+    id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL
+);
 ",
 ];
 
@@ -1045,9 +1049,10 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
 /// A subject's consent and objection events, oldest first.
 fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
     conn.prepare_cached(
-        "SELECT purpose, kind, given, notice, method, time_ms, recipient, actor, notice_sha256,
-                receipt_id, receipt
-         FROM consents WHERE subject = ?1 ORDER BY seq",
+        "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, c.recipient, c.actor,
+                c.notice_sha256, c.receipt_id, r.receipt
+         FROM consents c LEFT JOIN consent_receipts r ON r.id = c.receipt_id
+         WHERE c.subject = ?1 ORDER BY c.seq",
     )?
     .query_map(params![subject], |r| {
         let evidence = match (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?) {
@@ -1695,26 +1700,41 @@ impl Store for SqliteStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
-        let e = c.evidence.as_ref();
-        self.write().execute(
-            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
-                                   recipient, actor, notice_sha256, receipt_id, receipt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                c.subject,
-                c.purpose,
-                c.kind,
-                c.given,
-                c.notice,
-                c.method,
-                c.time_ms,
-                c.recipient,
-                e.map(|e| &e.actor),
-                e.map(|e| &e.notice_sha256),
-                e.map(|e| &e.receipt_id),
-                e.map(|e| &e.receipt),
-            ],
-        )?;
+        self.put_consents(&[c])
+    }
+
+    fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut event = tx.prepare_cached(
+                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
+                                       recipient, actor, notice_sha256, receipt_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut receipt =
+                tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
+            for c in rows {
+                let e = c.evidence.as_ref();
+                event.execute(params![
+                    c.subject,
+                    c.purpose,
+                    c.kind,
+                    c.given,
+                    c.notice,
+                    c.method,
+                    c.time_ms,
+                    c.recipient,
+                    e.map(|e| &e.actor),
+                    e.map(|e| &e.notice_sha256),
+                    e.map(|e| &e.receipt_id),
+                ])?;
+                if let Some(e) = e {
+                    receipt.execute(params![e.receipt_id, e.receipt])?;
+                }
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1744,6 +1764,8 @@ impl Store for SqliteStore {
         for sql in [
             "DELETE FROM field_values WHERE subject = ?1",
             "DELETE FROM blind_index WHERE subject = ?1",
+            "DELETE FROM consent_receipts WHERE id IN
+                 (SELECT receipt_id FROM consents WHERE subject = ?1)",
             "DELETE FROM consents WHERE subject = ?1",
             "DELETE FROM subject_tenants WHERE subject = ?1",
         ] {

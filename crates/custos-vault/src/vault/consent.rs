@@ -19,6 +19,7 @@
 //! record is stored (audit before data), and the next decision reads the record.
 
 mod receipt;
+mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,10 +31,12 @@ pub use receipt::{
     RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt, jwks, parse_jwks,
     verify_receipt,
 };
+pub(crate) use writer::Writer;
 
-use super::{Actor, Requester, SubjectId, Vault, declared_or, format_date_time};
+use super::{Actor, Requester, SubjectId, Vault, format_date_time};
 use crate::crypto::{hex, sha256};
 use crate::error::{Error, Result};
+use crate::ledger::Draft;
 use crate::store::{Age, ConsentEvidence, ConsentRow, Status, SubjectState, now_ms};
 
 /// How a choice was expressed: the closed set a record may name, each with what it can
@@ -452,25 +455,61 @@ impl Vault {
         input: &ConsentInput,
     ) -> Result<ConsentChange> {
         let by = by.into();
+        let (state, info) = self.checked(by, subject, input)?;
+        self.change(by, subject, &state, info, input)
+    }
+
+    /// [`Vault::record_consent`] without waiting: checks the choice and signs its receipt,
+    /// queues the change for the next group commit and returns; `done` is called with the
+    /// change once its entry is durable and its record stored (or with the error), on the
+    /// consent writer's thread — keep it short (send it somewhere). An error returned here
+    /// (refused, not held) means `done` is never called.
+    pub fn begin_consent<'a>(
+        &self,
+        by: impl Into<ConsentBy<'a>>,
+        subject: &SubjectId,
+        input: &ConsentInput,
+        done: impl FnOnce(Result<ConsentChange>) + Send + 'static,
+    ) -> Result<()> {
+        let by = by.into();
+        let (state, info) = self.checked(by, subject, input)?;
+        let (row, draft, receipt) = self.prepare(by, subject, &state, info, input)?;
+        let change = ConsentChange {
+            consent: Consent::of(row.clone()),
+            receipt,
+        };
+        // INVARIANT: audit before data — as in `change`; the receipt leaves only through
+        // `done`, after both commits.
+        self.consent_writer
+            .submit(row, draft, Box::new(move |r| done(r.map(|()| change))))
+    }
+
+    /// The subject and purpose of a choice, checked; a refusal is ledgered.
+    fn checked(
+        &self,
+        by: ConsentBy<'_>,
+        subject: &SubjectId,
+        input: &ConsentInput,
+    ) -> Result<(SubjectState, &PurposeInfo)> {
         let state = self.chooser_subject(by, CONSENT, subject)?;
         let checked = self
             .choosable(&input.purpose)
             .and_then(|(_, info)| self.check_choice(input, info).map(|()| info));
-        let info = match checked {
-            Ok(info) => info,
+        match checked {
+            Ok(info) => Ok((state, info)),
             Err(e) => {
                 let mut d = self.draft(&by.actor(self), CONSENT, subject.as_str());
                 d.purpose = self.declared_purpose(&input.purpose);
                 d.effect = "refused".into();
                 d.reasons = e.code().into();
                 self.record(d)?;
-                return Err(e);
+                Err(e)
             }
-        };
-        self.change(by, subject, &state, info, input)
+        }
     }
 
-    /// Records one checked choice: ledger entry, receipt, then the record.
+    /// Records one checked choice: ledger entry, then the record; the receipt is given once
+    /// both are durable.
     fn change(
         &self,
         by: ConsentBy<'_>,
@@ -479,6 +518,25 @@ impl Vault {
         info: &PurposeInfo,
         input: &ConsentInput,
     ) -> Result<ConsentChange> {
+        let (row, draft, receipt) = self.prepare(by, subject, state, info, input)?;
+        // INVARIANT: audit before data — the writer stores the record once its entry is
+        // durable; the receipt is given only then.
+        self.consent_writer.write(row.clone(), draft)?;
+        Ok(ConsentChange {
+            consent: Consent::of(row),
+            receipt,
+        })
+    }
+
+    /// A checked choice's record, ledger draft and signed receipt.
+    fn prepare(
+        &self,
+        by: ConsentBy<'_>,
+        subject: &SubjectId,
+        state: &SubjectState,
+        info: &PurposeInfo,
+        input: &ConsentInput,
+    ) -> Result<(ConsentRow, Draft, String)> {
         let (kind, given) = match info.basis {
             Basis::OptOut => (OBJECTION, !input.given),
             _ => (CONSENT, input.given),
@@ -492,8 +550,6 @@ impl Vault {
         d.recipient = input.recipient.clone().unwrap_or_default();
         d.effect = if given { "given" } else { "withdrawn" }.into();
         d.reasons = format!("{},receipt:{receipt_id}", input.method);
-        // INVARIANT: audit before data — the entry is durable before the record exists.
-        let seq = self.record(d)?;
         let claims = self.receipt_claims(
             subject,
             state,
@@ -504,7 +560,6 @@ impl Vault {
             &actor,
             time_ms,
             &receipt_id,
-            seq,
         );
         let receipt = self.receipts.sign(&claims);
         let row = ConsentRow {
@@ -523,11 +578,7 @@ impl Vault {
                 receipt: receipt.clone(),
             }),
         };
-        self.store.put_consent(&row)?;
-        Ok(ConsentChange {
-            consent: Consent::of(row),
-            receipt,
-        })
+        Ok((row, d, receipt))
     }
 
     /// The receipt's claims: the Kantara v1.1 fields, mapped from the policy, and `custos`,
@@ -544,7 +595,6 @@ impl Vault {
         actor: &str,
         time_ms: i64,
         receipt_id: &str,
-        seq: u64,
     ) -> Value {
         let policy = &self.policy;
         let file = policy.file();
@@ -645,8 +695,7 @@ impl Vault {
                 "choice": if input.given { "yes" } else { "no" },
                 "notice": input.notice,
                 "noticeSha256": self.notice_sha256(),
-                "actor": declared_or(true, actor),
-                "ledgerSeq": seq,
+                "actor": actor,
             },
         })
     }

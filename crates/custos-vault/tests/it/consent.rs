@@ -216,6 +216,11 @@ pub fn consent_takes_effect_for_the_next_decision(h: Harness) {
         verify_receipt(&given.receipt, &jwks_of(other.vault())),
         Err(ReceiptError::UnknownKey(_))
     ));
+    // Erased, the person's records and receipts go with them.
+    assert_eq!(h.count("SELECT COUNT(*) FROM consent_receipts"), 2);
+    v.erase("website", &ann).unwrap();
+    assert_eq!(h.count("SELECT COUNT(*) FROM consent_receipts"), 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM consents"), 0);
 }
 
 /// An opt-out purpose: `given: false` objects (the next read withholds, `objected`), `given:
