@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load benchmark of consent changes over HTTP (issue 14, item 8): `custos serve --demo` on
-# embedded SQLite, wrk posting `POST /v1/subjects/{id}/consents` for PEOPLE (default 2,000)
+# embedded SQLite, wrk posting `POST /v1/subjects/{id}/consents` for PEOPLE (default 10,000)
 # attendees collected first through meeting-center, with its key (the service holding them),
 # giving and withdrawing consent to `newsletters` in turn. Every request is a consent change: its ledger entry (group
 # commit), its Ed25519-signed receipt, its record. Prints wrk's summary, the server's CPU per
@@ -35,7 +35,7 @@ URL="http://127.0.0.1:$PORT"
 # The people whose choices change: PEOPLE attendees collected through meeting-center (a
 # decision reads all of a person's consent events, so one person changing their mind 100,000
 # times would measure that, not a change).
-PEOPLE=${PEOPLE:-2000}
+PEOPLE=${PEOPLE:-10000}
 seq "$PEOPLE" | xargs -P 8 -I{} curl -s -X POST "$URL/v1/subjects" \
   -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
   -d '{"service":"meeting-center","role":"attendee","purposes":["service.meetings"],"notice":"2010-04-24","data":{"contact.name":"Bench Person","contact.email":"bench{}@example.com"}}' |
