@@ -180,15 +180,19 @@ CREATE TABLE IF NOT EXISTS ledger_tiles (
     r"
 DELETE FROM ledger_tiles WHERE level = 0;
 ",
-    // 11: the evidence of a consent change (issue 14): the recipient it is about, who
-    // recorded it, the SHA-256 of the notice shown and its receipt's id (NULL for events
-    // recorded before); the signed receipts in a table of their own, so the rows every
-    // decision reads stay small.
+    // 11: the evidence of a consent change (issue 14), beside its event (`seq` of
+    // `consents`): the recipient it is about, who recorded it, the SHA-256 of the notice
+    // shown and its receipt's id; the signed receipts in a table of their own, so the rows
+    // every decision reads stay small. New tables only (`IF NOT EXISTS`): safe to apply
+    // again, whatever its number becomes.
     r"
-ALTER TABLE consents ADD COLUMN IF NOT EXISTS recipient TEXT,
-    ADD COLUMN IF NOT EXISTS actor TEXT,
-    ADD COLUMN IF NOT EXISTS notice_sha256 TEXT,
-    ADD COLUMN IF NOT EXISTS receipt_id TEXT;
+CREATE TABLE IF NOT EXISTS consent_evidence (
+    seq BIGINT PRIMARY KEY,
+    recipient TEXT,
+    actor TEXT NOT NULL,
+    notice_sha256 TEXT NOT NULL,
+    receipt_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent_receipts (
     id TEXT PRIMARY KEY,
     receipt TEXT NOT NULL
@@ -941,9 +945,11 @@ impl Store for PostgresStore {
              SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
                FROM field_values WHERE subject = $1
              UNION ALL
-             SELECT 2, purpose, kind, notice, method, CASE WHEN given THEN 't' ELSE 'f' END,
-                    convert_to(recipient, 'UTF8'), time_ms, seq
-               FROM consents WHERE subject = $1
+             SELECT 2, c.purpose, c.kind, c.notice, c.method,
+                    CASE WHEN c.given THEN 't' ELSE 'f' END,
+                    convert_to(e.recipient, 'UTF8'), c.time_ms, c.seq
+               FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+              WHERE c.subject = $1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
                FROM subject_tenants WHERE subject = $1
@@ -1156,31 +1162,43 @@ impl Store for PostgresStore {
         let mut c = self.lock();
         let mut tx = c.transaction()?;
         let event = tx.prepare(
-            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
-                                   recipient, actor, notice_sha256, receipt_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
+        )?;
+        let evidence = tx.prepare(
+            "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
+             VALUES ($1, $2, $3, $4, $5)",
         )?;
         let receipt = tx.prepare("INSERT INTO consent_receipts (id, receipt) VALUES ($1, $2)")?;
         for c in rows {
-            let e = c.evidence.as_ref();
-            tx.execute(
-                &event,
-                &[
-                    &c.subject,
-                    &c.purpose,
-                    &c.kind,
-                    &c.given,
-                    &c.notice,
-                    &c.method,
-                    &c.time_ms,
-                    &c.recipient,
-                    &e.map(|e| &e.actor),
-                    &e.map(|e| &e.notice_sha256),
-                    &e.map(|e| &e.receipt_id),
-                ],
-            )?;
-            if let Some(e) = e {
-                tx.execute(&receipt, &[&e.receipt_id, &e.receipt])?;
+            let seq: i64 = tx
+                .query_one(
+                    &event,
+                    &[
+                        &c.subject, &c.purpose, &c.kind, &c.given, &c.notice, &c.method, &c.time_ms,
+                    ],
+                )?
+                .get(0);
+            match &c.evidence {
+                Some(e) => {
+                    tx.execute(
+                        &evidence,
+                        &[
+                            &seq,
+                            &c.recipient,
+                            &e.actor,
+                            &e.notice_sha256,
+                            &e.receipt_id,
+                        ],
+                    )?;
+                    tx.execute(&receipt, &[&e.receipt_id, &e.receipt])?;
+                }
+                None if c.recipient.is_some() => {
+                    return Err(crate::Error::Storage(
+                        "a consent about a recipient needs its evidence".into(),
+                    ));
+                }
+                None => {}
             }
         }
         tx.commit()?;
@@ -1191,9 +1209,10 @@ impl Store for PostgresStore {
         Ok(self
             .lock()
             .query(
-                "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, c.recipient,
-                        c.actor, c.notice_sha256, c.receipt_id, r.receipt
-                 FROM consents c LEFT JOIN consent_receipts r ON r.id = c.receipt_id
+                "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, e.recipient,
+                        e.actor, e.notice_sha256, e.receipt_id, r.receipt
+                 FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+                                 LEFT JOIN consent_receipts r ON r.id = e.receipt_id
                  WHERE c.subject = $1 ORDER BY c.seq",
                 &[&subject],
             )?
@@ -1242,7 +1261,10 @@ impl Store for PostgresStore {
                 "DELETE FROM field_values WHERE subject = $1",
                 "DELETE FROM blind_index WHERE subject = $1",
                 "DELETE FROM consent_receipts WHERE id IN
-                     (SELECT receipt_id FROM consents WHERE subject = $1)",
+                     (SELECT e.receipt_id FROM consents c JOIN consent_evidence e ON e.seq = c.seq
+                       WHERE c.subject = $1)",
+                "DELETE FROM consent_evidence WHERE seq IN
+                     (SELECT seq FROM consents WHERE subject = $1)",
                 "DELETE FROM consents WHERE subject = $1",
                 "DELETE FROM subject_tenants WHERE subject = $1",
             ] {

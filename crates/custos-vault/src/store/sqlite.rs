@@ -311,16 +311,19 @@ CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
     r"
 DELETE FROM audit.ledger_tiles WHERE level = 0;
 ",
-    // 12: the evidence of a consent change (issue 14): the recipient it is about, who
-    // recorded it, the SHA-256 of the notice shown and its receipt's id (NULL for events
-    // recorded before); the signed receipts in a table of their own, so the rows every
-    // decision reads stay small. (Applied once, in the transaction that records the schema
-    // version, like every migration.)
+    // 12: the evidence of a consent change (issue 14), beside its event (`seq` of
+    // `consents`): the recipient it is about, who recorded it, the SHA-256 of the notice
+    // shown and its receipt's id; the signed receipts in a table of their own, so the rows
+    // every decision reads stay small. New tables only (`IF NOT EXISTS`): safe to apply
+    // again, whatever its number becomes.
     r"
-ALTER TABLE consents ADD COLUMN recipient TEXT;
-ALTER TABLE consents ADD COLUMN actor TEXT;
-ALTER TABLE consents ADD COLUMN notice_sha256 TEXT;
-ALTER TABLE consents ADD COLUMN receipt_id TEXT;
+CREATE TABLE IF NOT EXISTS consent_evidence (
+    seq INTEGER PRIMARY KEY,
+    recipient TEXT,
+    actor TEXT NOT NULL,
+    notice_sha256 TEXT NOT NULL,
+    receipt_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent_receipts (
     id TEXT PRIMARY KEY,
     receipt TEXT NOT NULL
@@ -1049,9 +1052,10 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
 /// A subject's consent and objection events, oldest first.
 fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
     conn.prepare_cached(
-        "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, c.recipient, c.actor,
-                c.notice_sha256, c.receipt_id, r.receipt
-         FROM consents c LEFT JOIN consent_receipts r ON r.id = c.receipt_id
+        "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, e.recipient, e.actor,
+                e.notice_sha256, e.receipt_id, r.receipt
+         FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+                         LEFT JOIN consent_receipts r ON r.id = e.receipt_id
          WHERE c.subject = ?1 ORDER BY c.seq",
     )?
     .query_map(params![subject], |r| {
@@ -1481,8 +1485,10 @@ impl Store for SqliteStore {
              SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
                FROM field_values WHERE subject = ?1
              UNION ALL
-             SELECT 2, purpose, kind, notice, method, given, recipient, time_ms, seq
-               FROM consents WHERE subject = ?1
+             SELECT 2, c.purpose, c.kind, c.notice, c.method, c.given, e.recipient, c.time_ms,
+                    c.seq
+               FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+              WHERE c.subject = ?1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
                FROM subject_tenants WHERE subject = ?1
@@ -1708,29 +1714,37 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut event = tx.prepare_cached(
-                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms,
-                                       recipient, actor, notice_sha256, receipt_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut evidence = tx.prepare_cached(
+                "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut receipt =
                 tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
             for c in rows {
-                let e = c.evidence.as_ref();
                 event.execute(params![
-                    c.subject,
-                    c.purpose,
-                    c.kind,
-                    c.given,
-                    c.notice,
-                    c.method,
-                    c.time_ms,
-                    c.recipient,
-                    e.map(|e| &e.actor),
-                    e.map(|e| &e.notice_sha256),
-                    e.map(|e| &e.receipt_id),
+                    c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
                 ])?;
-                if let Some(e) = e {
-                    receipt.execute(params![e.receipt_id, e.receipt])?;
+                let seq = tx.last_insert_rowid();
+                match &c.evidence {
+                    Some(e) => {
+                        evidence.execute(params![
+                            seq,
+                            c.recipient,
+                            e.actor,
+                            e.notice_sha256,
+                            e.receipt_id
+                        ])?;
+                        receipt.execute(params![e.receipt_id, e.receipt])?;
+                    }
+                    None if c.recipient.is_some() => {
+                        return Err(crate::Error::Storage(
+                            "a consent about a recipient needs its evidence".into(),
+                        ));
+                    }
+                    None => {}
                 }
             }
         }
@@ -1765,7 +1779,10 @@ impl Store for SqliteStore {
             "DELETE FROM field_values WHERE subject = ?1",
             "DELETE FROM blind_index WHERE subject = ?1",
             "DELETE FROM consent_receipts WHERE id IN
-                 (SELECT receipt_id FROM consents WHERE subject = ?1)",
+                 (SELECT e.receipt_id FROM consents c JOIN consent_evidence e ON e.seq = c.seq
+                   WHERE c.subject = ?1)",
+            "DELETE FROM consent_evidence WHERE seq IN
+                 (SELECT seq FROM consents WHERE subject = ?1)",
             "DELETE FROM consents WHERE subject = ?1",
             "DELETE FROM subject_tenants WHERE subject = ?1",
         ] {

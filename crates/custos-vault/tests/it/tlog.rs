@@ -240,11 +240,15 @@ pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
             )
         }
     };
+    // The schema just before the migration that dropped level-0 tiles (SQLite's 8th,
+    // PostgreSQL's 7th); the later migrations are applied again too, as every migration
+    // may be.
+    let before_level0 = if h.is_sqlite() { 7 } else { 6 };
+    assert!(version > before_level0);
     h.exec(&format!(
-        "{}{}UPDATE {meta} SET value = '{}' WHERE key = '{key}';",
+        "{}{}UPDATE {meta} SET value = '{before_level0}' WHERE key = '{key}';",
         blob(0),
         blob(1),
-        version - 1
     ));
     let v = h.open(h.kek.clone()).unwrap();
     assert_eq!(
