@@ -607,6 +607,15 @@ impl Vault {
         let address = contacts
             .map(|c| c.postal_address.join(", "))
             .unwrap_or_default();
+        // Whom to write to: the postal address's `Attn:` line, else the controller.
+        let contact = contacts
+            .and_then(|c| {
+                c.postal_address
+                    .iter()
+                    .find_map(|l| l.strip_prefix("Attn:").map(str::trim))
+            })
+            .unwrap_or(header.controller.as_str())
+            .to_string();
         let jurisdiction = file
             .region
             .iter()
@@ -676,7 +685,7 @@ impl Vault {
             "piiControllers": [{
                 "piiController": header.controller,
                 "onBehalf": false,
-                "contact": "Legal Department",
+                "contact": contact,
                 "address": address,
                 "email": email,
                 "phone": "",

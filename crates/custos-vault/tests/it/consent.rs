@@ -171,6 +171,9 @@ pub fn consent_takes_effect_for_the_next_decision(h: Harness) {
             c["piiControllers"][0]["piiController"],
             "WebEx Communications, Inc."
         );
+        assert_eq!(c["piiControllers"][0]["contact"], "Legal Department");
+        assert_eq!(c["piiControllers"][0]["email"], "privacy@webex.com");
+        assert_eq!(c["jurisdiction"], "US");
         assert_eq!(c["services"][0]["service"], "website");
         let p = &c["services"][0]["purposes"][0];
         assert_eq!(p["consentType"], "EXPLICIT");
