@@ -451,3 +451,37 @@ pub fn preferences_are_consent_records(h: Harness) {
             .is_empty()
     );
 }
+
+/// `begin_consent`, the path the server takes: the change is answered through `done` once
+/// its entry is durable and its record stored; a refusal is returned at once and `done` is
+/// never called.
+pub fn consent_begun_is_answered_once_durable(h: Harness) {
+    let v = h.vault();
+    let ann = v
+        .collect("website", &registration("ann@example.com", &["account"]))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    v.begin_consent(
+        "website",
+        &ann,
+        &choice("surveys", true, "checkbox_unticked"),
+        move |r| tx.send(r).unwrap(),
+    )
+    .unwrap();
+    let change = rx.recv().unwrap().unwrap();
+    verify_receipt(&change.receipt, &jwks_of(v)).unwrap();
+    assert_eq!(v.consents("website", &ann).unwrap()[0], change.consent);
+    let r = v.read("marketing", &ann, &read("surveys")).unwrap();
+    assert!(r.data.contains_key("contact.email"), "{r:?}");
+    let (tx, rx) = std::sync::mpsc::channel::<custos_vault::Result<_>>();
+    let e = v
+        .begin_consent(
+            "meeting-center",
+            &ann,
+            &choice("surveys", false, "settings_page"),
+            move |r| tx.send(r).unwrap(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::SubjectNotFound), "{e:?}");
+    assert!(rx.recv().is_err(), "done was called for a refused change");
+}

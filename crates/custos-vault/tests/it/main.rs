@@ -85,6 +85,7 @@ macro_rules! conformance {
                 what_is_not_consent_is_refused,
                 partner_consent_is_for_its_recipient,
                 preferences_are_consent_records,
+                consent_begun_is_answered_once_durable,
             );
         }
     };
