@@ -210,6 +210,14 @@ pub const CODES: &[(&str, u16, &str)] = &[
         422,
         "not one of the policy's communication topics",
     ),
+    // Raised by `Vault::correct` (issue 13), which main already has; listed here so the
+    // table holds every code the vault raises.
+    (
+        "category_not_held",
+        422,
+        "the vault holds no value of this category for this person",
+    ),
+    ("invalid_value", 422, "the value is empty or too long"),
     (
         "invalid_method",
         422,
