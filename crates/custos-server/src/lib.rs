@@ -15,6 +15,7 @@
 //! or personal information (see `observe.rs`).
 
 mod auth;
+pub mod consents;
 pub mod decisions;
 pub mod demo;
 pub mod export;
@@ -34,6 +35,7 @@ pub mod requests;
 pub mod subjects;
 pub mod tls;
 pub mod transport;
+pub mod wellknown;
 mod workers;
 
 use std::future::Future;
@@ -69,6 +71,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subjects/{id}/data"),
     ("POST", "/v1/subjects/{id}/records"),
     ("GET", "/v1/subjects/{id}/records"),
+    ("POST", "/v1/subjects/{id}/consents"),
+    ("GET", "/v1/subjects/{id}/consents"),
+    ("GET", "/v1/subjects/{id}/preferences"),
+    ("PUT", "/v1/subjects/{id}/preferences"),
     ("POST", "/v1/decisions"),
     ("POST", "/v1/instruments"),
     ("GET", "/v1/instruments/{id}"),
@@ -96,6 +102,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/privacy"),
+    ("GET", "/.well-known/jwks.json"),
 ];
 
 /// Limits of the server.
@@ -288,6 +295,14 @@ pub fn app(state: AppState) -> Router {
             "/v1/subjects/{id}/records",
             post(records::append).get(records::read),
         )
+        .route(
+            "/v1/subjects/{id}/consents",
+            post(consents::record).get(consents::list),
+        )
+        .route(
+            "/v1/subjects/{id}/preferences",
+            get(consents::preferences).put(consents::set_preferences),
+        )
         .route("/v1/decisions", post(decisions::decide))
         .route("/v1/instruments", post(instruments::register))
         .route("/v1/instruments/{id}", get(instruments::show))
@@ -314,6 +329,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(pages::metrics))
         .route("/openapi.json", get(pages::openapi))
         .route("/privacy", get(pages::privacy))
+        .route("/.well-known/jwks.json", get(wellknown::jwks))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -4,8 +4,8 @@
 //! (what is declared, so a client and a fuzzer send names the server knows), the notice
 //! version, and for every problem status of every operation the codes it can carry.
 
-use custos_policy::Policy;
 use custos_policy::source::MAX_NAME_LEN;
+use custos_policy::{Basis, Policy};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
@@ -23,6 +23,10 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::subjects::collect_more,
         crate::records::append,
         crate::records::read,
+        crate::consents::record,
+        crate::consents::list,
+        crate::consents::preferences,
+        crate::consents::set_preferences,
         crate::decisions::decide,
         crate::instruments::register,
         crate::instruments::show,
@@ -50,6 +54,7 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::pages::metrics,
         crate::pages::openapi,
         crate::pages::privacy,
+        crate::wellknown::jwks,
     ),
     components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
 )]
@@ -336,6 +341,54 @@ pub fn document(policy: &Policy) -> Value {
             reasons.clone(),
         );
     }
+    // What a choice may name: the purposes resting on consent or opt-out, the methods, the
+    // notice in force; preferences name the communication topics.
+    let choosable = strings(
+        policy
+            .purposes()
+            .iter()
+            .filter(|p| matches!(p.basis, Basis::Consent | Basis::OptOut))
+            .map(|p| p.id.as_str()),
+    );
+    set(
+        &mut doc,
+        &prop("ConsentRequest", "purpose"),
+        "enum",
+        choosable,
+    );
+    set(
+        &mut doc,
+        &prop("ConsentRequest", "method"),
+        "enum",
+        strings(custos_vault::CONSENT_METHODS.iter().map(|(m, _)| *m)),
+    );
+    set(
+        &mut doc,
+        &prop("ConsentRequest", "notice"),
+        "const",
+        json!(policy.version()),
+    );
+    set(
+        &mut doc,
+        &prop("ConsentRequest", "recipient"),
+        "enum",
+        recipients.clone(),
+    );
+    set(
+        &mut doc,
+        &prop("PreferencesRequest", "topics"),
+        "propertyNames",
+        json!({"enum": custos_vault::communication_topics(policy)
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>()}),
+    );
+    set(
+        &mut doc,
+        &prop("PreferencesRequest", "topics"),
+        "minProperties",
+        json!(1),
+    );
     set(&mut doc, &prop("Problem", "code"), "enum", codes);
     let query_enums = [
         ("purpose", json!({"enum": purposes})),

@@ -228,6 +228,26 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "consent is given to purposes whose basis is consent",
     ),
     (
+        "consent_not_applicable",
+        422,
+        "the purpose does not rest on consent; there is nothing to consent to or object to",
+    ),
+    (
+        "consent_not_freely_given",
+        422,
+        "silence, a pre-ticked box or inactivity is never consent",
+    ),
+    (
+        "recipient_not_applicable",
+        422,
+        "the choice names a recipient the purpose does not disclose to",
+    ),
+    (
+        "unknown_topic",
+        422,
+        "not one of the policy's communication topics",
+    ),
+    (
         "invalid_method",
         422,
         "the consent method is not one that counts as consent",

@@ -38,3 +38,8 @@ pub use vault::{
     RequestHandler, RequestInput, RequestList, Requester, SealedRead, SignInRequest, SignedIn,
     SubjectId, SubjectOverview, Sweep, TLS_REQUIRED, Vault, format_date_time,
 };
+pub use vault::{
+    CONSENT_METHODS, Can, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN,
+    Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
+    communication_topics, jwks, parse_jwks, verify_receipt,
+};

@@ -158,10 +158,32 @@ pub struct ConsentRow {
     pub given: bool,
     /// Notice version shown.
     pub notice: String,
-    /// How it was given: `privacy-center`, `api`, …
+    /// How it was given: `privacy-center`, `api`, … (a change with evidence names one of
+    /// `vault::consent::METHODS`).
     pub method: String,
     /// Milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// The recipient the choice is about (partner marketing: consent to one partner), or
+    /// `None` for the purpose whoever receives.
+    pub recipient: Option<String>,
+    /// The evidence kept with a change recorded through `Vault::record_consent` (issue 14);
+    /// `None` for events recorded before, and in [`SubjectState::consents`], which the
+    /// decision reads and which does not load it.
+    pub evidence: Option<ConsentEvidence>,
+}
+
+/// What a consent change keeps as its evidence besides the event itself. No personal
+/// information: the accessor's name, hashes and the receipt (which names the subject by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentEvidence {
+    /// Who recorded it: the accessor (a service holding the person), or `person`.
+    pub actor: String,
+    /// SHA-256 of the notice text the person was shown (the HTML of `/privacy`), hex.
+    pub notice_sha256: String,
+    /// The receipt's `consentReceiptID`.
+    pub receipt_id: String,
+    /// The signed receipt, a compact JWS.
+    pub receipt: String,
 }
 
 /// What deciding about a subject needs, read at one point in time (one snapshot, one round
@@ -449,6 +471,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Records a consent or objection event.
     fn put_consent(&self, consent: &ConsentRow) -> Result<()>;
+    /// Records consent and objection events, with their evidence, in one transaction.
+    fn put_consents(&self, consents: &[&ConsentRow]) -> Result<()>;
     /// A subject's consent and objection events, oldest first.
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>>;
 

@@ -12,13 +12,14 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
 use custos_policy::{
-    AgeStatus, Basis, CategoryId, CategorySet, CollectionRequest, Decision, Effect, PeriodKind,
-    Policy, PurposeSet, Request, Subject, SubjectStatus,
+    AgeStatus, CategoryId, CategorySet, CollectionRequest, Decision, Effect, PeriodKind, Policy,
+    PurposeSet, Request, Subject, SubjectStatus,
 };
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+mod consent;
 mod export;
 mod instruments;
 mod mail;
@@ -30,6 +31,11 @@ mod tenant;
 mod tlog;
 mod transport;
 
+pub use consent::{
+    CONSENT_METHODS, Can, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN,
+    Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
+    communication_topics, jwks, parse_jwks, verify_receipt,
+};
 pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue, READ_LEDGER};
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
@@ -297,6 +303,7 @@ const SECRET_INDEX: &str = "blind-index";
 const SECRET_SIGNING: &str = "ledger-signing";
 const SECRET_OUTBOX: &str = "outbox";
 const SECRET_PEOPLE: &str = "people";
+const SECRET_RECEIPTS: &str = "receipt-signing";
 
 /// The vault.
 #[derive(Debug)]
@@ -310,6 +317,10 @@ pub struct Vault {
     /// Keyed hashes of sign-in addresses and codes (`vault/people.rs`).
     people: BlindIndex,
     signer: CheckpointSigner,
+    /// The consent receipts' signing key (`vault/consent/receipt.rs`).
+    receipts: consent::ReceiptSigner,
+    /// SHA-256 of the notice as `/privacy` serves it, hex; rendered on first need.
+    notice_sha256: OnceLock<String>,
     /// The ledger's origin as a transparency log (`vault/tlog.rs`).
     origin: RwLock<String>,
     /// The last checkpoint signed for `ledger_checkpoint_cached`.
@@ -321,6 +332,7 @@ pub struct Vault {
     // waits for the writer, which runs until every handle is gone.
     purger: Purger,
     collector: Collector,
+    consent_writer: consent::Writer,
     ledger: Ledger,
     keys: KeyCache,
     tickets: AtomicU64,
@@ -416,6 +428,7 @@ impl Vault {
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
         let outbox = OutboxKey::new(&vault_secret(&*store, &kek, SECRET_OUTBOX)?);
         let people = BlindIndex::new(vault_secret(&*store, &kek, SECRET_PEOPLE)?);
+        let receipts = consent::ReceiptSigner::new(&vault_secret(&*store, &kek, SECRET_RECEIPTS)?);
         // A ledger kept before the Merkle tree gets its tree, a step (one transaction) at a
         // time, before anything is appended.
         while store.grow_ledger_tree(1 << 20)? > 0 {}
@@ -425,6 +438,7 @@ impl Vault {
         let ledger = Ledger::start(Arc::clone(&store), signer.clone())?;
         let purger = Purger::start(Arc::clone(&store), ledger.appender()?, purging)?;
         let collector = Collector::start(Arc::clone(&store), ledger.appender()?)?;
+        let consent_writer = consent::Writer::start(Arc::clone(&store), ledger.appender()?)?;
         Ok(Self {
             policy,
             store,
@@ -439,8 +453,11 @@ impl Vault {
             last_head: std::sync::Mutex::new(None),
             leaf_tiles: crate::ledger::tree::LeafTileCache::default(),
             signer,
+            receipts,
+            notice_sha256: OnceLock::new(),
             purger,
             collector,
+            consent_writer,
             ledger,
             keys: KeyCache::default(),
             tickets: AtomicU64::new(0),
@@ -1174,7 +1191,13 @@ impl Vault {
             self.record(d)?;
             return Err(Error::SubjectNotFound);
         }
-        let mut state = self.policy_subject(stored.status, stored.age, &[], &stored.consents);
+        let mut state = self.policy_subject(
+            stored.status,
+            stored.age,
+            &[],
+            &stored.consents,
+            self.consent_recipient(&req),
+        );
         for (v, id) in stored.values.iter().zip(&ids) {
             if let Some(c) = id {
                 state.hold([*c].into_iter().collect(), self.purposes_known(&v.purposes));
@@ -1293,6 +1316,7 @@ impl Vault {
         age: Age,
         values: &[ValueRow],
         consents: &[ConsentRow],
+        recipient: Option<&str>,
     ) -> Subject {
         let mut s = Subject::new();
         s.status = match status {
@@ -1311,7 +1335,7 @@ impl Vault {
             };
             s.hold([c].into_iter().collect(), self.purposes_known(&v.purposes));
         }
-        (s.consents, s.objections) = self.consent_state(consents);
+        (s.consents, s.objections) = self.consent_state(consents, recipient);
         s
     }
 
@@ -1325,10 +1349,20 @@ impl Vault {
     }
 
     /// Current consents and objections, each with its descendants: the latest event per
-    /// purpose wins; silence is neither.
-    fn consent_state(&self, events: &[ConsentRow]) -> (PurposeSet, PurposeSet) {
+    /// purpose wins; silence is neither. An event about one recipient (consent to partner
+    /// marketing by one partner) counts only for a decision disclosing to that recipient; an
+    /// event about none counts for every decision; of those that count, the latest wins.
+    fn consent_state(
+        &self,
+        events: &[ConsentRow],
+        recipient: Option<&str>,
+    ) -> (PurposeSet, PurposeSet) {
         let mut latest: BTreeMap<(&str, &str), bool> = BTreeMap::new();
         for c in events {
+            let about = c.recipient.as_deref();
+            if about.is_some() && about != recipient {
+                continue;
+            }
             latest.insert((&c.kind, &c.purpose), c.given);
         }
         let mut consents = PurposeSet::EMPTY;
@@ -1349,6 +1383,15 @@ impl Vault {
             }
         }
         (consents, objections)
+    }
+
+    /// The recipient a decision's consent is looked up for: the onward recipient named, else
+    /// the accessor's own.
+    fn consent_recipient(&self, req: &Request) -> Option<&str> {
+        req.recipient
+            .or_else(|| self.policy.accessor(req.accessor).and_then(|a| a.recipient))
+            .and_then(|r| self.policy.recipient(r))
+            .map(|r| r.id.as_str())
     }
 
     fn active_subject(&self, subject: &SubjectId) -> Result<SubjectRow> {
@@ -1716,7 +1759,13 @@ impl Vault {
             .filter(|r| r.retain_until_ms.is_none_or(|t| t > now))
             .collect();
         let events = self.store.consents(&row.id)?;
-        let base = self.policy_subject(row.status, row.age, &[], &events);
+        let base = self.policy_subject(
+            row.status,
+            row.age,
+            &[],
+            &events,
+            self.consent_recipient(&req),
+        );
         let (reference, instrument) = self.reference_of(req.purpose, reference, subject)?;
         // One decision per distinct set of stated purposes.
         let mut decisions: BTreeMap<Vec<String>, Decision> = BTreeMap::new();
@@ -1892,102 +1941,6 @@ impl Vault {
         self.store.set_status(&subject.0, Status::Deactivated)?;
         let mut d = self.draft(actor, "deactivate", subject.as_str());
         d.effect = "done".into();
-        self.record(d)?;
-        Ok(())
-    }
-
-    /// Records the person's consent to a purpose whose basis is consent.
-    pub fn give_consent<'a>(
-        &self,
-        actor: impl Into<Actor<'a>>,
-        subject: &SubjectId,
-        purpose: &str,
-        method: &str,
-    ) -> Result<()> {
-        let info = self.known_purpose(purpose)?;
-        if info != Basis::Consent {
-            return Err(Error::invalid(
-                "purpose_not_consent_based",
-                format!("purpose `{purpose}` is not based on consent; nothing to consent to"),
-            ));
-        }
-        self.consent_event(actor.into(), subject, purpose, "consent", true, method)
-    }
-
-    /// Records that the person withdrew consent to a purpose.
-    pub fn withdraw_consent<'a>(
-        &self,
-        actor: impl Into<Actor<'a>>,
-        subject: &SubjectId,
-        purpose: &str,
-        method: &str,
-    ) -> Result<()> {
-        self.known_purpose(purpose)?;
-        self.consent_event(actor.into(), subject, purpose, "consent", false, method)
-    }
-
-    /// Records the person's objection to a purpose (opt-out).
-    pub fn object<'a>(
-        &self,
-        actor: impl Into<Actor<'a>>,
-        subject: &SubjectId,
-        purpose: &str,
-        method: &str,
-    ) -> Result<()> {
-        self.known_purpose(purpose)?;
-        self.consent_event(actor.into(), subject, purpose, "objection", true, method)
-    }
-
-    fn known_purpose(&self, purpose: &str) -> Result<Basis> {
-        self.policy
-            .purpose_id(purpose)
-            .ok()
-            .and_then(|p| self.policy.purpose(p))
-            .map(|p| p.basis)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "unknown_purpose",
-                    format!("the policy declares no purpose `{purpose}`"),
-                )
-            })
-    }
-
-    fn consent_event(
-        &self,
-        principal: Actor<'_>,
-        subject: &SubjectId,
-        purpose: &str,
-        kind: &str,
-        given: bool,
-        method: &str,
-    ) -> Result<()> {
-        let slug = !method.is_empty()
-            && method.len() <= 64
-            && method
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-        if !slug {
-            return Err(Error::invalid(
-                "invalid_method",
-                "name the method as a short lowercase slug, like `privacy-center`",
-            ));
-        }
-        let actor = principal.accessor;
-        let row = self.active_subject(subject)?;
-        self.within_tenant(principal, kind, subject, &row.tenants)?;
-        self.store.put_consent(&ConsentRow {
-            subject: subject.0.clone(),
-            purpose: purpose.to_string(),
-            kind: kind.to_string(),
-            given,
-            notice: self.policy.version().to_string(),
-            method: method.to_string(),
-            time_ms: now_ms(),
-        })?;
-        let mut d = self.draft(actor, kind, subject.as_str());
-        d.purpose = purpose.to_string();
-        d.effect = if given { "given" } else { "withdrawn" }.into();
-        d.reasons = method.to_string();
         self.record(d)?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 mod instruments_cmd;
 mod policy_cmd;
+mod receipt_cmd;
 mod requests_cmd;
 mod serve_cmd;
 mod subjects_cmd;
@@ -52,6 +53,9 @@ enum Command {
     /// Enter, list, verify, complete and refuse people's requests, as staff do.
     #[command(subcommand)]
     Requests(requests_cmd::RequestsCommand),
+    /// Check consent receipts offline.
+    #[command(subcommand)]
+    Receipt(receipt_cmd::ReceiptCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +69,6 @@ fn main() -> ExitCode {
         Command::Instruments(cmd) => instruments_cmd::run(cmd),
         Command::Subjects(cmd) => subjects_cmd::run(cmd),
         Command::Requests(cmd) => requests_cmd::run(cmd),
+        Command::Receipt(cmd) => receipt_cmd::run(cmd),
     }
 }

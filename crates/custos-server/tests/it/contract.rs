@@ -12,6 +12,10 @@ const SERVED: &[(&str, &str)] = &[
     ("POST", "/v1/subjects/{id}/data"),
     ("POST", "/v1/subjects/{id}/records"),
     ("GET", "/v1/subjects/{id}/records"),
+    ("POST", "/v1/subjects/{id}/consents"),
+    ("GET", "/v1/subjects/{id}/consents"),
+    ("GET", "/v1/subjects/{id}/preferences"),
+    ("PUT", "/v1/subjects/{id}/preferences"),
     ("POST", "/v1/decisions"),
     ("POST", "/v1/instruments"),
     ("GET", "/v1/instruments/{id}"),
@@ -39,6 +43,7 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/privacy"),
+    ("GET", "/.well-known/jwks.json"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

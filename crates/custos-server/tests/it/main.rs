@@ -10,6 +10,7 @@
 mod attacks;
 mod auth;
 mod canary;
+mod consents;
 mod contract;
 mod demo;
 mod hardening;

@@ -16,9 +16,9 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow,
-    RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow, SubjectState,
-    ValueRow,
+    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged,
+    RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow,
+    SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -237,6 +237,24 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_open_due ON requests (due_ms)
     WHERE state IN ('received', 'verified');
+",
+    // 11: the evidence of a consent change (issue 14), beside its event (`seq` of
+    // `consents`): the recipient it is about, who recorded it, the SHA-256 of the notice
+    // shown and its receipt's id; the signed receipts in a table of their own, so the rows
+    // every decision reads stay small. New tables only (`IF NOT EXISTS`): safe to apply
+    // again, whatever its number becomes.
+    r"
+CREATE TABLE IF NOT EXISTS consent_evidence (
+    seq BIGINT PRIMARY KEY,
+    recipient TEXT,
+    actor TEXT NOT NULL,
+    notice_sha256 TEXT NOT NULL,
+    receipt_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_receipts (
+    id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL
+);
 ",
 ];
 
@@ -1012,9 +1030,11 @@ impl Store for PostgresStore {
              SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
                FROM field_values WHERE subject = $1
              UNION ALL
-             SELECT 2, purpose, kind, notice, method, CASE WHEN given THEN 't' ELSE 'f' END,
-                    NULL, time_ms, seq
-               FROM consents WHERE subject = $1
+             SELECT 2, c.purpose, c.kind, c.notice, c.method,
+                    CASE WHEN c.given THEN 't' ELSE 'f' END,
+                    convert_to(e.recipient, 'UTF8'), c.time_ms, c.seq
+               FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+              WHERE c.subject = $1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
                FROM subject_tenants WHERE subject = $1
@@ -1052,6 +1072,10 @@ impl Store for PostgresStore {
                     notice: r.get(3),
                     method: r.get(4),
                     time_ms: r.get(7),
+                    recipient: r
+                        .get::<_, Option<Vec<u8>>>(6)
+                        .and_then(|b| String::from_utf8(b).ok()),
+                    evidence: None,
                 }),
                 (3, Some(st)) => st.tenants.push(r.get(1)),
                 // Rows of a subject that does not exist: nothing to decide over.
@@ -1216,13 +1240,53 @@ impl Store for PostgresStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
-        self.lock().execute(
+        self.put_consents(&[c])
+    }
+
+    fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let event = tx.prepare(
             "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &c.subject, &c.purpose, &c.kind, &c.given, &c.notice, &c.method, &c.time_ms,
-            ],
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
         )?;
+        let evidence = tx.prepare(
+            "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
+             VALUES ($1, $2, $3, $4, $5)",
+        )?;
+        let receipt = tx.prepare("INSERT INTO consent_receipts (id, receipt) VALUES ($1, $2)")?;
+        for c in rows {
+            let seq: i64 = tx
+                .query_one(
+                    &event,
+                    &[
+                        &c.subject, &c.purpose, &c.kind, &c.given, &c.notice, &c.method, &c.time_ms,
+                    ],
+                )?
+                .get(0);
+            match &c.evidence {
+                Some(e) => {
+                    tx.execute(
+                        &evidence,
+                        &[
+                            &seq,
+                            &c.recipient,
+                            &e.actor,
+                            &e.notice_sha256,
+                            &e.receipt_id,
+                        ],
+                    )?;
+                    tx.execute(&receipt, &[&e.receipt_id, &e.receipt])?;
+                }
+                None if c.recipient.is_some() => {
+                    return Err(crate::Error::Storage(
+                        "a consent about a recipient needs its evidence".into(),
+                    ));
+                }
+                None => {}
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1230,8 +1294,11 @@ impl Store for PostgresStore {
         Ok(self
             .lock()
             .query(
-                "SELECT purpose, kind, given, notice, method, time_ms
-                 FROM consents WHERE subject = $1 ORDER BY seq",
+                "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, e.recipient,
+                        e.actor, e.notice_sha256, e.receipt_id, r.receipt
+                 FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+                                 LEFT JOIN consent_receipts r ON r.id = e.receipt_id
+                 WHERE c.subject = $1 ORDER BY c.seq",
                 &[&subject],
             )?
             .iter()
@@ -1243,6 +1310,18 @@ impl Store for PostgresStore {
                 notice: r.get(3),
                 method: r.get(4),
                 time_ms: r.get(5),
+                recipient: r.get(6),
+                evidence: match (r.get(7), r.get(8), r.get(9), r.get(10)) {
+                    (Some(actor), Some(notice_sha256), Some(receipt_id), Some(receipt)) => {
+                        Some(ConsentEvidence {
+                            actor,
+                            notice_sha256,
+                            receipt_id,
+                            receipt,
+                        })
+                    }
+                    _ => None,
+                },
             })
             .collect())
     }
@@ -1266,6 +1345,11 @@ impl Store for PostgresStore {
             for sql in [
                 "DELETE FROM field_values WHERE subject = $1",
                 "DELETE FROM blind_index WHERE subject = $1",
+                "DELETE FROM consent_receipts WHERE id IN
+                     (SELECT e.receipt_id FROM consents c JOIN consent_evidence e ON e.seq = c.seq
+                       WHERE c.subject = $1)",
+                "DELETE FROM consent_evidence WHERE seq IN
+                     (SELECT seq FROM consents WHERE subject = $1)",
                 "DELETE FROM consents WHERE subject = $1",
                 "DELETE FROM subject_tenants WHERE subject = $1",
             ] {

@@ -28,9 +28,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged, RecordRow,
-    RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow, SubjectState,
-    ValueRow,
+    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged,
+    RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow,
+    SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -368,6 +368,24 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_open_due ON requests (due_ms)
     WHERE state IN ('received', 'verified');
+",
+    // 12: the evidence of a consent change (issue 14), beside its event (`seq` of
+    // `consents`): the recipient it is about, who recorded it, the SHA-256 of the notice
+    // shown and its receipt's id; the signed receipts in a table of their own, so the rows
+    // every decision reads stay small. New tables only (`IF NOT EXISTS`): safe to apply
+    // again, whatever its number becomes.
+    r"
+CREATE TABLE IF NOT EXISTS consent_evidence (
+    seq INTEGER PRIMARY KEY,
+    recipient TEXT,
+    actor TEXT NOT NULL,
+    notice_sha256 TEXT NOT NULL,
+    receipt_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_receipts (
+    id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL
+);
 ",
 ];
 
@@ -1117,10 +1135,24 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
 /// A subject's consent and objection events, oldest first.
 fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
     conn.prepare_cached(
-        "SELECT purpose, kind, given, notice, method, time_ms
-         FROM consents WHERE subject = ?1 ORDER BY seq",
+        "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, e.recipient, e.actor,
+                e.notice_sha256, e.receipt_id, r.receipt
+         FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+                         LEFT JOIN consent_receipts r ON r.id = e.receipt_id
+         WHERE c.subject = ?1 ORDER BY c.seq",
     )?
     .query_map(params![subject], |r| {
+        let evidence = match (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?) {
+            (Some(actor), Some(notice_sha256), Some(receipt_id), Some(receipt)) => {
+                Some(ConsentEvidence {
+                    actor,
+                    notice_sha256,
+                    receipt_id,
+                    receipt,
+                })
+            }
+            _ => None,
+        };
         Ok(ConsentRow {
             subject: subject.to_string(),
             purpose: r.get(0)?,
@@ -1129,6 +1161,8 @@ fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<Consent
             notice: r.get(3)?,
             method: r.get(4)?,
             time_ms: r.get(5)?,
+            recipient: r.get(6)?,
+            evidence,
         })
     })?
     .collect()
@@ -1534,8 +1568,10 @@ impl Store for SqliteStore {
              SELECT 1, category, purposes, notice, service, role, ciphertext, time_ms, 0
                FROM field_values WHERE subject = ?1
              UNION ALL
-             SELECT 2, purpose, kind, notice, method, given, NULL, time_ms, seq
-               FROM consents WHERE subject = ?1
+             SELECT 2, c.purpose, c.kind, c.notice, c.method, c.given, e.recipient, c.time_ms,
+                    c.seq
+               FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+              WHERE c.subject = ?1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
                FROM subject_tenants WHERE subject = ?1
@@ -1575,6 +1611,8 @@ impl Store for SqliteStore {
                     notice: text(3)?,
                     method: text(4)?,
                     time_ms: r.get(7)?,
+                    recipient: r.get(6)?,
+                    evidence: None,
                 }),
                 (3, Some(st)) => st.tenants.push(text(1)?),
                 // Rows of a subject that does not exist: nothing to decide over.
@@ -1751,13 +1789,49 @@ impl Store for SqliteStore {
     }
 
     fn put_consent(&self, c: &ConsentRow) -> Result<()> {
-        self.write().execute(
-            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
-            ],
-        )?;
+        self.put_consents(&[c])
+    }
+
+    fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut event = tx.prepare_cached(
+                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut evidence = tx.prepare_cached(
+                "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut receipt =
+                tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
+            for c in rows {
+                event.execute(params![
+                    c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
+                ])?;
+                let seq = tx.last_insert_rowid();
+                match &c.evidence {
+                    Some(e) => {
+                        evidence.execute(params![
+                            seq,
+                            c.recipient,
+                            e.actor,
+                            e.notice_sha256,
+                            e.receipt_id
+                        ])?;
+                        receipt.execute(params![e.receipt_id, e.receipt])?;
+                    }
+                    None if c.recipient.is_some() => {
+                        return Err(crate::Error::Storage(
+                            "a consent about a recipient needs its evidence".into(),
+                        ));
+                    }
+                    None => {}
+                }
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1787,6 +1861,11 @@ impl Store for SqliteStore {
         for sql in [
             "DELETE FROM field_values WHERE subject = ?1",
             "DELETE FROM blind_index WHERE subject = ?1",
+            "DELETE FROM consent_receipts WHERE id IN
+                 (SELECT e.receipt_id FROM consents c JOIN consent_evidence e ON e.seq = c.seq
+                   WHERE c.subject = ?1)",
+            "DELETE FROM consent_evidence WHERE seq IN
+                 (SELECT seq FROM consents WHERE subject = ?1)",
             "DELETE FROM consents WHERE subject = ?1",
             "DELETE FROM subject_tenants WHERE subject = ?1",
         ] {

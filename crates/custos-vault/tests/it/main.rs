@@ -11,6 +11,7 @@
 )]
 
 mod cases;
+mod consent;
 mod embedded;
 mod instruments;
 mod people;
@@ -88,6 +89,13 @@ macro_rules! conformance {
                 outbox_seals_and_forgets_what_it_sent,
                 sign_in_reaches_the_address_subjects_only,
                 sign_in_codes_are_bounded,
+                only_a_holder_records_a_persons_choice,
+                consent_takes_effect_for_the_next_decision,
+                objection_by_choice_and_its_withdrawal,
+                what_is_not_consent_is_refused,
+                partner_consent_is_for_its_recipient,
+                preferences_are_consent_records,
+                consent_begun_is_answered_once_durable,
             );
         }
     };

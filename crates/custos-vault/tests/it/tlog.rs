@@ -242,6 +242,9 @@ pub fn ledger_tree_of_a_store_with_level0_tiles(mut h: Harness) {
             )
         }
     };
+    // The schema just before the migration that dropped level-0 tiles (SQLite's 8th,
+    // PostgreSQL's 7th); the later migrations are applied again too, as every migration
+    // may be.
     h.exec(&format!(
         "{}{}UPDATE {meta} SET value = '{}' WHERE key = '{key}';",
         blob(0),

@@ -697,3 +697,102 @@ fn requests_are_created_listed_completed_and_refused_by_the_operator() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `custos receipt verify`: a receipt the vault signed verifies against the JWKS the server
+/// publishes and against the vault's own keys; one changed byte, or another vault's keys,
+/// exit 1 with a clear message.
+#[test]
+fn receipt_verify_checks_a_receipt_offline() {
+    let dir = temp("receipt");
+    let out = custos(&dir, &["keys", "create", "--accessor", "website"]);
+    assert!(out.status.success(), "{out:?}");
+    let (receipt, subject, keys) = {
+        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+        let v = custos_vault::Vault::open_location(
+            &dir.join("custos-data"),
+            None,
+            std::sync::Arc::clone(&policy),
+            false,
+        )
+        .unwrap();
+        let id = v
+            .collect(
+                "website",
+                &custos_vault::CollectionInput {
+                    service: "website".into(),
+                    role: "account-holder".into(),
+                    purposes: vec!["account".into()],
+                    notice: policy.version().into(),
+                    age: Some(30),
+                    tenant: None,
+                    data: [("contact.email".to_string(), "rita@example.com".to_string())]
+                        .into_iter()
+                        .collect(),
+                },
+            )
+            .unwrap();
+        let c = v
+            .record_consent(
+                "website",
+                &id,
+                &custos_vault::ConsentInput {
+                    purpose: "newsletters".into(),
+                    recipient: None,
+                    given: true,
+                    method: "double_opt_in".into(),
+                    notice: policy.version().into(),
+                },
+            )
+            .unwrap();
+        let keys = custos_vault::jwks(&v.receipt_keys()).to_string();
+        (c.receipt, id.as_str().to_string(), keys)
+    };
+    std::fs::write(dir.join("receipt.jws"), &receipt).unwrap();
+    std::fs::write(dir.join("jwks.json"), &keys).unwrap();
+    for args in [
+        &["receipt", "verify", "receipt.jws", "--jwks", "jwks.json"][..],
+        &["receipt", "verify", "receipt.jws"][..],
+    ] {
+        let out = custos(&dir, args);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("piiPrincipalId: {subject}")),
+            "{text}"
+        );
+        assert!(text.contains("collectionMethod: double_opt_in"), "{text}");
+        assert!(!text.contains("rita@example.com"));
+    }
+    // One changed byte of the payload.
+    let mut b = receipt.clone().into_bytes();
+    let at = receipt.find('.').unwrap() + 10;
+    b[at] = if b[at] == b'a' { b'b' } else { b'a' };
+    std::fs::write(dir.join("changed.jws"), &b).unwrap();
+    let out = custos(
+        &dir,
+        &["receipt", "verify", "changed.jws", "--jwks", "jwks.json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not verify"), "{err}");
+    // Another vault's keys.
+    let other = temp("receipt_other");
+    assert!(
+        custos(&other, &["keys", "create", "--accessor", "website"])
+            .status
+            .success()
+    );
+    let out = custos(
+        &dir,
+        &[
+            "receipt",
+            "verify",
+            "receipt.jws",
+            "--data",
+            other.join("custos-data").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key"));
+}
