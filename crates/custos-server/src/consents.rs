@@ -26,7 +26,7 @@ pub struct ConsentRequest {
     pub purpose: Name,
     /// The recipient the choice is about, for a purpose that discloses to one (partner
     /// marketing).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     pub recipient: Option<Name>,
     /// Yes (consent given, or an objection withdrawn) or no (consent withdrawn, or an
     /// objection).

@@ -22,16 +22,16 @@ pub struct DecisionRequest {
     #[schema(max_length = 128)]
     pub purpose: Name,
     /// The categories asked for; default: every category held.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(value_type = Option<Vec<Name>>, nullable = false, inline)]
     pub categories: Option<Names>,
     /// Who the data would go to onwards.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(nullable = false, max_length = 128)]
     pub recipient: Option<Name>,
     /// For a purpose that requires a reference (every legal one): the id of a registered
     /// legal instrument covering the subject and the categories (`POST /v1/instruments`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(nullable = false, max_length = 128)]
     pub reference: Option<Name>,
 }

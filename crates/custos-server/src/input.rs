@@ -113,6 +113,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// For an optional field the document marks not nullable: absent is `None` (with
+/// `#[serde(default)]`), `null` is refused as the wrong type, like any other value that is
+/// not one (`#[serde(default, deserialize_with = "crate::input::present")]`).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// A request body that may be left out: none (`Content-Length: 0`, or neither a length, a
 /// transfer encoding nor a content type) is `None`; anything else is a [`JsonBody`], checked
 /// as one.

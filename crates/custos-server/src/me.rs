@@ -94,7 +94,7 @@ pub const RECENT_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(1
 pub struct Which {
     /// One of the session's subjects (`GET /v1/me` lists them); may be left out when the
     /// session has one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(format = Uuid, nullable = false)]
     pub subject: Option<String>,
 }
@@ -104,7 +104,7 @@ pub struct Which {
 #[serde(deny_unknown_fields)]
 pub struct Correction {
     /// One of the session's subjects; may be left out when the session has one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(format = Uuid, nullable = false)]
     pub subject: Option<String>,
     /// Category → corrected value, at least one; only categories the vault holds.

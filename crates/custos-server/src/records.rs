@@ -26,11 +26,11 @@ pub struct Records {
     #[schema(value_type = Vec<Name>, min_items = 1, inline)]
     pub purposes: Names,
     /// One record (give `value` or `values`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(nullable = false, max_length = 16384)]
     pub value: Option<String>,
     /// Several records, appended in one transaction (at most 1,000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(nullable = false, min_items = 1, max_items = 1000, inline)]
     pub values: Option<Vec<RecordValue>>,
 }

@@ -373,7 +373,7 @@ pub async fn verify(caller: Caller, Path(id): Path<String>) -> Result<Json<Reque
 pub struct Completing {
     /// For a `rectify` request (and only for one): category → corrected value, at least
     /// one, each a category the vault holds for the person.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(nullable = false)]
     pub data: Option<DataMap>,
 }

@@ -32,11 +32,11 @@ pub struct Collection {
     pub notice: Name,
     /// The person's age in years, when known; under the policy's minimum the collection is
     /// refused, and a person already held is erased (C053).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(nullable = false)]
     pub age: Option<Age>,
     /// The business customer the person belongs to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(max_length = 128, nullable = false)]
     pub tenant: Option<Name>,
     /// Category → value, at least one.

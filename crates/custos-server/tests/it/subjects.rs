@@ -433,6 +433,13 @@ async fn bodies_are_json_objects_with_each_key_once() {
         .await
         .problem(400, "duplicate_item");
     assert_eq!(p["field"], "purposes", "{p}");
+    // An optional field is left out, never `null` (the document does not allow it).
+    let null_tenant = body.replacen("\"data\"", "\"tenant\":null,\"data\"", 1);
+    let p = app
+        .send("POST", "/v1/subjects", key, Some(&null_tenant))
+        .await
+        .problem(400, "invalid_field");
+    assert_eq!(p["field"], "tenant", "{p}");
     // `89.0` is a whole number; `89.5` and `-1` are not ages; neither is quoted back.
     let with_age = |age: &str| body.replacen("\"data\"", &format!("\"age\":{age},\"data\""), 1);
     let r = app
