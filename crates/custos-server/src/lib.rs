@@ -87,6 +87,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/me/data"),
     ("POST", "/v1/me/deactivate"),
     ("POST", "/v1/me/erase"),
+    ("GET", "/v1/me/consents"),
+    ("POST", "/v1/me/consents"),
+    ("GET", "/v1/me/preferences"),
+    ("PUT", "/v1/me/preferences"),
     ("POST", "/v1/requests"),
     ("GET", "/v1/requests"),
     ("GET", "/v1/requests/{id}"),
@@ -315,6 +319,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/me/data", patch(me::correct))
         .route("/v1/me/deactivate", post(me::deactivate))
         .route("/v1/me/erase", post(me::erase))
+        .route("/v1/me/consents", get(me::consents).post(me::consent))
+        .route(
+            "/v1/me/preferences",
+            get(me::preferences).put(me::set_preferences),
+        )
         .route("/v1/requests", post(requests::create).get(requests::list))
         .route("/v1/requests/{id}", get(requests::show))
         .route("/v1/requests/{id}/verify", post(requests::verify))

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::export::ExportDocument;
-use crate::input::{self, DataMap, JsonBody};
+use crate::input::{self, DataMap, JsonBody, Name};
 use crate::people::Person;
 use crate::problem::Problem;
 
@@ -337,5 +337,174 @@ pub async fn erase(person: Person, JsonBody(body): JsonBody<Which>) -> Result<Js
     Ok(Json(Done {
         subject: id,
         done: "erased",
+    }))
+}
+
+/// The person's choice about a purpose (`POST /v1/me/consents`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MyChoice {
+    /// One of the session's subjects; may be left out when the session has one.
+    #[serde(default, deserialize_with = "crate::input::present")]
+    #[schema(format = Uuid, nullable = false)]
+    pub subject: Option<String>,
+    /// The purpose: its basis must be `consent` (opt-in) or `opt_out`.
+    pub purpose: Name,
+    /// The recipient the choice is about, for a purpose that discloses to one.
+    #[serde(default, deserialize_with = "crate::input::present")]
+    #[schema(nullable = false)]
+    pub recipient: Option<Name>,
+    /// Yes or no.
+    pub given: bool,
+    /// How the person expressed it (`settings_page` when they use a page of yours).
+    pub method: Name,
+    /// The notice version the person was shown: the policy's current version.
+    pub notice: Name,
+}
+
+/// The person's preferences to set (`PUT /v1/me/preferences`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MyPreferences {
+    /// One of the session's subjects; may be left out when the session has one.
+    #[serde(default, deserialize_with = "crate::input::present")]
+    #[schema(format = Uuid, nullable = false)]
+    pub subject: Option<String>,
+    /// Topic purpose → on (`true`) or off (`false`); at least one.
+    #[schema(value_type = std::collections::BTreeMap<String, bool>)]
+    pub topics: std::collections::BTreeMap<Name, bool>,
+}
+
+/// `GET /v1/me/consents` — the person's own consent and objection records, each with its
+/// evidence and receipt.
+#[utoipa::path(operation_id = "myConsents", get, path = "/v1/me/consents", tag = "people",
+    params(("subject" = Option<String>, Query, format = Uuid, description = "one of the session's subjects; may be left out when the session has one")),
+    responses(
+        (status = 200, description = "the records, oldest first", body = crate::consents::ConsentList),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn consents(
+    person: Person,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<crate::consents::ConsentList>, Problem> {
+    let subject = pick(&person, subject_query(raw.as_deref())?.as_deref())?;
+    let id = subject.to_string();
+    let list = person
+        .run(move |v, p| v.consents(Requester::Person(p), &subject))
+        .await?;
+    Ok(Json(crate::consents::ConsentList {
+        subject: id,
+        consents: list
+            .into_iter()
+            .map(crate::consents::ConsentOut::from)
+            .collect(),
+    }))
+}
+
+/// `POST /v1/me/consents` — the person gives or withdraws consent, or objects, themself:
+/// recorded with its evidence (actor `person`) and a signed receipt; the next decision
+/// reads it.
+#[utoipa::path(operation_id = "myConsent", post, path = "/v1/me/consents", tag = "people",
+    request_body = MyChoice,
+    responses(
+        (status = 201, description = "recorded; ledgered before it was stored", body = crate::consents::ConsentAnswer),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn consent(
+    person: Person,
+    JsonBody(body): JsonBody<MyChoice>,
+) -> Result<(axum::http::StatusCode, Json<crate::consents::ConsentAnswer>), Problem> {
+    let subject = pick(&person, body.subject.as_deref())?;
+    let choice = custos_vault::ConsentInput {
+        purpose: body.purpose.0,
+        recipient: body.recipient.map(|r| r.0),
+        given: body.given,
+        method: body.method.0,
+        notice: body.notice.0,
+    };
+    let change = person
+        .run(move |v, p| v.record_consent(Requester::Person(p), &subject, &choice))
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(change.into())))
+}
+
+/// `GET /v1/me/preferences` — the policy's communication topics, each on or off for the
+/// person.
+#[utoipa::path(operation_id = "myPreferences", get, path = "/v1/me/preferences", tag = "people",
+    params(("subject" = Option<String>, Query, format = Uuid, description = "one of the session's subjects; may be left out when the session has one")),
+    responses(
+        (status = 200, description = "the topics", body = crate::consents::Preferences),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn preferences(
+    person: Person,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<crate::consents::Preferences>, Problem> {
+    let subject = pick(&person, subject_query(raw.as_deref())?.as_deref())?;
+    let id = subject.to_string();
+    let topics = person
+        .run(move |v, p| v.preferences(Requester::Person(p), &subject))
+        .await?;
+    Ok(Json(crate::consents::Preferences {
+        subject: id,
+        topics: topics
+            .into_iter()
+            .map(crate::consents::TopicOut::from)
+            .collect(),
+        changes: Vec::new(),
+    }))
+}
+
+/// `PUT /v1/me/preferences` — the person switches topics on or off (method `settings_page`);
+/// each change is a consent or objection record with its receipt.
+#[utoipa::path(operation_id = "mySetPreferences", put, path = "/v1/me/preferences", tag = "people",
+    request_body = MyPreferences,
+    responses(
+        (status = 200, description = "set; the topics as they are now and the records made", body = crate::consents::Preferences),
+        (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("session" = [])))]
+pub async fn set_preferences(
+    person: Person,
+    JsonBody(body): JsonBody<MyPreferences>,
+) -> Result<Json<crate::consents::Preferences>, Problem> {
+    let subject = pick(&person, body.subject.as_deref())?;
+    let id = subject.to_string();
+    let topics: std::collections::BTreeMap<String, bool> =
+        body.topics.into_iter().map(|(k, v)| (k.0, v)).collect();
+    let (changes, now) = person
+        .run(move |v, p| {
+            let changes =
+                v.set_preferences(Requester::Person(p), &subject, &topics, "settings_page")?;
+            Ok((changes, v.preferences(Requester::Person(p), &subject)?))
+        })
+        .await?;
+    Ok(Json(crate::consents::Preferences {
+        subject: id,
+        topics: now
+            .into_iter()
+            .map(crate::consents::TopicOut::from)
+            .collect(),
+        changes: changes
+            .into_iter()
+            .map(crate::consents::ConsentAnswer::from)
+            .collect(),
     }))
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::support::{Backend, NOBODY, NOTICE, Response, TestApp};
 
 /// Registers a person on the website (holding them: the `website` key), for the account.
-async fn registered(app: &TestApp, email: &str) -> String {
+pub async fn registered(app: &TestApp, email: &str) -> String {
     let r = app
         .post(
             "/v1/subjects",

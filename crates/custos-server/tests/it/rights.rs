@@ -218,3 +218,84 @@ async fn export_and_erasure_need_a_recent_sign_in() {
         .await;
     assert_eq!(r.json()["data"]["contact.email"], email);
 }
+
+/// The person's own choices: their preferences and consents, signed in, reach their
+/// subjects only, and the next decision reads them.
+async fn choices_over_http(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let email = "zr-rosa-5e11@example.com";
+    let rosa = crate::consents::registered(&app, email).await;
+    let other = crate::consents::registered(&app, "zr-other-77aa@example.com").await;
+    let s = session(&app, email).await;
+    let me = Some(s.as_str());
+    let marketing = app.key("marketing");
+    let newsletter = format!("/v1/subjects/{rosa}?purpose=newsletters&categories=contact.email");
+    // Another person's preferences: as a subject never held.
+    app.get(&format!("/v1/me/preferences?subject={other}"), me)
+        .await
+        .problem(404, "subject_not_found");
+    app.send(
+        "PUT",
+        "/v1/me/preferences",
+        me,
+        Some(&json!({"subject": other, "topics": {"newsletters": true}}).to_string()),
+    )
+    .await
+    .problem(404, "subject_not_found");
+    // Newsletters on, by the person: marketing may now use the address.
+    let r = app
+        .send(
+            "PUT",
+            "/v1/me/preferences",
+            me,
+            Some(&json!({"topics": {"newsletters": true}}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let changes = r.json()["changes"].clone();
+    assert_eq!(changes[0]["consent"]["actor"], "person", "{changes}");
+    assert!(changes[0]["receipt"].as_str().unwrap().split('.').count() == 3);
+    let r = app.get(&newsletter, Some(marketing)).await;
+    assert_eq!(r.json()["data"]["contact.email"], email, "{}", r.body);
+    // Withdrawn as easily: the next decision withholds it.
+    let r = app
+        .post(
+            "/v1/me/consents",
+            me,
+            &json!({"purpose": "newsletters", "given": false, "method": "settings_page", "notice": "2010-04-24"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = app.get(&newsletter, Some(marketing)).await;
+    assert_eq!(
+        r.json()["withheld"]["contact.email"],
+        "consent_missing",
+        "{}",
+        r.body
+    );
+    let r = app.get("/v1/me/consents", me).await;
+    assert_eq!(
+        r.json()["consents"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.body
+    );
+    // Silence is no consent, from the person either.
+    app.post(
+        "/v1/me/consents",
+        me,
+        &json!({"purpose": "newsletters", "given": true, "method": "silence", "notice": "2010-04-24"}),
+    )
+    .await
+    .problem(422, "consent_not_freely_given");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choices_over_http_sqlite() {
+    choices_over_http(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choices_over_http_postgres() {
+    choices_over_http(Backend::Postgres).await;
+}
