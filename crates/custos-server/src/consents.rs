@@ -203,10 +203,20 @@ pub async fn list(caller: Caller, Path(id): Path<String>) -> Result<Json<Consent
     let subject = input::subject_id(&id)?;
     let s = subject.clone();
     let consents = caller.run(move |v, a| v.consents(a, &s)).await?;
-    Ok(Json(ConsentList {
-        subject: subject.as_str().to_string(),
-        consents: consents.into_iter().map(ConsentOut::from).collect(),
-    }))
+    Ok(Json(ConsentList::new(
+        subject.as_str().to_string(),
+        consents,
+    )))
+}
+
+impl ConsentList {
+    /// The list of `subject`'s records.
+    pub fn new(subject: String, consents: Vec<Consent>) -> Self {
+        Self {
+            subject,
+            consents: consents.into_iter().map(ConsentOut::from).collect(),
+        }
+    }
 }
 
 /// A communication topic and the person's choice.
@@ -245,6 +255,17 @@ pub struct Preferences {
     pub changes: Vec<ConsentAnswer>,
 }
 
+impl Preferences {
+    /// `subject`'s topics as they are, and the changes that made them so.
+    pub fn new(subject: String, topics: Vec<Preference>, changes: Vec<ConsentChange>) -> Self {
+        Self {
+            subject,
+            topics: topics.into_iter().map(TopicOut::from).collect(),
+            changes: changes.into_iter().map(ConsentAnswer::from).collect(),
+        }
+    }
+}
+
 /// Preferences to set (`PUT /v1/subjects/{id}/preferences`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -272,11 +293,11 @@ pub async fn preferences(
     let subject = input::subject_id(&id)?;
     let s = subject.clone();
     let topics = caller.run(move |v, a| v.preferences(a, &s)).await?;
-    Ok(Json(Preferences {
-        subject: subject.as_str().to_string(),
-        topics: topics.into_iter().map(TopicOut::from).collect(),
-        changes: Vec::new(),
-    }))
+    Ok(Json(Preferences::new(
+        subject.as_str().to_string(),
+        topics,
+        Vec::new(),
+    )))
 }
 
 /// `PUT /v1/subjects/{id}/preferences` — sets topics on or off (method `settings_page`, the
@@ -309,9 +330,9 @@ pub async fn set_preferences(
             Ok((changes, v.preferences(a, &s)?))
         })
         .await?;
-    Ok(Json(Preferences {
-        subject: subject.as_str().to_string(),
-        topics: now.into_iter().map(TopicOut::from).collect(),
-        changes: changes.into_iter().map(ConsentAnswer::from).collect(),
-    }))
+    Ok(Json(Preferences::new(
+        subject.as_str().to_string(),
+        now,
+        changes,
+    )))
 }

@@ -395,13 +395,7 @@ pub async fn consents(
     let list = person
         .run(move |v, p| v.consents(Requester::Person(p), &subject))
         .await?;
-    Ok(Json(crate::consents::ConsentList {
-        subject: id,
-        consents: list
-            .into_iter()
-            .map(crate::consents::ConsentOut::from)
-            .collect(),
-    }))
+    Ok(Json(crate::consents::ConsentList::new(id, list)))
 }
 
 /// `POST /v1/me/consents` — the person gives or withdraws consent, or objects, themself:
@@ -457,14 +451,11 @@ pub async fn preferences(
     let topics = person
         .run(move |v, p| v.preferences(Requester::Person(p), &subject))
         .await?;
-    Ok(Json(crate::consents::Preferences {
-        subject: id,
-        topics: topics
-            .into_iter()
-            .map(crate::consents::TopicOut::from)
-            .collect(),
-        changes: Vec::new(),
-    }))
+    Ok(Json(crate::consents::Preferences::new(
+        id,
+        topics,
+        Vec::new(),
+    )))
 }
 
 /// `PUT /v1/me/preferences` — the person switches topics on or off (method `settings_page`);
@@ -496,15 +487,5 @@ pub async fn set_preferences(
             Ok((changes, v.preferences(Requester::Person(p), &subject)?))
         })
         .await?;
-    Ok(Json(crate::consents::Preferences {
-        subject: id,
-        topics: now
-            .into_iter()
-            .map(crate::consents::TopicOut::from)
-            .collect(),
-        changes: changes
-            .into_iter()
-            .map(crate::consents::ConsentAnswer::from)
-            .collect(),
-    }))
+    Ok(Json(crate::consents::Preferences::new(id, now, changes)))
 }

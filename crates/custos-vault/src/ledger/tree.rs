@@ -96,14 +96,7 @@ fn hashes_of(bytes: &[u8]) -> impl Iterator<Item = Hash> + '_ {
 fn subtree_root(hashes: &[Hash]) -> Hash {
     let mut level: Vec<Hash> = hashes.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|p| match p {
-                [l, r] => custos_tlog::node_hash(l, r),
-                [l] => *l,
-                _ => [0; 32],
-            })
-            .collect();
+        level = level_up(&level);
     }
     level
         .first()
@@ -457,17 +450,22 @@ impl LeafTileCache {
 fn tile_levels(leaves: &[u8]) -> Vec<Vec<Hash>> {
     let mut levels: Vec<Vec<Hash>> = vec![hashes_of(leaves).collect()];
     while let Some(last) = levels.last().filter(|l| l.len() > 1) {
-        let up: Vec<Hash> = last
-            .chunks(2)
-            .map(|p| match p {
-                [l, r] => custos_tlog::node_hash(l, r),
-                [l] => *l,
-                _ => [0; 32],
-            })
-            .collect();
+        let up = level_up(last);
         levels.push(up);
     }
     levels
+}
+
+/// The level above `level`: each pair's node hash (an odd last one carried up as is).
+fn level_up(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|p| match p {
+            [l, r] => custos_tlog::node_hash(l, r),
+            [l] => *l,
+            _ => [0; 32],
+        })
+        .collect()
 }
 
 /// [`hashes_in`], with the complete level-0 tiles it needs taken from (and added to) `cache`.

@@ -13,6 +13,24 @@ fn custos(dir: &Path, args: &[&str]) -> Output {
         .expect("custos runs")
 }
 
+/// A meeting attendee collected through the library (the CLI collects no one): its id.
+fn attendee(data: &Path, values: &[(&str, &str)]) -> String {
+    let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+    let vault = custos_vault::Vault::open_embedded(data, policy).unwrap();
+    let input = custos_vault::CollectionInput {
+        service: "meeting-center".into(),
+        role: "attendee".into(),
+        purposes: vec!["service.meetings".into()],
+        notice: "2010-04-24".into(),
+        data: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    vault.collect("meeting-center", &input).unwrap().to_string()
+}
+
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("custos_cli_{name}_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -261,19 +279,7 @@ fn instruments_register_prints_the_id_and_show_lists_the_fields() {
     let dir = temp("instruments");
     let data = dir.join("custos-data");
     // A person to cover, collected through the library (the CLI collects no one).
-    let subject = {
-        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
-        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
-        let input = custos_vault::CollectionInput {
-            service: "meeting-center".into(),
-            role: "attendee".into(),
-            purposes: vec!["service.meetings".into()],
-            notice: "2010-04-24".into(),
-            data: [("contact.email".to_string(), "ida@law.example".to_string())].into(),
-            ..Default::default()
-        };
-        vault.collect("meeting-center", &input).unwrap().to_string()
-    };
+    let subject = attendee(&data, &[("contact.email", "ida@law.example")]);
     let hash = "c0".repeat(32);
     let register = |subject: &str, expires: &str| {
         custos(
@@ -460,23 +466,13 @@ fn audit_verify_checkpoint_detects_a_cut_or_rewritten_ledger() {
 fn subjects_export_correct_deactivate_erase() {
     let dir = temp("subjects");
     let data = dir.join("custos-data");
-    let subject = {
-        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
-        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
-        let input = custos_vault::CollectionInput {
-            service: "meeting-center".into(),
-            role: "attendee".into(),
-            purposes: vec!["service.meetings".into()],
-            notice: "2010-04-24".into(),
-            data: [
-                ("contact.email".to_string(), "una@acme.example".to_string()),
-                ("contact.name".to_string(), "Una <b>Bold</b>".to_string()),
-            ]
-            .into(),
-            ..Default::default()
-        };
-        vault.collect("meeting-center", &input).unwrap().to_string()
-    };
+    let subject = attendee(
+        &data,
+        &[
+            ("contact.email", "una@acme.example"),
+            ("contact.name", "Una <b>Bold</b>"),
+        ],
+    );
     let out = custos(&dir, &["subjects", "export", &subject]);
     assert!(out.status.success(), "{out:?}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -560,19 +556,7 @@ fn subjects_export_correct_deactivate_erase() {
 fn requests_are_created_listed_completed_and_refused_by_the_operator() {
     let dir = temp("requests");
     let data = dir.join("custos-data");
-    let subject = {
-        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
-        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
-        let input = custos_vault::CollectionInput {
-            service: "meeting-center".into(),
-            role: "attendee".into(),
-            purposes: vec!["service.meetings".into()],
-            notice: "2010-04-24".into(),
-            data: [("contact.email".to_string(), "jo@req.example".to_string())].into(),
-            ..Default::default()
-        };
-        vault.collect("meeting-center", &input).unwrap().to_string()
-    };
+    let subject = attendee(&data, &[("contact.email", "jo@req.example")]);
     let create = |kind: &str, channel: &str, verification: &str| {
         custos(
             &dir,
