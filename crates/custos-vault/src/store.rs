@@ -610,6 +610,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// not decode, or do not follow one another, are handed on as a row that matches
     /// nothing ([`crate::ledger::block::Scan`]).
     fn scan_ledger(&self, seqs: std::ops::Range<u64>, visit: &mut LedgerVisitor<'_>) -> Result<()>;
+    /// Hands `visit` the entries of the blocks that hold entries about `subject`, in order:
+    /// the blocks the subject index names (`ledger_subjects`, written with each block), and
+    /// every block from before the index was made (a ledger older than it). `visit` sees the
+    /// other entries of those blocks too, and filters. A block that does not decode is an
+    /// error.
+    fn scan_ledger_about(&self, subject: &str, visit: &mut LedgerVisitor<'_>) -> Result<()>;
     /// Every signed checkpoint.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 

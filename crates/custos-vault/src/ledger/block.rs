@@ -290,6 +290,49 @@ pub struct NewBlock {
 
 /// The blocks of a group commit: `drafts` as chained, in blocks of at most
 /// [`MAX_ENTRIES`].
+/// Hands `visit` every entry of one block (read by itself, not as part of a run); returns
+/// whether to go on. A block that does not decode is an error naming its entry.
+pub fn visit_block(block: &BlockRef<'_>, visit: &mut LedgerVisitor<'_>) -> Result<bool> {
+    let mut bad = None;
+    let go_on = decode(block, &mut |r| match r {
+        Ok(r) => visit(r),
+        Err(seq) => {
+            bad = Some(seq);
+            false
+        }
+    });
+    match bad {
+        Some(seq) => Err(Error::Storage(format!(
+            "ledger entry {seq} does not decode; run `custos audit verify`"
+        ))),
+        None => Ok(go_on),
+    }
+}
+
+/// The subjects each of `blocks` (made by [`chained`] from `drafts`) holds entries about:
+/// `(subject, the block's first seq)`, each pair once, for the index from a subject to its
+/// blocks (`ledger_subjects`).
+pub fn subjects_of<'d>(
+    drafts: &'d [Draft],
+    chained: &Chained,
+    blocks: &[NewBlock],
+) -> Vec<(&'d str, u64)> {
+    let first = chained.first_seq();
+    let mut out: Vec<(&'d str, u64)> = Vec::new();
+    for b in blocks {
+        let lo = usize::try_from(b.first_seq.saturating_sub(first)).unwrap_or(usize::MAX);
+        let hi = usize::try_from(b.last_seq.saturating_sub(first)).unwrap_or(usize::MAX);
+        let mut seen: Vec<&str> = Vec::new();
+        for d in drafts.get(lo..=hi).unwrap_or_default() {
+            if !d.subject.is_empty() && !seen.contains(&d.subject.as_str()) {
+                seen.push(&d.subject);
+                out.push((&d.subject, b.first_seq));
+            }
+        }
+    }
+    out
+}
+
 pub fn chained(drafts: &[Draft], chained: &Chained) -> Vec<NewBlock> {
     let rows: Vec<LedgerRow<'_>> = drafts
         .iter()

@@ -256,6 +256,20 @@ CREATE TABLE IF NOT EXISTS consent_receipts (
     receipt TEXT NOT NULL
 );
 ",
+    // 12: the index from a subject to the ledger blocks holding entries about it, written
+    // with each block (`append_in`), and the first seq it covers: the head's next when it
+    // was made (older blocks are read in full for a subject).
+    r"
+CREATE TABLE IF NOT EXISTS ledger_subjects (
+    subject TEXT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    PRIMARY KEY (subject, first_seq)
+);
+CREATE TABLE IF NOT EXISTS ledger_subjects_from (seq BIGINT NOT NULL);
+INSERT INTO ledger_subjects_from (seq)
+    SELECT COALESCE((SELECT MAX(last_seq) FROM ledger_blocks), 0) + 1
+    WHERE NOT EXISTS (SELECT 1 FROM ledger_subjects_from);
+",
 ];
 
 /// The columns of a [`RequestRow`], in [`request_row`]'s order (a literal: statements are
@@ -623,6 +637,7 @@ struct LedgerStatements {
     lock: Statement,
     head: Statement,
     insert: Statement,
+    index: Statement,
 }
 
 impl LedgerStatements {
@@ -634,6 +649,10 @@ impl LedgerStatements {
                  ORDER BY first_seq DESC LIMIT 1",
             )?,
             insert: c.statement(INSERT_BLOCKS)?,
+            index: c.statement(
+                "INSERT INTO ledger_subjects (subject, first_seq)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
+            )?,
         })
     }
 }
@@ -653,7 +672,14 @@ fn append_in(
     let (head_seq, head_hash) = head_in(tx, st)?;
     let chained = Chained::new(head_seq, head_hash, drafts);
     // The whole group in one statement: one round trip.
-    insert_blocks(tx, &st.insert, &block::chained(drafts, &chained))?;
+    let blocks = block::chained(drafts, &chained);
+    insert_blocks(tx, &st.insert, &blocks)?;
+    let index = block::subjects_of(drafts, &chained, &blocks);
+    if !index.is_empty() {
+        let subjects: Vec<&str> = index.iter().map(|(s, _)| *s).collect();
+        let firsts: Vec<i64> = index.iter().map(|(_, f)| to_i64(*f)).collect();
+        tx.execute(&st.index, &[&subjects, &firsts])?;
+    }
     for c in chained.checkpoints(checkpoint) {
         tx.execute(
             "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES ($1, $2, $3)
@@ -1909,6 +1935,44 @@ impl Store for PostgresStore {
         blocks_from(&mut self.lock(), seqs.start, seqs.end, &mut |b| {
             Ok(scan.block(b, visit))
         })
+    }
+
+    fn scan_ledger_about(&self, subject: &str, visit: &mut LedgerVisitor<'_>) -> Result<()> {
+        let mut c = self.lock();
+        let from: i64 = c
+            .client
+            .query_opt("SELECT seq FROM ledger_subjects_from", &[])?
+            .map_or(1, |r| r.get(0));
+        let from = to_u64(from);
+        if from > 1 {
+            let mut scan = block::Scan::new(1..from);
+            blocks_from(&mut c, 1, from, &mut |b| Ok(scan.block(b, visit)))?;
+        }
+        let stmt = c.statement(
+            "SELECT b.first_seq, b.last_seq, b.prev_hash, b.entries
+               FROM ledger_subjects s JOIN ledger_blocks b ON b.first_seq = s.first_seq
+              WHERE s.subject = $1 AND s.first_seq >= $2
+              ORDER BY s.first_seq",
+        )?;
+        let mut rows = c.client.query_raw(
+            &stmt,
+            [
+                &subject as &(dyn postgres::types::ToSql + Sync),
+                &to_i64(from),
+            ],
+        )?;
+        while let Some(r) = rows.next()? {
+            let b = block::BlockRef {
+                first_seq: to_u64(r.try_get(0)?),
+                last_seq: to_u64(r.try_get(1)?),
+                prev_hash: r.try_get::<_, RawText<'_>>(2)?.0,
+                body: r.try_get(3)?,
+            };
+            if !block::visit_block(&b, visit)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

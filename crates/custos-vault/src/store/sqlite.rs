@@ -69,6 +69,22 @@ CREATE TABLE IF NOT EXISTS audit.ledger_tiles (
 );
 ";
 
+/// The index from a subject to the ledger blocks holding entries about it, written with each
+/// block (`append_in`), and the first seq it covers: the head's next when it was made (a
+/// ledger older than the index is read in full before it). Made on open, after an older
+/// ledger is converted to blocks; each statement is a no-op once done.
+const LEDGER_SUBJECTS: &str = r"
+CREATE TABLE IF NOT EXISTS audit.ledger_subjects (
+    subject TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    PRIMARY KEY (subject, first_seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit.ledger_subjects_from (seq INTEGER NOT NULL);
+INSERT INTO audit.ledger_subjects_from (seq)
+    SELECT COALESCE((SELECT MAX(last_seq) FROM audit.ledger_blocks), 0) + 1
+    WHERE NOT EXISTS (SELECT 1 FROM audit.ledger_subjects_from);
+";
+
 /// The ledger as a row per entry, as versions before 0.3 kept it (in `custos.db` before
 /// 0.2): created only to move an old `main.ledger` over, and converted into blocks by
 /// `upgrade_ledger`.
@@ -701,6 +717,11 @@ impl SqliteStore {
         };
         store.migrate()?;
         store.upgrade_ledger()?;
+        store
+            .conn
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .execute_batch(LEDGER_SUBJECTS)?;
         {
             let conn = store
                 .conn
@@ -1265,8 +1286,15 @@ fn append_in(
         "INSERT INTO ledger_blocks (first_seq, last_seq, prev_hash, entries)
          VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for b in block::chained(drafts, &chained) {
-        insert_block(&mut insert, &b)?;
+    let blocks = block::chained(drafts, &chained);
+    for b in &blocks {
+        insert_block(&mut insert, b)?;
+    }
+    let mut index = conn.prepare_cached(
+        "INSERT OR IGNORE INTO ledger_subjects (subject, first_seq) VALUES (?1, ?2)",
+    )?;
+    for (subject, first) in block::subjects_of(drafts, &chained, &blocks) {
+        index.execute(params![subject, to_i64(first)])?;
     }
     let mut sign = conn.prepare_cached(
         "INSERT INTO ledger_checkpoints (seq, hash, signature) VALUES (?1, ?2, ?3)
@@ -2455,6 +2483,34 @@ impl Store for SqliteStore {
         blocks_from(&conn, seqs.start, seqs.end, &mut |b| {
             Ok(scan.block(b, visit))
         })
+    }
+
+    fn scan_ledger_about(&self, subject: &str, visit: &mut LedgerVisitor<'_>) -> Result<()> {
+        let conn = self.read();
+        let from: i64 = conn
+            .prepare_cached("SELECT seq FROM audit.ledger_subjects_from")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or(1);
+        let from = to_u64(from);
+        if from > 1 {
+            let mut scan = block::Scan::new(1..from);
+            blocks_from(&conn, 1, from, &mut |b| Ok(scan.block(b, visit)))?;
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT b.first_seq, b.last_seq, b.prev_hash, b.entries
+               FROM audit.ledger_subjects s
+               JOIN audit.ledger_blocks b ON b.first_seq = s.first_seq
+              WHERE s.subject = ?1 AND s.first_seq >= ?2
+              ORDER BY s.first_seq",
+        )?;
+        let mut rows = stmt.query(params![subject, to_i64(from)])?;
+        while let Some(r) = rows.next()? {
+            if !block::visit_block(&block_ref(r)?, visit)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {

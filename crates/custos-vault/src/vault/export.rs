@@ -217,17 +217,16 @@ impl Vault {
     }
 
     /// The ledger entries about `subject`, with the inclusion proofs of those in the tree of
-    /// `size` entries (all their paths read in one pass over the tiles). The scan reads the
-    /// whole ledger: O(entries), at the rate `custos audit verify` reads it.
+    /// `size` entries (all their paths read in one pass over the tiles). The blocks read are
+    /// those the subject index names (`Store::scan_ledger_about`).
     pub(crate) fn entries_about(
         &self,
         subject: &SubjectId,
         size: u64,
     ) -> Result<Vec<ExportedEntry>> {
-        let last = self.store.ledger_last_seq()?;
         let id = subject.as_str().as_bytes();
         let mut found = Vec::new();
-        self.store.scan_ledger(1..last + 1, &mut |r| {
+        self.store.scan_ledger_about(subject.as_str(), &mut |r| {
             if r.subject == id {
                 found.push(r.to_entry());
             }
