@@ -87,7 +87,8 @@ function request()
     { ["Authorization"] = "Bearer " .. os.getenv("ADMIN") })
 end
 LUA
-export ROTATE="$DATA/rotate.lua" THREADS=2 ADMIN
+WRK_THREADS=$((CONNS < 2 ? CONNS : 2))
+export ROTATE="$DATA/rotate.lua" THREADS=$WRK_THREADS ADMIN
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 TICK=$(getconf CLK_TCK)
 summary() {
@@ -100,7 +101,7 @@ echo "== export of a person of 20 values and $RECORDS records (GET /v1/me/export
 SIZE=$(curl -s "$URL/v1/me/export" -H "Authorization: Bearer $(head -1 "$DATA/sessions.txt")" | wc -c)
 echo "  one export: $SIZE bytes"
 c0=$(cpu)
-LINES_FILE="$DATA/sessions.txt" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$DATA/export.lua" "$URL" >"$DATA/export.txt"
+LINES_FILE="$DATA/sessions.txt" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$DATA/export.lua" "$URL" >"$DATA/export.txt"
 c1=$(cpu)
 summary "$DATA/export.txt" "$c0" "$c1"
 grep -E "Non-2xx" "$DATA/export.txt" || true
@@ -108,7 +109,7 @@ grep -E "Non-2xx" "$DATA/export.txt" || true
 N=$(grep -c . "$DATA/requests.txt")
 echo "== erasure requests completed (POST /v1/requests/{id}/complete), $CONNS connections, $ERASE_DURATION, of $N verified"
 c0=$(cpu)
-LINES_FILE="$DATA/requests.txt" wrk -t2 -c"$CONNS" -d"$ERASE_DURATION" --latency -s "$DATA/erase.lua" "$URL" >"$DATA/erase.txt"
+LINES_FILE="$DATA/requests.txt" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$ERASE_DURATION" --latency -s "$DATA/erase.lua" "$URL" >"$DATA/erase.txt"
 c1=$(cpu)
 total=$(awk '/requests in/ {print $1}' "$DATA/erase.txt")
 bad=$(awk '/Non-2xx/ {print $5}' "$DATA/erase.txt")

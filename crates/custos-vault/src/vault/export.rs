@@ -117,7 +117,8 @@ impl Vault {
         let row = self.requested_subject(by, EXPORT, subject)?;
         let mut d = self.draft(by.actor(), EXPORT, subject.as_str());
         d.effect = "permit".into();
-        d.reasons = "right_of_access".into();
+        let request = self.online_request(by, RequestKind::Export, subject)?;
+        d.reasons = super::rights::with_request("right_of_access", request.as_ref());
         // INVARIANT: audit before data — durable before anything is decrypted.
         let export_seq = self.record(d)?;
         let dek = self.data_key(subject)?;
@@ -136,7 +137,9 @@ impl Vault {
         }
         let records = self.export_records(subject, &dek)?;
         let consents = self.store.consents(&subject.0)?;
-        self.online_request(by, RequestKind::Export, subject)?;
+        if let Some(r) = &request {
+            self.store.put_request(r)?;
+        }
         let checkpoint = self.ledger_checkpoint()?;
         let ledger = self.entries_about(subject, checkpoint.size)?;
         Ok(Export {

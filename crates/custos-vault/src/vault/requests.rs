@@ -504,20 +504,21 @@ impl Vault {
         })
     }
 
-    /// Records a request the person made online for themself, done at once by the act that
-    /// called this (`Vault::export`, `correct`, `deactivate_for`, `erase_for` with a
-    /// `Requester::Person`): received and completed in one, channel `online`, verified
-    /// `signed_in`, ledgered once (`request_complete`) with the person as actor. A kind the policy gives no
-    /// deadline is still recorded, due at once.
-    pub(crate) fn record_online_request(
+    /// The request a person makes online for themself, done at once by the act that asks
+    /// for it (`Vault::export`, `correct`, `deactivate_for`, `erase_for` with a
+    /// `Requester::Person`): channel `online`, verified `signed_in`, completed. The act's own
+    /// ledger entry carries the request's tags in its reasons (`kind:…,channel:online,…,
+    /// request:<id>`), durable before the row is stored; no second entry. A kind the policy
+    /// gives no deadline is still recorded, due at once.
+    pub(crate) fn online_request_row(
         &self,
         kind: RequestKind,
         subject: &SubjectId,
-    ) -> Result<()> {
+    ) -> Result<RequestRow> {
         let id = uuid_v7(&mut Entropy::new())?.hyphenated().to_string();
         let now = now_ms();
         let days = self.policy.respond_days(kind).unwrap_or(0);
-        let row = RequestRow {
+        Ok(RequestRow {
             id,
             kind: kind.as_str().to_string(),
             subject: Some(subject.as_str().to_string()),
@@ -531,13 +532,7 @@ impl Vault {
             updated_ms: now,
             created_by: PERSON.into(),
             updated_by: PERSON.into(),
-        };
-        // Received and completed in one act: one entry, its tags saying so (`channel:online`).
-        let mut d = self.draft(PERSON, REQUEST_COMPLETE, subject.as_str());
-        d.effect = "done".into();
-        d.reasons = tags(&row);
-        self.record(d)?;
-        self.store.put_request(&row)
+        })
     }
 
     /// Moves a request on: verify, complete or refuse (with `reason`).
@@ -698,7 +693,7 @@ pub struct Completion {
 }
 
 /// The ledger keywords of a request: its kind, channel, verification and id.
-fn tags(row: &RequestRow) -> String {
+pub(crate) fn tags(row: &RequestRow) -> String {
     format!(
         "kind:{},channel:{},verification:{},request:{}",
         row.kind, row.channel, row.verification, row.id

@@ -20,7 +20,7 @@ use custos_policy::RequestKind;
 use super::{OPERATOR, PERSON, Person, SubjectId, Vault, declared_or};
 use crate::crypto::Entropy;
 use crate::error::{Error, Result};
-use crate::store::{Age, Status, SubjectRow, ValueRow, now_ms};
+use crate::store::{Age, RequestRow, Status, SubjectRow, ValueRow, now_ms};
 
 /// The ledger action of a correction.
 pub const CORRECT: &str = "correct";
@@ -164,7 +164,8 @@ impl Vault {
         let mut d = self.draft(by.actor(), CORRECT, subject.as_str());
         d.categories = data.keys().cloned().collect::<Vec<_>>().join(",");
         d.effect = "done".into();
-        d.reasons = "rectification".into();
+        let request = self.online_request(by, RequestKind::Rectify, subject)?;
+        d.reasons = with_request("rectification", request.as_ref());
         // INVARIANT: audit before data.
         self.record(d)?;
         if let Err(e) = self.store.put_values(&rows, &index) {
@@ -174,19 +175,20 @@ impl Vault {
             self.record(d)?;
             return Err(e);
         }
-        self.online_request(by, RequestKind::Rectify, subject)
+        request.map_or(Ok(()), |r| self.store.put_request(&r))
     }
 
-    /// A person's own act is also their request, made online and completed at once.
+    /// A person's own act is also their request, made online and completed at once: its
+    /// row, for `by` a person (`None` for staff and the operator).
     pub(crate) fn online_request(
         &self,
         by: Requester<'_>,
         kind: RequestKind,
         subject: &SubjectId,
-    ) -> Result<()> {
+    ) -> Result<Option<RequestRow>> {
         match by {
-            Requester::Person(_) => self.record_online_request(kind, subject),
-            Requester::Staff(_) | Requester::Operator => Ok(()),
+            Requester::Person(_) => self.online_request_row(kind, subject).map(Some),
+            Requester::Staff(_) | Requester::Operator => Ok(None),
         }
     }
 
@@ -197,8 +199,14 @@ impl Vault {
             Requester::Person(_) => "erasure_requested_by_person",
             Requester::Staff(_) | Requester::Operator => "erasure_requested",
         };
-        self.erase_as(by.actor(), subject, row.age, reason)?;
-        self.online_request(by, RequestKind::Erase, subject)
+        let request = self.online_request(by, RequestKind::Erase, subject)?;
+        self.erase_as(
+            by.actor(),
+            subject,
+            row.age,
+            &with_request(reason, request.as_ref()),
+        )?;
+        request.map_or(Ok(()), |r| self.store.put_request(&r))
     }
 
     /// Deactivates `subject`'s account for `by` (C030): only legal and contractual purposes
@@ -208,8 +216,17 @@ impl Vault {
         self.store.set_status(&subject.0, Status::Deactivated)?;
         let mut d = self.draft(by.actor(), "deactivate", subject.as_str());
         d.effect = "done".into();
-        d.reasons = "deactivation_requested".into();
+        let request = self.online_request(by, RequestKind::Deactivate, subject)?;
+        d.reasons = with_request("deactivation_requested", request.as_ref());
         self.record(d)?;
-        self.online_request(by, RequestKind::Deactivate, subject)
+        request.map_or(Ok(()), |r| self.store.put_request(&r))
+    }
+}
+
+/// An act's reasons, and the tags of the person's request it answers, if any.
+pub(crate) fn with_request(reasons: &str, request: Option<&RequestRow>) -> String {
+    match request {
+        Some(r) => format!("{reasons},{}", super::requests::tags(r)),
+        None => reasons.to_string(),
     }
 }
