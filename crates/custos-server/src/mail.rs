@@ -21,7 +21,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use custos_vault::{OutgoingMail, Vault};
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{
+    Mailbox,
+    header::{ContentType, HeaderName, HeaderValue},
+};
 use lettre::{Message, SmtpTransport, Transport as _};
 
 /// Where `custos serve` logs the outbox's deliveries.
@@ -95,12 +98,17 @@ pub enum Attempt {
 fn message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, Attempt> {
     let to: Mailbox = mail.mail.to.parse().map_err(|_| Attempt::Permanent)?;
     let domain = from.email.domain().to_string();
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(mail.mail.subject.clone())
         .message_id(Some(format!("<{}@{domain}>", mail.id)))
-        .header(ContentType::TEXT_PLAIN)
+        .header(ContentType::TEXT_PLAIN);
+    for (name, value) in &mail.mail.headers {
+        let name = HeaderName::new_from_ascii(name.clone()).map_err(|_| Attempt::Permanent)?;
+        builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+    }
+    builder
         .body(mail.mail.text.clone())
         .map_err(|_| Attempt::Permanent)
 }

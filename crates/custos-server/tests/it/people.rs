@@ -137,6 +137,7 @@ async fn the_outbox_delivers_over_smtp_and_retries_a_busy_server() {
             to: to.into(),
             subject: "Your sign-in code".into(),
             text: "Your code is 12345678.".into(),
+            ..Default::default()
         })
         .unwrap();
     // Busy first: the attempt fails, the message waits for its retry.
@@ -206,6 +207,7 @@ async fn an_undeliverable_address_is_given_up_at_once() {
             to: "not an address".into(),
             subject: "x".into(),
             text: "y".into(),
+            ..Default::default()
         })
         .unwrap();
     let dir = app.dir.join("outbox");

@@ -47,7 +47,7 @@ pub const MAIL_SENT: &str = "mail_sent";
 pub const MAIL_FAILED: &str = "mail_failed";
 
 /// A message to send: plain text, one recipient.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mail {
     /// The recipient's address.
     pub to: String,
@@ -55,7 +55,29 @@ pub struct Mail {
     pub subject: String,
     /// The body, plain text.
     pub text: String,
+    /// Extra header fields, in order (e.g. RFC 8058's `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post`): names of ASCII letters, digits and `-`, values one line
+    /// each. The standard fields (`From`, `To`, `Subject`, `Date`, `Message-ID`,
+    /// `Content-Type`) are the worker's and may not be given here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
+
+/// Header fields [`Mail::headers`] may not set: the delivery worker writes them.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message-id",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "sender",
+    "reply-to",
+];
 
 /// Names nothing of the message: its address and content stay out of any log line.
 impl std::fmt::Debug for Mail {
@@ -121,6 +143,20 @@ impl Vault {
                 "invalid_email",
                 "an address is 1 to 320 bytes",
             ));
+        }
+        for (name, value) in &mail.headers {
+            let name_ok = !name.is_empty()
+                && name.len() <= 76
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str());
+            let value_ok = value.len() <= 900 && !value.bytes().any(|b| b == b'\r' || b == b'\n');
+            if !name_ok || !value_ok {
+                return Err(Error::invalid(
+                    "invalid_header",
+                    "a header field is a name of letters, digits and `-` (not a standard \
+                     field the worker writes) and a value of one line, at most 900 bytes",
+                ));
+            }
         }
         if mail.text.len() > MAX_MAIL_BODY || mail.subject.len() > 998 {
             return Err(Error::invalid(

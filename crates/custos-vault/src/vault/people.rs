@@ -247,6 +247,7 @@ impl Vault {
                      If you did not ask for it, ignore this message.\r\n",
                     code.as_str()
                 ),
+                headers: Vec::new(),
             },
         )?;
         let mail = (!subjects.is_empty()).then_some(&mail);

@@ -42,6 +42,7 @@ pub fn outbox_seals_and_forgets_what_it_sent(h: Harness) {
         to: to.into(),
         subject: "Qxsubjectline".into(),
         text: body.into(),
+        ..Default::default()
     };
     let a = v.queue_mail(&mail(canary)).unwrap();
     let dump = h.dump();
