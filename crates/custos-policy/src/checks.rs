@@ -25,6 +25,8 @@
 //! | `category` | whether a category is transient (never stored) or an identifier |
 //! | `collection` | the categories a record collection's fields hold are exactly `only` |
 //! | `minimum_age` | the policy's minimum age |
+//! | `right` | the channels a `[[right]]` offers are exactly `channels` |
+//! | `contacts` | each `[contacts]` field named is exactly as given |
 
 use std::collections::BTreeSet;
 
@@ -66,6 +68,33 @@ pub enum Check {
     Collection(CollectionSet),
     /// The minimum age.
     MinimumAge(u32),
+    /// The channels of a right.
+    Right(RightRule),
+    /// The controller's contacts.
+    Contacts(ContactsRule),
+}
+
+/// `{ id, channels }`: the channels a `[[right]]` offers, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightRule {
+    /// The right, e.g. `unsubscribe`.
+    pub id: String,
+    /// Exactly its channels.
+    pub channels: Vec<String>,
+}
+
+/// `{ privacy_email, unsubscribe_email, postal_address }`: each field given must be exactly
+/// the policy's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsRule {
+    /// `[contacts] privacy_email`.
+    pub privacy_email: Option<String>,
+    /// `[contacts] unsubscribe_email`.
+    pub unsubscribe_email: Option<String>,
+    /// `[contacts] postal_address`, line by line.
+    pub postal_address: Option<Vec<String>>,
 }
 
 /// `{ service, role, only }`.
@@ -256,6 +285,8 @@ impl Check {
             Self::Category(x) => format!("category {}", x.id),
             Self::Collection(x) => format!("collection {}", x.id),
             Self::MinimumAge(x) => format!("minimum_age {x}"),
+            Self::Right(x) => format!("right {}", x.id),
+            Self::Contacts(_) => "contacts".into(),
         }
     }
 
@@ -279,6 +310,8 @@ impl Check {
                 Some(a) if a == *age => Ok(()),
                 other => Err(format!("minimum age is {other:?}, not {age}")),
             },
+            Self::Right(x) => right_rule(p, x),
+            Self::Contacts(x) => contacts_rule(p, x),
         }
     }
 }
@@ -299,6 +332,8 @@ pub const KEYS: &[&str] = &[
     "category",
     "collection",
     "minimum_age",
+    "right",
+    "contacts",
 ];
 
 /// Compares the set found with the set promised; the error lists both differences.
@@ -781,4 +816,48 @@ fn collection_set(p: &Policy, x: &CollectionSet) -> Result<(), String> {
             .collect(),
         &x.only,
     )
+}
+
+fn right_rule(p: &Policy, x: &RightRule) -> Result<(), String> {
+    let found: BTreeSet<String> = p
+        .file()
+        .right
+        .iter()
+        .filter(|r| r.id.get_ref() == &x.id)
+        .flat_map(|r| r.channels.iter().map(|c| c.get_ref().clone()))
+        .collect();
+    if !p.file().right.iter().any(|r| r.id.get_ref() == &x.id) {
+        return Err(format!("the policy declares no right `{}`", x.id));
+    }
+    same(
+        &format!("right `{}` offers other channels", x.id),
+        found,
+        &x.channels,
+    )
+}
+
+fn contacts_rule(p: &Policy, x: &ContactsRule) -> Result<(), String> {
+    let c = p.contacts();
+    let field = |name: &str, got: &Option<String>, want: &Option<String>| match want {
+        Some(w) if got.as_ref() != Some(w) => Err(format!(
+            "contacts {name} is {}, not `{w}`",
+            got.as_deref().map_or("absent".into(), |g| format!("`{g}`"))
+        )),
+        _ => Ok(()),
+    };
+    field("privacy_email", &c.privacy_email, &x.privacy_email)?;
+    field(
+        "unsubscribe_email",
+        &c.unsubscribe_email,
+        &x.unsubscribe_email,
+    )?;
+    if let Some(lines) = &x.postal_address {
+        if &c.postal_address != lines {
+            return Err(format!(
+                "contacts postal_address is {:?}, not {lines:?}",
+                c.postal_address
+            ));
+        }
+    }
+    Ok(())
 }

@@ -578,6 +578,31 @@ pub(crate) struct PolicyTables {
     pub(crate) staff: Vec<AccessorId>,
     /// `[rights] respond_days`, by [`RequestKind`] (its index).
     pub(crate) respond_days: [Option<u32>; 7],
+    /// How a person reaches the controller and unsubscribes: `[contacts]` and the channels of
+    /// the `unsubscribe` right.
+    pub(crate) contacts: ContactInfo,
+}
+
+/// How a person reaches the controller (`[contacts]`) and the ways the `[[right]]` with id
+/// `unsubscribe` offers: what a promotional mail's footer says (C031–C033), and whether
+/// unsubscribing by email or by letter is taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactInfo {
+    /// `[contacts] privacy_email`.
+    pub privacy_email: Option<String>,
+    /// `[contacts] unsubscribe_email`: where an unsubscribe request by email goes.
+    pub unsubscribe_email: Option<String>,
+    /// `[contacts] postal_address`, one line per entry.
+    pub postal_address: Vec<String>,
+    /// The channels of the `unsubscribe` right (`link`, `email`, `postal`, `online`).
+    pub unsubscribe_channels: Vec<String>,
+}
+
+impl ContactInfo {
+    /// Whether the `unsubscribe` right offers the channel.
+    pub fn unsubscribes_by(&self, channel: &str) -> bool {
+        self.unsubscribe_channels.iter().any(|c| c == channel)
+    }
 }
 
 /// A validated, compiled policy. It cannot hold a dangling reference: every id in it resolved.
@@ -830,6 +855,11 @@ impl Policy {
     /// Whether the accessor is staff (`[rights] staff`): it handles people's requests.
     pub fn is_staff(&self, accessor: AccessorId) -> bool {
         self.t.staff.contains(&accessor)
+    }
+
+    /// `[contacts]` and the unsubscribe right's channels ([`ContactInfo`]).
+    pub fn contacts(&self) -> &ContactInfo {
+        &self.t.contacts
     }
 
     /// The staff accessors' ids, as declared.

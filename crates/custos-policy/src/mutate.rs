@@ -525,6 +525,59 @@ fn mutants_of(policy: &Policy, m: &Merged, clause: &str) -> Vec<Mutant> {
         }
     }
 
+    for (i, r) in f.right.iter().enumerate() {
+        if !cites(&r.clauses, clause) {
+            continue;
+        }
+        for (ci, ch) in r.channels.iter().enumerate() {
+            add(
+                format!("right:{} channel {} dropped", r.id.get_ref(), ch.get_ref()),
+                Box::new(move |m| {
+                    if let Some(x) = m.file.right.get_mut(i) {
+                        if ci < x.channels.len() {
+                            x.channels.remove(ci);
+                        }
+                    }
+                }),
+            );
+        }
+    }
+
+    if let Some(c) = &f.contacts {
+        if cites(&c.clauses, clause) {
+            if c.privacy_email.is_some() {
+                add(
+                    "contacts: privacy_email removed".into(),
+                    Box::new(|m| {
+                        if let Some(c) = &mut m.file.contacts {
+                            c.privacy_email = None;
+                        }
+                    }),
+                );
+            }
+            if c.unsubscribe_email.is_some() {
+                add(
+                    "contacts: unsubscribe_email removed".into(),
+                    Box::new(|m| {
+                        if let Some(c) = &mut m.file.contacts {
+                            c.unsubscribe_email = None;
+                        }
+                    }),
+                );
+            }
+            if !c.postal_address.is_empty() {
+                add(
+                    "contacts: postal_address removed".into(),
+                    Box::new(|m| {
+                        if let Some(c) = &mut m.file.contacts {
+                            c.postal_address.clear();
+                        }
+                    }),
+                );
+            }
+        }
+    }
+
     out.into_iter()
         .map(|(id, edit)| Mutant { id, edit })
         .collect()

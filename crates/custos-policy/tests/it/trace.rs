@@ -251,6 +251,18 @@ fn the_checks_catch_the_weakenings_a_review_found() {
             "minimum_age = 13",
             "minimum_age = 12",
         ),
+        (
+            "C018",
+            "unsubscribing by letter no longer offered",
+            "channels = [\"link\", \"email\", \"postal\"]",
+            "channels = [\"link\", \"email\"]",
+        ),
+        (
+            "C030",
+            "the privacy address changed",
+            "privacy_email = \"privacy@webex.com\"",
+            "privacy_email = \"noreply@webex.com\"",
+        ),
     ];
     for (clause, what, find, replace) in cases {
         let p = weakened(find, replace);
