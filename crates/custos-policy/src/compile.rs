@@ -1122,6 +1122,23 @@ fn rights_table(
     (staff, days)
 }
 
+/// `[contacts]` and the `unsubscribe` right's channels, as the runtime reads them.
+fn contact_info(f: &crate::model::PolicyFile) -> crate::ContactInfo {
+    let c = f.contacts.as_ref();
+    crate::ContactInfo {
+        privacy_email: c.and_then(|c| c.privacy_email.as_ref().map(|e| e.get_ref().clone())),
+        unsubscribe_email: c
+            .and_then(|c| c.unsubscribe_email.as_ref().map(|e| e.get_ref().clone())),
+        postal_address: c.map(|c| c.postal_address.clone()).unwrap_or_default(),
+        unsubscribe_channels: f
+            .right
+            .iter()
+            .filter(|r| r.id.get_ref() == "unsubscribe")
+            .flat_map(|r| r.channels.iter().map(|c| c.get_ref().clone()))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
@@ -1265,22 +1282,5 @@ name = "Plain"
         let p = Policy::from_str("p.toml", &any).unwrap_or_else(|d| panic!("{d}"));
         assert!(p.tls_categories().is_empty());
         assert!(p.services().iter().all(|s| !s.requires_tls));
-    }
-}
-
-/// `[contacts]` and the `unsubscribe` right's channels, as the runtime reads them.
-fn contact_info(f: &crate::model::PolicyFile) -> crate::ContactInfo {
-    let c = f.contacts.as_ref();
-    crate::ContactInfo {
-        privacy_email: c.and_then(|c| c.privacy_email.as_ref().map(|e| e.get_ref().clone())),
-        unsubscribe_email: c
-            .and_then(|c| c.unsubscribe_email.as_ref().map(|e| e.get_ref().clone())),
-        postal_address: c.map(|c| c.postal_address.clone()).unwrap_or_default(),
-        unsubscribe_channels: f
-            .right
-            .iter()
-            .filter(|r| r.id.get_ref() == "unsubscribe")
-            .flat_map(|r| r.channels.iter().map(|c| c.get_ref().clone()))
-            .collect(),
     }
 }
