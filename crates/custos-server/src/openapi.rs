@@ -59,6 +59,8 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::pages::openapi,
         crate::pages::privacy,
         crate::wellknown::jwks,
+        crate::inbound_mail::intake,
+        crate::referrals::refer,
     ),
     components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
 )]
