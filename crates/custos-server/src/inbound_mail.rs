@@ -17,6 +17,8 @@ use crate::problem::Problem;
 
 /// The media type of the body.
 pub const MESSAGE_RFC822: &str = "message/rfc822";
+/// Taken as the same: a raw message is text, and some clients (and tools) know no other.
+pub const TEXT_PLAIN: &str = "text/plain";
 
 /// What an inbound message did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,8 +33,11 @@ pub struct IntakeOut {
 /// `POST /v1/inbound-mail` — unsubscribes the sender of an inbound message from promotional
 /// mail; staff only. Ledgered.
 #[utoipa::path(operation_id = "intakeMail", post, path = "/v1/inbound-mail", tag = "mailings",
-    request_body(content = String, content_type = "message/rfc822",
-        description = "the raw RFC 5322 message, as the MTA received it (at most 262144 bytes)"),
+    request_body(content(
+            (String = "message/rfc822"),
+            (String = "text/plain"),
+        ),
+        description = "the raw RFC 5322 message, as the MTA received it (at most 262144 bytes); `text/plain` is taken as `message/rfc822`"),
     responses(
         (status = 200, description = "handled: how many subjects matched, how many choices changed", body = IntakeOut),
         (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
@@ -49,11 +54,14 @@ pub async fn intake(caller: Caller, req: Request) -> Result<Json<IntakeOut>, Pro
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case(MESSAGE_RFC822));
+        .map(str::trim)
+        .is_some_and(|m| {
+            m.eq_ignore_ascii_case(MESSAGE_RFC822) || m.eq_ignore_ascii_case(TEXT_PLAIN)
+        });
     if !rfc822 {
         return Err(Problem::new(
             "unsupported_media_type",
-            "send the raw message with `Content-Type: message/rfc822`",
+            "send the raw message with `Content-Type: message/rfc822` (or `text/plain`)",
         ));
     }
     let max = custos_vault::MAX_INBOUND_MAIL;

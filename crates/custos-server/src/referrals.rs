@@ -24,7 +24,7 @@ pub struct NewReferral {
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = "^[^\\x00-\\x1f\\x7f]*[^\\x00-\\x1f\\x7f\\s][^\\x00-\\x1f\\x7f]*$"
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x1f\\x7f-\\x9f\\s][^\\x00-\\x1f\\x7f-\\x9f]*$"
     )]
     pub name: String,
     /// The friend's address: one plain `local@domain`, no name, list or line break.
@@ -38,7 +38,7 @@ pub struct NewReferral {
     #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(
         max_length = 1000,
-        pattern = "^[^\\x00-\\x09\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
+        pattern = "^[^\\x00-\\x09\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
     )]
     pub message: Option<String>,
 }

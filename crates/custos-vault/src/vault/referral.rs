@@ -218,8 +218,9 @@ impl Vault {
         );
         if let Some(m) = input.message.as_deref().filter(|m| !m.trim().is_empty()) {
             text.push_str("\r\nTheir message:\r\n\r\n");
+            // Lines end CRLF; a lone CR is dropped (no bare CR reaches SMTP).
             for line in m.lines() {
-                text.push_str(line.trim_end_matches('\r'));
+                text.push_str(&line.replace('\r', ""));
                 text.push_str("\r\n");
             }
         }

@@ -73,9 +73,10 @@ fn the_policy_decides_who_may_refer() {
     // The website no longer pursues `referral`.
     let pursued = "  \"recruitment\",\n  \"referral\",\n]";
     assert!(builtin.contains(pursued));
-    let not_pursued = builtin
-        .replace(pursued, "  \"recruitment\",\n]")
-        .replace(&format!("[[accessor.limit]]\n{limit}\nclauses = [\"C027\"]\n"), "");
+    let not_pursued = builtin.replace(pursued, "  \"recruitment\",\n]").replace(
+        &format!("[[accessor.limit]]\n{limit}\nclauses = [\"C027\"]\n"),
+        "",
+    );
     assert_eq!(
         attempt(&not_pursued, "not_pursued"),
         Err("purpose_not_allowed_for_accessor".into())
