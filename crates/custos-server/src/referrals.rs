@@ -37,6 +37,7 @@ pub struct NewReferral {
     /// The referrer's words, plain text, line breaks allowed.
     #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(
+        nullable = false,
         max_length = 1000,
         pattern = "^[^\\x00-\\x09\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
     )]
