@@ -19,6 +19,12 @@ use crate::problem::Problem;
 pub const MESSAGE_RFC822: &str = "message/rfc822";
 /// Taken as the same: a raw message is text, and some clients (and tools) know no other.
 pub const TEXT_PLAIN: &str = "text/plain";
+/// The media types the route takes.
+pub const MEDIA_TYPES: [&str; 2] = [MESSAGE_RFC822, TEXT_PLAIN];
+/// The message's shape in the document (a JSON Schema `pattern`): header lines or
+/// continuation lines, then optionally an empty line and a body; no NUL.
+pub const SHAPE: &str =
+    "^[!-9;-~]+:[^\\x00\\n]*(\\n([!-9;-~]+:|[ \\t])[^\\x00\\n]*)*(\\n\\r?(\\n[^\\x00]*)?)?$";
 
 /// What an inbound message did.
 #[derive(Debug, Serialize, ToSchema)]

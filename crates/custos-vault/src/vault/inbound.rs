@@ -105,11 +105,10 @@ pub fn from_addresses(raw: &[u8]) -> Result<Vec<String>> {
         ));
     }
     check_shape(raw)?;
-    let message = MessageParser::default()
-        .parse_headers(raw)
-        .ok_or_else(|| invalid_message("it has no header section"))?;
+    // A header section of the right shape the parser reads no field of has no `From`.
+    let message = MessageParser::default().parse_headers(raw);
     let mut out: Vec<String> = Vec::new();
-    if let Some(from) = message.from() {
+    if let Some(from) = message.as_ref().and_then(|m| m.from()) {
         for addr in from.iter() {
             let Some(a) = addr.address() else { continue };
             let a = a.trim().to_lowercase();
