@@ -94,3 +94,44 @@ fn the_policy_decides_who_may_refer() {
         Err("referral_not_offered".into())
     );
 }
+
+/// Tenant binding: a key acting for a tenant reaches only that tenant's people, for a
+/// referral as for anything else — the website's person of no tenant does not exist to a
+/// website key of tenant `acme` (were the policy to make one), and the refusal is ledgered
+/// with the tenant rule's reason, nothing queued.
+#[test]
+fn a_key_of_a_tenant_refers_no_one_outside_it() {
+    let (v, dir) = vault_with("tenant", custos_policy::BUILTIN_WEBEX_2010);
+    let referrer = v
+        .collect(
+            "website",
+            &registration("tenant.c027@example.com", &["account"]),
+        )
+        .unwrap();
+    let input = ReferralInput {
+        subject: referrer.to_string(),
+        name: "Tia Tenant".into(),
+        email: "tia-c027@friend.example".into(),
+        message: None,
+    };
+    let e = v
+        .refer(custos_vault::Actor::of_tenant("website", "acme"), &input)
+        .unwrap_err();
+    assert_eq!(e.code(), "subject_not_found");
+    let n = v.store().ledger_last_seq().unwrap();
+    let last = v.store().ledger_page(n, n).unwrap().remove(0).draft;
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.effect.as_str(),
+            last.reasons.as_str()
+        ),
+        ("referral", "refused", "subject_not_in_tenant")
+    );
+    assert!(v.claim_mail(10).unwrap().is_empty());
+    // The same key of no tenant: sent.
+    assert!(v.refer("website", &input).is_ok());
+    assert_eq!(v.claim_mail(10).unwrap().len(), 1);
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}
