@@ -19,6 +19,7 @@ pub mod consents;
 pub mod decisions;
 pub mod demo;
 pub mod export;
+pub mod inbound_mail;
 mod input;
 pub mod instruments;
 pub mod ledger;
@@ -31,6 +32,7 @@ pub mod pages;
 pub mod people;
 pub mod problem;
 pub mod records;
+pub mod referrals;
 pub mod requests;
 pub mod subjects;
 pub mod tls;
@@ -107,6 +109,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/privacy"),
     ("GET", "/.well-known/jwks.json"),
+    ("POST", "/v1/inbound-mail"),
+    ("POST", "/v1/referrals"),
 ];
 
 /// Limits of the server.
@@ -339,6 +343,8 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(pages::openapi))
         .route("/privacy", get(pages::privacy))
         .route("/.well-known/jwks.json", get(wellknown::jwks))
+        .route("/v1/inbound-mail", post(inbound_mail::intake))
+        .route("/v1/referrals", post(referrals::refer))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

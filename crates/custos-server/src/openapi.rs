@@ -59,6 +59,8 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::pages::openapi,
         crate::pages::privacy,
         crate::wellknown::jwks,
+        crate::inbound_mail::intake,
+        crate::referrals::refer,
     ),
     components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
 )]
@@ -400,6 +402,32 @@ pub fn document(policy: &Policy) -> Value {
         ("recipient", json!({"enum": recipients})),
         ("categories", json!({"pattern": category_list})),
     ];
+    // An inbound message's shape, as `custos_vault::from_addresses` checks it: header lines
+    // (`name: value`, a name of printable ASCII but `:`) or continuations, then optionally an
+    // empty line and the body; no NUL.
+    for media in crate::inbound_mail::MEDIA_TYPES {
+        let schema = [
+            "paths",
+            "/v1/inbound-mail",
+            "post",
+            "requestBody",
+            "content",
+            media,
+            "schema",
+        ];
+        set(
+            &mut doc,
+            &schema,
+            "pattern",
+            json!(crate::inbound_mail::SHAPE),
+        );
+        set(
+            &mut doc,
+            &schema,
+            "maxLength",
+            json!(custos_vault::MAX_INBOUND_MAIL / 4),
+        );
+    }
     let Some(Value::Object(paths)) = doc.get_mut("paths") else {
         return doc;
     };

@@ -373,6 +373,37 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "only an objection names a purpose",
     ),
     ("invalid_refusal_reason", 422, "no such refusal reason"),
+    // Inbound mail (unsubscribe by email) and referrals.
+    (
+        "invalid_header",
+        400,
+        "a mail header field is malformed or reserved",
+    ),
+    (
+        "invalid_message",
+        400,
+        "the body is not an RFC 5322 message",
+    ),
+    (
+        "missing_from",
+        422,
+        "the message has no sender address in `From`",
+    ),
+    (
+        "referral_not_offered",
+        403,
+        "the policy gives this accessor no way to send referrals",
+    ),
+    (
+        "exceeds_minimum_necessary",
+        403,
+        "the policy's limit for this accessor does not cover these categories",
+    ),
+    (
+        "subject_deactivated",
+        422,
+        "the subject's account is deactivated",
+    ),
     // The server.
     ("request_timeout", 503, "the request took too long"),
     ("internal_error", 500, "internal error"),

@@ -43,3 +43,8 @@ pub use vault::{
     Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
     communication_topics, jwks, parse_jwks, verify_receipt,
 };
+pub use vault::{
+    EMAIL_METHOD, INBOUND_MAIL, Intake, MAX_FROM_ADDRESSES, MAX_INBOUND_MAIL, MAX_REFERRAL_MESSAGE,
+    MAX_REFERRAL_NAME, MAX_REFERRALS_PER_DAY, REFERRAL, REFERRAL_CATEGORIES, Referral,
+    ReferralInput, from_addresses,
+};

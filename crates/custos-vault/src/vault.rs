@@ -21,9 +21,11 @@ use zeroize::Zeroizing;
 
 mod consent;
 mod export;
+mod inbound;
 mod instruments;
 mod mail;
 mod people;
+mod referral;
 mod requests;
 mod retention;
 mod rights;
@@ -37,6 +39,9 @@ pub use consent::{
     communication_topics, jwks, parse_jwks, verify_receipt,
 };
 pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue, READ_LEDGER};
+pub use inbound::{
+    EMAIL_METHOD, INBOUND_MAIL, Intake, MAX_FROM_ADDRESSES, MAX_INBOUND_MAIL, from_addresses,
+};
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
     MAX_ISSUER_CHARS, format_date_time,
@@ -48,6 +53,10 @@ pub use mail::{
 pub use people::{
     CODE_DIGITS, CODE_TTL, EMAIL_CATEGORY, MAX_CODE_ATTEMPTS, MAX_CODES_PER_HOUR, PERSON, Person,
     SESSION_PREFIX, SESSION_TTL, SignInRequest, SignedIn, SubjectOverview,
+};
+pub use referral::{
+    MAX_REFERRAL_MESSAGE, MAX_REFERRAL_NAME, MAX_REFERRALS_PER_DAY, REFERRAL, REFERRAL_CATEGORIES,
+    Referral, ReferralInput,
 };
 pub use requests::{
     Completion, MAX_REQUESTS_LISTED, PersonRequest, REFUSAL_REASONS, REQUEST_CHANNELS,

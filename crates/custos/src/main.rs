@@ -1,6 +1,7 @@
 //! The `custos` binary: a thin clap front over the Custos crates.
 
 mod instruments_cmd;
+mod mail_cmd;
 mod policy_cmd;
 mod receipt_cmd;
 mod requests_cmd;
@@ -56,6 +57,9 @@ enum Command {
     /// Check consent receipts offline.
     #[command(subcommand)]
     Receipt(receipt_cmd::ReceiptCommand),
+    /// Inbound mail: unsubscribe requests by email (`custos mail intake -` from the MTA).
+    #[command(subcommand)]
+    Mail(mail_cmd::MailCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +74,6 @@ fn main() -> ExitCode {
         Command::Subjects(cmd) => subjects_cmd::run(cmd),
         Command::Requests(cmd) => requests_cmd::run(cmd),
         Command::Receipt(cmd) => receipt_cmd::run(cmd),
+        Command::Mail(cmd) => mail_cmd::run(cmd),
     }
 }

@@ -53,7 +53,8 @@ pub enum RequestsCommand {
         /// `email_from_address_on_file`, `knowledge_based` or `document_checked`.
         #[arg(long)]
         verification: String,
-        /// The purpose objected to (`object` only).
+        /// The purpose objected to (`object` only; none: every communication topic, an
+        /// unsubscribe from promotional mail by letter or email).
         #[arg(long)]
         purpose: Option<String>,
         #[command(flatten)]

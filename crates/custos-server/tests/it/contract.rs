@@ -48,6 +48,8 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/privacy"),
     ("GET", "/.well-known/jwks.json"),
+    ("POST", "/v1/inbound-mail"),
+    ("POST", "/v1/referrals"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

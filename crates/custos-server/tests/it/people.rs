@@ -15,23 +15,23 @@ use crate::support::{Backend, TestApp};
 
 /// What the test SMTP server received in one session.
 #[derive(Debug, Default, Clone)]
-struct Received {
-    auth: Option<String>,
-    from: String,
-    to: Vec<String>,
-    data: String,
+pub(crate) struct Received {
+    pub(crate) auth: Option<String>,
+    pub(crate) from: String,
+    pub(crate) to: Vec<String>,
+    pub(crate) data: String,
 }
 
 /// A minimal SMTP server (RFC 5321: EHLO/HELO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP,
 /// QUIT) on a loopback port, one session at a time, recording what it received. With
 /// `busy`, it answers `451` to `MAIL FROM`, as a server that wants the client to retry.
-struct SmtpServer {
-    port: u16,
+pub(crate) struct SmtpServer {
+    pub(crate) port: u16,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl SmtpServer {
-    fn start(busy: bool) -> Self {
+    pub(crate) fn start(busy: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -104,14 +104,14 @@ impl SmtpServer {
         Self { port, received }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }
 
 /// One delivery pass, on a plain thread (the vault's PostgreSQL client must not run on the
 /// runtime).
-async fn deliver(vault: &Vault, transport: &Transport) -> usize {
+pub(crate) async fn deliver(vault: &Vault, transport: &Transport) -> usize {
     let from = sender("Custos <custos@test.invalid>").unwrap();
     std::thread::scope(|s| {
         s.spawn(|| deliver_due(vault, transport, &from).unwrap())

@@ -109,10 +109,12 @@ async fn staff_take_a_request_to_completion(backend: Backend) {
         .problem(404, "subject_not_found");
     let mut objection = erase_by_email(&bo);
     objection["kind"] = json!("object");
+    // No purpose is an unsubscribe from every topic (`unsubscribe.rs`); an unknown one is named.
+    objection["purpose"] = json!("marketting");
     let p = app
         .post("/v1/requests", Some(admin), &objection)
         .await
-        .problem(422, "purpose_required");
+        .problem(422, "unknown_purpose");
     assert_eq!(p["field"], "purpose");
 
     // Received, verified, completed: the subject is erased.

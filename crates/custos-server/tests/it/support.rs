@@ -488,6 +488,39 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// On PostgreSQL: every row of every table of the app's database (all schemas but the
+    /// system's), each as its text form, for the canary scans; `None` on SQLite.
+    pub fn postgres_rows(&self) -> Option<String> {
+        let url = with_db(&postgres_admin_url(), self.postgres_db.as_ref()?);
+        Some(
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let tables = c
+                    .query(
+                        "SELECT table_schema, table_name FROM information_schema.tables \
+                         WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+                         AND table_type = 'BASE TABLE'",
+                        &[],
+                    )
+                    .unwrap();
+                let mut out = String::new();
+                for t in tables {
+                    let (schema, table): (String, String) = (t.get(0), t.get(1));
+                    let sql = format!("SELECT t::text FROM \"{schema}\".\"{table}\" t");
+                    for row in c.query(sql.as_str(), &[]).unwrap() {
+                        out.push_str(&row.get::<_, String>(0));
+                        out.push('\n');
+                    }
+                }
+                out
+            })
+            .join()
+            .unwrap(),
+        )
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {

@@ -111,7 +111,8 @@ pub struct RequestInput {
     pub channel: String,
     /// One of [`VERIFICATIONS`]; `signed_in` exactly when the channel is `online`.
     pub verification: String,
-    /// The purpose objected to: required for `object`, refused for every other kind.
+    /// The purpose objected to, for `object` (none: every communication topic, an
+    /// unsubscribe from promotional mail); refused for every other kind.
     pub purpose: Option<String>,
 }
 
@@ -348,7 +349,11 @@ impl Vault {
     }
 
     /// The handler's ledger name if it is staff; else the refusal ledgered and `not_staff`.
-    fn request_staff_only<'a>(&self, by: RequestHandler<'a>, action: &str) -> Result<&'a str> {
+    pub(crate) fn request_staff_only<'a>(
+        &self,
+        by: RequestHandler<'a>,
+        action: &str,
+    ) -> Result<&'a str> {
         let actor = self.request_handler(by);
         if self.handles_requests(by) {
             return Ok(actor);
@@ -358,7 +363,13 @@ impl Vault {
         Err(e)
     }
 
-    fn request_refusal(&self, actor: &str, action: &str, subject: &str, code: &str) -> Result<()> {
+    pub(crate) fn request_refusal(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        code: &str,
+    ) -> Result<()> {
         let mut d = self.draft(actor, action, subject);
         d.effect = "refused".into();
         d.reasons = code.to_string();
@@ -465,13 +476,9 @@ impl Vault {
                     .map_err(|e| field_err("unknown_purpose", "purpose", e.message))?;
                 Some(p.clone())
             }
-            (None, RequestKind::Object) => {
-                return Err(field_err(
-                    "purpose_required",
-                    "purpose",
-                    "an `object` request names the purpose objected to",
-                ));
-            }
+            // An objection naming no purpose is an unsubscribe from promotional mail (C032,
+            // C033): every communication topic.
+            (None, RequestKind::Object) => None,
             (Some(_), _) => {
                 return Err(field_err(
                     "purpose_not_expected",
@@ -651,14 +658,7 @@ impl Vault {
         match kind {
             Some(RequestKind::Erase) => self.erase(actor, &subject()?).map(|()| None),
             Some(RequestKind::Deactivate) => self.deactivate(actor, &subject()?).map(|()| None),
-            Some(RequestKind::Object) => self
-                .object(
-                    actor,
-                    &subject()?,
-                    row.purpose.as_deref().unwrap_or(""),
-                    "request",
-                )
-                .map(|()| None),
+            Some(RequestKind::Object) => self.carry_out_objection(by, actor, row, &subject()?),
             Some(RequestKind::Access | RequestKind::Export) => {
                 self.export(requester, &subject()?).map(Some)
             }
@@ -680,6 +680,69 @@ impl Vault {
                 "the stored request has a kind this version does not know",
             )),
         }
+    }
+}
+
+impl Vault {
+    /// Completes an `object` request: through the consent machinery (a record with its
+    /// evidence, signed receipt and ledger entry), by the method its channel names
+    /// ([`channel_method`]): no purpose — an unsubscribe from promotional mail by email or
+    /// letter (C032, C033) — withdraws every communication topic that is on; a purpose of
+    /// basis consent or opt-out is withdrawn or objected to; a purpose of another basis
+    /// keeps the objection without a receipt ([`Vault::object`]), as before issue 14.
+    fn carry_out_objection(
+        &self,
+        by: RequestHandler<'_>,
+        actor: Actor<'_>,
+        row: &RequestRow,
+        subject: &SubjectId,
+    ) -> Result<Option<Export>> {
+        let method = channel_method(&row.channel);
+        let requester = match by {
+            RequestHandler::Operator => Requester::Operator,
+            RequestHandler::Accessor(a) => Requester::Staff(a.accessor),
+        };
+        let Some(purpose) = row.purpose.as_deref() else {
+            self.unsubscribe(by, std::slice::from_ref(subject), method)?;
+            return Ok(None);
+        };
+        let choosable = self
+            .policy
+            .purpose_id(purpose)
+            .ok()
+            .and_then(|p| self.policy.purpose(p))
+            .is_some_and(|p| {
+                matches!(
+                    p.basis,
+                    custos_policy::Basis::Consent | custos_policy::Basis::OptOut
+                )
+            });
+        if !choosable {
+            return self
+                .object(actor, subject, purpose, "request")
+                .map(|()| None);
+        }
+        let input = super::ConsentInput {
+            purpose: purpose.to_string(),
+            recipient: None,
+            given: false,
+            method: method.to_string(),
+            notice: self.policy.version().to_string(),
+        };
+        self.record_consent(requester, subject, &input)
+            .map(|_| None)
+    }
+}
+
+/// The consent method a request's channel records a choice with: `letter` by post (C033),
+/// `email_request` by email (C032), `verbal_recorded_by_staff` by phone, `settings_page`
+/// online.
+pub fn channel_method(channel: &str) -> &'static str {
+    match channel {
+        "letter" => "letter",
+        "email" => "email_request",
+        "phone" => "verbal_recorded_by_staff",
+        _ => "settings_page",
     }
 }
 

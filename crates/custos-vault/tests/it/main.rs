@@ -15,6 +15,7 @@ mod consent;
 mod embedded;
 mod instruments;
 mod people;
+mod referral;
 mod requests;
 mod rights;
 mod support;

@@ -437,13 +437,6 @@ pub fn requests_are_checked_field_by_field(h: Harness) {
         (
             RequestInput {
                 kind: "object".into(),
-                ..ok.clone()
-            },
-            ("purpose_required", Some("purpose")),
-        ),
-        (
-            RequestInput {
-                kind: "object".into(),
                 purpose: Some("marketting".into()),
                 ..ok.clone()
             },

@@ -7,6 +7,7 @@
     reason = "tests fail loudly on what they did not expect"
 )]
 
+mod mail;
 mod policy;
 mod scale_out;
 mod serve;
