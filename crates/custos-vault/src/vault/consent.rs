@@ -270,8 +270,11 @@ pub fn communication_topics(policy: &Policy) -> Vec<&PurposeInfo> {
 pub(crate) struct ClaimsCache {
     frame: OnceLock<ClaimsFrame>,
     /// Each purpose's entry, with the recipient a choice is about (if any).
-    purposes: RwLock<HashMap<(String, Option<String>), Arc<str>>>,
+    purposes: RwLock<HashMap<PurposeKey, Arc<str>>>,
 }
+
+/// A purpose's id and the recipient a choice is about.
+type PurposeKey = (String, Option<String>);
 
 /// The fixed fields of the claims, serialized in key order around the variable ones.
 #[derive(Debug)]

@@ -320,7 +320,7 @@ mod tests {
     fn a_signed_receipt_verifies_and_any_changed_byte_fails() {
         let signer = ReceiptSigner::new(&Secret::new([7; 32]));
         let jwks = jwks(&[signer.key().clone()]).to_string();
-        let jws = signer.sign(&claims());
+        let jws = signer.sign(claims().to_string().as_bytes());
         let ok = verify_receipt(&jws, &jwks).unwrap();
         assert_eq!(ok.kid, signer.key().kid);
         assert_eq!(ok.claims["collectionMethod"], "double_opt_in");
@@ -353,7 +353,8 @@ mod tests {
         let signer = ReceiptSigner::new(&Secret::new([7; 32]));
         let mut c = claims();
         c.as_object_mut().unwrap().remove("piiPrincipalId");
-        let e = verify_receipt(&signer.sign(&c), &jwks_of(&signer)).unwrap_err();
+        let e =
+            verify_receipt(&signer.sign(c.to_string().as_bytes()), &jwks_of(&signer)).unwrap_err();
         assert!(matches!(e, ReceiptError::Structure(_)), "{e:?}");
     }
 
