@@ -632,6 +632,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// how many it added (0 once the tree holds every entry). The vault calls it on open
     /// until it returns 0; an append also catches up first, in its own transaction.
     fn grow_ledger_tree(&self, limit: u64) -> Result<u64>;
+
+    /// What recording a person's choice checks, in one consistent read: the subject's
+    /// status, age and tenants, and in `values` one row per service holding a value about
+    /// them with only `service` and `role` set (no category, purposes or ciphertext); no
+    /// consents, no key. `None` when no such subject was ever collected. The default reads
+    /// the whole [`Store::subject_state`] (a superset).
+    fn subject_holders(&self, id: &str) -> Result<Option<SubjectState>> {
+        self.subject_state(id)
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -330,6 +330,8 @@ pub struct Vault {
     receipts: consent::ReceiptSigner,
     /// SHA-256 of the notice as `/privacy` serves it, hex; rendered on first need.
     notice_sha256: OnceLock<String>,
+    /// The parts of receipts' claims that do not change between receipts, serialized once.
+    receipt_parts: consent::ClaimsCache,
     /// The ledger's origin as a transparency log (`vault/tlog.rs`).
     origin: RwLock<String>,
     /// The last checkpoint signed for `ledger_checkpoint_cached`.
@@ -464,6 +466,7 @@ impl Vault {
             signer,
             receipts,
             notice_sha256: OnceLock::new(),
+            receipt_parts: consent::ClaimsCache::default(),
             purger,
             collector,
             consent_writer,

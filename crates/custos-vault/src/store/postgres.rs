@@ -1111,6 +1111,48 @@ impl Store for PostgresStore {
         Ok(state)
     }
 
+    fn subject_holders(&self, id: &str) -> Result<Option<SubjectState>> {
+        // As `subject_state`, without the values' ciphertext, the consent events or the
+        // key: part 0 the subject, part 1 its services, part 2 its tenants.
+        let rows = self.lock().query(
+            "SELECT 0::INT4, status, age FROM subjects WHERE id = $1
+             UNION ALL
+             SELECT DISTINCT 1, service, role FROM field_values WHERE subject = $1
+             UNION ALL
+             SELECT 2, tenant, NULL FROM subject_tenants WHERE subject = $1
+             ORDER BY 1, 2, 3",
+            &[&id],
+        )?;
+        let mut state: Option<SubjectState> = None;
+        for r in &rows {
+            match (r.get::<_, i32>(0), state.as_mut()) {
+                (0, _) => {
+                    state = Some(SubjectState {
+                        status: Status::parse(r.get(1)),
+                        age: Age::parse(r.get(2)),
+                        tenants: Vec::new(),
+                        values: Vec::new(),
+                        consents: Vec::new(),
+                        wrapped_dek: None,
+                    });
+                }
+                (1, Some(st)) => st.values.push(ValueRow {
+                    subject: id.to_string(),
+                    category: String::new(),
+                    ciphertext: Vec::new(),
+                    purposes: Vec::new(),
+                    notice: String::new(),
+                    service: r.get(1),
+                    role: r.get(2),
+                    time_ms: 0,
+                }),
+                (2, Some(st)) => st.tenants.push(r.get(1)),
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
     fn values(&self, subject: &str) -> Result<Vec<ValueRow>> {
         Ok(self
             .lock()

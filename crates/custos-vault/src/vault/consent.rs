@@ -21,7 +21,9 @@
 mod receipt;
 mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use custos_policy::{Basis, Policy, PurposeId, PurposeInfo};
 use serde_json::{Value, json};
@@ -262,6 +264,70 @@ pub fn communication_topics(policy: &Policy) -> Vec<&PurposeInfo> {
         .collect()
 }
 
+/// The parts of receipts' claims that do not change from one receipt to the next,
+/// serialized on first need: what is left of a receipt to write is the change's own fields.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimsCache {
+    frame: OnceLock<ClaimsFrame>,
+    /// Each purpose's entry, with the recipient a choice is about (if any).
+    purposes: RwLock<HashMap<PurposeKey, Arc<str>>>,
+}
+
+/// A purpose's id and the recipient a choice is about.
+type PurposeKey = (String, Option<String>);
+
+/// The fixed fields of the claims, serialized in key order around the variable ones.
+#[derive(Debug)]
+struct ClaimsFrame {
+    /// From `jurisdiction` to `piiPrincipalId`'s key.
+    to_principal: String,
+    /// From `policyUrl` to `services`' key.
+    to_services: String,
+    /// `spiCat`, `version` and the closing brace.
+    end: String,
+}
+
+/// Appends `s` as a JSON string.
+fn push_json(out: &mut String, s: &str) {
+    // Writing JSON into a String cannot fail.
+    let _ = serde_json::to_writer(StringWriter(out), s);
+}
+
+/// A receipt's entry for one service: `{"purposes":[PURPOSE],"service":NAME}`.
+fn push_service(out: &mut String, service: &str, purpose: &str) {
+    out.push_str(r#"{"purposes":["#);
+    out.push_str(purpose);
+    out.push_str(r#"],"service":"#);
+    push_json(out, service);
+    out.push('}');
+}
+
+/// `io::Write` into a `String`, for what serde_json writes (always UTF-8).
+struct StringWriter<'a>(&'a mut String);
+
+impl std::io::Write for StringWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let s = std::str::from_utf8(buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.0.push_str(s);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How much of a subject's state a check reads.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// [`crate::store::Store::subject_state`]: preferences need the consent events.
+    Full,
+    /// [`crate::store::Store::subject_holders`]: a change needs who holds the person, its
+    /// status and tenants (its receipt names the services), not the events before it.
+    Holders,
+}
+
 fn field(code: &'static str, field: &str, message: impl Into<String>) -> Error {
     Error::InvalidField {
         code,
@@ -288,21 +354,26 @@ impl Vault {
 
     /// The subject `by` may record choices for, with its state; anything else is ledgered
     /// (`action`, refused, the reason) and answered [`Error::SubjectNotFound`].
+    /// With `Load::Holders` the state is [`crate::store::Store::subject_holders`]'s: no
+    /// consents, and values that name only their service and role.
     fn chooser_subject(
         &self,
         by: ConsentBy<'_>,
         action: &str,
         subject: &SubjectId,
+        load: Load,
     ) -> Result<SubjectState> {
+        let load = |id: &SubjectId| match load {
+            Load::Full => self.store.subject_state(id.as_str()),
+            Load::Holders => self.store.subject_holders(id.as_str()),
+        };
         let state = match by {
             ConsentBy::Requester(r) => {
                 self.requested_subject(r, action, subject)?;
-                self.store.subject_state(subject.as_str())?
+                load(subject)?
             }
             ConsentBy::Holder(actor) => {
-                let state = self
-                    .store
-                    .subject_state(subject.as_str())?
+                let state = load(subject)?
                     .filter(|s| s.status != Status::Erased && s.age != Age::UnderMinimum);
                 let held = state
                     .as_ref()
@@ -491,7 +562,7 @@ impl Vault {
         subject: &SubjectId,
         input: &ConsentInput,
     ) -> Result<(SubjectState, &PurposeInfo)> {
-        let state = self.chooser_subject(by, CONSENT, subject)?;
+        let state = self.chooser_subject(by, CONSENT, subject, Load::Holders)?;
         let checked = self
             .choosable(&input.purpose)
             .and_then(|(_, info)| self.check_choice(input, info).map(|()| info));
@@ -561,7 +632,22 @@ impl Vault {
             time_ms,
             &receipt_id,
         );
-        let receipt = self.receipts.sign(&claims);
+        debug_assert_eq!(
+            serde_json::from_str::<Value>(&claims).ok(),
+            Some(self.receipt_claims_value(
+                subject,
+                state,
+                info,
+                input,
+                kind,
+                given,
+                &actor,
+                time_ms,
+                &receipt_id,
+            )),
+            "the claims written from their cached parts are the claims"
+        );
+        let receipt = self.receipts.sign(claims.as_bytes());
         let row = ConsentRow {
             subject: subject.as_str().to_string(),
             purpose: info.id.clone(),
@@ -581,10 +667,223 @@ impl Vault {
         Ok((row, d, receipt))
     }
 
-    /// The receipt's claims: the Kantara v1.1 fields, mapped from the policy, and `custos`,
-    /// the change itself. Names the subject by id only.
+    /// The receipt's claims as JSON ([`Vault::receipt_claims_value`], keys in order, no
+    /// whitespace), written from the parts that do not change between receipts — the
+    /// controller, policy and key, and each purpose's entry — serialized once
+    /// ([`ClaimsCache`]), and the change's own fields.
     #[expect(clippy::too_many_arguments, reason = "one receipt's parts, each named")]
     fn receipt_claims(
+        &self,
+        subject: &SubjectId,
+        state: &SubjectState,
+        info: &PurposeInfo,
+        input: &ConsentInput,
+        kind: &str,
+        given: bool,
+        actor: &str,
+        time_ms: i64,
+        receipt_id: &str,
+    ) -> String {
+        let frame = self.receipt_parts.frame.get_or_init(|| self.claims_frame());
+        let purpose = self.receipt_purpose(info, input.recipient.as_deref());
+        let mut out = String::with_capacity(1536);
+        let seconds = time_ms.div_euclid(1000);
+        out.push_str(r#"{"collectionMethod":"#);
+        push_json(&mut out, &input.method);
+        out.push_str(r#","consentReceiptID":"#);
+        push_json(&mut out, receipt_id);
+        out.push_str(r#","consentTimestamp":"#);
+        let _ = write!(out, "{seconds}");
+        out.push_str(r#","custos":{"actor":"#);
+        push_json(&mut out, actor);
+        out.push_str(r#","choice":"#);
+        out.push_str(if input.given { r#""yes""# } else { r#""no""# });
+        out.push_str(r#","given":"#);
+        out.push_str(if given { "true" } else { "false" });
+        out.push_str(r#","kind":"#);
+        push_json(&mut out, kind);
+        out.push_str(r#","notice":"#);
+        push_json(&mut out, &input.notice);
+        out.push_str(r#","noticeSha256":"#);
+        push_json(&mut out, self.notice_sha256());
+        out.push_str(r#","purposeId":"#);
+        push_json(&mut out, &info.id);
+        out.push_str(r#","recipient":"#);
+        match &input.recipient {
+            Some(r) => push_json(&mut out, r),
+            None => out.push_str("null"),
+        }
+        out.push_str(r#"},"iat":"#);
+        let _ = write!(out, "{seconds}");
+        out.push_str(r#","jti":"#);
+        push_json(&mut out, receipt_id);
+        out.push_str(&frame.to_principal);
+        push_json(&mut out, subject.as_str());
+        out.push_str(&frame.to_services);
+        out.push('[');
+        let services: BTreeSet<&str> = state.values.iter().map(|v| v.service.as_str()).collect();
+        if services.is_empty() {
+            push_service(&mut out, &self.policy.header().title, &purpose);
+        } else {
+            for (i, s) in services.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_service(&mut out, s, &purpose);
+            }
+        }
+        out.push(']');
+        out.push_str(&frame.end);
+        out
+    }
+
+    /// The claims' fields that are the same in every receipt, serialized.
+    fn claims_frame(&self) -> ClaimsFrame {
+        let Value::Object(fixed) = self.fixed_claims() else {
+            unreachable!("the fixed claims are an object")
+        };
+        let pair = |out: &mut String, key: &str| {
+            out.push(',');
+            push_json(out, key);
+            out.push(':');
+            out.push_str(&fixed.get(key).map(Value::to_string).unwrap_or_default());
+        };
+        let mut to_principal = String::new();
+        for key in ["jurisdiction", "language", "piiControllers"] {
+            pair(&mut to_principal, key);
+        }
+        to_principal.push_str(r#","piiPrincipalId":"#);
+        let mut to_services = String::new();
+        for key in ["policyUrl", "publicKey", "sensitive"] {
+            pair(&mut to_services, key);
+        }
+        to_services.push_str(r#","services":"#);
+        let mut end = String::new();
+        for key in ["spiCat", "version"] {
+            pair(&mut end, key);
+        }
+        end.push('}');
+        ClaimsFrame {
+            to_principal,
+            to_services,
+            end,
+        }
+    }
+
+    /// A receipt's entry for `info` (and `recipient`), serialized; made once per pair.
+    fn receipt_purpose(&self, info: &PurposeInfo, recipient: Option<&str>) -> Arc<str> {
+        let key = (info.id.clone(), recipient.map(str::to_string));
+        let cache = &self.receipt_parts.purposes;
+        if let Some(p) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return p;
+        }
+        let made: Arc<str> = self.purpose_claims(info, recipient).to_string().into();
+        if let Ok(mut c) = cache.write() {
+            // Bounded: the policy's purposes, each with no recipient or one it declares
+            // (`check_choice` refused any other before this).
+            c.insert(key, Arc::clone(&made));
+        }
+        made
+    }
+
+    /// The claims' fields that are the same in every receipt of this vault.
+    fn fixed_claims(&self) -> Value {
+        let policy = &self.policy;
+        let file = policy.file();
+        let header = policy.header();
+        let contacts = file.contacts.as_ref();
+        let email = contacts
+            .and_then(|c| c.privacy_email.as_ref())
+            .map(|e| e.get_ref().clone())
+            .unwrap_or_default();
+        let address = contacts
+            .map(|c| c.postal_address.join(", "))
+            .unwrap_or_default();
+        // Whom to write to: the postal address's `Attn:` line, else the controller.
+        let contact = contacts
+            .and_then(|c| {
+                c.postal_address
+                    .iter()
+                    .find_map(|l| l.strip_prefix("Attn:").map(str::trim))
+            })
+            .unwrap_or(header.controller.as_str())
+            .to_string();
+        let jurisdiction = file
+            .region
+            .iter()
+            .map(|r| r.id.get_ref().to_ascii_uppercase())
+            .find(|r| r.len() == 2)
+            .unwrap_or_else(|| "worldwide".into());
+        json!({
+            "version": RECEIPT_VERSION,
+            "jurisdiction": jurisdiction,
+            "publicKey": self.receipts.key().x,
+            "language": "en",
+            "piiControllers": [{
+                "piiController": header.controller,
+                "onBehalf": false,
+                "contact": contact,
+                "address": address,
+                "email": email,
+                "phone": "",
+            }],
+            "policyUrl": format!("urn:custos:policy:{}:{}", policy.id(), policy.version()),
+            "sensitive": false,
+            "spiCat": [],
+        })
+    }
+
+    /// A receipt's entry for a purpose (and the recipient a choice is about).
+    fn purpose_claims(&self, info: &PurposeInfo, recipient: Option<&str>) -> Value {
+        let policy = &self.policy;
+        let pid = policy.purpose_id(&info.id).ok();
+        // The categories the policy lets anyone use for the purpose: every accessor's limit
+        // for it, and the recipient's allowance.
+        let mut categories = BTreeSet::new();
+        if let Some(pid) = pid {
+            for a in policy.accessors() {
+                if let Some(set) = a.limits.get(pid.index()).copied().flatten() {
+                    categories.extend(policy.category_names(set));
+                }
+            }
+            for r in policy.recipients() {
+                if recipient.is_none_or(|x| x == r.id) {
+                    if let Some(set) = r.allows.get(pid.index()).copied().flatten() {
+                        categories.extend(policy.category_names(set));
+                    }
+                }
+            }
+        }
+        let root = {
+            let mut p = info;
+            while let Some(parent) = p.parent.and_then(|x| policy.purpose(x)) {
+                p = parent;
+            }
+            p.name.clone()
+        };
+        let third_party = recipient
+            .and_then(|r| policy.recipient_id(r).ok())
+            .and_then(|r| policy.recipient(r));
+        let mut purpose = json!({
+            "purpose": info.name,
+            "purposeCategory": [root],
+            "consentType": if info.basis == Basis::Consent { "EXPLICIT" } else { "IMPLICIT" },
+            "piiCategory": categories.into_iter().collect::<Vec<_>>(),
+            "primaryPurpose": false,
+            "termination": "until the person withdraws consent or objects, which takes effect for the next decision",
+            "thirdPartyDisclosure": info.requires_recipient || third_party.is_some(),
+        });
+        if let (Some(r), Some(obj)) = (third_party, purpose.as_object_mut()) {
+            obj.insert("thirdPartyName".into(), json!(r.name));
+        }
+        purpose
+    }
+
+    /// The receipt's claims: the Kantara v1.1 fields, mapped from the policy, and `custos`,
+    /// the change itself. Names the subject by id only. What [`Vault::receipt_claims`]
+    /// writes, built as a value (debug builds check that the two agree).
+    #[expect(clippy::too_many_arguments, reason = "one receipt's parts, each named")]
+    fn receipt_claims_value(
         &self,
         subject: &SubjectId,
         state: &SubjectState,
@@ -718,7 +1017,7 @@ impl Vault {
         subject: &SubjectId,
     ) -> Result<Vec<Consent>> {
         let by = by.into();
-        self.chooser_subject(by, READ_CONSENTS, subject)?;
+        self.chooser_subject(by, READ_CONSENTS, subject, Load::Holders)?;
         let mut d = self.draft(&by.actor(self), READ_CONSENTS, subject.as_str());
         d.effect = "permit".into();
         self.record(d)?;
@@ -743,7 +1042,7 @@ impl Vault {
         subject: &SubjectId,
     ) -> Result<Vec<Preference>> {
         let by = by.into();
-        let state = self.chooser_subject(by, READ_CONSENTS, subject)?;
+        let state = self.chooser_subject(by, READ_CONSENTS, subject, Load::Full)?;
         let mut d = self.draft(&by.actor(self), READ_CONSENTS, subject.as_str());
         d.effect = "permit".into();
         self.record(d)?;
@@ -781,7 +1080,7 @@ impl Vault {
         method: &str,
     ) -> Result<Vec<ConsentChange>> {
         let by = by.into();
-        let state = self.chooser_subject(by, CONSENT, subject)?;
+        let state = self.chooser_subject(by, CONSENT, subject, Load::Full)?;
         let known = self.communication_topics();
         let mut plan = Vec::new();
         for (name, on) in topics {

@@ -22,7 +22,7 @@ pub use crate::consent::{
     consent_begun_is_answered_once_durable, consent_takes_effect_for_the_next_decision,
     objection_by_choice_and_its_withdrawal, only_a_holder_records_a_persons_choice,
     partner_consent_is_for_its_recipient, preferences_are_consent_records,
-    what_is_not_consent_is_refused,
+    subject_holders_is_what_a_change_checks, what_is_not_consent_is_refused,
 };
 pub use crate::instruments::{
     legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,

@@ -485,3 +485,77 @@ pub fn consent_begun_is_answered_once_durable(h: Harness) {
     assert!(matches!(e, Error::SubjectNotFound), "{e:?}");
     assert!(rx.recv().is_err(), "done was called for a refused change");
 }
+
+/// `Store::subject_holders`, what a consent change checks: the status, age and tenants of
+/// `Store::subject_state` and each service holding a value, once — not the sealed values, the
+/// consent events or the key; `None` for a subject never collected; an erased subject keeps
+/// its status and nothing else. The receipt names the services it read.
+pub fn subject_holders_is_what_a_change_checks(h: Harness) {
+    use custos_vault::store::Status;
+    let v = h.vault();
+    let store = v.store();
+    let none = "00000000-0000-4000-8000-000000000000";
+    assert_eq!(store.subject_holders(none).unwrap(), None);
+    let ann = v
+        .collect(
+            "website",
+            &registration(
+                "holders@example.com",
+                &["account", "marketing.announcements"],
+            ),
+        )
+        .unwrap();
+    let change = v
+        .record_consent(
+            "website",
+            &ann,
+            &choice("surveys", true, "checkbox_unticked"),
+        )
+        .unwrap();
+    let full = store.subject_state(ann.as_str()).unwrap().unwrap();
+    let brief = store.subject_holders(ann.as_str()).unwrap().unwrap();
+    assert_eq!(
+        (brief.status, brief.age, &brief.tenants),
+        (full.status, full.age, &full.tenants)
+    );
+    let mut services: Vec<(&str, &str)> = full
+        .values
+        .iter()
+        .map(|x| (x.service.as_str(), x.role.as_str()))
+        .collect();
+    services.sort_unstable();
+    services.dedup();
+    let held: Vec<(&str, &str)> = brief
+        .values
+        .iter()
+        .map(|x| (x.service.as_str(), x.role.as_str()))
+        .collect();
+    assert_eq!(held, services);
+    assert!(
+        full.values.len() > brief.values.len(),
+        "one row per service"
+    );
+    assert!(!full.consents.is_empty() && full.wrapped_dek.is_some());
+    assert!(brief.consents.is_empty() && brief.wrapped_dek.is_none());
+    assert!(brief.values.iter().all(|x| x.ciphertext.is_empty()));
+    let claims = verify_receipt(&change.receipt, &jwks_of(v)).unwrap().claims;
+    let named: Vec<&str> = claims["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["website"]);
+    // A person of a tenant: the tenants read are the state's.
+    let ari = v
+        .collect("meeting-center", &attendee("Ari", "ari@acme.example"))
+        .unwrap();
+    let full = store.subject_state(ari.as_str()).unwrap().unwrap();
+    let brief = store.subject_holders(ari.as_str()).unwrap().unwrap();
+    assert!(!brief.tenants.is_empty());
+    assert_eq!(brief.tenants, full.tenants);
+    v.erase("operator", &ann).unwrap();
+    let erased = store.subject_holders(ann.as_str()).unwrap().unwrap();
+    assert_eq!(erased.status, Status::Erased);
+    assert!(erased.values.is_empty() && erased.tenants.is_empty());
+}

@@ -97,6 +97,7 @@ macro_rules! conformance {
                 partner_consent_is_for_its_recipient,
                 preferences_are_consent_records,
                 consent_begun_is_answered_once_durable,
+                subject_holders_is_what_a_change_checks,
             );
         }
     };
