@@ -59,6 +59,10 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::pages::openapi,
         crate::pages::privacy,
         crate::wellknown::jwks,
+        crate::mailings::send,
+        crate::mailings::show,
+        crate::mailings::page_get,
+        crate::mailings::unsubscribe,
     ),
     components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
 )]
@@ -168,6 +172,20 @@ pub fn document(policy: &Policy) -> Value {
         vec![s[0], s[1], schema, "properties", p]
     };
     set(&mut doc, &prop("Collection", "service"), "enum", services);
+    // A mailing's purpose: one people can leave (basis consent or opt-out, no recipient).
+    let mailable = strings(
+        policy
+            .purposes()
+            .iter()
+            .filter(|p| matches!(p.basis, Basis::Consent | Basis::OptOut) && !p.requires_recipient)
+            .map(|p| p.id.as_str()),
+    );
+    set(
+        &mut doc,
+        &prop("MailingRequest", "purpose"),
+        "enum",
+        mailable,
+    );
     set(&mut doc, &prop("Collection", "role"), "enum", roles);
     set(
         &mut doc,

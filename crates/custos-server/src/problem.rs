@@ -373,6 +373,26 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "only an objection names a purpose",
     ),
     ("invalid_refusal_reason", 422, "no such refusal reason"),
+    // Mailings and the one-click unsubscribe.
+    (
+        "mailing_not_allowed",
+        403,
+        "the policy does not let this accessor mail people for this purpose",
+    ),
+    (
+        "not_a_mailing_purpose",
+        422,
+        "a mailing is for a purpose people can leave, which some accessor may mail for",
+    ),
+    (
+        "invalid_subject",
+        422,
+        "a subject line is one line of 1 to 998 bytes",
+    ),
+    ("invalid_text", 422, "the text of a mailing is not valid"),
+    ("invalid_html", 422, "the html of a mailing is not valid"),
+    ("mailing_not_found", 404, "no such mailing"),
+    ("invalid_token", 404, "the unsubscribe link is not valid"),
     // The server.
     ("request_timeout", 503, "the request took too long"),
     ("internal_error", 500, "internal error"),

@@ -43,3 +43,6 @@ pub use vault::{
     Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
     communication_topics, jwks, parse_jwks, verify_receipt,
 };
+pub use vault::{
+    MailingBy, MailingInfo, MailingInput, MailingSent, UnsubscribeToken, Unsubscribed,
+};

@@ -14,6 +14,7 @@ mod cases;
 mod consent;
 mod embedded;
 mod instruments;
+mod mailings;
 mod people;
 mod requests;
 mod rights;
@@ -96,6 +97,11 @@ macro_rules! conformance {
                 partner_consent_is_for_its_recipient,
                 preferences_are_consent_records,
                 consent_begun_is_answered_once_durable,
+                c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
+                c031_html_mailings_carry_the_footer_too,
+                unsubscribe_tokens_cannot_be_forged_or_moved,
+                only_entitled_senders_mail,
+                mailings_count_the_excluded_and_store_nothing_in_plaintext,
             );
         }
     };
