@@ -392,6 +392,21 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("invalid_text", 422, "the text of a mailing is not valid"),
     ("invalid_html", 422, "the html of a mailing is not valid"),
     ("mailing_not_found", 404, "no such mailing"),
+    (
+        "no_email_category",
+        422,
+        "the policy declares no `contact.email` to mail people at",
+    ),
+    (
+        "invalid_header",
+        422,
+        "a message's header field is not valid",
+    ),
+    (
+        "invalid_public_url",
+        500,
+        "the server's public url (`--public-url`) is not valid",
+    ),
     ("invalid_token", 404, "the unsubscribe link is not valid"),
     // The server.
     ("request_timeout", 503, "the request took too long"),

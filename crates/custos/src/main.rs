@@ -1,6 +1,7 @@
 //! The `custos` binary: a thin clap front over the Custos crates.
 
 mod instruments_cmd;
+mod mailings_cmd;
 mod policy_cmd;
 mod receipt_cmd;
 mod requests_cmd;
@@ -56,6 +57,9 @@ enum Command {
     /// Check consent receipts offline.
     #[command(subcommand)]
     Receipt(receipt_cmd::ReceiptCommand),
+    /// Send a mailing to the people eligible for its purpose.
+    #[command(subcommand)]
+    Mailings(mailings_cmd::MailingsCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +74,6 @@ fn main() -> ExitCode {
         Command::Subjects(cmd) => subjects_cmd::run(cmd),
         Command::Requests(cmd) => requests_cmd::run(cmd),
         Command::Receipt(cmd) => receipt_cmd::run(cmd),
+        Command::Mailings(cmd) => mailings_cmd::run(cmd),
     }
 }
