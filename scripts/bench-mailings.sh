@@ -13,13 +13,13 @@
 #      unsubscribes recorded per second (each an objection with its ledger entry and signed
 #      receipt), p50, p99.
 # Usage: scripts/bench-mailings.sh
-# Env: RECIPIENTS, UNSUB, UNSUB_DURATION (default 5s), CONNS (default 16); CUSTOS_BIN=PATH
+# Env: RECIPIENTS, UNSUB, UNSUB_DURATION (default 2s), CONNS (default 16); CUSTOS_BIN=PATH
 # to run a given binary; CUSTOS_BENCH_DATABASE_URL=postgres://…/postgres for PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECIPIENTS=${RECIPIENTS:-100000}
 UNSUB=${UNSUB:-20000}
-UNSUB_DURATION=${UNSUB_DURATION:-5s}
+UNSUB_DURATION=${UNSUB_DURATION:-2s}
 CONNS=${CONNS:-16}
 PORT=${PORT:-18184}
 if [ -n "${CUSTOS_BIN:-}" ]; then
@@ -72,10 +72,12 @@ start() {
   MARKETING=$(grep '^marketing:' "$DATA/keys.txt" | cut -d' ' -f2)
 }
 
-# register N: N people registered through the website for marketing.announcements; each wrk
-# thread stops once its share is collected.
+# register N: N people registered through the website for marketing.announcements. Each wrk
+# thread stops sending once its share is collected and says so in a file; wrk is then
+# stopped (its -d is only a bound).
 register() {
   local n=$1 threads=2
+  rm -f "$WORK"/registered-*
   cat >"$WORK/register.lua" <<LUA
 local counter = 0
 function setup(thread)
@@ -94,11 +96,24 @@ function request()
 end
 function response(status, headers, body)
   if status == 201 then done = done + 1 end
-  if done >= want then wrk.thread:stop() end
+  if done == want then
+    local f = io.open("$WORK/registered-" .. me, "w")
+    f:write(done)
+    f:close()
+    wrk.thread:stop()
+  end
 end
 LUA
-  wrk -t$threads -c32 -d600s -s "$WORK/register.lua" "$URL" >"$WORK/register.txt"
-  awk '/requests in/ {printf "   %s collections in %s\n", $1, $4}' "$WORK/register.txt"
+  local t0=$SECONDS
+  wrk -t$threads -c32 -d1200s -s "$WORK/register.lua" "$URL" >"$WORK/register.txt" &
+  local wrk_pid=$!
+  while [ "$(find "$WORK" -name 'registered-*' | wc -l)" -lt "$threads" ]; do
+    kill -0 "$wrk_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" || true
+  echo "   $n people registered in $((SECONDS - t0)) s"
 }
 
 mailing() {
@@ -121,7 +136,7 @@ read -r code secs <<<"$(mailing)"
 echo "   mailing: HTTP $code in ${secs} s"
 want=$(grep -o '"recipients":[0-9]*' "$WORK/mailing.json" | cut -d: -f2)
 for _ in $(seq 600); do
-  have=$(find "$DATA/outbox" -name '*.eml' 2>/dev/null | wc -l)
+  have=$( (find "$DATA/outbox" -name '*.eml' 2>/dev/null || true) | wc -l)
   [ "$have" -ge "$want" ] && break
   sleep 0.5
 done
