@@ -27,16 +27,16 @@ pub struct MailingRequest {
     /// recipient), which the policy lets the caller use `contact.email` for (or staff).
     pub purpose: Name,
     /// The subject line: one line, at most 998 bytes.
-    #[schema(min_length = 1, max_length = 240)]
+    #[schema(min_length = 1, max_length = 998)]
     pub subject: String,
     /// The body, plain text (at most 61,440 bytes); the unsubscribe instructions are added at
     /// its end.
-    #[schema(min_length = 1, max_length = 15000)]
+    #[schema(min_length = 1, max_length = 61440)]
     pub text: String,
     /// An HTML body besides the text, if any (the message is then `multipart/alternative`);
     /// the unsubscribe instructions are added to it too.
     #[serde(default, deserialize_with = "crate::input::present")]
-    #[schema(min_length = 1, max_length = 15000, nullable = false)]
+    #[schema(min_length = 1, max_length = 61440, nullable = false)]
     pub html: Option<String>,
 }
 

@@ -29,6 +29,7 @@ pub use crate::instruments::{
     only_staff_register_instruments,
 };
 pub use crate::mailings::{
+    a_tenant_bound_mailing_reaches_only_its_tenant,
     c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
     c031_html_mailings_carry_the_footer_too,
     mailings_count_the_excluded_and_store_nothing_in_plaintext, only_entitled_senders_mail,

@@ -442,3 +442,90 @@ pub fn mailings_count_the_excluded_and_store_nothing_in_plaintext(h: Harness) {
     assert_eq!(m.mail.to, canary);
     assert_eq!(m.mail.subject, subject_canary);
 }
+
+/// A tenant-bound key's mailing reaches only its tenant's people, and counts no one else.
+/// The builtin policy lets no tenant-bound accessor mail people, so this case adds one: a
+/// customer's announcements service, disclosing to a recipient of kind `customer`.
+pub fn a_tenant_bound_mailing_reaches_only_its_tenant(mut h: Harness) {
+    let text = format!(
+        "{}\n{}",
+        custos_policy::BUILTIN_WEBEX_2010,
+        r#"
+[[recipient]]
+id = "customer-news"
+name = "Customer's announcements"
+kind = "customer"
+description = "A business customer mailing its own people."
+clauses = ["C067"]
+
+[[recipient.allow]]
+purpose = "marketing.announcements"
+categories = ["contact.email"]
+clauses = ["C067"]
+
+[[accessor]]
+id = "customer-mailer"
+name = "Customer's announcements service"
+recipient = "customer-news"
+purposes = ["marketing.announcements"]
+clauses = ["C067"]
+
+[[accessor.limit]]
+purpose = "marketing.announcements"
+categories = ["contact.email"]
+clauses = ["C067"]
+"#
+    );
+    let policy = std::sync::Arc::new(
+        custos_policy::Policy::from_str("tenant-mailer", &text).unwrap_or_else(|d| panic!("{d}")),
+    );
+    h.close();
+    let v = Vault::open(h.store().unwrap(), policy, h.kek.clone()).unwrap();
+    for (email, tenant) in [
+        ("ann@acme.example", Some("acme")),
+        ("bob@globex.example", Some("globex")),
+        ("carl@example.com", None),
+    ] {
+        let mut r = registration(email, &["account", "marketing.announcements"]);
+        r.tenant = tenant.map(str::to_string);
+        v.collect("website", &r).unwrap();
+    }
+    let sent = v
+        .send_mailing(
+            Actor::of_tenant("customer-mailer", "acme"),
+            &mailing("marketing.announcements"),
+            BASE,
+        )
+        .unwrap();
+    assert_eq!(sent.recipients, 1, "{sent:?}");
+    assert!(sent.excluded.is_empty(), "{sent:?}");
+    let mails = queued(&v);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].mail.to, "ann@acme.example");
+    // The tenant's people only are in its mailing's ledger entries.
+    let decided = entries(&v)
+        .into_iter()
+        .filter(|d| d.action == "mail" && d.reasons.contains(&sent.mailing))
+        .count();
+    assert_eq!(decided, 1);
+    // The key of another tenant reaches its own; the marketing key of no tenant, all three.
+    let globex = v
+        .send_mailing(
+            Actor::of_tenant("customer-mailer", "globex"),
+            &mailing("marketing.announcements"),
+            BASE,
+        )
+        .unwrap();
+    assert_eq!(globex.recipients, 1);
+    assert_eq!(queued(&v)[0].mail.to, "bob@globex.example");
+    // A key of that accessor's tenant cannot see the other tenant's mailing.
+    assert!(
+        v.mailing(Actor::of_tenant("customer-mailer", "globex"), &sent.mailing)
+            .unwrap()
+            .is_none()
+    );
+    let all = v
+        .send_mailing("marketing", &mailing("marketing.announcements"), BASE)
+        .unwrap();
+    assert_eq!(all.recipients, 3);
+}

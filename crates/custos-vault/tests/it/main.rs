@@ -102,6 +102,7 @@ macro_rules! conformance {
                 unsubscribe_tokens_cannot_be_forged_or_moved,
                 only_entitled_senders_mail,
                 mailings_count_the_excluded_and_store_nothing_in_plaintext,
+                a_tenant_bound_mailing_reaches_only_its_tenant,
             );
         }
     };
