@@ -318,3 +318,36 @@ async fn mailing_and_unsubscribe_attacks_sqlite() {
 async fn mailing_and_unsubscribe_attacks_postgres() {
     mailing_and_unsubscribe_attacks(Backend::Postgres).await;
 }
+
+/// C031 with an HTML body: the `.eml` is `multipart/alternative`, and both parts end with the
+/// unsubscribe instructions.
+#[tokio::test]
+async fn c031_html_mailing_is_multipart_with_the_footer_in_both_parts() {
+    let app = TestApp::spawn_requests(Backend::Sqlite).await;
+    register(&app, "hana@example.com").await;
+    let r = app
+        .post(
+            "/v1/mailings",
+            Some(app.key("marketing")),
+            &json!({"purpose": "marketing.announcements", "subject": "News",
+                    "text": "Plain news.", "html": "<p>HTML news.</p>"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mails = deliver(&app);
+    assert_eq!(mails.len(), 1);
+    let eml = &mails[0];
+    assert!(
+        field(eml, "Content-Type").is_some_and(|c| c.starts_with("multipart/alternative")),
+        "{eml}"
+    );
+    // Both parts, as the worker encodes them (quoted-printable soft breaks removed).
+    let body = eml.replace("=\r\n", "");
+    assert!(
+        body.contains("Plain news.") && body.contains("HTML news."),
+        "{body}"
+    );
+    assert!(body.matches("unsubscribe@webex.com").count() >= 2, "{body}");
+    assert!(body.matches("3979 Freedom Circle").count() >= 2, "{body}");
+    assert!(field(eml, "List-Unsubscribe-Post").is_some());
+}
