@@ -1,7 +1,8 @@
 //! A small synthetic WebEx world for `custos serve --demo`: a customer tenant with a meeting
 //! host and two attendees (through Meeting Center), a Connect user with chat history and
 //! contacts, a Mail user; and an API key for each demo accessor (the `customer-admin` key
-//! acts for the demo tenant, `acme-corp`). Every person is invented.
+//! acts for the demo tenant, `acme-corp`); and a website registrant who gets the
+//! `marketing.announcements` mailings. Every person is invented.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +80,13 @@ pub fn load(vault: &Vault) -> custos_vault::Result<World> {
     } else {
         populate(vault)?
     };
+    // A newsletter reader of the website, who registered for service announcements (a
+    // mailing's audience: `POST /v1/mailings`); added to a demo world made before them.
+    let reader = match vault.find_by_identifier("contact.email", SUBSCRIBER.1)? {
+        Some(id) => id,
+        None => subscribe(vault)?,
+    };
+    w.subjects.push((SUBSCRIBER.0.to_string(), reader));
     for a in ACCESSORS {
         if vault.policy().accessor_id(a).is_ok() {
             // An accessor acting for a business customer (`customer-admin`) gets a key of
@@ -89,6 +97,25 @@ pub fn load(vault: &Vault) -> custos_vault::Result<World> {
         }
     }
     Ok(w)
+}
+
+/// The demo's website registrant: who, and their email.
+const SUBSCRIBER: (&str, &str) = ("website subscriber", "wes@example.org");
+
+fn subscribe(vault: &Vault) -> custos_vault::Result<SubjectId> {
+    let mut input = person(
+        "website",
+        "account-holder",
+        &["account", "marketing.announcements"],
+        vault.policy().version(),
+        &[
+            ("contact.name", "Wes Website"),
+            ("contact.email", SUBSCRIBER.1),
+        ],
+    );
+    // A person of no business customer.
+    input.tenant = None;
+    vault.collect("website", &input)
 }
 
 fn populate(vault: &Vault) -> custos_vault::Result<World> {

@@ -24,6 +24,7 @@ mod input;
 pub mod instruments;
 pub mod ledger;
 pub mod mail;
+pub mod mailings;
 pub mod me;
 mod metrics;
 mod observe;
@@ -111,6 +112,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/jwks.json"),
     ("POST", "/v1/inbound-mail"),
     ("POST", "/v1/referrals"),
+    ("POST", "/v1/mailings"),
+    ("GET", "/v1/mailings/{id}"),
+    ("GET", "/u/{token}"),
+    ("POST", "/u/{token}"),
 ];
 
 /// Limits of the server.
@@ -135,6 +140,9 @@ pub struct Config {
     /// request from one of them counts as TLS only when it carries `X-Forwarded-Proto:
     /// https`, and as plain HTTP from another host otherwise (`transport.rs`).
     pub tls_proxy: Vec<transport::Cidr>,
+    /// The server's public base URL (`--public-url`), which mailings' unsubscribe links
+    /// start with (`mailings.rs`); `None`: the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -146,6 +154,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             vault_threads: 32,
             tls_proxy: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -345,6 +354,12 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/v1/inbound-mail", post(inbound_mail::intake))
         .route("/v1/referrals", post(referrals::refer))
+        .route("/v1/mailings", post(mailings::send))
+        .route("/v1/mailings/{id}", get(mailings::show))
+        .route(
+            "/u/{token}",
+            get(mailings::page_get).post(mailings::unsubscribe),
+        )
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -102,15 +102,24 @@ fn message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, Attempt> {
         .from(from.clone())
         .to(to)
         .subject(mail.mail.subject.clone())
-        .message_id(Some(format!("<{}@{domain}>", mail.id)))
-        .header(ContentType::TEXT_PLAIN);
+        .message_id(Some(format!("<{}@{domain}>", mail.id)));
     for (name, value) in &mail.mail.headers {
         let name = HeaderName::new_from_ascii(name.clone()).map_err(|_| Attempt::Permanent)?;
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
     }
-    builder
-        .body(mail.mail.text.clone())
-        .map_err(|_| Attempt::Permanent)
+    match &mail.mail.html {
+        // A mailing with an HTML body: both, as `multipart/alternative`.
+        Some(html) => builder
+            .multipart(lettre::message::MultiPart::alternative_plain_html(
+                mail.mail.text.clone(),
+                html.clone(),
+            ))
+            .map_err(|_| Attempt::Permanent),
+        None => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.mail.text.clone())
+            .map_err(|_| Attempt::Permanent),
+    }
 }
 
 /// Sends one message.
@@ -207,11 +216,17 @@ impl MailWorker {
             .spawn(move || {
                 let _log = tracing::dispatcher::set_default(&dispatch);
                 loop {
-                    if let Err(e) = deliver_due(&vault, &transport, &from) {
-                        // The vault's errors name no value.
-                        tracing::error!(target: TARGET, "outbox pass failed: {e}");
-                    }
-                    match stopped.recv_timeout(every) {
+                    // A full batch sent: more may be due (a mailing); the next pass at once.
+                    let wait = match deliver_due(&vault, &transport, &from) {
+                        Ok(n) if n as u64 >= BATCH => Duration::ZERO,
+                        Ok(_) => every,
+                        Err(e) => {
+                            // The vault's errors name no value.
+                            tracing::error!(target: TARGET, "outbox pass failed: {e}");
+                            every
+                        }
+                    };
+                    match stopped.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => {}
                         _ => break,
                     }

@@ -61,6 +61,10 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::wellknown::jwks,
         crate::inbound_mail::intake,
         crate::referrals::refer,
+        crate::mailings::send,
+        crate::mailings::show,
+        crate::mailings::page_get,
+        crate::mailings::unsubscribe,
     ),
     components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
 )]
@@ -170,6 +174,20 @@ pub fn document(policy: &Policy) -> Value {
         vec![s[0], s[1], schema, "properties", p]
     };
     set(&mut doc, &prop("Collection", "service"), "enum", services);
+    // A mailing's purpose: one people can leave (basis consent or opt-out, no recipient).
+    let mailable = strings(
+        policy
+            .purposes()
+            .iter()
+            .filter(|p| matches!(p.basis, Basis::Consent | Basis::OptOut) && !p.requires_recipient)
+            .map(|p| p.id.as_str()),
+    );
+    set(
+        &mut doc,
+        &prop("MailingRequest", "purpose"),
+        "enum",
+        mailable,
+    );
     set(&mut doc, &prop("Collection", "role"), "enum", roles);
     set(
         &mut doc,

@@ -375,11 +375,6 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("invalid_refusal_reason", 422, "no such refusal reason"),
     // Inbound mail (unsubscribe by email) and referrals.
     (
-        "invalid_header",
-        400,
-        "a mail header field is malformed or reserved",
-    ),
-    (
         "invalid_message",
         400,
         "the body is not an RFC 5322 message",
@@ -404,6 +399,41 @@ pub const CODES: &[(&str, u16, &str)] = &[
         422,
         "the subject's account is deactivated",
     ),
+    // Mailings and the one-click unsubscribe.
+    (
+        "mailing_not_allowed",
+        403,
+        "the policy does not let this accessor mail people for this purpose",
+    ),
+    (
+        "not_a_mailing_purpose",
+        422,
+        "a mailing is for a purpose people can leave, which some accessor may mail for",
+    ),
+    (
+        "invalid_subject",
+        422,
+        "a subject line is one line of 1 to 998 bytes",
+    ),
+    ("invalid_text", 422, "the text of a mailing is not valid"),
+    ("invalid_html", 422, "the html of a mailing is not valid"),
+    ("mailing_not_found", 404, "no such mailing"),
+    (
+        "no_email_category",
+        422,
+        "the policy declares no `contact.email` to mail people at",
+    ),
+    (
+        "invalid_header",
+        422,
+        "a message's header field is not valid",
+    ),
+    (
+        "invalid_public_url",
+        500,
+        "the server's public url (`--public-url`) is not valid",
+    ),
+    ("invalid_token", 404, "the unsubscribe link is not valid"),
     // The server.
     ("request_timeout", 503, "the request took too long"),
     ("internal_error", 500, "internal error"),

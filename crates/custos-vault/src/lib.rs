@@ -45,6 +45,7 @@ pub use vault::{
 };
 pub use vault::{
     EMAIL_METHOD, INBOUND_MAIL, Intake, MAX_FROM_ADDRESSES, MAX_INBOUND_MAIL, MAX_REFERRAL_MESSAGE,
-    MAX_REFERRAL_NAME, MAX_REFERRALS_PER_DAY, REFERRAL, REFERRAL_CATEGORIES, Referral,
-    ReferralInput, from_addresses,
+    MAX_REFERRAL_NAME, MAX_REFERRALS_PER_DAY, MailingBy, MailingInfo, MailingInput, MailingSent,
+    REFERRAL, REFERRAL_CATEGORIES, Referral, ReferralInput, UnsubscribeToken, Unsubscribed,
+    from_addresses,
 };

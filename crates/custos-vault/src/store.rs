@@ -271,6 +271,29 @@ pub struct MailRow {
     pub sealed: Option<Vec<u8>>,
 }
 
+/// A mailing (`vault/mailings.rs`): who sent it for which purpose, its subject line sealed
+/// under the outbox key (bound to its id), and its counts. No recipient list: each person's
+/// part is in the ledger (`mail` entries) and the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailingRow {
+    /// Its id: a UUIDv7.
+    pub id: String,
+    /// The purpose id.
+    pub purpose: String,
+    /// Who sent it: an accessor, or `operator`.
+    pub actor: String,
+    /// The tenant of the key that sent it, if any.
+    pub tenant: Option<String>,
+    /// `nonce || ciphertext` of the subject line.
+    pub subject: Vec<u8>,
+    /// Messages queued.
+    pub recipients: u64,
+    /// People excluded by reason, `code:count,…`.
+    pub excluded: String,
+    /// When it was sent, ms since the epoch.
+    pub created_ms: i64,
+}
+
 /// A one-time sign-in code (`vault/people.rs`): keyed hashes of the address and the code,
 /// never either; the subjects it signs in as (none for an address the vault does not know:
 /// such a code exists only so that the address is rate-limited alike and never matches).
@@ -641,6 +664,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn subject_holders(&self, id: &str) -> Result<Option<SubjectState>> {
         self.subject_state(id)
     }
+    /// The audience of a mailing (`vault/mailings.rs`), in one consistent read: every
+    /// subject not erased, in id order, with its state as [`Store::subject_state`] gives it
+    /// except that `values` holds only its value of `category` (none when it has none).
+    fn mailing_audience(&self, category: &str) -> Result<Vec<(String, SubjectState)>>;
+    /// Stores a mailing and its messages in the outbox, in one transaction.
+    fn put_mailing(&self, mailing: &MailingRow, mails: &[MailRow]) -> Result<()>;
+    /// A mailing by id.
+    fn mailing(&self, id: &str) -> Result<Option<MailingRow>>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -24,6 +24,7 @@ mod export;
 mod inbound;
 mod instruments;
 mod mail;
+mod mailings;
 mod people;
 mod referral;
 mod requests;
@@ -49,6 +50,11 @@ pub use instruments::{
 pub use mail::{
     FIRST_RETRY_DELAY, MAIL_FAILED, MAIL_LEASE, MAIL_SENT, MAX_MAIL_ATTEMPTS, MAX_RETRY_DELAY,
     Mail, MailStatus, OutgoingMail, retry_delay,
+};
+pub use mailings::{
+    MAILING, MAILING_RECIPIENT, MAX_MAILING_SUBJECT, MAX_MAILING_TEXT, MailingBy, MailingInfo,
+    MailingInput, MailingSent, NO_ADDRESS, ONE_CLICK, ONE_CLICK_POST, TOKEN_CHARS,
+    UnsubscribeToken, Unsubscribed,
 };
 pub use people::{
     CODE_DIGITS, CODE_TTL, EMAIL_CATEGORY, MAX_CODE_ATTEMPTS, MAX_CODES_PER_HOUR, PERSON, Person,
@@ -313,6 +319,7 @@ const SECRET_SIGNING: &str = "ledger-signing";
 const SECRET_OUTBOX: &str = "outbox";
 const SECRET_PEOPLE: &str = "people";
 const SECRET_RECEIPTS: &str = "receipt-signing";
+const SECRET_UNSUBSCRIBE: &str = "unsubscribe";
 
 /// The vault.
 #[derive(Debug)]
@@ -325,6 +332,8 @@ pub struct Vault {
     outbox: OutboxKey,
     /// Keyed hashes of sign-in addresses and codes (`vault/people.rs`).
     people: BlindIndex,
+    /// The MAC key of unsubscribe tokens (`vault/mailings.rs`).
+    tokens: mailings::TokenKey,
     signer: CheckpointSigner,
     /// The consent receipts' signing key (`vault/consent/receipt.rs`).
     receipts: consent::ReceiptSigner,
@@ -440,6 +449,7 @@ impl Vault {
         let outbox = OutboxKey::new(&vault_secret(&*store, &kek, SECRET_OUTBOX)?);
         let people = BlindIndex::new(vault_secret(&*store, &kek, SECRET_PEOPLE)?);
         let receipts = consent::ReceiptSigner::new(&vault_secret(&*store, &kek, SECRET_RECEIPTS)?);
+        let tokens = mailings::TokenKey::new(vault_secret(&*store, &kek, SECRET_UNSUBSCRIBE)?);
         // A ledger kept before the Merkle tree gets its tree, a step (one transaction) at a
         // time, before anything is appended.
         while store.grow_ledger_tree(1 << 20)? > 0 {}
@@ -457,6 +467,7 @@ impl Vault {
             index,
             outbox,
             people,
+            tokens,
             origin: RwLock::new(format!(
                 "custos/{}",
                 signer.public_key().get(..16).unwrap_or_default()

@@ -2,6 +2,7 @@
 
 mod instruments_cmd;
 mod mail_cmd;
+mod mailings_cmd;
 mod policy_cmd;
 mod receipt_cmd;
 mod requests_cmd;
@@ -60,6 +61,9 @@ enum Command {
     /// Inbound mail: unsubscribe requests by email (`custos mail intake -` from the MTA).
     #[command(subcommand)]
     Mail(mail_cmd::MailCommand),
+    /// Send a mailing to the people eligible for its purpose.
+    #[command(subcommand)]
+    Mailings(mailings_cmd::MailingsCommand),
 }
 
 fn main() -> ExitCode {
@@ -75,5 +79,6 @@ fn main() -> ExitCode {
         Command::Requests(cmd) => requests_cmd::run(cmd),
         Command::Receipt(cmd) => receipt_cmd::run(cmd),
         Command::Mail(cmd) => mail_cmd::run(cmd),
+        Command::Mailings(cmd) => mailings_cmd::run(cmd),
     }
 }

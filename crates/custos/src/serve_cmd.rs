@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// under `<data>/outbox/`.
     #[arg(long, env = "CUSTOS_SMTP_URL", value_name = "URL")]
     smtp_url: Option<String>,
+    /// The server's public base URL, which the unsubscribe links of mailings start with
+    /// (`https://privacy.example.com`); default: the scheme and `--listen` address.
+    #[arg(long, env = "CUSTOS_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// The sender of the outbox's mail.
     #[arg(
         long,
@@ -224,8 +228,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
+    let public_url = args.public_url.clone().unwrap_or_else(|| {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", args.listen)
+    });
     let config = Config {
         tls_proxy: args.tls_proxy.clone(),
+        public_url: Some(public_url.trim_end_matches('/').to_string()),
         ..Config::default()
     };
     let state = match AppState::with(Arc::clone(&vault), config, log) {

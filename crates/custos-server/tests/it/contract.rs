@@ -50,6 +50,10 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/.well-known/jwks.json"),
     ("POST", "/v1/inbound-mail"),
     ("POST", "/v1/referrals"),
+    ("POST", "/v1/mailings"),
+    ("GET", "/v1/mailings/{id}"),
+    ("GET", "/u/{token}"),
+    ("POST", "/u/{token}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,11 +93,10 @@ async fn openapi_lists_every_route_served_and_nothing_else() {
         let r = app
             .send(method, &path.replace("{id}", &id), None, Some("{}"))
             .await;
-        assert!(
-            ![404, 405].contains(&r.status),
-            "{method} {path}: {}",
-            r.status
-        );
+        // A 404 of the route itself (an unsubscribe token that is not one) is served; the
+        // router's own is `not_found`.
+        let unrouted = r.status == 405 || (r.status == 404 && r.body.contains("\"not_found\""));
+        assert!(!unrouted, "{method} {path}: {}", r.status);
     }
     // Every problem code is in the document.
     let codes = &doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"];

@@ -86,7 +86,22 @@ fn the_demo_world_loads_with_a_key_per_accessor() {
         assert_eq!(r.effect, "permit");
         assert!(!r.records.is_empty(), "{collection}");
     }
-    assert_eq!(world.subjects.len(), 5);
+    assert_eq!(world.subjects.len(), 6);
+    // The website subscriber is the audience of a service announcement (`--demo`'s mailing).
+    let sent = vault
+        .send_mailing(
+            "marketing",
+            &custos_vault::MailingInput {
+                purpose: "marketing.announcements".into(),
+                subject: "What is new".into(),
+                text: "Hello.".into(),
+                html: None,
+            },
+            "http://127.0.0.1:8080",
+        )
+        .unwrap();
+    assert_eq!(sent.recipients, 1, "{sent:?}");
+    assert_eq!(vault.claim_mail(10).unwrap()[0].mail.to, "wes@example.org");
     // A second start on the same data keeps the world and makes new keys.
     let again = custos_server::demo::load(&vault).unwrap();
     assert_eq!(again.subjects, world.subjects);

@@ -15,6 +15,7 @@ mod contract;
 mod demo;
 mod hardening;
 mod instruments;
+mod mailings;
 mod observability;
 mod people;
 mod referrals;

@@ -16,9 +16,9 @@ use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged,
-    RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow,
-    SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, MailingRow, NewSubject,
+    Purged, RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store,
+    SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -269,6 +269,20 @@ CREATE TABLE IF NOT EXISTS ledger_subjects_from (seq BIGINT NOT NULL);
 INSERT INTO ledger_subjects_from (seq)
     SELECT COALESCE((SELECT MAX(last_seq) FROM ledger_blocks), 0) + 1
     WHERE NOT EXISTS (SELECT 1 FROM ledger_subjects_from);
+",
+    // 13: mailings (issue 14, `vault/mailings.rs`): who sent one for which purpose, its
+    // subject line sealed, its counts; no recipient. New table only: safe to apply again.
+    r"
+CREATE TABLE IF NOT EXISTS mailings (
+    id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    tenant TEXT,
+    subject BYTEA NOT NULL,
+    recipients BIGINT NOT NULL,
+    excluded TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
 ",
 ];
 
@@ -839,6 +853,9 @@ fn write_values(
 /// Subjects written per round of [`insert_subjects`]: one statement (and round trip) per
 /// table per round.
 const BULK_SUBJECTS: usize = 2048;
+
+/// Outbox rows per `INSERT … SELECT FROM unnest` of [`Store::put_mailing`].
+const BULK_MAILS: usize = 4096;
 
 /// Writes new subjects — keys first, then rows, tenants, values and index terms — one
 /// multi-row `INSERT … SELECT FROM unnest(arrays)` per table. A new subject has no values
@@ -1536,6 +1553,143 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    fn mailing_audience(&self, category: &str) -> Result<Vec<(String, SubjectState)>> {
+        let mut c = self.lock();
+        // One snapshot for the three statements.
+        let mut tx = c
+            .client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let mut out: Vec<(String, SubjectState)> = Vec::new();
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for r in tx.query(
+            "SELECT s.id, s.status, s.age, k.wrapped, v.category, v.ciphertext, v.purposes,
+                    v.notice, v.service, v.role, v.time_ms
+               FROM subjects s
+               LEFT JOIN custos_keys.subject_keys k ON k.subject = s.id
+               LEFT JOIN field_values v ON v.subject = s.id AND v.category = $1
+              WHERE s.status <> 'erased'
+              ORDER BY s.id",
+            &[&category],
+        )? {
+            let id: String = r.get(0);
+            let mut state = SubjectState {
+                status: Status::parse(r.get(1)),
+                age: Age::parse(r.get(2)),
+                tenants: Vec::new(),
+                values: Vec::new(),
+                consents: Vec::new(),
+                wrapped_dek: r.get(3),
+            };
+            if let Some(category) = r.get::<_, Option<String>>(4) {
+                state.values.push(ValueRow {
+                    subject: id.clone(),
+                    category,
+                    ciphertext: r.get(5),
+                    purposes: split(r.get(6)),
+                    notice: r.get(7),
+                    service: r.get(8),
+                    role: r.get(9),
+                    time_ms: r.get(10),
+                });
+            }
+            at.insert(id.clone(), out.len());
+            out.push((id, state));
+        }
+        for r in tx.query(
+            "SELECT c.subject, c.purpose, c.kind, c.notice, c.method, c.given, e.recipient,
+                    c.time_ms
+               FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+              ORDER BY c.seq",
+            &[],
+        )? {
+            let subject: String = r.get(0);
+            let Some(st) = at.get(&subject).and_then(|&i| out.get_mut(i)) else {
+                continue;
+            };
+            st.1.consents.push(ConsentRow {
+                purpose: r.get(1),
+                kind: r.get(2),
+                notice: r.get(3),
+                method: r.get(4),
+                given: r.get(5),
+                recipient: r.get(6),
+                time_ms: r.get(7),
+                evidence: None,
+                subject,
+            });
+        }
+        for r in tx.query(
+            "SELECT subject, tenant FROM subject_tenants ORDER BY subject, tenant",
+            &[],
+        )? {
+            let subject: &str = r.get(0);
+            if let Some(st) = at.get(subject).and_then(|&i| out.get_mut(i)) {
+                st.1.tenants.push(r.get(1));
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn put_mailing(&self, m: &MailingRow, mails: &[MailRow]) -> Result<()> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO mailings (id, purpose, actor, tenant, subject, recipients, excluded,
+                                   created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &m.id,
+                &m.purpose,
+                &m.actor,
+                &m.tenant,
+                &m.subject,
+                &i64::try_from(m.recipients).unwrap_or(i64::MAX),
+                &m.excluded,
+                &m.created_ms,
+            ],
+        )?;
+        for part in mails.chunks(BULK_MAILS) {
+            let ids: Vec<&str> = part.iter().map(|r| r.id.as_str()).collect();
+            let states: Vec<&str> = part.iter().map(|r| r.state.as_str()).collect();
+            let attempts: Vec<i64> = part.iter().map(|r| i64::from(r.attempts)).collect();
+            let created: Vec<i64> = part.iter().map(|r| r.created_ms).collect();
+            let next: Vec<i64> = part.iter().map(|r| r.next_ms).collect();
+            let sealed: Vec<Option<&[u8]>> = part.iter().map(|r| r.sealed.as_deref()).collect();
+            tx.execute(
+                "INSERT INTO outbox (id, state, attempts, created_ms, next_ms, sealed)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                                      $5::bigint[], $6::bytea[])",
+                &[&ids, &states, &attempts, &created, &next, &sealed],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn mailing(&self, id: &str) -> Result<Option<MailingRow>> {
+        Ok(self
+            .lock()
+            .query_opt(
+                "SELECT id, purpose, actor, tenant, subject, recipients, excluded, created_ms
+                   FROM mailings WHERE id = $1",
+                &[&id],
+            )?
+            .map(|r| MailingRow {
+                id: r.get(0),
+                purpose: r.get(1),
+                actor: r.get(2),
+                tenant: r.get(3),
+                subject: r.get(4),
+                recipients: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+                excluded: r.get(6),
+                created_ms: r.get(7),
+            }))
     }
 
     fn put_mail(&self, m: &MailRow) -> Result<()> {

@@ -28,9 +28,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, NewSubject, Purged,
-    RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store, SubjectRow,
-    SubjectState, ValueRow,
+    Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, MailingRow, NewSubject,
+    Purged, RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store,
+    SubjectRow, SubjectState, ValueRow,
 };
 use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
 use crate::error::{Error, Result};
@@ -401,6 +401,20 @@ CREATE TABLE IF NOT EXISTS consent_evidence (
 CREATE TABLE IF NOT EXISTS consent_receipts (
     id TEXT PRIMARY KEY,
     receipt TEXT NOT NULL
+);
+",
+    // 13: mailings (issue 14, `vault/mailings.rs`): who sent one for which purpose, its
+    // subject line sealed, its counts; no recipient. New table only: safe to apply again.
+    r"
+CREATE TABLE IF NOT EXISTS mailings (
+    id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    tenant TEXT,
+    subject BLOB NOT NULL,
+    recipients INTEGER NOT NULL,
+    excluded TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
 );
 ",
 ];
@@ -2202,6 +2216,140 @@ impl Store for SqliteStore {
             )?
             .query_map(params![category, term], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
+    fn mailing_audience(&self, category: &str) -> Result<Vec<(String, SubjectState)>> {
+        let conn = self.read();
+        // One read transaction: one snapshot for the three statements.
+        let tx = conn.unchecked_transaction()?;
+        let mut out: Vec<(String, SubjectState)> = Vec::new();
+        let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.id, s.status, s.age, k.wrapped, v.category, v.ciphertext, v.purposes,
+                        v.notice, v.service, v.role, v.time_ms
+                   FROM subjects s
+                   LEFT JOIN keys.subject_keys k ON k.subject = s.id
+                   LEFT JOIN field_values v ON v.subject = s.id AND v.category = ?1
+                  WHERE s.status <> 'erased'
+                  ORDER BY s.id",
+            )?;
+            let mut rows = stmt.query(params![category])?;
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                let str_at = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
+                let mut state = SubjectState {
+                    status: Status::parse(str_at(1)?),
+                    age: Age::parse(str_at(2)?),
+                    tenants: Vec::new(),
+                    values: Vec::new(),
+                    consents: Vec::new(),
+                    wrapped_dek: r.get(3)?,
+                };
+                if let Some(category) = r.get::<_, Option<String>>(4)? {
+                    state.values.push(ValueRow {
+                        subject: id.clone(),
+                        category,
+                        ciphertext: r.get(5)?,
+                        purposes: split(str_at(6)?),
+                        notice: r.get(7)?,
+                        service: r.get(8)?,
+                        role: r.get(9)?,
+                        time_ms: r.get(10)?,
+                    });
+                }
+                at.insert(id.clone(), out.len());
+                out.push((id, state));
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT c.subject, c.purpose, c.kind, c.notice, c.method, c.given, e.recipient,
+                        c.time_ms
+                   FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+                  ORDER BY c.seq",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let subject: String = r.get(0)?;
+                let Some(st) = at.get(&subject).and_then(|&i| out.get_mut(i)) else {
+                    continue;
+                };
+                st.1.consents.push(ConsentRow {
+                    purpose: r.get(1)?,
+                    kind: r.get(2)?,
+                    notice: r.get(3)?,
+                    method: r.get(4)?,
+                    given: r.get::<_, i64>(5)? != 0,
+                    recipient: r.get(6)?,
+                    time_ms: r.get(7)?,
+                    evidence: None,
+                    subject,
+                });
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT subject, tenant FROM subject_tenants ORDER BY subject, tenant",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let subject: String = r.get(0)?;
+                if let Some(st) = at.get(&subject).and_then(|&i| out.get_mut(i)) {
+                    st.1.tenants.push(r.get(1)?);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn put_mailing(&self, m: &MailingRow, mails: &[MailRow]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO mailings (id, purpose, actor, tenant, subject, recipients, excluded,
+                                   created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            m.id,
+            m.purpose,
+            m.actor,
+            m.tenant,
+            m.subject,
+            to_i64(m.recipients),
+            m.excluded,
+            m.created_ms
+        ])?;
+        for mail in mails {
+            put_mail_on(&tx, mail)?;
+        }
+        tx.commit()?;
+        self.checkpointer.committed(mails.len() as u64);
+        Ok(())
+    }
+
+    fn mailing(&self, id: &str) -> Result<Option<MailingRow>> {
+        Ok(self
+            .read()
+            .prepare_cached(
+                "SELECT id, purpose, actor, tenant, subject, recipients, excluded, created_ms
+                   FROM mailings WHERE id = ?1",
+            )?
+            .query_row(params![id], |r| {
+                Ok(MailingRow {
+                    id: r.get(0)?,
+                    purpose: r.get(1)?,
+                    actor: r.get(2)?,
+                    tenant: r.get(3)?,
+                    subject: r.get(4)?,
+                    recipients: to_u64(r.get(5)?),
+                    excluded: r.get(6)?,
+                    created_ms: r.get(7)?,
+                })
+            })
+            .optional()?)
     }
 
     fn put_mail(&self, m: &MailRow) -> Result<()> {

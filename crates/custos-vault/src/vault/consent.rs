@@ -105,6 +105,10 @@ pub enum ConsentBy<'a> {
     Holder(Actor<'a>),
     /// The person signed in (their own subjects only), or the operator.
     Requester(Requester<'a>),
+    /// The person, by the one-click unsubscribe link of a mailing (the mailing's id): the
+    /// link's token names the subject, and [`Vault::unsubscribe`] verified it
+    /// (`vault/mailings.rs`). Ledgered as `person`.
+    Unsubscribe(&'a str),
 }
 
 impl<'a> From<Actor<'a>> for ConsentBy<'a> {
@@ -130,6 +134,7 @@ impl ConsentBy<'_> {
         match self {
             Self::Holder(a) => vault.declared_accessor(a.accessor).to_string(),
             Self::Requester(r) => r.actor().to_string(),
+            Self::Unsubscribe(_) => super::PERSON.to_string(),
         }
     }
 }
@@ -368,6 +373,12 @@ impl Vault {
             Load::Holders => self.store.subject_holders(id.as_str()),
         };
         let state = match by {
+            // The token was verified: it names this subject; one erased (or under the
+            // minimum age) is not held.
+            ConsentBy::Unsubscribe(_) => self
+                .store
+                .subject_state(subject.as_str())?
+                .filter(|s| s.status != Status::Erased && s.age != Age::UnderMinimum),
             ConsentBy::Requester(r) => {
                 self.requested_subject(r, action, subject)?;
                 load(subject)?
@@ -621,6 +632,9 @@ impl Vault {
         d.recipient = input.recipient.clone().unwrap_or_default();
         d.effect = if given { "given" } else { "withdrawn" }.into();
         d.reasons = format!("{},receipt:{receipt_id}", input.method);
+        if let ConsentBy::Unsubscribe(mailing) = by {
+            d.reasons.push_str(&format!(",mailing:{mailing}"));
+        }
         let claims = self.receipt_claims(
             subject,
             state,

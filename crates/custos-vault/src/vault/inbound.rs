@@ -18,7 +18,7 @@
 //! The address in `From` can be forged by whoever sends mail; unsubscribing is what a forger
 //! could do, and the person is told: when a topic changed, a confirmation is queued through
 //! the outbox to the address itself (never to a `Reply-To`). A token-matched unsubscribe (the
-//! `List-Unsubscribe` mailto of a mailing) feeds its subjects to [`Vault::unsubscribe`]
+//! `List-Unsubscribe` mailto of a mailing) feeds its subjects to [`Vault::unsubscribe_subjects`]
 //! directly.
 
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ impl Vault {
         // durable before any choice it causes is recorded.
         self.record(d)?;
         let ids: Vec<SubjectId> = subjects.iter().map(|(s, _)| s.clone()).collect();
-        let changes = self.unsubscribe(by, &ids, EMAIL_METHOD)?;
+        let changes = self.unsubscribe_subjects(by, &ids, EMAIL_METHOD)?;
         // Tell each address whose subjects changed, once: a forged `From` reaches its owner.
         let mut told: Vec<&str> = Vec::new();
         for ((_, address), n) in subjects.iter().zip(&changes) {
@@ -176,7 +176,7 @@ impl Vault {
                            promotional email.\r\n\r\nIf you did not ask for this, you can \
                            subscribe again on your preferences page.\r\n"
                         .into(),
-                    headers: Vec::new(),
+                    ..Default::default()
                 })?;
             }
         }
@@ -191,7 +191,7 @@ impl Vault {
     /// (one of `CONSENT_METHODS`: `email_request`, `letter`, `one_click_unsubscribe`, …),
     /// each with its receipt and ledger entry; by staff or the operator. Returns the records
     /// made per subject; a subject no longer held (erased since) makes none.
-    pub fn unsubscribe<'a>(
+    pub fn unsubscribe_subjects<'a>(
         &self,
         by: impl Into<RequestHandler<'a>>,
         subjects: &[SubjectId],

@@ -61,6 +61,10 @@ pub struct Mail {
     /// `Content-Type`) are the worker's and may not be given here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// An HTML body besides the text (a mailing's), if any: the worker sends both as
+    /// `multipart/alternative`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
 /// Header fields [`Mail::headers`] may not set: the delivery worker writes them.
@@ -158,7 +162,10 @@ impl Vault {
                 ));
             }
         }
-        if mail.text.len() > MAX_MAIL_BODY || mail.subject.len() > 998 {
+        if mail.text.len() > MAX_MAIL_BODY
+            || mail.html.as_ref().is_some_and(|h| h.len() > MAX_MAIL_BODY)
+            || mail.subject.len() > 998
+        {
             return Err(Error::invalid(
                 "mail_too_large",
                 "a message's body holds at most 65536 bytes, its subject line 998",

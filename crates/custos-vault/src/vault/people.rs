@@ -248,6 +248,7 @@ impl Vault {
                     code.as_str()
                 ),
                 headers: Vec::new(),
+                html: None,
             },
         )?;
         let mail = (!subjects.is_empty()).then_some(&mail);

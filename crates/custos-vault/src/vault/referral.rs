@@ -232,7 +232,7 @@ impl Vault {
             to: input.email.clone(),
             subject: "A WebEx user sent you this".into(),
             text,
-            headers: Vec::new(),
+            ..Default::default()
         };
         let _one = REFERRING.lock().unwrap_or_else(PoisonError::into_inner);
         let made = self.referrals_since(&subject, now_ms().saturating_sub(DAY_MS))?;

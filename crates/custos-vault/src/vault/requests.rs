@@ -703,7 +703,7 @@ impl Vault {
             RequestHandler::Accessor(a) => Requester::Staff(a.accessor),
         };
         let Some(purpose) = row.purpose.as_deref() else {
-            self.unsubscribe(by, std::slice::from_ref(subject), method)?;
+            self.unsubscribe_subjects(by, std::slice::from_ref(subject), method)?;
             return Ok(None);
         };
         let choosable = self

@@ -28,6 +28,13 @@ pub use crate::instruments::{
     legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,
     only_staff_register_instruments,
 };
+pub use crate::mailings::{
+    a_tenant_bound_mailing_reaches_only_its_tenant,
+    c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
+    c031_html_mailings_carry_the_footer_too,
+    mailings_count_the_excluded_and_store_nothing_in_plaintext, only_entitled_senders_mail,
+    unsubscribe_tokens_cannot_be_forged_or_moved,
+};
 pub use crate::requests::{
     completing_a_request_does_it, only_staff_handle_requests, open_and_overdue_requests_are_listed,
     requests_are_checked_field_by_field, requests_move_through_their_states,

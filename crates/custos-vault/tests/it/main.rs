@@ -14,6 +14,7 @@ mod cases;
 mod consent;
 mod embedded;
 mod instruments;
+mod mailings;
 mod people;
 mod referral;
 mod requests;
@@ -98,6 +99,12 @@ macro_rules! conformance {
                 preferences_are_consent_records,
                 consent_begun_is_answered_once_durable,
                 subject_holders_is_what_a_change_checks,
+                c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
+                c031_html_mailings_carry_the_footer_too,
+                unsubscribe_tokens_cannot_be_forged_or_moved,
+                only_entitled_senders_mail,
+                mailings_count_the_excluded_and_store_nothing_in_plaintext,
+                a_tenant_bound_mailing_reaches_only_its_tenant,
             );
         }
     };

@@ -780,3 +780,73 @@ fn receipt_verify_checks_a_receipt_offline() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no key"));
 }
+
+#[test]
+fn mailings_send_queues_the_operators_mailing_with_its_unsubscribe_headers() {
+    let dir = temp("mailings");
+    let data = dir.join("custos-data");
+    {
+        let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+        let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
+        let input = custos_vault::CollectionInput {
+            service: "website".into(),
+            role: "account-holder".into(),
+            purposes: vec!["account".into(), "marketing.announcements".into()],
+            notice: "2010-04-24".into(),
+            age: Some(30),
+            data: [("contact.email", "rita@example.org")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        vault.collect("website", &input).unwrap();
+    }
+    std::fs::write(dir.join("news.txt"), "Our news.").unwrap();
+    let send = |purpose: &str| {
+        custos(
+            &dir,
+            &[
+                "mailings",
+                "send",
+                "--purpose",
+                purpose,
+                "--subject",
+                "News",
+                "--text-file",
+                "news.txt",
+                "--public-url",
+                "https://privacy.example.com",
+            ],
+        )
+    };
+    let out = send("marketing.announcements");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("recipients 1"), "{stdout}");
+    // A purpose people cannot leave: refused, naming the field.
+    let out = send("account");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("purpose"), "{stderr}");
+    let policy = std::sync::Arc::new(custos_policy::Policy::builtin().unwrap());
+    let vault = custos_vault::Vault::open_embedded(&data, policy).unwrap();
+    let mails = vault.claim_mail(10).unwrap();
+    assert_eq!(mails.len(), 1);
+    let m = &mails[0].mail;
+    assert_eq!(m.to, "rita@example.org");
+    assert!(
+        m.headers
+            .iter()
+            .any(|(n, v)| n == "List-Unsubscribe"
+                && v.starts_with("<https://privacy.example.com/u/"))
+    );
+    assert!(
+        m.headers
+            .iter()
+            .any(|(n, v)| n == "List-Unsubscribe-Post" && v == "List-Unsubscribe=One-Click")
+    );
+    assert!(m.text.contains("unsubscribe@webex.com"));
+    drop(vault);
+    let _ = std::fs::remove_dir_all(&dir);
+}
