@@ -651,11 +651,20 @@ impl Vault {
         self.seal_mail(rng, &mail)
     }
 
+    /// The footer's parts: the ways to unsubscribe the policy's `unsubscribe` right offers
+    /// besides the link (`email`: its `[contacts]` address; `postal`: its postal address).
     fn footer_parts(&self, purpose_name: &str) -> Footer {
-        let contacts = self.policy.file().contacts.as_ref();
+        let contacts = self.policy.contacts();
         let address = contacts
-            .and_then(|c| c.unsubscribe_email.as_ref().or(c.privacy_email.as_ref()))
-            .map(|e| e.get_ref().clone())
+            .unsubscribes_by("email")
+            .then(|| {
+                contacts
+                    .unsubscribe_email
+                    .as_ref()
+                    .or(contacts.privacy_email.as_ref())
+            })
+            .flatten()
+            .cloned()
             .filter(|e| {
                 !e.is_empty()
                     && e.bytes()
@@ -665,9 +674,8 @@ impl Vault {
             purpose: purpose_name.to_string(),
             controller: self.policy.header().controller.clone(),
             address,
-            postal: contacts
-                .map(|c| c.postal_address.join(", "))
-                .filter(|p| !p.is_empty()),
+            postal: Some(contacts.postal_address.join(", "))
+                .filter(|p| !p.is_empty() && contacts.unsubscribes_by("postal")),
         }
     }
 
