@@ -12,6 +12,7 @@
 
 mod cases;
 mod consent;
+mod cookies;
 mod embedded;
 mod instruments;
 mod people;
@@ -96,6 +97,9 @@ macro_rules! conformance {
                 partner_consent_is_for_its_recipient,
                 preferences_are_consent_records,
                 consent_begun_is_answered_once_durable,
+                cookie_consent_is_an_anonymous_record,
+                counts_are_flushed_and_bounded,
+                telemetry_and_aggregates_are_for_their_accessors,
             );
         }
     };
