@@ -48,6 +48,14 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/privacy"),
     ("GET", "/.well-known/jwks.json"),
+    ("GET", "/consent.js"),
+    ("POST", "/v1/cookie-consents"),
+    ("GET", "/.well-known/gpc.json"),
+    ("GET", "/b.gif"),
+    ("POST", "/v1/telemetry"),
+    ("GET", "/v1/analytics/pages"),
+    ("GET", "/v1/analytics/gpc"),
+    ("GET", "/v1/analytics/telemetry"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
