@@ -86,20 +86,40 @@ pub struct CountsOut {
     pub counts: Vec<CountOut>,
 }
 
+/// Whether `d` is a calendar day, `YYYY-MM-DD` (RFC 3339 `full-date`).
+fn is_date(d: &str) -> bool {
+    let b = d.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| d.get(r).and_then(|x| x.parse::<u32>().ok());
+    let (Some(y), Some(m), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
 fn day(q: &mut input::Query, name: &str, default: &str) -> Result<String, Problem> {
     match q.opt(name) {
         None => Ok(default.to_string()),
         Some(d) => {
-            let b = d.as_bytes();
-            let ok = b.len() == 10
-                && b.iter().enumerate().all(|(i, c)| {
-                    if i == 4 || i == 7 {
-                        *c == b'-'
-                    } else {
-                        c.is_ascii_digit()
-                    }
-                });
-            if ok {
+            if is_date(&d) {
                 Ok(d)
             } else {
                 Err(Problem::field(

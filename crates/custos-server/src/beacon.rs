@@ -30,7 +30,7 @@ pub const GIF: &[u8] = &[
         ("Sec-GPC" = Option<String>, Header, description = "`1`: the browser's Global Privacy Control"),
     ),
     responses(
-        (status = 200, description = "a 1×1 transparent GIF, never cached", body = Vec<u8>, content_type = "image/gif"),
+        (status = 200, description = "a 1×1 transparent GIF, never cached", body = String, content_type = "image/gif"),
         (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn beacon(

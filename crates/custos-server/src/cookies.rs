@@ -88,9 +88,23 @@ pub struct CookieConsentAnswer {
     pub gpc_records: Vec<ConsentOut>,
 }
 
-/// A session, when the request carries `Authorization`; an invalid one is refused.
+/// A person's session, when the request carries one (`Authorization: Bearer
+/// custos_session_…`): one that does not authenticate is refused (`401 invalid_session`).
+/// Any other credential (an API key) is not a visitor's and is ignored: the choice is
+/// recorded as anonymous.
 async fn optional_person(parts: &mut Parts, state: &AppState) -> Result<Option<Person>, Problem> {
-    if parts.headers.get(header::AUTHORIZATION).is_none() {
+    let session = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer")
+                && token
+                    .trim()
+                    .starts_with(custos_vault::vault::SESSION_PREFIX)
+        });
+    if !session {
         return Ok(None);
     }
     Person::from_request_parts(parts, state).await.map(Some)

@@ -200,15 +200,19 @@ async fn cookie_consent_over_http(backend: Backend) {
     .await
     .problem(400, "invalid_field");
     assert_eq!(p["field"], "choices.analytics");
-    // An API key is no session.
+    // An API key is no visitor's: ignored, the choice recorded as anonymous.
     let key = app.key("website").to_string();
-    consent(
+    let r = consent(
         &app,
-        &[("Authorization", &format!("Bearer {key}"))],
+        &[
+            ("Sec-GPC", "1"),
+            ("Authorization", &format!("Bearer {key}")),
+        ],
         json!({}),
     )
-    .await
-    .problem(401, "invalid_session");
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["gpc_records"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,14 +406,16 @@ async fn beacon_over_http(backend: Backend) {
         got,
         [("(redacted)".to_string(), 2), ("/pricing".to_string(), 3)]
     );
-    let p = app
-        .get(
-            "/v1/analytics/pages?from=yesterday",
-            Some(app.key("analytics")),
-        )
-        .await
-        .problem(400, "invalid_query");
-    assert_eq!(p["field"], "from");
+    for bad in ["from=yesterday", "from=2026-02-30", "to=2026-13-01"] {
+        let p = app
+            .get(
+                &format!("/v1/analytics/pages?{bad}"),
+                Some(app.key("analytics")),
+            )
+            .await
+            .problem(400, "invalid_query");
+        assert_eq!(p["field"], bad.split('=').next().unwrap());
+    }
     // Nothing of the visitor is stored: no address, no page query, no identifier.
     let rows = blocking(|| {
         app.vault()
