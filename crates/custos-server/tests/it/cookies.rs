@@ -538,3 +538,160 @@ async fn telemetry_is_anonymous_aggregates_only_sqlite() {
 async fn telemetry_is_anonymous_aggregates_only_postgres() {
     telemetry_over_http(Backend::Postgres).await;
 }
+
+/// A test site in front of the app on one origin: it serves `/page` (the site's page, which
+/// loads `/driver.js` then `/consent.js`, under a content security policy that allows
+/// scripts and requests to its own origin only) and `/driver.js` itself, and passes every
+/// other connection through to the app.
+async fn site(app_addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = [0u8; 64];
+                let n = client.peek(&mut head).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&head[..n]).to_string();
+                let (body, kind) = if line.starts_with("GET /page ") {
+                    (PAGE, "text/html; charset=utf-8")
+                } else if line.starts_with("GET /driver.js ") {
+                    (DRIVER, "text/javascript")
+                } else {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(app_addr).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let _ = client.read(&mut buf).await;
+                let csp = "default-src 'none'; script-src 'self'; connect-src 'self'";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Security-Policy: {csp}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = client.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+const PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>site</title>\
+<script src=\"/driver.js\"></script><script src=\"/consent.js\"></script></head>\
+<body><h1>A page</h1><pre id=\"out\"></pre></body></html>";
+
+/// Records the banner as shown (boxes, ticks, buttons) and any content security policy
+/// violation, then clicks "Reject all" and records what the server answered.
+const DRIVER: &str = r#"
+var violations = 0;
+document.addEventListener("securitypolicyviolation", function () { violations += 1; });
+window.addEventListener("load", function () {
+  var out = document.getElementById("out");
+  var banner = document.getElementById("custos-consent");
+  var boxes = banner ? banner.querySelectorAll("input[type=checkbox]") : [];
+  var shown = [];
+  for (var i = 0; i < boxes.length; i++) {
+    shown.push(boxes[i].name + ":" + (boxes[i].checked ? "on" : "off") + (boxes[i].disabled ? ":fixed" : ""));
+  }
+  var buttons = banner ? Array.prototype.map.call(banner.querySelectorAll("button"), function (b) { return b.textContent; }) : [];
+  document.addEventListener("custos-consent", function (e) {
+    out.textContent = JSON.stringify({
+      shown: shown, buttons: buttons, violations: violations,
+      record: e.detail, still_shown: !!document.getElementById("custos-consent"),
+      cookie: document.cookie
+    });
+  });
+  document.getElementById("custos-reject").click();
+});
+"#;
+
+/// C047, C048 in a real browser (Debian's chromium, headless): the banner shows every cookie
+/// with only the required one ticked, "Reject all" beside "Accept all", runs under a content
+/// security policy allowing only its own origin (no violation), and "Reject all" records a
+/// choice with every optional cookie off and keeps it in the first-party cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_banner_works_in_chromium() {
+    let chromium = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("chromium"))
+        .find(|p| p.is_file())
+        .expect("chromium is not installed (`apt-get install -y chromium`, as .ci/run does)");
+    let app = TestApp::spawn().await;
+    let site = site(app.addr).await;
+    let profile = app.dir.join("chromium-profile");
+    let url = format!("http://{site}/page");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--virtual-time-budget=10000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(["--dump-dom", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let start = dom.find("<pre id=\"out\">").map(|i| i + 14);
+    let text = start
+        .and_then(|s| dom[s..].find("</pre>").map(|e| &dom[s..s + e]))
+        .unwrap_or_default()
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let got: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "no result ({e}); dom: {dom}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        got["shown"],
+        json!([
+            "session:on:fixed",
+            "preferences:off",
+            "analytics:off",
+            "web-beacon:off",
+            "email-beacon:off"
+        ])
+    );
+    assert_eq!(
+        got["buttons"],
+        json!(["Reject all", "Accept all", "Save my choices"])
+    );
+    assert_eq!(got["violations"], 0);
+    assert_eq!(got["still_shown"], false);
+    let record = &got["record"];
+    assert_eq!(
+        record["choices"],
+        json!({"session": true, "preferences": false, "analytics": false,
+               "web-beacon": false, "email-beacon": false})
+    );
+    let id = record["consent"].as_str().unwrap();
+    assert!(
+        got["cookie"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("custos_consent={id}|session=1|preferences=0")),
+        "{got}"
+    );
+    let stored = blocking(|| app.vault().cookie_consent(id))
+        .unwrap()
+        .unwrap();
+    assert!(!stored.gpc);
+}
