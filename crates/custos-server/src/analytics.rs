@@ -27,13 +27,35 @@ pub struct TelemetryRequest {
     /// The metric: one of the closed set the server declares.
     pub metric: Name,
     /// How many occurrences (default 1).
-    #[serde(default, deserialize_with = "crate::input::present")]
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 1_000_000, nullable = false)]
     pub count: Option<u64>,
     /// The sum of their values (a latency in ms, …); default 0.
-    #[serde(default, deserialize_with = "crate::input::present")]
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 0, maximum = 1_099_511_627_776_u64, nullable = false)]
     pub value: Option<u64>,
+}
+
+/// A whole number from 0 to `u64::MAX`, written as an integer or as a number with no
+/// fraction (`300.0`: JSON Schema's `integer`); `null` refused.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(Some(v));
+    }
+    match n.as_f64() {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a whole number in range, checked on the line before"
+        )]
+        Some(f) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        _ => Err(serde::de::Error::custom(
+            "invalid value, expected a whole number from 0",
+        )),
+    }
 }
 
 /// `POST /v1/telemetry` — adds a service-health report to the day's aggregate of the

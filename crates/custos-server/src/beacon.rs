@@ -41,6 +41,19 @@ pub async fn beacon(
     let mut q = input::Query::parse(raw.as_deref())?;
     let page = q.opt("page");
     q.finish()?;
+    if page
+        .as_deref()
+        .is_some_and(|p| p.chars().count() > custos_vault::MAX_PAGE_CHARS)
+    {
+        return Err(Problem::field(
+            "invalid_query",
+            "page",
+            format!(
+                "`page` is a path of at most {} characters",
+                custos_vault::MAX_PAGE_CHARS
+            ),
+        ));
+    }
     let vault = state
         .vault()
         .ok_or_else(|| Problem::internal("the vault is closed"))?;

@@ -31,8 +31,8 @@ pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
 pub use vault::{
     ANALYTICS_PURPOSE, Aggregate, BEACON_PURPOSE, BannerCookie, CONSENT_COOKIE, CookieChoice,
-    CookieConsent, TELEMETRY_METRICS, TELEMETRY_PURPOSE, banner_cookies, beacon_refused, day_of,
-    normalize_page, sharing_purposes,
+    CookieConsent, MAX_PAGE_CHARS, TELEMETRY_METRICS, TELEMETRY_PURPOSE, banner_cookies,
+    beacon_refused, day_of, normalize_page, sharing_purposes,
 };
 pub use vault::{
     Actor, CORRECT, Channel, CollectionInput, Completion, DEFAULT_RECORDS_PAGE, Durable, EXPORT,

@@ -349,6 +349,9 @@ async fn beacon_over_http(backend: Backend) {
     pixel(&app, "/b.gif?page=/orders/5550123").await;
     pixel(&app, "/b.gif?page=not-a-path").await;
     pixel(&app, "/b.gif").await;
+    let long = format!("/b.gif?page=/{}", "a".repeat(128));
+    let p = app.get(&long, None).await.problem(400, "invalid_query");
+    assert_eq!(p["field"], "page");
     // A visitor who refused analytics is not counted; one who accepted is.
     let refused =
         "custos_consent=0b0e6b9e-1f7a-4c61-9d55-0d7d0b4f2a11|session=1|analytics=0|web-beacon=0";
@@ -461,7 +464,7 @@ async fn telemetry_over_http(backend: Backend) {
         .post(
             "/v1/telemetry",
             Some(&mc),
-            &json!({"metric": "join_latency_ms", "count": 2, "value": 300}),
+            &json!({"metric": "join_latency_ms", "count": 2.0, "value": 300}),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.body);

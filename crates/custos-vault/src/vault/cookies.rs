@@ -338,6 +338,10 @@ struct Pending {
 #[derive(Debug)]
 struct Shared {
     pending: Mutex<Pending>,
+    /// Held through a flush, from taking the counts to the store's commit: a flush that
+    /// finds nothing held has waited for the one in progress, so a read after it sees every
+    /// count made before it.
+    flushing: Mutex<()>,
     wake: Condvar,
     store: Arc<dyn Store>,
 }
@@ -349,6 +353,7 @@ impl Shared {
 
     /// Adds what is held to the store; on failure, puts it back (bounded) for the next try.
     fn flush(&self) -> Result<()> {
+        let _flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
         let taken = std::mem::take(&mut self.lock().counts);
         if taken.is_empty() {
             return Ok(());
@@ -398,6 +403,7 @@ impl Counter {
     pub(crate) fn start(store: Arc<dyn Store>) -> Result<Self> {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
+            flushing: Mutex::new(()),
             wake: Condvar::new(),
             store,
         });
