@@ -785,6 +785,15 @@ impl Policy {
     pub fn collections(&self) -> &[CollectionInfo] {
         &self.t.collections
     }
+    /// Cookies and web beacons (`[[cookie]]`) in declaration order: the consent banner's
+    /// choices (`consent.js`), each resolved at compile time (its purpose and category exist).
+    pub fn cookies(&self) -> &[model::Cookie] {
+        &self.file.cookie
+    }
+    /// The date the policy takes effect (`[policy] effective`, `YYYY-MM-DD`).
+    pub fn effective(&self) -> &str {
+        self.header().effective.get_ref()
+    }
 
     /// A category by id.
     pub fn category(&self, id: CategoryId) -> Option<&CategoryInfo> {

@@ -2,9 +2,10 @@
 //!
 //! Two kinds, at most one warning per element, each at the element's id:
 //!
-//! - **notice-only**: an element of a kind no decision or check reads yet — `[[cookie]]`,
-//!   `[[transfer]]`, `[[region]]`, `[[right]]` (the table in `docs/policy-language.md`,
-//!   "What reads each key", says why). It is rendered in the notice, and that is all.
+//! - **notice-only**: an element of a kind no decision or check reads yet — `[[transfer]]`,
+//!   `[[region]]`, `[[right]]` (the table in `docs/policy-language.md`, "What reads each
+//!   key", says why). It is rendered in the notice, and that is all. (`[[cookie]]` is read:
+//!   it makes the consent banner and its choices, `custos-vault`'s `vault/cookies.rs`.)
 //! - **unused**: a declared element nothing references or uses — a category no role collects
 //!   and no record collection holds; a purpose that neither it nor any purpose under it is
 //!   pursued by an accessor or stated by a role; a recipient no accessor acts for and none may
@@ -179,14 +180,6 @@ impl Policy {
                 )
             };
             warn(&o.region, i, &r.id, message);
-        }
-        for (i, c) in f.cookie.iter().enumerate() {
-            warn(
-                &o.cookie,
-                i,
-                &c.id,
-                format!("cookie `{}` is {NOTICE_ONLY}", c.id.get_ref()),
-            );
         }
         for (i, t) in f.transfer.iter().enumerate() {
             warn(

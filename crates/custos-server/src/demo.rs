@@ -1,7 +1,8 @@
 //! A small synthetic WebEx world for `custos serve --demo`: a customer tenant with a meeting
 //! host and two attendees (through Meeting Center), a Connect user with chat history and
 //! contacts, a Mail user; and an API key for each demo accessor (the `customer-admin` key
-//! acts for the demo tenant, `acme-corp`); and a website registrant who gets the
+//! acts for the demo tenant, `acme-corp`; the `analytics` key reads the cookie, beacon, GPC
+//! and telemetry aggregates); and a website registrant who gets the
 //! `marketing.announcements` mailings. Every person is invented.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub const ACCESSORS: &[&str] = &[
     "authorities",
     "admin",
     "website",
+    "analytics",
 ];
 
 /// The tenant the demo people belong to.

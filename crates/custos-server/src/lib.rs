@@ -14,8 +14,11 @@
 //! statuses, codes and the vault's value-free error messages — never bodies, query values
 //! or personal information (see `observe.rs`).
 
+pub mod analytics;
 mod auth;
+pub mod beacon;
 pub mod consents;
+pub mod cookies;
 pub mod decisions;
 pub mod demo;
 pub mod export;
@@ -116,6 +119,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/mailings/{id}"),
     ("GET", "/u/{token}"),
     ("POST", "/u/{token}"),
+    ("GET", "/consent.js"),
+    ("POST", "/v1/cookie-consents"),
+    ("GET", "/.well-known/gpc.json"),
+    ("GET", "/b.gif"),
+    ("POST", "/v1/telemetry"),
+    ("GET", "/v1/analytics/pages"),
+    ("GET", "/v1/analytics/gpc"),
+    ("GET", "/v1/analytics/telemetry"),
 ];
 
 /// Limits of the server.
@@ -360,6 +371,14 @@ pub fn app(state: AppState) -> Router {
             "/u/{token}",
             get(mailings::page_get).post(mailings::unsubscribe),
         )
+        .route("/consent.js", get(cookies::consent_js))
+        .route("/v1/cookie-consents", post(cookies::record))
+        .route("/.well-known/gpc.json", get(cookies::gpc_json))
+        .route("/b.gif", get(beacon::beacon))
+        .route("/v1/telemetry", post(analytics::telemetry))
+        .route("/v1/analytics/pages", get(analytics::pages))
+        .route("/v1/analytics/gpc", get(analytics::gpc))
+        .route("/v1/analytics/telemetry", get(analytics::telemetry_counts))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

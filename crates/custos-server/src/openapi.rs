@@ -65,6 +65,14 @@ use crate::problem::{CODES, PROBLEM_JSON};
         crate::mailings::show,
         crate::mailings::page_get,
         crate::mailings::unsubscribe,
+        crate::cookies::consent_js,
+        crate::cookies::record,
+        crate::cookies::gpc_json,
+        crate::beacon::beacon,
+        crate::analytics::telemetry,
+        crate::analytics::pages,
+        crate::analytics::gpc,
+        crate::analytics::telemetry_counts,
     ),
     components(schemas(crate::problem::ProblemDoc, crate::problem::FieldErrorDoc))
 )]
@@ -412,6 +420,25 @@ pub fn document(policy: &Policy) -> Value {
         &prop("PreferencesRequest", "topics"),
         "minProperties",
         json!(1),
+    );
+    // A cookie choice names the policy's cookies; telemetry the declared metrics.
+    set(
+        &mut doc,
+        &prop("CookieConsentRequest", "choices"),
+        "propertyNames",
+        json!({"enum": policy.cookies().iter().map(|c| c.id.get_ref().as_str()).collect::<Vec<_>>()}),
+    );
+    set(
+        &mut doc,
+        &prop("CookieConsentRequest", "notice"),
+        "const",
+        json!(policy.version()),
+    );
+    set(
+        &mut doc,
+        &prop("TelemetryRequest", "metric"),
+        "enum",
+        strings(custos_vault::TELEMETRY_METRICS.iter().copied()),
     );
     set(&mut doc, &prop("Problem", "code"), "enum", codes);
     let query_enums = [

@@ -53,7 +53,13 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
 /// content security policy forbids fetching anything.
 #[utoipa::path(operation_id = "privacyNotice", get, path = "/privacy", tag = "pages", security(()),
     responses((status = 200, description = "the privacy notice rendered from the enforced policy: self-contained HTML that fetches nothing", body = String, content_type = "text/html")))]
-pub async fn privacy(State(state): State<AppState>) -> Response {
+pub async fn privacy(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // A visit with Global Privacy Control is counted (an aggregate by day; nothing else).
+    if crate::cookies::sec_gpc(&headers) {
+        if let Some(v) = state.vault() {
+            v.count_gpc_visit();
+        }
+    }
     let mut res = with_type(state.0.notice_html.clone(), "text/html; charset=utf-8");
     res.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,

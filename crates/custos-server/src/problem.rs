@@ -434,6 +434,23 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "the server's public url (`--public-url`) is not valid",
     ),
     ("invalid_token", 404, "the unsubscribe link is not valid"),
+    // Cookies, beacons and telemetry.
+    ("unknown_cookie", 422, "the policy declares no such cookie"),
+    (
+        "cookie_required",
+        422,
+        "a required cookie cannot be refused: the site does not work without it",
+    ),
+    (
+        "unknown_metric",
+        422,
+        "not one of the declared telemetry metrics",
+    ),
+    (
+        "invalid_count",
+        422,
+        "a telemetry count or value is out of range",
+    ),
     // The server.
     ("request_timeout", 503, "the request took too long"),
     ("internal_error", 500, "internal error"),

@@ -30,6 +30,11 @@ pub use store::Store;
 pub use store::postgres::PostgresStore;
 pub use store::sqlite::SqliteStore;
 pub use vault::{
+    ANALYTICS_PURPOSE, Aggregate, BEACON_PURPOSE, BannerCookie, CONSENT_COOKIE, CookieChoice,
+    CookieConsent, MAX_PAGE_CHARS, TELEMETRY_METRICS, TELEMETRY_PURPOSE, banner_cookies,
+    beacon_refused, day_of, normalize_page, sharing_purposes,
+};
+pub use vault::{
     Actor, CORRECT, Channel, CollectionInput, Completion, DEFAULT_RECORDS_PAGE, Durable, EXPORT,
     Export, ExportedEntry, ExportedRecord, ExportedValue, Instrument, InstrumentInput,
     MAX_CORRECTED_BYTES, MAX_INSTRUMENT_SUBJECTS, MAX_ISSUER_CHARS, MAX_RECORD_BYTES,

@@ -672,6 +672,54 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_mailing(&self, mailing: &MailingRow, mails: &[MailRow]) -> Result<()>;
     /// A mailing by id.
     fn mailing(&self, id: &str) -> Result<Option<MailingRow>>;
+    /// Stores an anonymous cookie-consent record (`vault/cookies.rs`): a random id, the
+    /// choices, the notice, the GPC flag and the receipt; no address, no user agent.
+    fn put_cookie_consent(&self, row: &CookieConsentRow) -> Result<()>;
+    /// A cookie-consent record by its id.
+    fn cookie_consent(&self, id: &str) -> Result<Option<CookieConsentRow>>;
+    /// Adds aggregate counts, in one transaction: each row's `count` and `total` are added to
+    /// the stored `(kind, day, name)` row. A name new for its kind and day once that day
+    /// already holds `max_names` names is counted under `other` instead (the table stays
+    /// bounded whatever is sent).
+    fn add_counts(&self, rows: &[CountRow], max_names: u64, other: &str) -> Result<()>;
+    /// The counts of a kind for the days `from..=to` (`YYYY-MM-DD`), by day then name, at
+    /// most `limit`.
+    fn counts(&self, kind: &str, from: &str, to: &str, limit: u64) -> Result<Vec<CountRow>>;
+}
+
+/// An anonymous cookie-consent record, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConsentRow {
+    /// Random id (UUIDv4): the receipt's subject; nothing links it to a person.
+    pub id: String,
+    /// The choices, `id=1&id=0…` in the policy's order of cookies.
+    pub choices: String,
+    /// The notice version shown.
+    pub notice: String,
+    /// SHA-256 of the notice shown, hex.
+    pub notice_sha256: String,
+    /// Whether the browser sent Global Privacy Control (`Sec-GPC: 1`).
+    pub gpc: bool,
+    /// When, ms since the epoch.
+    pub time_ms: i64,
+    /// The signed receipt (compact JWS).
+    pub receipt: String,
+}
+
+/// One aggregate count: of a kind (`page`, `gpc`, `telemetry`), a name within it (a page's
+/// path, `service/metric`), a UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountRow {
+    /// `page`, `gpc` or `telemetry`.
+    pub kind: String,
+    /// What is counted.
+    pub name: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// How many.
+    pub count: i64,
+    /// The sum of the values reported with them (telemetry), else 0.
+    pub total: i64,
 }
 
 /// Milliseconds since the Unix epoch.

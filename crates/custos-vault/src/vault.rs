@@ -20,6 +20,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 mod consent;
+mod cookies;
 mod export;
 mod inbound;
 mod instruments;
@@ -38,6 +39,13 @@ pub use consent::{
     CONSENT_METHODS, Can, Consent, ConsentBy, ConsentChange, ConsentInput, NOT_FREELY_GIVEN,
     Preference, RECEIPT_TYP, RECEIPT_VERSION, ReceiptError, ReceiptKey, VerifiedReceipt,
     communication_topics, jwks, parse_jwks, verify_receipt,
+};
+pub use cookies::{
+    ANALYTICS_PURPOSE, Aggregate, BEACON_PURPOSE, BannerCookie, CONSENT_COOKIE, COOKIE_CONSENT,
+    CookieChoice, CookieConsent, FLUSH_EVERY, MAX_NAMES_PER_DAY, MAX_PAGE_CHARS,
+    MAX_TELEMETRY_COUNT, MAX_TELEMETRY_VALUE, OTHER, READ_AGGREGATES, REDACTED, TELEMETRY_METRICS,
+    TELEMETRY_PURPOSE, VISITOR, banner_cookies, beacon_refused, day_of, normalize_page,
+    sharing_purposes,
 };
 pub use export::{EXPORT, Export, ExportedEntry, ExportedRecord, ExportedValue, READ_LEDGER};
 pub use inbound::{
@@ -353,6 +361,8 @@ pub struct Vault {
     purger: Purger,
     collector: Collector,
     consent_writer: consent::Writer,
+    /// Aggregate counts (`vault/cookies.rs`); flushed on drop, before the ledger's drop.
+    counter: cookies::Counter,
     ledger: Ledger,
     keys: KeyCache,
     tickets: AtomicU64,
@@ -460,6 +470,7 @@ impl Vault {
         let purger = Purger::start(Arc::clone(&store), ledger.appender()?, purging)?;
         let collector = Collector::start(Arc::clone(&store), ledger.appender()?)?;
         let consent_writer = consent::Writer::start(Arc::clone(&store), ledger.appender()?)?;
+        let counter = cookies::Counter::start(Arc::clone(&store))?;
         Ok(Self {
             policy,
             store,
@@ -481,6 +492,7 @@ impl Vault {
             purger,
             collector,
             consent_writer,
+            counter,
             ledger,
             keys: KeyCache::default(),
             tickets: AtomicU64::new(0),

@@ -6,7 +6,7 @@ use custos_policy::Policy;
 use crate::builtin;
 
 /// The minimal policy of `docs/policy-language.md`, with an unused category, purpose,
-/// retention rule, record collection and recipient, and a cookie.
+/// retention rule, record collection and recipient, and a cookie (read: never warned).
 const SMALL: &str = r#"[policy]
 id = "tiny"
 version = "2024-01-01"
@@ -116,10 +116,6 @@ fn unused_elements_and_notice_only_kinds_are_warned_at_their_lines() {
             at("id = \"dialer\""),
             "unused: no accessor acts for recipient `dialer`",
         ),
-        (
-            at("id = \"session\""),
-            "cookie `session` is notice-only: no decision reads it yet",
-        ),
     ];
     assert_eq!(lines.len(), want.len(), "{lines:#?}");
     for (line, (n, text)) in lines.iter().zip(want) {
@@ -143,11 +139,8 @@ fn unused_elements_and_notice_only_kinds_are_warned_at_their_lines() {
         .replace("name = \"Faxes\"", "name = \"Faxes\"\nretention = \"forever-ish\"");
     let p = Policy::from_str("small.toml", &used).unwrap_or_else(|d| panic!("{d}"));
     let lines = p.warning_lines();
-    assert_eq!(lines.len(), 1, "{lines:#?}");
-    assert!(
-        lines[0].contains("cookie `session` is notice-only"),
-        "{lines:?}"
-    );
+    // A cookie is read (the consent banner's choices): never notice-only.
+    assert!(lines.is_empty(), "{lines:#?}");
 }
 
 /// A recipient no accessor acts for is still live when an accessor may disclose to it
@@ -173,7 +166,7 @@ fn onward_recipients_and_parent_purposes_are_not_unused() {
 }
 
 /// The WebEx policy uses every element it declares; its warnings are exactly the kinds no
-/// decision reads yet: cookies, regions, transfers and rights (`docs/policy-language.md`,
+/// decision reads yet: regions, transfers and rights (cookies make the consent banner) (`docs/policy-language.md`,
 /// "What reads each key").
 #[test]
 fn the_webex_policy_warns_only_of_its_notice_only_elements() {
@@ -203,11 +196,6 @@ fn the_webex_policy_warns_only_of_its_notice_only_elements() {
     assert_eq!(
         kinds,
         [
-            "cookie session",
-            "cookie preferences",
-            "cookie analytics",
-            "cookie web-beacon",
-            "cookie email-beacon",
             "region us",
             "region worldwide",
             "transfer to us",

@@ -54,6 +54,14 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/v1/mailings/{id}"),
     ("GET", "/u/{token}"),
     ("POST", "/u/{token}"),
+    ("GET", "/consent.js"),
+    ("POST", "/v1/cookie-consents"),
+    ("GET", "/.well-known/gpc.json"),
+    ("GET", "/b.gif"),
+    ("POST", "/v1/telemetry"),
+    ("GET", "/v1/analytics/pages"),
+    ("GET", "/v1/analytics/gpc"),
+    ("GET", "/v1/analytics/telemetry"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

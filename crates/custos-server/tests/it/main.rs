@@ -12,6 +12,7 @@ mod auth;
 mod canary;
 mod consents;
 mod contract;
+mod cookies;
 mod demo;
 mod hardening;
 mod instruments;

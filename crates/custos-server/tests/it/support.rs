@@ -217,6 +217,19 @@ impl TestApp {
         .await
     }
 
+    /// An app whose vault also has a key of the `analytics` accessor (the aggregates'
+    /// reader).
+    pub async fn spawn_analytics(backend: Backend) -> Self {
+        Self::spawn_keyed(
+            Config::default(),
+            None,
+            backend,
+            "info,custos=debug",
+            &[("analytics", "")],
+        )
+        .await
+    }
+
     /// An app whose vault also has the keys of [`TENANT_KEYS`].
     pub async fn spawn_tenants(backend: Backend) -> Self {
         Self::spawn_keyed(

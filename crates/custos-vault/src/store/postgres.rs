@@ -20,7 +20,10 @@ use super::{
     Purged, RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store,
     SubjectRow, SubjectState, ValueRow,
 };
-use super::{Checkpointer, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
+use super::{
+    Checkpointer, CookieConsentRow, CountRow, LedgerVisitor, Rewrap, join, not_erased, now_ms,
+    split,
+};
 use crate::error::{Error, Result};
 use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
@@ -282,6 +285,29 @@ CREATE TABLE IF NOT EXISTS mailings (
     recipients BIGINT NOT NULL,
     excluded TEXT NOT NULL,
     created_ms BIGINT NOT NULL
+);
+",
+    // 14: cookies, beacons, GPC and telemetry (`vault/cookies.rs`): anonymous
+    // cookie-consent records (a random id, no address, no user agent) and aggregate counts
+    // by kind (`page`, `gpc`, `telemetry`), name and day, nothing else. New tables only (`IF
+    // NOT EXISTS`): safe to apply again, whatever its number becomes.
+    r"
+CREATE TABLE IF NOT EXISTS cookie_consents (
+    id TEXT PRIMARY KEY,
+    choices TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    notice_sha256 TEXT NOT NULL,
+    gpc BOOLEAN NOT NULL,
+    time_ms BIGINT NOT NULL,
+    receipt TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aggregate_counts (
+    kind TEXT NOT NULL,
+    day TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    total BIGINT NOT NULL,
+    PRIMARY KEY (kind, day, name)
 );
 ",
 ];
@@ -2183,6 +2209,100 @@ impl Store for PostgresStore {
                 seq: to_u64(r.get(0)),
                 hash: r.get(1),
                 signature: r.get(2),
+            })
+            .collect())
+    }
+
+    fn put_cookie_consent(&self, row: &CookieConsentRow) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO cookie_consents (id, choices, notice, notice_sha256, gpc, time_ms, receipt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &row.id,
+                &row.choices,
+                &row.notice,
+                &row.notice_sha256,
+                &row.gpc,
+                &row.time_ms,
+                &row.receipt,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn cookie_consent(&self, id: &str) -> Result<Option<CookieConsentRow>> {
+        let row = self.lock().query_opt(
+            "SELECT id, choices, notice, notice_sha256, gpc, time_ms, receipt
+               FROM cookie_consents WHERE id = $1",
+            &[&id],
+        )?;
+        Ok(row.map(|r| CookieConsentRow {
+            id: r.get(0),
+            choices: r.get(1),
+            notice: r.get(2),
+            notice_sha256: r.get(3),
+            gpc: r.get(4),
+            time_ms: r.get(5),
+            receipt: r.get(6),
+        }))
+    }
+
+    fn add_counts(&self, rows: &[CountRow], max_names: u64, other: &str) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let max_names = i64::try_from(max_names).unwrap_or(i64::MAX);
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        for r in rows {
+            let n = tx.execute(
+                "UPDATE aggregate_counts SET count = count + $4, total = total + $5
+                  WHERE kind = $1 AND day = $2 AND name = $3",
+                &[&r.kind, &r.day, &r.name, &r.count, &r.total],
+            )?;
+            if n > 0 {
+                continue;
+            }
+            let held: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM aggregate_counts WHERE kind = $1 AND day = $2",
+                    &[&r.kind, &r.day],
+                )?
+                .get(0);
+            let name = if held >= max_names {
+                other
+            } else {
+                r.name.as_str()
+            };
+            tx.execute(
+                "INSERT INTO aggregate_counts (kind, day, name, count, total)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (kind, day, name) DO UPDATE
+                   SET count = aggregate_counts.count + EXCLUDED.count,
+                       total = aggregate_counts.total + EXCLUDED.total",
+                &[&r.kind, &r.day, &name, &r.count, &r.total],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn counts(&self, kind: &str, from: &str, to: &str, limit: u64) -> Result<Vec<CountRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.lock().query(
+            "SELECT kind, name, day, count, total FROM aggregate_counts
+              WHERE kind = $1 AND day >= $2 AND day <= $3
+              ORDER BY day, name LIMIT $4",
+            &[&kind, &from, &to, &limit],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| CountRow {
+                kind: r.get(0),
+                name: r.get(1),
+                day: r.get(2),
+                count: r.get(3),
+                total: r.get(4),
             })
             .collect())
     }

@@ -32,7 +32,10 @@ use super::{
     Purged, RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store,
     SubjectRow, SubjectState, ValueRow,
 };
-use super::{Checkpointer, LedgerRow, LedgerVisitor, Rewrap, join, not_erased, now_ms, split};
+use super::{
+    Checkpointer, CookieConsentRow, CountRow, LedgerRow, LedgerVisitor, Rewrap, join, not_erased,
+    now_ms, split,
+};
 use crate::error::{Error, Result};
 use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
@@ -415,6 +418,29 @@ CREATE TABLE IF NOT EXISTS mailings (
     recipients INTEGER NOT NULL,
     excluded TEXT NOT NULL,
     created_ms INTEGER NOT NULL
+);
+",
+    // 14: cookies, beacons, GPC and telemetry (`vault/cookies.rs`): anonymous
+    // cookie-consent records (a random id, no address, no user agent) and aggregate counts
+    // by kind (`page`, `gpc`, `telemetry`), name and day, nothing else. New tables only (`IF
+    // NOT EXISTS`): safe to apply again, whatever its number becomes.
+    r"
+CREATE TABLE IF NOT EXISTS cookie_consents (
+    id TEXT PRIMARY KEY,
+    choices TEXT NOT NULL,
+    notice TEXT NOT NULL,
+    notice_sha256 TEXT NOT NULL,
+    gpc INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    receipt TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aggregate_counts (
+    kind TEXT NOT NULL,
+    day TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    PRIMARY KEY (kind, day, name)
 );
 ",
 ];
@@ -2749,6 +2775,107 @@ impl Store for SqliteStore {
                     signature: r.get(2)?,
                 })
             })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_cookie_consent(&self, row: &CookieConsentRow) -> Result<()> {
+        self.write()
+            .prepare_cached(
+                "INSERT INTO cookie_consents (id, choices, notice, notice_sha256, gpc, time_ms, receipt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                row.id,
+                row.choices,
+                row.notice,
+                row.notice_sha256,
+                row.gpc,
+                row.time_ms,
+                row.receipt
+            ])?;
+        Ok(())
+    }
+
+    fn cookie_consent(&self, id: &str) -> Result<Option<CookieConsentRow>> {
+        let conn = self.read();
+        let row = conn
+            .prepare_cached(
+                "SELECT id, choices, notice, notice_sha256, gpc, time_ms, receipt
+                   FROM cookie_consents WHERE id = ?1",
+            )?
+            .query_row(params![id], |r| {
+                Ok(CookieConsentRow {
+                    id: r.get(0)?,
+                    choices: r.get(1)?,
+                    notice: r.get(2)?,
+                    notice_sha256: r.get(3)?,
+                    gpc: r.get(4)?,
+                    time_ms: r.get(5)?,
+                    receipt: r.get(6)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn add_counts(&self, rows: &[CountRow], max_names: u64, other: &str) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE aggregate_counts SET count = count + ?4, total = total + ?5
+                  WHERE kind = ?1 AND day = ?2 AND name = ?3",
+            )?;
+            let mut names = tx.prepare_cached(
+                "SELECT COUNT(*) FROM aggregate_counts WHERE kind = ?1 AND day = ?2",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO aggregate_counts (kind, day, name, count, total)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, day, name) DO UPDATE
+                   SET count = count + excluded.count, total = total + excluded.total",
+            )?;
+            for c in rows {
+                if update.execute(params![c.kind, c.day, c.name, c.count, c.total])? > 0 {
+                    continue;
+                }
+                let held: i64 = names.query_row(params![c.kind, c.day], |r| r.get(0))?;
+                let name = if u64::try_from(held).unwrap_or(u64::MAX) >= max_names {
+                    other
+                } else {
+                    c.name.as_str()
+                };
+                insert.execute(params![c.kind, c.day, name, c.count, c.total])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn counts(&self, kind: &str, from: &str, to: &str, limit: u64) -> Result<Vec<CountRow>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, name, day, count, total FROM aggregate_counts
+              WHERE kind = ?1 AND day >= ?2 AND day <= ?3
+              ORDER BY day, name LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![kind, from, to, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(CountRow {
+                        kind: r.get(0)?,
+                        name: r.get(1)?,
+                        day: r.get(2)?,
+                        count: r.get(3)?,
+                        total: r.get(4)?,
+                    })
+                },
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -24,6 +24,10 @@ pub use crate::consent::{
     partner_consent_is_for_its_recipient, preferences_are_consent_records,
     subject_holders_is_what_a_change_checks, what_is_not_consent_is_refused,
 };
+pub use crate::cookies::{
+    cookie_consent_is_an_anonymous_record, counts_are_flushed_and_bounded,
+    telemetry_and_aggregates_are_for_their_accessors,
+};
 pub use crate::instruments::{
     legal_reads_need_a_registered_instrument, legal_records_reads_need_a_covering_instrument,
     only_staff_register_instruments,

@@ -12,6 +12,7 @@
 
 mod cases;
 mod consent;
+mod cookies;
 mod embedded;
 mod instruments;
 mod mailings;
@@ -105,6 +106,9 @@ macro_rules! conformance {
                 only_entitled_senders_mail,
                 mailings_count_the_excluded_and_store_nothing_in_plaintext,
                 a_tenant_bound_mailing_reaches_only_its_tenant,
+                cookie_consent_is_an_anonymous_record,
+                counts_are_flushed_and_bounded,
+                telemetry_and_aggregates_are_for_their_accessors,
             );
         }
     };
