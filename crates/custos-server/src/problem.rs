@@ -334,6 +334,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("invalid_request", 422, "the request is not valid"),
     // People's requests, as staff handle them.
     (
+        "channel_not_offered",
+        422,
+        "the policy's `unsubscribe` right does not offer this channel",
+    ),
+    (
         "not_staff",
         403,
         "only staff (the policy's `[rights] staff`) handle people's requests",

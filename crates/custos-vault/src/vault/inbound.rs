@@ -43,7 +43,7 @@ pub const EMAIL_METHOD: &str = "email_request";
 /// What an inbound message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Intake {
-    /// Subjects the `From` address matched.
+    /// Subjects the `From` address, or a verified token in the subject line, matched.
     pub matched: usize,
     /// Consent and objection records made (topics that were on and are now off).
     pub changes: usize,
@@ -134,12 +134,45 @@ pub fn from_addresses(raw: &[u8]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The unsubscribe tokens in a message's subject line: each word `unsubscribe-<token>`
+/// (what a mailing's `List-Unsubscribe` mailto puts there), at most [`MAX_FROM_ADDRESSES`].
+pub fn subject_tokens(raw: &[u8]) -> Vec<String> {
+    let Some(message) = MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let Some(subject) = message.subject() else {
+        return Vec::new();
+    };
+    subject
+        .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
+        .filter_map(|w| w.strip_prefix("unsubscribe-"))
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= 128
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .take(MAX_FROM_ADDRESSES)
+        .map(str::to_string)
+        .collect()
+}
+
 impl Vault {
     /// Handles an inbound unsubscribe message (see the module's documentation): for staff
     /// and the operator only (`not_staff` otherwise, ledgered, before the message is read).
     pub fn intake_mail<'a>(&self, by: impl Into<RequestHandler<'a>>, raw: &[u8]) -> Result<Intake> {
         let by = by.into();
         let actor = self.request_staff_only(by, INBOUND_MAIL)?;
+        // C032: taken only while the policy's `unsubscribe` right offers the email channel.
+        if !self.policy.contacts().unsubscribes_by("email") {
+            let e = Error::invalid(
+                "channel_not_offered",
+                "the policy's `unsubscribe` right does not offer the `email` channel; \
+                 add it to the right's `channels` to take unsubscribe requests by email",
+            );
+            self.request_refusal(actor, INBOUND_MAIL, "", e.code())?;
+            return Err(e);
+        }
         let addresses = match from_addresses(raw) {
             Ok(a) => a,
             Err(e) => {
@@ -156,13 +189,27 @@ impl Vault {
                 }
             }
         }
+        // A reply to a mailing's `List-Unsubscribe` mailto carries its token in the subject
+        // line (`unsubscribe-<token>`): a token that verifies names its person whatever the
+        // `From` (their address may have changed, or be an alias); one that does not is
+        // ignored, and the `From` decides alone.
+        let tokened: Vec<SubjectId> = subject_tokens(raw)
+            .iter()
+            .filter_map(|t| self.verify_unsubscribe_token(t).ok())
+            .map(|t| t.subject)
+            .filter(|s| !subjects.iter().any(|(x, _)| x == s))
+            .collect();
         let mut d = self.draft(actor, INBOUND_MAIL, "");
         d.effect = "done".into();
-        d.reasons = format!("subjects:{}", subjects.len());
+        d.reasons = format!("subjects:{}", subjects.len() + tokened.len());
         // INVARIANT: audit before data — the message's entry (no address, no subject) is
         // durable before any choice it causes is recorded.
         self.record(d)?;
-        let ids: Vec<SubjectId> = subjects.iter().map(|(s, _)| s.clone()).collect();
+        let ids: Vec<SubjectId> = subjects
+            .iter()
+            .map(|(s, _)| s.clone())
+            .chain(tokened.iter().cloned())
+            .collect();
         let changes = self.unsubscribe_subjects(by, &ids, EMAIL_METHOD)?;
         // Tell each address whose subjects changed, once: a forged `From` reaches its owner.
         let mut told: Vec<&str> = Vec::new();
@@ -181,7 +228,7 @@ impl Vault {
             }
         }
         Ok(Intake {
-            matched: subjects.len(),
+            matched: ids.len(),
             changes: changes.iter().sum(),
         })
     }

@@ -35,7 +35,8 @@ pub use crate::instruments::{
 pub use crate::mailings::{
     a_tenant_bound_mailing_reaches_only_its_tenant,
     c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
-    c031_html_mailings_carry_the_footer_too,
+    c031_html_mailings_carry_the_footer_too, c032_a_reply_to_the_mailto_unsubscribes_by_its_token,
+    c033_the_footer_and_intake_follow_the_unsubscribe_right,
     mailings_count_the_excluded_and_store_nothing_in_plaintext, only_entitled_senders_mail,
     unsubscribe_tokens_cannot_be_forged_or_moved,
 };

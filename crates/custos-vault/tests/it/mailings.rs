@@ -529,3 +529,107 @@ clauses = ["C067"]
         .unwrap();
     assert_eq!(all.recipients, 3);
 }
+
+/// A raw unsubscribe message from `from` with `subject`.
+fn reply(from: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: unsubscribe@webex.com\r\nSubject: {subject}\r\n\
+         Date: Fri, 4 Dec 2026 10:00:00 +0000\r\nMessage-ID: <r1@example.net>\r\n\r\n\
+         Please take me off.\r\n"
+    )
+    .into_bytes()
+}
+
+/// C032: a reply to a mailing's `List-Unsubscribe` mailto names its person by the token in
+/// its subject line, whatever address it comes from; a changed token names no one.
+pub fn c032_a_reply_to_the_mailto_unsubscribes_by_its_token(h: Harness) {
+    let v = h.vault();
+    v.collect(
+        "website",
+        &registration("ann@example.com", &["account", "marketing.announcements"]),
+    )
+    .unwrap();
+    v.send_mailing("marketing", &mailing("marketing.announcements"), BASE)
+        .unwrap();
+    let token = token_of(&queued(v)[0]);
+    let mut forged = token.clone().into_bytes();
+    forged[40] = if forged[40] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let op = custos_vault::RequestHandler::Operator;
+    let none = v
+        .intake_mail(
+            op,
+            &reply("alias@elsewhere.example", &format!("unsubscribe-{forged}")),
+        )
+        .unwrap();
+    assert_eq!((none.matched, none.changes), (0, 0));
+    let next = v
+        .send_mailing("marketing", &mailing("marketing.announcements"), BASE)
+        .unwrap();
+    assert_eq!(next.recipients, 1, "{next:?}");
+    queued(v);
+    let done = v
+        .intake_mail(
+            op,
+            &reply(
+                "alias@elsewhere.example",
+                &format!("Re: unsubscribe-{token}"),
+            ),
+        )
+        .unwrap();
+    assert_eq!(done.matched, 1);
+    assert!(done.changes > 0);
+    let after = v
+        .send_mailing("marketing", &mailing("marketing.announcements"), BASE)
+        .unwrap();
+    assert_eq!(after.recipients, 0, "{after:?}");
+    assert_eq!(after.excluded.get("objected"), Some(&1), "{after:?}");
+}
+
+/// C031–C033: the footer offers, and intake takes, exactly the ways the policy's
+/// `unsubscribe` right names: without `email`, no address in the footer and mail to it is
+/// refused (`channel_not_offered`); without `postal`, no postal address.
+pub fn c033_the_footer_and_intake_follow_the_unsubscribe_right(mut h: Harness) {
+    let full = "channels = [\"link\", \"email\", \"postal\"]";
+    assert!(custos_policy::BUILTIN_WEBEX_2010.contains(full));
+    h.close();
+    for (channels, email, postal) in [
+        ("channels = [\"link\", \"email\"]", true, false),
+        ("channels = [\"link\"]", false, false),
+    ] {
+        let text = custos_policy::BUILTIN_WEBEX_2010.replacen(full, channels, 1);
+        let policy = std::sync::Arc::new(
+            custos_policy::Policy::from_str("narrowed", &text).unwrap_or_else(|d| panic!("{d}")),
+        );
+        let v = Vault::open(h.store().unwrap(), policy, h.kek.clone()).unwrap();
+        v.collect(
+            "website",
+            &registration("ann@example.com", &["account", "marketing.announcements"]),
+        )
+        .unwrap();
+        v.send_mailing("marketing", &mailing("marketing.announcements"), BASE)
+            .unwrap();
+        for m in queued(&v) {
+            let footer = &m.mail.text[m.mail.text.find("\n--\n").expect("a footer")..];
+            assert!(footer.contains(&format!("{BASE}/u/")), "{footer}");
+            assert_eq!(footer.contains("unsubscribe@webex.com"), email, "{footer}");
+            assert_eq!(footer.contains("3979 Freedom Circle"), postal, "{footer}");
+            let list = header(&m, "List-Unsubscribe").unwrap();
+            assert_eq!(list.contains("mailto:"), email, "{list}");
+        }
+        let taken = v.intake_mail(
+            custos_vault::RequestHandler::Operator,
+            &reply("ann@example.com", "unsubscribe"),
+        );
+        if email {
+            assert_eq!(taken.unwrap().matched, 1);
+            // The confirmation to the address, not a mailing's message.
+            let told = queued(&v);
+            assert_eq!(told.len(), 1);
+            assert!(header(&told[0], "List-Unsubscribe").is_none());
+        } else {
+            assert_eq!(taken.unwrap_err().code(), "channel_not_offered");
+        }
+        drop(v);
+    }
+}

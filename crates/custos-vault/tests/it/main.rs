@@ -106,6 +106,8 @@ macro_rules! conformance {
                 only_entitled_senders_mail,
                 mailings_count_the_excluded_and_store_nothing_in_plaintext,
                 a_tenant_bound_mailing_reaches_only_its_tenant,
+    c032_a_reply_to_the_mailto_unsubscribes_by_its_token,
+    c033_the_footer_and_intake_follow_the_unsubscribe_right,
                 cookie_consent_is_an_anonymous_record,
                 counts_are_flushed_and_bounded,
                 telemetry_and_aggregates_are_for_their_accessors,
