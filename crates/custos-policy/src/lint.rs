@@ -189,7 +189,14 @@ impl Policy {
                 format!("transfer to `{}` is {NOTICE_ONLY}", t.to.get_ref()),
             );
         }
-        for (i, r) in f.right.iter().enumerate() {
+        // The `unsubscribe` right's channels are read: the mailings' footer and inbound mail
+        // follow them (`Policy::contacts`).
+        for (i, r) in f
+            .right
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.id.get_ref() != "unsubscribe")
+        {
             warn(
                 &o.right,
                 i,

@@ -203,7 +203,6 @@ fn the_webex_policy_warns_only_of_its_notice_only_elements() {
             "transfer to us",
             "right rectification",
             "right deactivation",
-            "right unsubscribe",
             "right objection",
             "right consent_withdrawal",
             "right disclosure_list",
