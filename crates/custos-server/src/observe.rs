@@ -96,13 +96,30 @@ impl Log {
         // The formatter writes each event with one `write_all`, so lines of concurrent
         // requests do not interleave.
         let dispatch = match format {
-            LogFormat::Human => Dispatch::new(
+            // Colours, for a person at a terminal: the formatter's alone.
+            LogFormat::Human if ansi => Dispatch::new(
                 registry.with(
                     tracing_subscriber::fmt::layer()
                         .with_writer(writer)
                         .with_ansi(ansi),
                 ),
             ),
+            LogFormat::Human => {
+                let writer = Shared(std::sync::Arc::new(writer));
+                Dispatch::new(
+                    registry
+                        .with(AccessLog {
+                            writer: writer.clone(),
+                            json: false,
+                        })
+                        .with(
+                            tracing_subscriber::fmt::layer()
+                                .with_writer(writer)
+                                .with_ansi(false)
+                                .with_filter(NotInRequests),
+                        ),
+                )
+            }
             // The request's span and its answer line are the access log's; the rest is the
             // formatter's. Same lines as the formatter's own, at a fraction of the cost: the
             // formatter turns the span's fields into JSON text when the span is made, parses
@@ -112,8 +129,9 @@ impl Log {
                 let writer = Shared(std::sync::Arc::new(writer));
                 Dispatch::new(
                     registry
-                        .with(JsonAccessLog {
+                        .with(AccessLog {
                             writer: writer.clone(),
+                            json: true,
                         })
                         .with(
                             tracing_subscriber::fmt::layer()
@@ -253,12 +271,12 @@ pub(crate) fn record_accessor(accessor: &str) {
 /// The name of a request's span ([`RequestSpan`]).
 const REQUEST_SPAN: &str = "request";
 
-/// Whether `meta` is a request's span, whose lines [`JsonAccessLog`] writes.
+/// Whether `meta` is a request's span, whose lines [`AccessLog`] writes.
 fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span() && meta.target() == TARGET && meta.name() == REQUEST_SPAN
 }
 
-/// The formatter's filter beside [`JsonAccessLog`]: no request span, and no event in one.
+/// The formatter's filter beside [`AccessLog`]: no request span, and no event in one.
 struct NotInRequests;
 
 impl<S> tracing_subscriber::layer::Filter<S> for NotInRequests
@@ -418,11 +436,13 @@ fn json_num(out: &mut Vec<u8>, v: impl serde::Serialize) {
 /// the answer event in the request's span (`timestamp`, `level`, the event's fields,
 /// `target`, and under `span` the request's fields in key order, then its `name`), from the
 /// span's fields kept as values and one buffer per thread.
-struct JsonAccessLog<W> {
+struct AccessLog<W> {
     writer: W,
+    /// JSON, else text as the formatter writes it without colours.
+    json: bool,
 }
 
-impl<S, W> tracing_subscriber::Layer<S> for JsonAccessLog<W>
+impl<S, W> tracing_subscriber::Layer<S> for AccessLog<W>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + 'static,
@@ -474,42 +494,46 @@ where
                 &tracing_subscriber::fmt::time::SystemTime,
                 &mut tracing_subscriber::fmt::format::Writer::new(scratch),
             );
-            out.extend_from_slice(b"{\"timestamp\":");
-            json_str(out, scratch);
-            out.extend_from_slice(b",\"level\":\"");
-            out.extend_from_slice(meta.level().as_str().as_bytes());
-            out.push(b'"');
-            event.record(&mut JsonFields { out, scratch });
-            out.extend_from_slice(b",\"target\":");
-            json_str(out, meta.target());
-            out.extend_from_slice(b",\"span\":{");
-            if let Some(f) = span.extensions().get::<RequestFields>() {
-                // In key order, as the formatter writes them.
-                if let Some(accessor) = &f.accessor {
-                    out.extend_from_slice(b"\"accessor\":");
-                    json_str(out, accessor);
+            if !self.json {
+                human_line(out, scratch, event, &ctx);
+            } else {
+                out.extend_from_slice(b"{\"timestamp\":");
+                json_str(out, scratch);
+                out.extend_from_slice(b",\"level\":\"");
+                out.extend_from_slice(meta.level().as_str().as_bytes());
+                out.push(b'"');
+                event.record(&mut JsonFields { out, scratch });
+                out.extend_from_slice(b",\"target\":");
+                json_str(out, meta.target());
+                out.extend_from_slice(b",\"span\":{");
+                if let Some(f) = span.extensions().get::<RequestFields>() {
+                    // In key order, as the formatter writes them.
+                    if let Some(accessor) = &f.accessor {
+                        out.extend_from_slice(b"\"accessor\":");
+                        json_str(out, accessor);
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\"method\":");
+                    json_str(out, &f.method);
+                    if let Some(ms) = f.ms {
+                        out.extend_from_slice(b",\"ms\":");
+                        json_num(out, ms);
+                    }
+                    out.extend_from_slice(b",\"request_id\":");
+                    json_str(out, &f.request_id);
+                    out.extend_from_slice(b",\"route\":");
+                    json_str(out, &f.route);
+                    if let Some(status) = f.status {
+                        out.extend_from_slice(b",\"status\":");
+                        json_num(out, status);
+                    }
                     out.push(b',');
                 }
-                out.extend_from_slice(b"\"method\":");
-                json_str(out, &f.method);
-                if let Some(ms) = f.ms {
-                    out.extend_from_slice(b",\"ms\":");
-                    json_num(out, ms);
-                }
-                out.extend_from_slice(b",\"request_id\":");
-                json_str(out, &f.request_id);
-                out.extend_from_slice(b",\"route\":");
-                json_str(out, &f.route);
-                if let Some(status) = f.status {
-                    out.extend_from_slice(b",\"status\":");
-                    json_num(out, status);
-                }
-                out.push(b',');
+                out.extend_from_slice(b"\"name\":");
+                json_str(out, span.name());
+                out.push(b'}');
+                out.extend_from_slice(b"}\n");
             }
-            out.extend_from_slice(b"\"name\":");
-            json_str(out, span.name());
-            out.push(b'}');
-            out.extend_from_slice(b"}\n");
             // One `write_all` per line, as the formatter: lines of concurrent requests do not
             // interleave.
             let _ = self.writer.make_writer_for(meta).write_all(out);
@@ -520,6 +544,75 @@ where
             Err(_) => write(&mut (Vec::new(), String::new())),
         });
     }
+}
+
+/// A request's line as text, as the formatter writes it without colours: time, level, the
+/// spans from the root with their fields, target, the event's fields.
+fn human_line<S>(
+    out: &mut Vec<u8>,
+    scratch: &mut String,
+    event: &tracing::Event<'_>,
+    ctx: &Context<'_, S>,
+) where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    use std::fmt::Write as _;
+    use tracing_subscriber::fmt::FormatFields as _;
+    use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+    let meta = event.metadata();
+    scratch.clear();
+    let _ = tracing_subscriber::fmt::time::FormatTime::format_time(
+        &tracing_subscriber::fmt::time::SystemTime,
+        &mut Writer::new(scratch),
+    );
+    out.extend_from_slice(scratch.as_bytes());
+    out.extend_from_slice(match *meta.level() {
+        tracing::Level::TRACE => b" TRACE ",
+        tracing::Level::DEBUG => b" DEBUG ",
+        tracing::Level::INFO => b"  INFO ",
+        tracing::Level::WARN => b"  WARN ",
+        tracing::Level::ERROR => b" ERROR ",
+    });
+    if let Some(scope) = ctx.event_scope(event) {
+        for span in scope.from_root() {
+            out.extend_from_slice(span.name().as_bytes());
+            let ext = span.extensions();
+            scratch.clear();
+            if let Some(f) = ext.get::<RequestFields>() {
+                let _ = write!(
+                    scratch,
+                    "request_id={} method={} route={}",
+                    f.request_id, f.method, f.route
+                );
+                if let Some(accessor) = &f.accessor {
+                    let _ = write!(scratch, " accessor={accessor}");
+                }
+                if let Some(status) = f.status {
+                    let _ = write!(scratch, " status={status}");
+                }
+                if let Some(ms) = f.ms {
+                    let _ = write!(scratch, " ms={ms:?}");
+                }
+            } else if let Some(f) =
+                ext.get::<tracing_subscriber::fmt::FormattedFields<DefaultFields>>()
+            {
+                scratch.push_str(f);
+            }
+            if !scratch.is_empty() {
+                out.push(b'{');
+                out.extend_from_slice(scratch.as_bytes());
+                out.push(b'}');
+            }
+            out.push(b':');
+        }
+        out.push(b' ');
+    }
+    out.extend_from_slice(meta.target().as_bytes());
+    out.extend_from_slice(b": ");
+    scratch.clear();
+    let _ = DefaultFields::new().format_fields(Writer::new(scratch), event);
+    out.extend_from_slice(scratch.as_bytes());
+    out.push(b'\n');
 }
 
 /// The answer of a request that failed in the middleware: past its time (`503
@@ -595,19 +688,24 @@ mod tests {
 
     impl Capture {
         /// The lines written, each without its timestamp (the rest must be the same).
-        fn lines(&self) -> Vec<String> {
+        fn lines(&self, format: LogFormat) -> Vec<String> {
             let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
             text.lines()
                 .map(|l| {
-                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    assert!(
-                        v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
-                        "{l}"
-                    );
-                    v["timestamp"] = serde_json::Value::Null;
-                    // The text, not the parsed value: the order of the keys counts.
-                    let at = l.find(",\"level\"").unwrap();
-                    format!("{}{}", v["timestamp"], &l[at..])
+                    // The text, not a parsed value: the order of the keys counts.
+                    let (time, rest) = match format {
+                        LogFormat::Json => {
+                            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                            let at = l.find(",\"level\"").unwrap();
+                            (v["timestamp"].as_str().unwrap().to_string(), &l[at..])
+                        }
+                        LogFormat::Human => {
+                            let at = l.find(' ').unwrap();
+                            (l[..at].to_string(), &l[at..])
+                        }
+                    };
+                    assert!(time.ends_with('Z') && time.len() == 27, "{l}");
+                    rest.to_string()
                 })
                 .collect()
         }
@@ -650,38 +748,46 @@ mod tests {
     }
 
     #[test]
-    fn the_json_request_lines_are_the_formatters_own() {
-        for filter in [
+    fn the_request_lines_are_the_formatters_own() {
+        let filters = [
             "trace",
             "warn",
             "custos::http=error",
             "custos::http=off,info",
-        ] {
+        ];
+        for (format, filter) in [LogFormat::Json, LogFormat::Human]
+            .into_iter()
+            .flat_map(|f| filters.map(|filter| (f, filter)))
+        {
             let ours = Capture::default();
             let log = {
                 let w = ours.clone();
-                Log::new(LogFormat::Json, filter, move || w.clone()).unwrap()
+                Log::new(format, filter, move || w.clone()).unwrap()
             };
             tracing::dispatcher::with_default(log.dispatch(), requests);
             // The formatter alone, as the server logged before the access log.
             let theirs = Capture::default();
             let reference = {
                 let w = theirs.clone();
-                let targets: Targets = filter.parse().unwrap();
-                Dispatch::new(
-                    tracing_subscriber::registry().with(targets).with(
-                        tracing_subscriber::fmt::layer()
-                            .json()
-                            .flatten_event(true)
-                            .with_current_span(true)
-                            .with_span_list(false)
-                            .with_writer(move || w.clone()),
+                let registry =
+                    tracing_subscriber::registry().with(filter.parse::<Targets>().unwrap());
+                let layer = tracing_subscriber::fmt::layer().with_writer(move || w.clone());
+                match format {
+                    LogFormat::Json => Dispatch::new(
+                        registry.with(
+                            layer
+                                .json()
+                                .flatten_event(true)
+                                .with_current_span(true)
+                                .with_span_list(false),
+                        ),
                     ),
-                )
+                    LogFormat::Human => Dispatch::new(registry.with(layer.with_ansi(false))),
+                }
             };
             tracing::dispatcher::with_default(&reference, requests);
-            let (ours, theirs) = (ours.lines(), theirs.lines());
-            assert_eq!(ours, theirs, "{filter}");
+            let (ours, theirs) = (ours.lines(format), theirs.lines(format));
+            assert_eq!(ours, theirs, "{format:?} {filter}");
             let lines = ours.len();
             match filter {
                 "trace" => assert_eq!(lines, 9, "{ours:#?}"),
