@@ -594,7 +594,7 @@ const RESTART_WAIT: Duration = Duration::from_millis(20);
 /// (reads are short) — at most [`RESTART_WAIT`], else the next round tries again. The file
 /// keeps its size, so the frames after a restart overwrite allocated blocks.
 fn restart_wal(conn: &Connection, schema: &str) {
-    if conn.busy_timeout(RESTART_WAIT).is_err() {
+    if conn.busy_handler(Some(busy_wait_restart)).is_err() {
         return;
     }
     let _ = conn.query_row(
@@ -602,7 +602,36 @@ fn restart_wal(conn: &Connection, schema: &str) {
         [],
         |_| Ok(()),
     );
-    let _ = conn.busy_timeout(Duration::from_secs(10));
+    let _ = conn.busy_handler(Some(busy_wait));
+}
+
+/// How long a connection sleeps between tries of a lock another connection holds.
+const BUSY_STEP: Duration = Duration::from_micros(100);
+/// Tries before a connection gives up on a lock (`SQLITE_BUSY`): 10 s of [`BUSY_STEP`]s or
+/// more.
+const BUSY_TRIES: i32 = 100_000;
+
+/// The busy handler of every connection: waits for a lock in steps of [`BUSY_STEP`], for at
+/// least 10 s. SQLite's `busy_timeout` sleeps 1, 2, 5, 10, 15, 20, 25 … ms between tries: a
+/// writer that met the checkpointer's `RESTART` (which holds the write lock a few ms) slept
+/// up to 18 ms past its end — the tail of consent changes' latency (docs/benchmarks.md).
+fn busy_wait(tries: i32) -> bool {
+    if tries >= BUSY_TRIES {
+        return false;
+    }
+    std::thread::sleep(BUSY_STEP);
+    true
+}
+
+/// [`busy_wait`] for at most [`RESTART_WAIT`]: the checkpointer's `RESTART` waiting for the
+/// readers of older snapshots, while writers wait behind it.
+fn busy_wait_restart(tries: i32) -> bool {
+    const TRIES: u128 = RESTART_WAIT.as_micros() / BUSY_STEP.as_micros();
+    if u128::try_from(tries).unwrap_or(0) >= TRIES {
+        return false;
+    }
+    std::thread::sleep(BUSY_STEP);
+    true
 }
 
 impl Drop for WalCheckpointer {
@@ -674,7 +703,7 @@ fn connect(dir: &Path, audit: Audit) -> Result<Connection> {
         params![dir.join(KEYS_FILE).to_string_lossy()],
     )?;
     attach_audit(&conn, dir, audit)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_handler(Some(busy_wait))?;
     // Room for every statement the store runs (bulk inserts keep one per table and size).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(IDLE_CACHE)?;
@@ -770,7 +799,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")?;
         let ledger = Connection::open(dir.join(LEDGER_FILE))?;
         ledger.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        ledger.busy_timeout(std::time::Duration::from_secs(10))?;
+        ledger.busy_handler(Some(busy_wait))?;
         // INVARIANT: audit before data — `synchronous` is per connection: FULL here too.
         // The ledger checkpoints its own WAL, in the commit that takes it past 1000 pages
         // (SQLite's default): a background checkpoint's fsync of `ledger.db` competes with
