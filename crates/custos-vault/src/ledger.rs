@@ -31,9 +31,12 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub const CHECKPOINT_EVERY: u64 = 1000;
 /// Most entries appended in one transaction.
 const MAX_BATCH: usize = 8192;
-/// The smallest last commit after which the writer holds a group open: a few callers
-/// gain little from a larger group and lose their wait.
-const GATHER_FROM: usize = 16;
+/// The smallest last commit after which the writer holds a group open: a caller or two
+/// gain little from a larger group and lose their wait. Not more: a writer that commits
+/// whatever came during the last commit never holds a group once its groups are small,
+/// and they stay small — reads answered on the runtime's threads settled at 7 entries a
+/// commit with 16 here, and at 23 with 4 (docs/benchmarks.md).
+const GATHER_FROM: usize = 4;
 /// How long the writer sleeps, under load, to let a group grow before committing it.
 const LINGER: Duration = Duration::from_micros(100);
 /// The longest a group is held open.
@@ -874,12 +877,21 @@ impl Drop for Ledger {
 /// [`LINGER_MAX`]. A group that stops growing ([`STALLED`] sleeps bring nothing) tells the
 /// size of the crowd of callers; later groups wait only until they are that large again (a
 /// larger one sets the crowd anew), the last [`AWAIT_FEW`] woken by each arrival.
-#[derive(Debug, Default)]
-struct Gather {
+#[derive(Debug)]
+pub(crate) struct Gather {
+    /// The smallest last commit after which a group is held open ([`GATHER_FROM`] for the
+    /// ledger's own callers).
+    from: usize,
     /// Entries in the last commit.
     last: usize,
     /// How many callers come when the entries are a crowd's, once a group has shown it.
     crowd: Option<usize>,
+}
+
+impl Default for Gather {
+    fn default() -> Self {
+        Self::from(GATHER_FROM)
+    }
 }
 
 /// What the writer does with an open group.
@@ -894,11 +906,22 @@ enum Hold {
 }
 
 impl Gather {
+    /// Holds groups open once a commit held `from` entries or more. A caller whose groups
+    /// each cost more than the ledger's one commit (the consent writer stores each group
+    /// in a second transaction) gathers from fewer.
+    pub(crate) fn from(from: usize) -> Self {
+        Self {
+            from,
+            last: 0,
+            crowd: None,
+        }
+    }
+
     /// What to do with a group of `n` entries, open for `held`: `streaming` says entries
     /// came while the last commit was written, `idle` how many sleeps in a row brought
     /// nothing. A [`Hold::Commit`] is remembered.
     fn hold(&mut self, streaming: bool, n: usize, idle: u32, held: Duration) -> Hold {
-        let crowd = if !streaming || self.last < GATHER_FROM {
+        let crowd = if !streaming || self.last < self.from {
             self.crowd
         } else if n >= MAX_BATCH || held >= LINGER_MAX {
             None
@@ -915,6 +938,59 @@ impl Gather {
     }
 }
 
+/// The next group from `rx`, as [`Gather`] holds it open: the first item (waited for),
+/// everything already queued, and under load what comes while the group is held. An item
+/// holds `size(item)` entries; a group stops taking items once it holds `max`. `None` once
+/// every sender is gone and nothing is queued.
+pub(crate) fn next_group<T>(
+    rx: &mpsc::Receiver<T>,
+    gather: &mut Gather,
+    max: usize,
+    size: impl Fn(&T) -> usize,
+) -> Option<Vec<T>> {
+    // Items that came while the last group was committed: a stream, not only callers that
+    // each wait for their last entry.
+    let (streaming, first) = match rx.try_recv() {
+        Ok(item) => (true, item),
+        Err(mpsc::TryRecvError::Empty) => (false, rx.recv().ok()?),
+        Err(mpsc::TryRecvError::Disconnected) => return None,
+    };
+    let mut n = size(&first);
+    let mut group = vec![first];
+    let started = Instant::now();
+    // Sleeps in a row that brought nothing.
+    let mut idle = 0;
+    loop {
+        while n < max {
+            match rx.try_recv() {
+                Ok(item) => {
+                    n += size(&item);
+                    group.push(item);
+                    idle = 0;
+                }
+                Err(_) => break,
+            }
+        }
+        match gather.hold(streaming, n, idle, started.elapsed()) {
+            Hold::Commit => return Some(group),
+            Hold::Sleep => {
+                idle += 1;
+                thread::sleep(LINGER);
+            }
+            Hold::Await(at_most) => match rx.recv_timeout(at_most) {
+                Ok(item) => {
+                    n += size(&item);
+                    group.push(item);
+                    idle = 0;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => idle += 1,
+                // Every sender is gone: no one else is coming.
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Some(group),
+            },
+        }
+    }
+}
+
 fn writer(
     store: &dyn Store,
     signer: &CheckpointSigner,
@@ -923,50 +999,12 @@ fn writer(
 ) {
     let checkpoint = |seq: u64, hash: &str| signer.due(seq, hash);
     let mut gather = Gather::default();
-    loop {
-        // Entries that came while the last commit was written: a stream, not only callers
-        // that each wait for their last entry.
-        let (streaming, (first, done)) = match rx.try_recv() {
-            Ok(r) => (true, r),
-            Err(mpsc::TryRecvError::Empty) => match rx.recv() {
-                Ok(r) => (false, r),
-                Err(_) => break,
-            },
-            Err(mpsc::TryRecvError::Disconnected) => break,
-        };
-        let mut drafts = first;
-        let mut waiters = vec![(done, drafts.len())];
-        let started = Instant::now();
-        // Sleeps in a row that brought nothing.
-        let mut idle = 0;
-        loop {
-            while drafts.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok((mut more, w)) => {
-                        waiters.push((w, more.len()));
-                        drafts.append(&mut more);
-                        idle = 0;
-                    }
-                    Err(_) => break,
-                }
-            }
-            match gather.hold(streaming, drafts.len(), idle, started.elapsed()) {
-                Hold::Commit => break,
-                Hold::Sleep => {
-                    idle += 1;
-                    thread::sleep(LINGER);
-                }
-                Hold::Await(at_most) => match rx.recv_timeout(at_most) {
-                    Ok((mut more, w)) => {
-                        waiters.push((w, more.len()));
-                        drafts.append(&mut more);
-                        idle = 0;
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => idle += 1,
-                    // Every handle is gone: no one else is coming.
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                },
-            }
+    while let Some(group) = next_group(rx, &mut gather, MAX_BATCH, |(d, _)| d.len()) {
+        let mut drafts = Vec::with_capacity(group.iter().map(|(d, _)| d.len()).sum());
+        let mut waiters = Vec::with_capacity(group.len());
+        for (mut more, done) in group {
+            waiters.push((done, more.len()));
+            drafts.append(&mut more);
         }
         let result = store.append_ledger(&drafts, &checkpoint);
         if result.is_ok() {
