@@ -64,6 +64,21 @@ impl Caller {
 }
 
 impl Caller {
+    /// [`Caller::run`] for a short operation — tens of microseconds, no wait on a commit —
+    /// which runs on the request's own thread when the store is embedded
+    /// ([`AppState::on_vault_short`]).
+    pub(crate) async fn run_short<T, F>(&self, op: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&Vault, Actor<'a>) -> custos_vault::Result<T> + Send + 'static,
+    {
+        let principal = self.principal.clone();
+        let channel = self.channel;
+        self.state
+            .on_vault_short(move |v| op(v, principal.actor().over(channel)))
+            .await
+    }
+
     /// Reads a subject for a purpose as this caller without holding a vault thread through
     /// the ledger's commit: the store read and the decision run on a vault thread, the wait
     /// for the durable entry is a future, and the permitted values are decrypted here once
@@ -75,7 +90,7 @@ impl Caller {
     ) -> Result<custos_vault::ReadResult, Problem> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sealed = self
-            .run(move |v, a| {
+            .run_short(move |v, a| {
                 v.begin_read(a, &subject, &input, move |durable| {
                     let _ = tx.send(durable);
                 })

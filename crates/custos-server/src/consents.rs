@@ -172,11 +172,12 @@ pub async fn record(
         method: body.method.0,
         notice: body.notice.0,
     };
-    // The change is checked and queued on a vault thread, which is free again at once; the
-    // answer comes when its group commit is durable (no thread waits through the fsyncs).
+    // The change is checked, signed and queued without waiting (on the request's thread
+    // when the store is embedded); the answer comes when its group commit is durable (no
+    // thread waits through the fsyncs).
     let (tx, rx) = tokio::sync::oneshot::channel();
     caller
-        .run(move |v, a| {
+        .run_short(move |v, a| {
             v.begin_consent(a, &subject, &choice, move |r| {
                 let _ = tx.send(r);
             })

@@ -143,9 +143,9 @@ pub struct Config {
     /// Longest a graceful shutdown waits for requests in flight; connections still open then
     /// are closed.
     pub shutdown_timeout: Duration,
-    /// Threads that run vault calls: at most this many run at once. A read holds its thread
-    /// while it waits for its ledger entry's group commit, so this also bounds how many reads
-    /// share one commit.
+    /// Threads that run vault calls: at most this many run at once. Short calls (a read's
+    /// decision, a consent change) run on the runtime's own threads when the store is
+    /// embedded (`AppState::on_vault_short`), and none of them waits here for a commit.
     pub vault_threads: usize,
     /// Address ranges of TLS-terminating proxies in front of the server (`--tls-proxy`): a
     /// request from one of them counts as TLS only when it carries `X-Forwarded-Proto:
@@ -244,6 +244,44 @@ impl AppState {
             .run(move || f(&vault))
             .await?
             .map_err(Problem::from)
+    }
+
+    /// Runs a short vault call — one person's state read and decided on, a consent
+    /// change's checks and signature: tens of microseconds — on the request's own thread
+    /// when the store is embedded, sparing the two thread hand-offs of
+    /// [`AppState::on_vault`] (a vault thread woken, then the request's task). SQLite has no
+    /// runtime of its own and its readers never wait for writers; on PostgreSQL, whose
+    /// client starts a runtime inside each call, it runs on a vault thread. The refusals
+    /// the call ledgers are queued, not waited for on this thread
+    /// ([`Vault::queueing_records`]); the answer waits for them here, as a future. A panic
+    /// fails that request only, as on a vault thread.
+    async fn on_vault_short<T, F>(&self, f: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Vault) -> custos_vault::Result<T> + Send + 'static,
+    {
+        let vault = self
+            .0
+            .vault
+            .as_ref()
+            .ok_or_else(|| Problem::internal("the vault is closed"))?;
+        if vault.store().backend() != "sqlite" {
+            return self.on_vault(f).await;
+        }
+        let (tx, durable) = tokio::sync::oneshot::channel();
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            vault.queueing_records(f, move |r| {
+                let _ = tx.send(r);
+            })
+        }));
+        let out =
+            out.map_err(|_| Problem::internal("a vault call failed without an answer (panic)"))?;
+        // INVARIANT: audit before answer — the refusals' entries are durable first.
+        durable
+            .await
+            .map_err(|_| Problem::internal("the ledger writer stopped"))?
+            .map_err(Problem::from)?;
+        out.map_err(Problem::from)
     }
 
     /// The metrics.

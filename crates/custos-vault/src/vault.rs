@@ -27,6 +27,7 @@ mod instruments;
 mod mail;
 mod mailings;
 mod people;
+mod queued;
 mod referral;
 mod requests;
 mod retention;
@@ -112,10 +113,16 @@ static LAST_ID_MS: AtomicU64 = AtomicU64::new(0);
 /// against 150 ns here, measured in release for issue 11) and, within a millisecond, spends 42
 /// of the 74 random bits on a counter, so the ids of one millisecond would be a step apart.
 fn uuid_v7(rng: &mut Entropy) -> Result<Uuid> {
+    Ok(uuid_v7_with(&rng.bytes()?))
+}
+
+/// [`uuid_v7`] with its random bits given (`crypto::random_bytes`, for a caller that makes
+/// one id and has no [`Entropy`] block to draw from).
+fn uuid_v7_with(random: &[u8; 10]) -> Uuid {
     let now = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
     let ms = LAST_ID_MS.fetch_max(now, Ordering::Relaxed).max(now);
     // INVARIANT: unguessable — 74 of the 128 bits are fresh randomness.
-    Ok(uuid::Builder::from_unix_timestamp_millis(ms, &rng.bytes()?).into_uuid())
+    uuid::Builder::from_unix_timestamp_millis(ms, random).into_uuid()
 }
 
 impl SubjectId {
@@ -519,8 +526,13 @@ impl Vault {
         self.signer.public_key()
     }
 
+    /// Ledgers `d` and returns once it is durable — or, inside
+    /// [`Vault::queueing_records`], queues it and returns 0 (that call's caller waits).
     fn record(&self, d: Draft) -> Result<u64> {
-        self.ledger.append(d)
+        match queued::queue(d) {
+            Some(d) => self.ledger.append(d),
+            None => Ok(0),
+        }
     }
 
     /// The purpose as the ledger may keep it: its id if declared, `?` if not (an unknown

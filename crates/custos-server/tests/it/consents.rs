@@ -23,6 +23,18 @@ pub async fn registered(app: &TestApp, email: &str) -> String {
     r.json()["subject"].as_str().unwrap().to_string()
 }
 
+/// The ledger's last entry, as the store has it (read on a plain thread: the PostgreSQL
+/// client cannot run inside the test's runtime).
+fn last_entry(app: &TestApp) -> custos_vault::LedgerEntry {
+    let store = std::sync::Arc::clone(app.vault().store());
+    std::thread::spawn(move || {
+        let last = store.ledger_last_seq().unwrap();
+        store.ledger_page(last, 1).unwrap().pop().unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
 fn choice(purpose: &str, given: bool, method: &str) -> Value {
     json!({"purpose": purpose, "given": given, "method": method, "notice": NOTICE})
 }
@@ -89,6 +101,16 @@ async fn only_the_holder_records_choices(backend: Backend) {
                 )
                 .await;
             never.problem(404, "subject_not_found");
+            if *method == "POST" {
+                // The refusal was durable before the answer, though it was queued on the
+                // request's thread, not waited for there (`Vault::queueing_records`).
+                let d = last_entry(&app).draft;
+                assert_eq!(
+                    (d.action.as_str(), d.effect.as_str(), d.subject.as_str()),
+                    ("consent", "refused", NOBODY),
+                    "{method} {path}"
+                );
+            }
             let r = app
                 .send(
                     method,

@@ -452,6 +452,48 @@ pub fn preferences_are_consent_records(h: Harness) {
     );
 }
 
+/// Inside `queueing_records` a refusal's entry is queued, not waited for: the call returns,
+/// and `durable` says when the entry is durable — then it is the ledger's last; a call that
+/// records nothing is told at once, and adds nothing.
+pub fn refusals_queued_are_durable_when_told(h: Harness) {
+    let v = h.vault();
+    let ann = v
+        .collect(
+            "website",
+            &registration("queue@example.com", &["account", "marketing.announcements"]),
+        )
+        .unwrap();
+    let give = choice("newsletters", true, "checkbox_unticked");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let before = v.store().ledger_last_seq().unwrap();
+    let e = v
+        .queueing_records(
+            |v| v.record_consent("meeting-center", &ann, &give),
+            move |r| tx.send(r).unwrap(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::SubjectNotFound), "{e:?}");
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("told")
+        .expect("durable");
+    assert!(v.store().ledger_last_seq().unwrap() > before);
+    assert_eq!(
+        (
+            last(v).action.as_str(),
+            last(v).effect.as_str(),
+            last(v).reasons.as_str()
+        ),
+        ("consent", "refused", "subject_not_held")
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let before = v.store().ledger_last_seq().unwrap();
+    v.queueing_records(|_| (), move |r| tx.send(r).unwrap());
+    rx.try_recv()
+        .expect("told at once")
+        .expect("nothing to wait for");
+    assert_eq!(v.store().ledger_last_seq().unwrap(), before);
+}
+
 /// `begin_consent`, the path the server takes: the change is answered through `done` once
 /// its entry is durable and its record stored; a refusal is returned at once and `done` is
 /// never called.

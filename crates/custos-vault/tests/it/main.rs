@@ -99,6 +99,7 @@ macro_rules! conformance {
                 partner_consent_is_for_its_recipient,
                 preferences_are_consent_records,
                 consent_begun_is_answered_once_durable,
+                refusals_queued_are_durable_when_told,
                 subject_holders_is_what_a_change_checks,
                 c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
                 c031_html_mailings_carry_the_footer_too,
