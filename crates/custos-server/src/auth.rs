@@ -55,11 +55,7 @@ impl Caller {
         T: Send + 'static,
         F: for<'a> FnOnce(&Vault, Actor<'a>) -> custos_vault::Result<T> + Send + 'static,
     {
-        let principal = self.principal.clone();
-        let channel = self.channel;
-        self.state
-            .on_vault(move |v| op(v, principal.actor().over(channel)))
-            .await
+        self.state.on_vault(self.acting(op)).await
     }
 }
 
@@ -72,16 +68,22 @@ impl Caller {
         T: Send + 'static,
         F: for<'a> FnOnce(&Vault, Actor<'a>) -> custos_vault::Result<T> + Send + 'static,
     {
-        let principal = self.principal.clone();
-        let channel = self.channel;
-        self.state
-            .on_vault_short(move |v| op(v, principal.actor().over(channel)))
-            .await
+        self.state.on_vault_short(self.acting(op)).await
     }
 
-    /// Reads a subject for a purpose as this caller without holding a vault thread through
-    /// the ledger's commit: the store read and the decision run on a vault thread, the wait
-    /// for the durable entry is a future, and the permitted values are decrypted here once
+    /// `op` as a vault call made as this caller (its [`Actor`], over its channel).
+    fn acting<T, F>(&self, op: F) -> impl FnOnce(&Vault) -> custos_vault::Result<T> + Send + 'static
+    where
+        F: for<'a> FnOnce(&Vault, Actor<'a>) -> custos_vault::Result<T> + Send + 'static,
+    {
+        let principal = self.principal.clone();
+        let channel = self.channel;
+        move |v| op(v, principal.actor().over(channel))
+    }
+
+    /// Reads a subject for a purpose as this caller without holding a thread through the
+    /// ledger's commit: the store read and the decision are a short call
+    /// ([`Caller::run_short`]), the wait for the durable entry is a future, and the permitted values are decrypted here once
     /// the ledger writer confirmed the entry ([`Vault::begin_read`]).
     pub async fn read(
         &self,

@@ -227,18 +227,21 @@ impl AppState {
         &self.0.clients
     }
 
+    /// The vault, or a 500 once it is closed (shutting down).
+    fn open_vault(&self) -> Result<&Arc<Vault>, Problem> {
+        self.0
+            .vault
+            .as_ref()
+            .ok_or_else(|| Problem::internal("the vault is closed"))
+    }
+
     /// Runs a vault call on a vault thread.
     async fn on_vault<T, F>(&self, f: F) -> Result<T, Problem>
     where
         T: Send + 'static,
         F: FnOnce(&Vault) -> custos_vault::Result<T> + Send + 'static,
     {
-        let vault = self
-            .0
-            .vault
-            .as_ref()
-            .map(Arc::clone)
-            .ok_or_else(|| Problem::internal("the vault is closed"))?;
+        let vault = Arc::clone(self.open_vault()?);
         self.0
             .workers
             .run(move || f(&vault))
@@ -260,11 +263,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Vault) -> custos_vault::Result<T> + Send + 'static,
     {
-        let vault = self
-            .0
-            .vault
-            .as_ref()
-            .ok_or_else(|| Problem::internal("the vault is closed"))?;
+        let vault = self.open_vault()?;
         if vault.store().backend() != "sqlite" {
             return self.on_vault(f).await;
         }

@@ -882,6 +882,8 @@ pub(crate) struct Gather {
     /// The smallest last commit after which a group is held open ([`GATHER_FROM`] for the
     /// ledger's own callers).
     from: usize,
+    /// The most entries a group holds ([`MAX_BATCH`] for the ledger's own callers).
+    max: usize,
     /// Entries in the last commit.
     last: usize,
     /// How many callers come when the entries are a crowd's, once a group has shown it.
@@ -890,7 +892,7 @@ pub(crate) struct Gather {
 
 impl Default for Gather {
     fn default() -> Self {
-        Self::from(GATHER_FROM)
+        Self::new(GATHER_FROM, MAX_BATCH)
     }
 }
 
@@ -906,12 +908,13 @@ enum Hold {
 }
 
 impl Gather {
-    /// Holds groups open once a commit held `from` entries or more. A caller whose groups
-    /// each cost more than the ledger's one commit (the consent writer stores each group
-    /// in a second transaction) gathers from fewer.
-    pub(crate) fn from(from: usize) -> Self {
+    /// Holds groups of at most `max` entries open once a commit held `from` entries or
+    /// more. A caller whose groups each cost more than the ledger's one commit (the
+    /// consent writer stores each group in a second transaction) gathers from fewer.
+    pub(crate) fn new(from: usize, max: usize) -> Self {
         Self {
             from,
+            max,
             last: 0,
             crowd: None,
         }
@@ -923,7 +926,7 @@ impl Gather {
     fn hold(&mut self, streaming: bool, n: usize, idle: u32, held: Duration) -> Hold {
         let crowd = if !streaming || self.last < self.from {
             self.crowd
-        } else if n >= MAX_BATCH || held >= LINGER_MAX {
+        } else if n >= self.max || held >= LINGER_MAX {
             None
         } else if self.crowd.is_some_and(|c| n >= c) || idle >= STALLED {
             Some(n)
@@ -940,14 +943,14 @@ impl Gather {
 
 /// The next group from `rx`, as [`Gather`] holds it open: the first item (waited for),
 /// everything already queued, and under load what comes while the group is held. An item
-/// holds `size(item)` entries; a group stops taking items once it holds `max`. `None` once
-/// every sender is gone and nothing is queued.
+/// holds `size(item)` entries; a group stops taking items once it holds the [`Gather`]'s
+/// most. `None` once every sender is gone and nothing is queued.
 pub(crate) fn next_group<T>(
     rx: &mpsc::Receiver<T>,
     gather: &mut Gather,
-    max: usize,
     size: impl Fn(&T) -> usize,
 ) -> Option<Vec<T>> {
+    let max = gather.max;
     // Items that came while the last group was committed: a stream, not only callers that
     // each wait for their last entry.
     let (streaming, first) = match rx.try_recv() {
@@ -999,7 +1002,7 @@ fn writer(
 ) {
     let checkpoint = |seq: u64, hash: &str| signer.due(seq, hash);
     let mut gather = Gather::default();
-    while let Some(group) = next_group(rx, &mut gather, MAX_BATCH, |(d, _)| d.len()) {
+    while let Some(group) = next_group(rx, &mut gather, |(d, _)| d.len()) {
         let mut drafts = Vec::with_capacity(group.iter().map(|(d, _)| d.len()).sum());
         let mut waiters = Vec::with_capacity(group.len());
         for (mut more, done) in group {

@@ -3,7 +3,7 @@
 //!
 //! A change is checked, and its receipt signed, on its caller's thread; the record and its
 //! ledger draft go to the gathering thread, which hands everything queued to the ledger
-//! writer at once. Once the entries are durable the storing thread stores the records with
+//! writer at once — under load once the batch has stopped growing (`ledger::Gather`). Once the entries are durable the storing thread stores the records with
 //! [`Store::put_consents`] in one transaction and answers the callers.
 //!
 //! INVARIANT: audit before data — the entries commit before the records, so a crash between
@@ -20,7 +20,7 @@ use crate::store::{ConsentRow, Store};
 /// Most records stored in one transaction.
 const MAX_BATCH: usize = 1024;
 /// The smallest last batch after which, while changes keep coming, a batch is held open
-/// to grow ([`Gather::from`]).
+/// to grow ([`Gather::new`]).
 const GATHER_FROM: usize = 2;
 
 /// What a caller is told once its change is stored and ledgered, or why not.
@@ -108,8 +108,8 @@ fn gatherer(ledger: &Appender, rx: &mpsc::Receiver<Pending>, durable: &mpsc::Sen
     // load it is held open while it grows (`ledger::Gather`): each batch costs two commits,
     // the ledger's and the records', whose fsyncs and whole-page WAL writes cost the same
     // for one change as for fifty.
-    let mut gather = Gather::from(GATHER_FROM);
-    while let Some(batch) = next_group(rx, &mut gather, MAX_BATCH, |_| 1) {
+    let mut gather = Gather::new(GATHER_FROM, MAX_BATCH);
+    while let Some(batch) = next_group(rx, &mut gather, |_| 1) {
         let drafts: Vec<Draft> = batch.iter().map(|p| p.draft.clone()).collect();
         let next = durable.clone();
         let (done, committed) = mpsc::sync_channel::<()>(1);
