@@ -895,7 +895,9 @@ impl Vault {
 
     /// The receipt's claims: the Kantara v1.1 fields, mapped from the policy, and `custos`,
     /// the change itself. Names the subject by id only. What [`Vault::receipt_claims`]
-    /// writes, built as a value (debug builds check that the two agree).
+    /// writes from its cached, serialized parts, built here as a value from the same parts
+    /// ([`Vault::fixed_claims`], [`Vault::purpose_claims`]): debug builds check that the
+    /// text written by hand — keys in order, escaping, the frame — is this value's.
     #[expect(clippy::too_many_arguments, reason = "one receipt's parts, each named")]
     fn receipt_claims_value(
         &self,
@@ -909,117 +911,44 @@ impl Vault {
         time_ms: i64,
         receipt_id: &str,
     ) -> Value {
-        let policy = &self.policy;
-        let file = policy.file();
-        let header = policy.header();
-        let contacts = file.contacts.as_ref();
-        let email = contacts
-            .and_then(|c| c.privacy_email.as_ref())
-            .map(|e| e.get_ref().clone())
-            .unwrap_or_default();
-        let address = contacts
-            .map(|c| c.postal_address.join(", "))
-            .unwrap_or_default();
-        // Whom to write to: the postal address's `Attn:` line, else the controller.
-        let contact = contacts
-            .and_then(|c| {
-                c.postal_address
-                    .iter()
-                    .find_map(|l| l.strip_prefix("Attn:").map(str::trim))
-            })
-            .unwrap_or(header.controller.as_str())
-            .to_string();
-        let jurisdiction = file
-            .region
-            .iter()
-            .map(|r| r.id.get_ref().to_ascii_uppercase())
-            .find(|r| r.len() == 2)
-            .unwrap_or_else(|| "worldwide".into());
-        let pid = policy.purpose_id(&info.id).ok();
-        // The categories the policy lets anyone use for the purpose: every accessor's limit
-        // for it, and the recipient's allowance.
-        let mut categories = BTreeSet::new();
-        if let Some(pid) = pid {
-            for a in policy.accessors() {
-                if let Some(set) = a.limits.get(pid.index()).copied().flatten() {
-                    categories.extend(policy.category_names(set));
-                }
-            }
-            for r in policy.recipients() {
-                if input.recipient.as_deref().is_none_or(|x| x == r.id) {
-                    if let Some(set) = r.allows.get(pid.index()).copied().flatten() {
-                        categories.extend(policy.category_names(set));
-                    }
-                }
-            }
-        }
-        let root = {
-            let mut p = info;
-            while let Some(parent) = p.parent.and_then(|x| policy.purpose(x)) {
-                p = parent;
-            }
-            p.name.clone()
-        };
-        let third_party = input
-            .recipient
-            .as_deref()
-            .and_then(|r| policy.recipient_id(r).ok())
-            .and_then(|r| policy.recipient(r));
-        let mut purpose = json!({
-            "purpose": info.name,
-            "purposeCategory": [root],
-            "consentType": if info.basis == Basis::Consent { "EXPLICIT" } else { "IMPLICIT" },
-            "piiCategory": categories.into_iter().collect::<Vec<_>>(),
-            "primaryPurpose": false,
-            "termination": "until the person withdraws consent or objects, which takes effect for the next decision",
-            "thirdPartyDisclosure": info.requires_recipient || third_party.is_some(),
-        });
-        if let (Some(r), Some(obj)) = (third_party, purpose.as_object_mut()) {
-            obj.insert("thirdPartyName".into(), json!(r.name));
-        }
+        let purpose = self.purpose_claims(info, input.recipient.as_deref());
         let services: BTreeSet<&str> = state.values.iter().map(|v| v.service.as_str()).collect();
         let services: Vec<Value> = if services.is_empty() {
-            vec![json!({"service": header.title, "purposes": [purpose]})]
+            vec![json!({"service": self.policy.header().title, "purposes": [purpose]})]
         } else {
             services
                 .into_iter()
                 .map(|s| json!({"service": s, "purposes": [purpose.clone()]}))
                 .collect()
         };
-        json!({
-            "version": RECEIPT_VERSION,
-            "jurisdiction": jurisdiction,
-            "consentTimestamp": time_ms.div_euclid(1000),
-            "collectionMethod": input.method,
-            "consentReceiptID": receipt_id,
-            "publicKey": self.receipts.key().x,
-            "language": "en",
-            "piiPrincipalId": subject.as_str(),
-            "piiControllers": [{
-                "piiController": header.controller,
-                "onBehalf": false,
-                "contact": contact,
-                "address": address,
-                "email": email,
-                "phone": "",
-            }],
-            "policyUrl": format!("urn:custos:policy:{}:{}", policy.id(), policy.version()),
-            "services": services,
-            "sensitive": false,
-            "spiCat": [],
-            "iat": time_ms.div_euclid(1000),
-            "jti": receipt_id,
-            "custos": {
-                "purposeId": info.id,
-                "recipient": input.recipient,
-                "kind": kind,
-                "given": given,
-                "choice": if input.given { "yes" } else { "no" },
-                "notice": input.notice,
-                "noticeSha256": self.notice_sha256(),
-                "actor": actor,
-            },
-        })
+        let mut claims = self.fixed_claims();
+        if let Some(obj) = claims.as_object_mut() {
+            for (key, value) in [
+                ("consentTimestamp", json!(time_ms.div_euclid(1000))),
+                ("collectionMethod", json!(input.method)),
+                ("consentReceiptID", json!(receipt_id)),
+                ("piiPrincipalId", json!(subject.as_str())),
+                ("services", json!(services)),
+                ("iat", json!(time_ms.div_euclid(1000))),
+                ("jti", json!(receipt_id)),
+                (
+                    "custos",
+                    json!({
+                        "purposeId": info.id,
+                        "recipient": input.recipient,
+                        "kind": kind,
+                        "given": given,
+                        "choice": if input.given { "yes" } else { "no" },
+                        "notice": input.notice,
+                        "noticeSha256": self.notice_sha256(),
+                        "actor": actor,
+                    }),
+                ),
+            ] {
+                obj.insert(key.into(), value);
+            }
+        }
+        claims
     }
 
     /// The subject's consent and objection records, oldest first, each with its evidence and
