@@ -468,7 +468,12 @@ pub fn refusals_queued_are_durable_when_told(h: Harness) {
     let before = v.store().ledger_last_seq().unwrap();
     let e = v
         .queueing_records(
-            |v| v.record_consent("meeting-center", &ann, &give),
+            |v| {
+                let refused = v.record_consent("meeting-center", &ann, &give);
+                // Queued, not written: nothing reached the ledger while the call ran.
+                assert_eq!(v.store().ledger_last_seq().unwrap(), before);
+                refused
+            },
             move |r| tx.send(r).unwrap(),
         )
         .unwrap_err();
