@@ -26,6 +26,7 @@ pub mod inbound_mail;
 mod input;
 pub mod instruments;
 pub mod ledger;
+mod log_buffer;
 pub mod mail;
 pub mod mailings;
 pub mod me;

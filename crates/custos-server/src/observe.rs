@@ -57,29 +57,51 @@ pub enum LogFormat {
 /// process (tests) keep their logs apart; the binary also installs it as the process's
 /// default, for what runs outside any app.
 #[derive(Clone)]
-pub struct Log(Dispatch);
+pub struct Log {
+    dispatch: Dispatch,
+    /// Writes the request lines that wait ([`crate::log_buffer`]); none when every line is
+    /// written at once.
+    flush: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+}
 
 impl Log {
     /// The dispatcher in effect where this is called: the process's default (none installed:
     /// nothing is logged).
     pub fn current() -> Self {
-        Self(tracing::dispatcher::get_default(Dispatch::clone))
+        Self {
+            dispatch: tracing::dispatcher::get_default(Dispatch::clone),
+            flush: None,
+        }
     }
 
     /// Logs to standard error, in `format`, with `filter` (`RUST_LOG` syntax: `info`,
     /// `custos=debug,custos::http=warn`): colours only for a person, when standard error is
     /// a terminal.
+    ///
+    /// The request lines are written in batches, at most [`crate::log_buffer::FLUSH_EVERY`]
+    /// (100 ms) late; every other line at once ([`crate::log_buffer`]). Call
+    /// [`Log::flush`] before the process exits.
     pub fn stderr(format: LogFormat, filter: &str) -> Result<Self, String> {
         let ansi = format == LogFormat::Human && std::io::stderr().is_terminal();
-        Self::build(format, filter, std::io::stderr, ansi)
+        let lines = crate::log_buffer::LogBuffer::new(std::io::stderr);
+        let mut log = Self::build(format, filter, lines.clone(), ansi)?;
+        log.flush = Some(std::sync::Arc::new(move || lines.flush()));
+        Ok(log)
     }
 
-    /// Logs to `writer` (tests capture each app's lines), without colours.
+    /// Logs to `writer` (tests capture each app's lines), without colours, each line at once.
     pub fn new<W>(format: LogFormat, filter: &str, writer: W) -> Result<Self, String>
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
         Self::build(format, filter, writer, false)
+    }
+
+    /// Writes the request lines that wait to be written in a batch.
+    pub fn flush(&self) {
+        if let Some(flush) = &self.flush {
+            flush();
+        }
     }
 
     fn build<W>(format: LogFormat, filter: &str, writer: W, ansi: bool) -> Result<Self, String>
@@ -145,12 +167,15 @@ impl Log {
                 )
             }
         };
-        Ok(Self(dispatch))
+        Ok(Self {
+            dispatch,
+            flush: None,
+        })
     }
 
     /// The dispatcher.
     pub fn dispatch(&self) -> &Dispatch {
-        &self.0
+        &self.dispatch
     }
 }
 

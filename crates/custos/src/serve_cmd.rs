@@ -237,7 +237,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         public_url: Some(public_url.trim_end_matches('/').to_string()),
         ..Config::default()
     };
-    let state = match AppState::with(Arc::clone(&vault), config, log) {
+    let state = match AppState::with(Arc::clone(&vault), config, log.clone()) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot start the vault threads: {e}")),
     };
@@ -322,11 +322,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let _ = thread.join();
     }
     drop(vault);
-    match result {
+    let code = match result {
         Ok(()) => {
             tracing::info!(target: TARGET, "stopped");
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
-    }
+    };
+    // The request lines still waiting to be written in a batch.
+    log.flush();
+    code
 }
