@@ -63,7 +63,6 @@ use tower_http::compression::predicate::SizeAbove;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::set_header::SetRequestHeaderLayer;
-use tower_http::trace::TraceLayer;
 use tracing::instrument::WithSubscriber as _;
 
 pub use auth::Caller;
@@ -316,32 +315,23 @@ impl Drop for Shared {
 const COMPRESS_FROM_BYTES: u64 = 1024;
 
 /// The router: every route of the v1 contract, inside the service stack (outermost first):
-/// metrics and the app's log (`observe.rs`); a fresh `x-request-id` on the
-/// request, replacing any the client sent, and copied to the answer; one span and one log
-/// line per request; gzip; the request's deadline (`503 request_timeout`); the body limit
+/// a fresh `x-request-id` on the request, replacing any the client sent, and copied to the
+/// answer; the request's span, its count in the metrics and its one log line
+/// (`observe.rs`); gzip; the request's deadline (`503 request_timeout`); the body limit
 /// (`413 body_too_large`, answered where the body is read).
 pub fn app(state: AppState) -> Router {
     let limit = state.0.config.body_limit;
     let timeout = state.0.config.request_timeout;
     let stack = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
         .layer(SetRequestHeaderLayer::overriding(
             observe::X_REQUEST_ID,
             observe::request_id,
         ))
         .layer(PropagateRequestIdLayer::new(observe::X_REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(observe::RequestSpan)
-                .on_request(())
-                .on_response(observe::LogAnswer)
-                .on_body_chunk(())
-                .on_eos(())
-                .on_failure(()),
-        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         // The fastest level: most of what gzip gains on JSON and HTML, for a fraction of the
         // CPU, which the vault needs for sealing and opening.
         .layer(

@@ -20,11 +20,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tower_http::trace::{MakeSpan, OnResponse};
 use tracing::{Dispatch, Span, field};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Layer as _, SubscriberExt as _};
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::AppState;
@@ -129,17 +128,13 @@ impl Log {
             LogFormat::Human => {
                 let writer = Shared(std::sync::Arc::new(writer));
                 Dispatch::new(
-                    registry
-                        .with(AccessLog {
-                            writer: writer.clone(),
-                            json: false,
-                        })
-                        .with(
-                            tracing_subscriber::fmt::layer()
-                                .with_writer(writer)
-                                .with_ansi(false)
-                                .with_filter(NotInRequests),
-                        ),
+                    registry.with(AccessLog {
+                        writer: writer.clone(),
+                        json: false,
+                        formatter: tracing_subscriber::fmt::layer()
+                            .with_writer(writer)
+                            .with_ansi(false),
+                    }),
                 )
             }
             // The request's span and its answer line are the access log's; the rest is the
@@ -150,20 +145,16 @@ impl Log {
             LogFormat::Json => {
                 let writer = Shared(std::sync::Arc::new(writer));
                 Dispatch::new(
-                    registry
-                        .with(AccessLog {
-                            writer: writer.clone(),
-                            json: true,
-                        })
-                        .with(
-                            tracing_subscriber::fmt::layer()
-                                .json()
-                                .flatten_event(true)
-                                .with_current_span(true)
-                                .with_span_list(false)
-                                .with_writer(writer)
-                                .with_filter(NotInRequests),
-                        ),
+                    registry.with(AccessLog {
+                        writer: writer.clone(),
+                        json: true,
+                        formatter: tracing_subscriber::fmt::layer()
+                            .json()
+                            .flatten_event(true)
+                            .with_current_span(true)
+                            .with_span_list(false)
+                            .with_writer(writer),
+                    }),
                 )
             }
         };
@@ -185,10 +176,16 @@ impl std::fmt::Debug for Log {
     }
 }
 
-/// The outermost middleware: counts each request in the metrics once answered. (Its span and
-/// events go to the app's [`Log`]: [`crate::serve`] runs each connection under it; a router
-/// served otherwise logs to the process's default.)
+/// The request's span, metrics and log line, inside the request-id layers: opens the
+/// request's span ([`request_span`]), runs the request in it, then counts the request in
+/// the metrics and writes its line ([`answered`]). (Its span and events go to the app's
+/// [`Log`]: [`crate::serve`] runs each connection under it; a router served otherwise logs
+/// to the process's default.)
+///
+/// A span of our own rather than tower-http's `TraceLayer`: that one also enters the span at
+/// each poll of the answer's body, and keeps a second handle to it there.
 pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
     // The template (`/v1/subjects/{id}`), never the raw path; labels from closed sets, so
     // what a client sends grows neither the metrics nor the log.
     let route = route_label(
@@ -197,12 +194,16 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
             .map_or("", MatchedPath::as_str),
     );
     let method = method_label(req.method().as_str());
+    let span = request_span(&req, method, route);
     let start = Instant::now();
-    // The app's log is in force already: `serve` runs each connection's task under it.
-    let res = next.run(req).await;
+    let run = std::pin::pin!(next.run(req).instrument(span));
+    let mut run = run;
+    let res = run.as_mut().await;
+    let took = start.elapsed();
     state
         .metrics()
-        .request(method, route, res.status().as_u16(), start.elapsed());
+        .request(method, route, res.status().as_u16(), took);
+    answered(&res, took, run.span());
     res
 }
 
@@ -230,60 +231,44 @@ pub(crate) fn request_id(_: &Request) -> Option<HeaderValue> {
 }
 
 /// The span of a request: its id, method and route at once; the accessor once [`crate::Caller`]
-/// authenticates it; status and time when it is answered ([`LogAnswer`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RequestSpan;
-
-impl<B> MakeSpan<B> for RequestSpan {
-    fn make_span(&mut self, req: &axum::http::Request<B>) -> Span {
-        let id = req
-            .headers()
-            .get(X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        let route = route_label(
-            req.extensions()
-                .get::<MatchedPath>()
-                .map_or("", MatchedPath::as_str),
-        );
-        let method = method_label(req.method().as_str());
-        // At error level: the span is there whenever anything of the request is logged, so
-        // an internal error's line carries the request id even with `RUST_LOG=warn`.
-        tracing::error_span!(
-            target: TARGET,
-            REQUEST_SPAN,
-            request_id = %id,
-            method = %method,
-            route = %route,
-            accessor = field::Empty,
-            status = field::Empty,
-            ms = field::Empty,
-        )
-    }
+/// authenticates it; status and time when it is answered ([`answered`]).
+fn request_span<B>(req: &axum::http::Request<B>, method: &str, route: &str) -> Span {
+    let id = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    // At error level: the span is there whenever anything of the request is logged, so
+    // an internal error's line carries the request id even with `RUST_LOG=warn`.
+    tracing::error_span!(
+        target: TARGET,
+        REQUEST_SPAN,
+        request_id = %id,
+        method = %method,
+        route = %route,
+        accessor = field::Empty,
+        status = field::Empty,
+        ms = field::Empty,
+    )
 }
 
 /// Records the answer in the request's span and writes the request's one line: at info, at
 /// warn for a 5xx, at error with the detail for an internal error.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LogAnswer;
-
-impl<B> OnResponse<B> for LogAnswer {
-    fn on_response(self, res: &Response<B>, latency: Duration, span: &Span) {
-        span.record("status", res.status().as_u16());
-        // Tenths of a millisecond: precise enough, and a short field.
-        span.record("ms", (latency.as_secs_f64() * 10_000.0).round() / 10.0);
-        match res.extensions().get::<InternalDetail>() {
-            Some(InternalDetail(detail)) => tracing::error!(
-                target: TARGET,
-                parent: span,
-                detail = %bounded(detail),
-                "answered with an internal error",
-            ),
-            None if res.status().is_server_error() => {
-                tracing::warn!(target: TARGET, parent: span, "answered");
-            }
-            None => tracing::info!(target: TARGET, parent: span, "answered"),
+fn answered<B>(res: &Response<B>, latency: Duration, span: &Span) {
+    span.record("status", res.status().as_u16());
+    // Tenths of a millisecond: precise enough, and a short field.
+    span.record("ms", (latency.as_secs_f64() * 10_000.0).round() / 10.0);
+    match res.extensions().get::<InternalDetail>() {
+        Some(InternalDetail(detail)) => tracing::error!(
+            target: TARGET,
+            parent: span,
+            detail = %bounded(detail),
+            "answered with an internal error",
+        ),
+        None if res.status().is_server_error() => {
+            tracing::warn!(target: TARGET, parent: span, "answered");
         }
+        None => tracing::info!(target: TARGET, parent: span, "answered"),
     }
 }
 
@@ -293,34 +278,12 @@ pub(crate) fn record_accessor(accessor: &str) {
     Span::current().record("accessor", field::display(accessor));
 }
 
-/// The name of a request's span ([`RequestSpan`]).
+/// The name of a request's span ([`request_span`]).
 const REQUEST_SPAN: &str = "request";
 
 /// Whether `meta` is a request's span, whose lines [`AccessLog`] writes.
 fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span() && meta.target() == TARGET && meta.name() == REQUEST_SPAN
-}
-
-/// The formatter's filter beside [`AccessLog`]: no request span, and no event in one.
-struct NotInRequests;
-
-impl<S> tracing_subscriber::layer::Filter<S> for NotInRequests
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        !is_request_span(meta)
-    }
-
-    fn event_enabled(&self, event: &tracing::Event<'_>, cx: &Context<'_, S>) -> bool {
-        let span = if event.is_contextual() {
-            cx.current_span().id().cloned()
-        } else {
-            event.parent().cloned()
-        };
-        // This filter's context has no request spans: a span it cannot find is one.
-        span.is_none_or(|id| cx.span(&id).is_some())
-    }
 }
 
 /// One writer for two layers.
@@ -457,21 +420,45 @@ fn json_num(out: &mut Vec<u8>, v: impl serde::Serialize) {
     let _ = serde_json::to_writer(&mut *out, &v);
 }
 
-/// The request lines in JSON: the same line `tracing-subscriber`'s JSON formatter writes for
-/// the answer event in the request's span (`timestamp`, `level`, the event's fields,
-/// `target`, and under `span` the request's fields in key order, then its `name`), from the
-/// span's fields kept as values and one buffer per thread.
-struct AccessLog<W> {
+/// The request spans and their lines, in front of the formatter (`formatter`), which gets
+/// every other span and event. A request's line is the same line `tracing-subscriber`'s
+/// formatter writes for the answer event in the request's span — in JSON: `timestamp`,
+/// `level`, the event's fields, `target`, and under `span` the request's fields in key order,
+/// then its `name` — written from the span's fields kept as values, with one buffer per
+/// thread. In front of the formatter, not beside it under a per-layer filter: such a filter
+/// looks the span up at each enter, exit and record, several times a request.
+struct AccessLog<W, F> {
     writer: W,
     /// JSON, else text as the formatter writes it without colours.
     json: bool,
+    formatter: F,
 }
 
-impl<S, W> tracing_subscriber::Layer<S> for AccessLog<W>
+impl<S, W, F> tracing_subscriber::Layer<S> for AccessLog<W, F>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + 'static,
+    F: tracing_subscriber::Layer<S>,
 {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        self.formatter.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.formatter.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.formatter.register_callsite(meta)
+    }
+
+    fn enabled(&self, meta: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.formatter.enabled(meta, ctx)
+    }
+
     fn on_new_span(
         &self,
         attrs: &tracing::span::Attributes<'_>,
@@ -479,7 +466,7 @@ where
         ctx: Context<'_, S>,
     ) {
         if !is_request_span(attrs.metadata()) {
-            return;
+            return self.formatter.on_new_span(attrs, id, ctx);
         }
         let mut fields = RequestFields::default();
         attrs.record(&mut fields);
@@ -490,21 +477,44 @@ where
 
     fn on_record(&self, id: &tracing::Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            if let Some(fields) = span.extensions_mut().get_mut::<RequestFields>() {
-                values.record(fields);
+            if is_request_span(span.metadata()) {
+                if let Some(fields) = span.extensions_mut().get_mut::<RequestFields>() {
+                    values.record(fields);
+                }
+                return;
             }
         }
+        self.formatter.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(&self, span: &tracing::Id, follows: &tracing::Id, ctx: Context<'_, S>) {
+        self.formatter.on_follows_from(span, follows, ctx);
+    }
+
+    fn on_enter(&self, id: &tracing::Id, ctx: Context<'_, S>) {
+        self.formatter.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::Id, ctx: Context<'_, S>) {
+        self.formatter.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::Id, ctx: Context<'_, S>) {
+        self.formatter.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &tracing::Id, new: &tracing::Id, ctx: Context<'_, S>) {
+        self.formatter.on_id_change(old, new, ctx);
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        // The events in a request span ([`NotInRequests`] keeps them from the formatter).
         let span = if event.is_contextual() {
             ctx.lookup_current()
         } else {
             event.parent().and_then(|id| ctx.span(id))
         };
         let Some(span) = span.filter(|s| is_request_span(s.metadata())) else {
-            return;
+            return self.formatter.on_event(event, ctx);
         };
         let meta = event.metadata();
         thread_local! {
@@ -756,7 +766,7 @@ mod tests {
                 )
                 .body(())
                 .unwrap();
-            let span = RequestSpan.make_span(&req);
+            let span = request_span(&req, "GET", "/v1/subjects/{id}");
             if let Some(a) = accessor {
                 span.in_scope(|| record_accessor(a));
             }
@@ -767,7 +777,7 @@ mod tests {
             if let Some(d) = internal {
                 res.extensions_mut().insert(InternalDetail(d.to_string()));
             }
-            LogAnswer.on_response(&res, Duration::from_micros(1234), &span);
+            answered(&res, Duration::from_micros(1234), &span);
         }
         tracing::warn!(target: TARGET, "outside");
     }
