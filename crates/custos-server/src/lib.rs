@@ -438,10 +438,14 @@ where
     L: axum::serve::Listener,
     L::Addr: transport::Peer,
 {
-    let dispatch = state.log().dispatch().clone();
-    run(listener, state, shutdown)
-        .with_subscriber(dispatch)
-        .await
+    match state.log().scoped().cloned() {
+        Some(dispatch) => {
+            run(listener, state, shutdown)
+                .with_subscriber(dispatch)
+                .await
+        }
+        None => run(listener, state, shutdown).await,
+    }
 }
 
 async fn run<L>(
@@ -454,7 +458,7 @@ where
     L::Addr: transport::Peer,
 {
     let config = state.0.config.clone();
-    let dispatch = state.log().dispatch().clone();
+    let dispatch = state.log().scoped().cloned();
     let service = TowerToHyperService::new(app(state));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -490,7 +494,10 @@ where
                         tracing::debug!(target: observe::TARGET, error = %e, "connection closed");
                     }
                 };
-                connections.spawn(task.with_subscriber(dispatch.clone()));
+                match &dispatch {
+                    Some(d) => connections.spawn(task.with_subscriber(d.clone())),
+                    None => connections.spawn(task),
+                };
             }
             // Reap finished connections, so the set holds only open ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -21,6 +21,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use custos_vault::{OutgoingMail, Vault};
+
+use crate::observe::Log;
 use lettre::message::{
     Mailbox,
     header::{ContentType, HeaderName, HeaderValue},
@@ -202,19 +204,20 @@ pub struct MailWorker {
 }
 
 impl MailWorker {
-    /// Starts the thread: a pass every `every` (and at once).
+    /// Starts the thread: a pass every `every` (and at once), logging to `log`.
     pub fn start(
         vault: Arc<Vault>,
         transport: Transport,
         from: Mailbox,
         every: Duration,
+        log: &Log,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let dispatch = log.scoped().cloned();
         let thread = std::thread::Builder::new()
             .name("custos-mail".into())
             .spawn(move || {
-                let _log = tracing::dispatcher::set_default(&dispatch);
+                let _log = dispatch.as_ref().map(tracing::dispatcher::set_default);
                 loop {
                     // A full batch sent: more may be due (a mailing); the next pass at once.
                     let wait = match deliver_due(&vault, &transport, &from) {

@@ -61,6 +61,8 @@ pub struct Log {
     /// Writes the request lines that wait ([`crate::log_buffer`]); none when every line is
     /// written at once.
     flush: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+    /// The process's default ([`Log::install_global`]).
+    global: bool,
 }
 
 impl Log {
@@ -70,6 +72,7 @@ impl Log {
         Self {
             dispatch: tracing::dispatcher::get_default(Dispatch::clone),
             flush: None,
+            global: false,
         }
     }
 
@@ -94,6 +97,23 @@ impl Log {
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
         Self::build(format, filter, writer, false)
+    }
+
+    /// Makes this log the process's default (once per process; `false` if one was already
+    /// set) and marks it so: an app over a log that is the default runs its connections and
+    /// threads without setting it as their scoped default. Then `tracing` takes its fast path
+    /// at each span, event and enter — the process's default, with no thread-local lookup
+    /// and no shared counter of scoped defaults, which two workers setting one at each poll
+    /// of a connection kept bouncing between their cores.
+    pub fn install_global(&mut self) -> bool {
+        self.global = tracing::dispatcher::set_global_default(self.dispatch.clone()).is_ok();
+        self.global
+    }
+
+    /// The dispatcher a task or thread of the app must set as its scoped default: none when
+    /// this log is the process's default ([`Log::install_global`]).
+    pub(crate) fn scoped(&self) -> Option<&Dispatch> {
+        (!self.global).then_some(&self.dispatch)
     }
 
     /// Writes the request lines that wait to be written in a batch.
@@ -161,6 +181,7 @@ impl Log {
         Ok(Self {
             dispatch,
             flush: None,
+            global: false,
         })
     }
 

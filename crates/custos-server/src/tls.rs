@@ -72,7 +72,8 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(64);
-        let dispatch = log.dispatch().clone();
+        let dispatch = log.scoped().cloned();
+        let scoped = dispatch.is_some();
         let accept = async move {
             loop {
                 let accepted = tokio::select! {
@@ -101,10 +102,17 @@ impl TlsListener {
                         Err(_) => tracing::info!(target: TARGET, "tls handshake timed out"),
                     }
                 };
-                tokio::spawn(handshake.with_current_subscriber());
+                if scoped {
+                    tokio::spawn(handshake.with_current_subscriber());
+                } else {
+                    tokio::spawn(handshake);
+                }
             }
         };
-        tokio::spawn(accept.with_subscriber(dispatch));
+        match dispatch {
+            Some(d) => tokio::spawn(accept.with_subscriber(d)),
+            None => tokio::spawn(accept),
+        };
         Ok(Self { local, rx })
     }
 }

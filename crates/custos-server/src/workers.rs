@@ -29,11 +29,11 @@ impl Workers {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n.max(1) {
             let rx = Arc::clone(&rx);
-            let dispatch = log.dispatch().clone();
+            let dispatch = log.scoped().cloned();
             std::thread::Builder::new()
                 .name(format!("custos-vault-{i}"))
                 .spawn(move || {
-                    let _log = tracing::dispatcher::set_default(&dispatch);
+                    let _log = dispatch.as_ref().map(tracing::dispatcher::set_default);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {

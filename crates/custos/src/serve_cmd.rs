@@ -155,11 +155,11 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 pub fn run(args: ServeArgs) -> ExitCode {
     // First, so everything after is logged; the process's default, for the sweeper thread
     // and whatever else runs outside a request.
-    let log = match Log::stderr(args.log_format.resolve(), &args.log_filter) {
+    let mut log = match Log::stderr(args.log_format.resolve(), &args.log_filter) {
         Ok(log) => log,
         Err(e) => return fail(e),
     };
-    let _ = tracing::dispatcher::set_global_default(log.dispatch().clone());
+    log.install_global();
     let policy = match crate::policy_cmd::load(args.policy.as_deref()) {
         Ok(p) => Arc::new(p),
         Err(code) => return code,
@@ -259,6 +259,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         transport,
         mail_from,
         std::time::Duration::from_secs(1),
+        &log,
     ) {
         Ok(m) => m,
         Err(e) => return fail(format!("cannot start the mail thread: {e}")),
