@@ -1684,8 +1684,9 @@ impl Store for SqliteStore {
     fn subject_state(&self, id: &str) -> Result<Option<SubjectState>> {
         // One statement, so one snapshot (a concurrent erasure or consent change is seen
         // whole or not at all) and one pass: part 0 is the subject and its wrapped key,
-        // part 1 its values by category, part 2 its consent events by seq, part 3 its
-        // tenants.
+        // part 1 its values, part 2 its consent events, part 3 its tenants. Put in order
+        // here, not by an `ORDER BY`: SQLite would copy every row, ciphertext included,
+        // into a sorter first (a sixth of a read's SQLite time).
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT 0, s.status, s.age, NULL, NULL, NULL, k.wrapped, 0, 0
@@ -1701,16 +1702,18 @@ impl Store for SqliteStore {
               WHERE c.subject = ?1
              UNION ALL
              SELECT 3, tenant, NULL, NULL, NULL, NULL, NULL, 0, 0
-               FROM subject_tenants WHERE subject = ?1
-             ORDER BY 1, 9, 2",
+               FROM subject_tenants WHERE subject = ?1",
         )?;
         let mut rows = stmt.query(params![id])?;
         let mut state: Option<SubjectState> = None;
+        let mut values = Vec::new();
+        let mut consents = Vec::new();
+        let mut tenants = Vec::new();
         while let Some(r) = rows.next()? {
             let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
             let str_at = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
-            match (r.get::<_, i64>(0)?, state.as_mut()) {
-                (0, _) => {
+            match r.get::<_, i64>(0)? {
+                0 => {
                     state = Some(SubjectState {
                         status: Status::parse(str_at(1)?),
                         age: Age::parse(str_at(2)?),
@@ -1720,7 +1723,7 @@ impl Store for SqliteStore {
                         wrapped_dek: r.get(6)?,
                     });
                 }
-                (1, Some(st)) => st.values.push(ValueRow {
+                1 => values.push(ValueRow {
                     subject: id.to_string(),
                     category: text(1)?,
                     ciphertext: r.get(6)?,
@@ -1730,23 +1733,35 @@ impl Store for SqliteStore {
                     role: text(5)?,
                     time_ms: r.get(7)?,
                 }),
-                (2, Some(st)) => st.consents.push(ConsentRow {
-                    subject: id.to_string(),
-                    purpose: text(1)?,
-                    kind: text(2)?,
-                    given: r.get::<_, i64>(5)? != 0,
-                    notice: text(3)?,
-                    method: text(4)?,
-                    time_ms: r.get(7)?,
-                    recipient: r.get(6)?,
-                    evidence: None,
-                }),
-                (3, Some(st)) => st.tenants.push(text(1)?),
-                // Rows of a subject that does not exist: nothing to decide over.
-                _ => {}
+                2 => consents.push((
+                    r.get::<_, i64>(8)?,
+                    ConsentRow {
+                        subject: id.to_string(),
+                        purpose: text(1)?,
+                        kind: text(2)?,
+                        given: r.get::<_, i64>(5)? != 0,
+                        notice: text(3)?,
+                        method: text(4)?,
+                        time_ms: r.get(7)?,
+                        recipient: r.get(6)?,
+                        evidence: None,
+                    },
+                )),
+                _ => tenants.push(text(1)?),
             }
         }
-        Ok(state)
+        // Rows of a subject that does not exist: nothing to decide over.
+        let Some(mut state) = state else {
+            return Ok(None);
+        };
+        // Values by category, consent events by seq (the last one counts), tenants by name.
+        values.sort_by(|a, b| a.category.cmp(&b.category));
+        consents.sort_unstable_by_key(|(seq, _)| *seq);
+        tenants.sort_unstable();
+        state.values = values;
+        state.consents = consents.into_iter().map(|(_, c)| c).collect();
+        state.tenants = tenants;
+        Ok(Some(state))
     }
 
     fn subject_holders(&self, id: &str) -> Result<Option<SubjectState>> {
