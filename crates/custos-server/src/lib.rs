@@ -410,7 +410,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(pages::uri_limit))
         .layer(stack)
         .with_state(state)
 }

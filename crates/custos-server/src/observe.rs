@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use tracing::{Dispatch, Span, field};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -198,8 +198,9 @@ impl std::fmt::Debug for Log {
 }
 
 /// The request's span, metrics and log line, inside the request-id layers: opens the
-/// request's span ([`request_span`]), runs the request in it, then counts the request in
-/// the metrics and writes its line ([`answered`]). (Its span and events go to the app's
+/// request's span ([`request_span`]), runs the request in it — a target over
+/// [`crate::pages::MAX_URI_BYTES`] is answered `414` there — then counts the request in the
+/// metrics and writes its line ([`answered`]). (Its span and events go to the app's
 /// [`Log`]: [`crate::serve`] runs each connection under it; a router served otherwise logs
 /// to the process's default.)
 ///
@@ -217,8 +218,14 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
     let method = method_label(req.method().as_str());
     let span = request_span(&req, method, route);
     let start = Instant::now();
-    let run = std::pin::pin!(next.run(req).instrument(span));
-    let mut run = run;
+    // A target too long for any route is answered here (`414`), logged and counted.
+    let run = async move {
+        match crate::pages::uri_too_long(&req) {
+            Some(problem) => problem.into_response(),
+            None => next.run(req).await,
+        }
+    };
+    let mut run = std::pin::pin!(run.instrument(span));
     let res = run.as_mut().await;
     let took = start.elapsed();
     state
@@ -546,10 +553,7 @@ where
             use std::io::Write as _;
             out.clear();
             scratch.clear();
-            let _ = tracing_subscriber::fmt::time::FormatTime::format_time(
-                &tracing_subscriber::fmt::time::SystemTime,
-                &mut tracing_subscriber::fmt::format::Writer::new(scratch),
-            );
+            timestamp(scratch);
             if !self.json {
                 human_line(out, scratch, event, &ctx);
             } else {
@@ -602,6 +606,59 @@ where
     }
 }
 
+/// Writes the time now as `tracing-subscriber`'s `SystemTime` does
+/// (`2026-12-04T22:58:01.123456Z`), the date and time of day formatted once a second per
+/// thread.
+fn timestamp(out: &mut String) {
+    use std::fmt::Write as _;
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        // Before 1970: as the formatter writes it.
+        let _ = tracing_subscriber::fmt::time::FormatTime::format_time(
+            &tracing_subscriber::fmt::time::SystemTime,
+            &mut tracing_subscriber::fmt::format::Writer::new(out),
+        );
+        return;
+    };
+    let secs = now.as_secs();
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs {
+            second.1.clear();
+            let (y, m, d) = civil_date(secs / 86_400);
+            let t = secs % 86_400;
+            let _ = write!(
+                second.1,
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+                t / 3600,
+                t / 60 % 60,
+                t % 60
+            );
+            second.0 = secs;
+        }
+        out.push_str(&second.1);
+    });
+    let _ = write!(out, ".{:06}Z", now.subsec_micros());
+}
+
+/// The proleptic Gregorian date (year, month, day) of a day counted from 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
 /// A request's line as text, as the formatter writes it without colours: time, level, the
 /// spans from the root with their fields, target, the event's fields.
 fn human_line<S>(
@@ -616,11 +673,7 @@ fn human_line<S>(
     use tracing_subscriber::fmt::FormatFields as _;
     use tracing_subscriber::fmt::format::{DefaultFields, Writer};
     let meta = event.metadata();
-    scratch.clear();
-    let _ = tracing_subscriber::fmt::time::FormatTime::format_time(
-        &tracing_subscriber::fmt::time::SystemTime,
-        &mut Writer::new(scratch),
-    );
+    // The timestamp, in `scratch` from the caller.
     out.extend_from_slice(scratch.as_bytes());
     out.extend_from_slice(match *meta.level() {
         tracing::Level::TRACE => b" TRACE ",
@@ -852,6 +905,35 @@ mod tests {
                 _ => assert_eq!(lines, 0, "{ours:#?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_timestamp_is_the_formatters() {
+        for (days, date) in [
+            (0, (1970, 1, 1)),
+            (11_016, (2000, 2, 29)),
+            (11_017, (2000, 3, 1)),
+            (20_791, (2026, 12, 4)),
+            (47_482, (2100, 1, 1)),
+            (47_540, (2100, 2, 28)),
+            (47_541, (2100, 3, 1)),
+        ] {
+            assert_eq!(civil_date(days), date, "{days}");
+        }
+        // Against the formatter's own, to the second (retried across a second's turn).
+        for _ in 0..100 {
+            let (mut ours, mut theirs) = (String::new(), String::new());
+            timestamp(&mut ours);
+            let _ = tracing_subscriber::fmt::time::FormatTime::format_time(
+                &tracing_subscriber::fmt::time::SystemTime,
+                &mut tracing_subscriber::fmt::format::Writer::new(&mut theirs),
+            );
+            assert_eq!((ours.len(), ours.ends_with('Z')), (27, true), "{ours}");
+            if ours[..19] == theirs[..19] {
+                return;
+            }
+        }
+        panic!("the timestamps never agreed to the second");
     }
 
     #[test]

@@ -73,21 +73,16 @@ pub async fn privacy(State(state): State<AppState>, headers: axum::http::HeaderM
 /// 64 KiB, with a bare 414 before any of this runs.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// Answers `414 uri_too_long` (problem+json) for a target over [`MAX_URI_BYTES`], before
-/// routing.
-pub(crate) async fn uri_limit(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// `414 uri_too_long` (problem+json) for a target over [`MAX_URI_BYTES`]: answered by
+/// `observe` before the request reaches its handler.
+pub(crate) fn uri_too_long(req: &axum::extract::Request) -> Option<Problem> {
     let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if len > MAX_URI_BYTES {
-        return Problem::new(
+    (len > MAX_URI_BYTES).then(|| {
+        Problem::new(
             "uri_too_long",
             format!("the request's path and query hold at most {MAX_URI_BYTES} bytes"),
         )
-        .into_response();
-    }
-    next.run(req).await
+    })
 }
 
 /// Unknown route.
