@@ -2,7 +2,7 @@
 //! and one log line per request, and the count of each request in the metrics.
 //!
 //! The pieces are the Rust service stack's own: `tracing` spans and events, written by
-//! `tracing-subscriber` (human or JSON), tower-http's `TraceLayer`, `SetRequestHeader` and
+//! `tracing-subscriber` (human or JSON), tower-http's `SetRequestHeader` and
 //! `PropagateRequestId`; what this module adds is what is Custos's — which fields, and that
 //! each is bounded and free of personal information.
 //!
