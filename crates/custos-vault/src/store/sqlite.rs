@@ -1766,24 +1766,26 @@ impl Store for SqliteStore {
 
     fn subject_holders(&self, id: &str) -> Result<Option<SubjectState>> {
         // As `subject_state`, without the values' ciphertext, the consent events or the
-        // key (a read of `keys.db`): part 0 the subject, part 1 its services, part 2 its
-        // tenants.
+        // key (a read of `keys.db`): part 0 the subject, part 1 its values' services and
+        // roles, part 2 its tenants — put in order and made distinct here, as
+        // `subject_state` does, not by SQLite's sorter and temporary index.
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT 0, status, age FROM subjects WHERE id = ?1
              UNION ALL
-             SELECT DISTINCT 1, service, role FROM field_values WHERE subject = ?1
+             SELECT 1, service, role FROM field_values WHERE subject = ?1
              UNION ALL
-             SELECT 2, tenant, NULL FROM subject_tenants WHERE subject = ?1
-             ORDER BY 1, 2, 3",
+             SELECT 2, tenant, NULL FROM subject_tenants WHERE subject = ?1",
         )?;
         let mut rows = stmt.query(params![id])?;
         let mut state: Option<SubjectState> = None;
+        let mut holders: Vec<(String, String)> = Vec::new();
+        let mut tenants = Vec::new();
         while let Some(r) = rows.next()? {
             let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
             let str_at = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
-            match (r.get::<_, i64>(0)?, state.as_mut()) {
-                (0, _) => {
+            match r.get::<_, i64>(0)? {
+                0 => {
                     state = Some(SubjectState {
                         status: Status::parse(str_at(1)?),
                         age: Age::parse(str_at(2)?),
@@ -1793,21 +1795,31 @@ impl Store for SqliteStore {
                         wrapped_dek: None,
                     });
                 }
-                (1, Some(st)) => st.values.push(ValueRow {
-                    subject: id.to_string(),
-                    category: String::new(),
-                    ciphertext: Vec::new(),
-                    purposes: Vec::new(),
-                    notice: String::new(),
-                    service: text(1)?,
-                    role: text(2)?,
-                    time_ms: 0,
-                }),
-                (2, Some(st)) => st.tenants.push(text(1)?),
-                _ => {}
+                1 => holders.push((text(1)?, text(2)?)),
+                _ => tenants.push(text(1)?),
             }
         }
-        Ok(state)
+        let Some(mut state) = state else {
+            return Ok(None);
+        };
+        holders.sort_unstable();
+        holders.dedup();
+        tenants.sort_unstable();
+        state.values = holders
+            .into_iter()
+            .map(|(service, role)| ValueRow {
+                subject: id.to_string(),
+                category: String::new(),
+                ciphertext: Vec::new(),
+                purposes: Vec::new(),
+                notice: String::new(),
+                service,
+                role,
+                time_ms: 0,
+            })
+            .collect();
+        state.tenants = tenants;
+        Ok(Some(state))
     }
 
     fn set_age(&self, id: &str, age: Age) -> Result<()> {
