@@ -21,13 +21,13 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use custos_vault::{OutgoingMail, Vault};
-
-use crate::observe::Log;
 use lettre::message::{
     Mailbox,
     header::{ContentType, HeaderName, HeaderValue},
 };
 use lettre::{Message, SmtpTransport, Transport as _};
+
+use crate::observe::Log;
 
 /// Where `custos serve` logs the outbox's deliveries.
 const TARGET: &str = "custos::mail";
