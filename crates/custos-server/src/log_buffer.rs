@@ -320,14 +320,22 @@ mod tests {
         assert_eq!(writes.taken().concat(), "waits\nlast\n");
     }
 
-    #[test]
-    fn the_request_lines_at_info_wait_and_the_rest_do_not() {
+    /// What `log` logs through `tracing`'s formatter into a buffer, and what was written.
+    fn logged(
+        log: impl FnOnce(),
+    ) -> (LogBuffer<impl for<'w> MakeWriter<'w> + Send + Sync>, Writes) {
         let (lines, writes) = buffer();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(lines.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        (lines, writes)
+    }
+
+    #[test]
+    fn the_request_lines_at_info_wait_and_the_rest_do_not() {
+        let (lines, writes) = logged(|| {
             tracing::info!(target: "custos::serve", "started");
             tracing::info!(target: crate::observe::TARGET, "answered");
         });
@@ -335,12 +343,7 @@ mod tests {
         assert!(w.len() == 1 && w[0].contains("started"), "{w:?}");
         lines.flush();
         assert!(writes.taken().concat().contains("answered"));
-        let (lines, writes) = buffer();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(lines.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let (_lines, writes) = logged(|| {
             tracing::warn!(target: crate::observe::TARGET, "answered");
         });
         assert!(writes.taken().concat().contains("WARN"));
