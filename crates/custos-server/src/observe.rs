@@ -628,7 +628,8 @@ fn timestamp(out: &mut String) {
         let mut second = second.borrow_mut();
         if second.0 != secs {
             second.1.clear();
-            let (y, m, d) = civil_date(secs / 86_400);
+            let days = i64::try_from(secs / 86_400).unwrap_or(0);
+            let (y, m, d) = custos_vault::vault::civil_from_days(days);
             let t = secs % 86_400;
             let _ = write!(
                 second.1,
@@ -642,21 +643,6 @@ fn timestamp(out: &mut String) {
         out.push_str(&second.1);
     });
     let _ = write!(out, ".{:06}Z", now.subsec_micros());
-}
-
-/// The proleptic Gregorian date (year, month, day) of a day counted from 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A request's line as text, as the formatter writes it without colours: time, level, the
@@ -918,7 +904,7 @@ mod tests {
             (47_540, (2100, 2, 28)),
             (47_541, (2100, 3, 1)),
         ] {
-            assert_eq!(civil_date(days), date, "{days}");
+            assert_eq!(custos_vault::vault::civil_from_days(days), date, "{days}");
         }
         // Against the formatter's own, to the second (retried across a second's turn).
         for _ in 0..100 {

@@ -54,7 +54,7 @@ pub use inbound::{
 };
 pub use instruments::{
     INSTRUMENT_REGISTER, INSTRUMENT_SHOW, Instrument, InstrumentInput, MAX_INSTRUMENT_SUBJECTS,
-    MAX_ISSUER_CHARS, format_date_time,
+    MAX_ISSUER_CHARS, civil_from_days, format_date_time,
 };
 pub use mail::{
     FIRST_RETRY_DELAY, MAIL_FAILED, MAIL_LEASE, MAIL_SENT, MAX_MAIL_ATTEMPTS, MAX_RETRY_DELAY,
