@@ -4,7 +4,7 @@
 # attendees collected first through meeting-center, with its key (the service holding them),
 # giving and withdrawing consent to `newsletters` in turn. Every request is a consent change: its ledger entry (group
 # commit), its Ed25519-signed receipt, its record. Prints wrk's summary, the server's CPU per
-# change, the ledger's commits, and checks a receipt from the run with `custos receipt verify`.
+# change, the server's own time per change (from its access lines), the ledger's commits, and checks a receipt from the run with `custos receipt verify`.
 # Usage: scripts/bench-consent.sh [duration, default 10s] [connections, default 64]
 # With CUSTOS_BIN=PATH it runs that binary instead of building this checkout's.
 set -euo pipefail
@@ -80,6 +80,11 @@ fi
 n=$(echo "$out" | awk '/requests in/ {print $1}')
 n=$((n > 0 ? n : 1))
 echo "  server CPU per change: $(( (after - before) * 1000000 / TICK / n )) µs"
+# The server's own time per change: the `ms` of the access lines (written at most 100 ms late).
+sleep 0.3
+{ grep 'route=/v1/subjects/{id}/consents' "$DATA/log.txt" || true; } | sed -n 's/.* ms=\([0-9.]*\)}.*/\1/p' | sort -n |
+  awk '{a[NR] = $1} END {if (NR > 0) printf "  server side (access lines, %d): p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n",
+    NR, a[int(NR * .5)], a[int(NR * .99)], a[int(NR * .999)], a[NR]}'
 curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" |
   awk '/^custos_ledger_batch_size_sum/ {s = $2} /^custos_ledger_batch_size_count/ {c = $2}
        END {if (c > 0) printf "  group commits: %d, entries: %d, %.1f entries per commit\n", c, s, s / c}'

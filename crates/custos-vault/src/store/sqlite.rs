@@ -20,9 +20,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
@@ -37,8 +36,11 @@ use super::{
     now_ms, split,
 };
 use crate::error::{Error, Result};
+
+mod checkpoint;
 use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
+use checkpoint::WalCheckpointer;
 
 /// Name of the data database in the data directory.
 pub const DATA_FILE: &str = "custos.db";
@@ -493,118 +495,6 @@ pub struct SqliteStore {
     checkpointer: WalCheckpointer,
 }
 
-/// Rows a transaction writes from which it wakes the [`WalCheckpointer`] at once; smaller
-/// ones wait for its next round.
-const CHECKPOINT_ROWS: u64 = 1000;
-/// The longest the checkpointer waits between rounds.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// The shortest time between two rounds: wakes in between are folded into one.
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
-
-/// Copies committed WAL frames into the data and key database files (`custos.db`,
-/// `keys.db`) on its own thread and connection, so no data commit does: SQLite's automatic
-/// checkpoint, which runs inside the commit that takes a WAL past 1000 pages, is off on the
-/// writer connection. `ledger.db` keeps the automatic checkpoint on its own connection: its
-/// commits are small and frequent, and a background checkpoint's fsync competing with them
-/// cost grouped appends a third to a half of their rate. A round runs at least every second, and after a large
-/// transaction commits (at most one round per 100 ms). Rounds are `PASSIVE`: they block
-/// neither writers nor readers, and what they cannot copy yet waits for the next one.
-#[derive(Debug)]
-struct WalCheckpointer {
-    wake: Option<mpsc::SyncSender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WalCheckpointer {
-    fn start(dir: &Path) -> Result<Self> {
-        let conn = connect(dir, Audit::ReadOnly)?;
-        // Durable checkpoints: the database files are synced before the WAL is reused.
-        conn.execute_batch(
-            "PRAGMA main.synchronous = FULL; PRAGMA keys.synchronous = FULL; \
-             PRAGMA audit.synchronous = FULL;",
-        )?;
-        let (wake, rx) = mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("custos-checkpoint".into())
-            .spawn(move || checkpoint_rounds(&conn, &rx))
-            .map_err(|_| Error::Storage("cannot start the WAL checkpointer".into()))?;
-        Ok(Self {
-            wake: Some(wake),
-            thread: Some(thread),
-        })
-    }
-
-    /// After a commit of `rows` rows: wakes the checkpointer if that was many.
-    fn committed(&self, rows: u64) {
-        if rows >= CHECKPOINT_ROWS {
-            if let Some(w) = &self.wake {
-                // Full: a round is already due.
-                let _ = w.try_send(());
-            }
-        }
-    }
-}
-
-/// The checkpointer's loop, until its store is dropped (then one last round).
-fn checkpoint_rounds(conn: &Connection, wake: &mpsc::Receiver<()>) {
-    let mut last = Instant::now();
-    loop {
-        let mut stop = matches!(
-            wake.recv_timeout(CHECKPOINT_EVERY),
-            Err(RecvTimeoutError::Disconnected)
-        );
-        while let Some(left) = (last + CHECKPOINT_PAUSE).checked_duration_since(Instant::now()) {
-            if stop || left.is_zero() {
-                break;
-            }
-            stop = matches!(wake.recv_timeout(left), Err(RecvTimeoutError::Disconnected));
-        }
-        // Not `audit`: the ledger connection checkpoints `ledger.db` itself.
-        for schema in ["main", "keys"] {
-            // A busy or failed round is retried by the next one.
-            let frames = conn.query_row(
-                &format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"),
-                [],
-                |r| r.get::<_, i64>(1),
-            );
-            if frames.is_ok_and(|f| f >= RESTART_FRAMES) {
-                restart_wal(conn, schema);
-            }
-        }
-        last = Instant::now();
-        if stop {
-            break;
-        }
-    }
-}
-
-/// WAL frames (4 KiB pages) after a `PASSIVE` round from which the checkpointer restarts
-/// the WAL ([`restart_wal`]): 16 MiB.
-const RESTART_FRAMES: i64 = 4096;
-/// The longest a [`restart_wal`] waits for readers (writers wait behind it meanwhile).
-const RESTART_WAIT: Duration = Duration::from_millis(20);
-
-/// Checkpoints `schema` in `RESTART` mode, so the next transaction writes its WAL from the
-/// start. Under a steady stream of commits and reads a `PASSIVE` round never leaves the WAL
-/// wholly copied when a writer begins (some reader always holds a snapshot of frames not
-/// yet copied), and SQLite restarts a WAL only then: the WAL grew without bound (a gigabyte
-/// in 20 s of consent changes), and every frame written past its end made the file system
-/// zero new blocks (a sixth of the consent store's CPU). `RESTART` takes the write lock,
-/// copies what the `PASSIVE` round left and waits for the readers of older snapshots
-/// (reads are short) — at most [`RESTART_WAIT`], else the next round tries again. The file
-/// keeps its size, so the frames after a restart overwrite allocated blocks.
-fn restart_wal(conn: &Connection, schema: &str) {
-    if conn.busy_handler(Some(busy_wait_restart)).is_err() {
-        return;
-    }
-    let _ = conn.query_row(
-        &format!("PRAGMA {schema}.wal_checkpoint(RESTART)"),
-        [],
-        |_| Ok(()),
-    );
-    let _ = conn.busy_handler(Some(busy_wait));
-}
-
 /// How long a connection sleeps between tries of a lock another connection holds.
 const BUSY_STEP: Duration = Duration::from_micros(100);
 /// Tries before a connection gives up on a lock (`SQLITE_BUSY`): 10 s of [`BUSY_STEP`]s or
@@ -621,26 +511,6 @@ fn busy_wait(tries: i32) -> bool {
     }
     std::thread::sleep(BUSY_STEP);
     true
-}
-
-/// [`busy_wait`] for at most [`RESTART_WAIT`]: the checkpointer's `RESTART` waiting for the
-/// readers of older snapshots, while writers wait behind it.
-fn busy_wait_restart(tries: i32) -> bool {
-    const TRIES: u128 = RESTART_WAIT.as_micros() / BUSY_STEP.as_micros();
-    if u128::try_from(tries).unwrap_or(0) >= TRIES {
-        return false;
-    }
-    std::thread::sleep(BUSY_STEP);
-    true
-}
-
-impl Drop for WalCheckpointer {
-    fn drop(&mut self) {
-        drop(self.wake.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Attaches `ledger.db` as `audit`.
