@@ -22,30 +22,14 @@ fn order(kind: &str, subjects: &[&str], categories: &[&str], expires: &str) -> V
 
 const NEXT_YEARS: &str = "2099-12-31T23:59:59Z";
 
-/// `secs` seconds from now, RFC 3339 in UTC.
+/// `secs` seconds from now, RFC 3339 in UTC (whole seconds).
 fn in_seconds(secs: u64) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + secs;
-    let (days, rem) = (i64::try_from(t / 86_400).unwrap(), t % 86_400);
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    custos_vault::vault::format_date_time(i64::try_from(t).unwrap() * 1000)
 }
 
 async fn register(app: &TestApp, key: &str, body: &Value) -> String {

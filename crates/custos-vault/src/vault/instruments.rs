@@ -576,9 +576,8 @@ fn parse_date_time(s: &str) -> Option<i64> {
     Some(secs * 1000 + ms)
 }
 
-/// ms since the epoch as RFC 3339 in UTC: `2027-01-31T23:59:59Z` (with `.mmm` when not
-/// whole seconds).
-/// An RFC 3339 UTC date-time of milliseconds since the epoch (`2026-12-03T16:41:37.123Z`).
+/// Milliseconds since the epoch as an RFC 3339 date-time in UTC: `2027-01-31T23:59:59Z`, with
+/// `.mmm` when not whole seconds (`2026-12-03T16:41:37.123Z`).
 pub fn format_date_time(ms: i64) -> String {
     let (y, m, d) = civil_from_days(ms.div_euclid(MS_PER_DAY));
     let in_day = ms.rem_euclid(MS_PER_DAY);
