@@ -36,10 +36,10 @@ use super::{
     now_ms, split,
 };
 use crate::error::{Error, Result};
-
-mod checkpoint;
 use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
+
+mod checkpoint;
 use checkpoint::WalCheckpointer;
 
 /// Name of the data database in the data directory.
