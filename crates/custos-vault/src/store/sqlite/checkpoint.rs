@@ -123,8 +123,9 @@ fn checkpoint_rounds(
             // time: under a stream of commits SQLite never syncs it (it syncs the file only
             // once every frame is copied), so the `RESTART` did — holding the write lock,
             // every commit waiting, for 28–32 ms a second (docs/benchmarks.md). A failed
-            // sync is the `RESTART`'s to do again.
-            if let Some(f) = file.as_ref().filter(|_| progressed) {
+            // sync is the `RESTART`'s to do again. A round that copied every frame has had
+            // SQLite sync the file already.
+            if let Some(f) = file.as_ref().filter(|_| progressed && copied < frames) {
                 let _ = f.sync_data();
             }
             if frames >= RESTART_FRAMES {
