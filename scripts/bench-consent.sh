@@ -2,9 +2,10 @@
 # Load benchmark of consent changes over HTTP (issue 14, item 8): `custos serve --demo` on
 # embedded SQLite, wrk posting `POST /v1/subjects/{id}/consents` for PEOPLE (default 10,000)
 # attendees collected first through meeting-center, with its key (the service holding them),
-# giving and withdrawing consent to `newsletters` in turn. Every request is a consent change: its ledger entry (group
-# commit), its Ed25519-signed receipt, its record. Prints wrk's summary, the server's CPU per
-# change, the server's own time per change (from its access lines), the ledger's commits, and checks a receipt from the run with `custos receipt verify`.
+# giving and withdrawing consent to `newsletters` in turn. Every request is a consent change:
+# its ledger entry (group commit), its Ed25519-signed receipt, its record. Prints wrk's
+# summary, the server's CPU per change, the server's own time per change (from its access
+# lines), the ledger's commits, and checks a receipt from the run with `custos receipt verify`.
 # Usage: scripts/bench-consent.sh [duration, default 10s] [connections, default 64]
 # With CUSTOS_BIN=PATH it runs that binary instead of building this checkout's.
 set -euo pipefail
