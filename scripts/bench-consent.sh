@@ -50,14 +50,21 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local ids = {}
 for line in io.lines("$DATA/subjects.txt") do ids[#ids + 1] = line end
+-- Every request is formatted once, here: what wrk spends per request is then an index,
+-- not Lua's string building, and the two cores are left to the server.
+local reqs = {}
+for pass = 0, 1 do
+  local given = (pass == 0) and "true" or "false"
+  for i = 1, #ids do
+    reqs[#reqs + 1] = wrk.format(nil, "/v1/subjects/" .. ids[i] .. "/consents", nil,
+      '{"purpose":"newsletters","given":' .. given ..
+      ',"method":"settings_page","notice":"2010-04-24"}')
+  end
+end
 local n = 0
 request = function()
   n = n + 1
-  local id = ids[(n % #ids) + 1]
-  local given = (math.floor(n / #ids) % 2 == 0) and "true" or "false"
-  return wrk.format(nil, "/v1/subjects/" .. id .. "/consents", nil,
-    '{"purpose":"newsletters","given":' .. given ..
-    ',"method":"settings_page","notice":"2010-04-24"}')
+  return reqs[(n % #reqs) + 1]
 end
 done = function(summary, latency, requests)
   io.write(string.format("p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n",
