@@ -26,7 +26,7 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-"$BIN" serve --demo --data "$DATA" --listen "127.0.0.1:$PORT" >"$DATA/keys.txt" 2>"$DATA/log.txt" &
+"$BIN" serve --demo --data "$DATA" --listen "127.0.0.1:$PORT" --log-format human >"$DATA/keys.txt" 2>"$DATA/log.txt" &
 PID=$!
 for _ in $(seq 100); do grep -q "listening on" "$DATA/log.txt" 2>/dev/null && break; sleep 0.1; done
 sleep 1
