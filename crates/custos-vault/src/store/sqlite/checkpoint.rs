@@ -146,9 +146,14 @@ fn round(conn: &Connection, schema: &str, file: Option<&Arc<File>>, before: &mut
             let Some((frames, copied)) = passive(conn, schema) else {
                 break;
             };
+            let moved = copied != *before;
             *before = copied;
             if copied >= frames {
                 // All copied: SQLite synced the file itself.
+                break;
+            }
+            if !moved {
+                // A reader holds back what is left: nothing new to sync, nor to wait for.
                 break;
             }
             if let Some(f) = file {
