@@ -545,11 +545,21 @@ fn read_only_uri(path: &Path) -> String {
 /// with no read call and no copy per page.
 const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096; \
      PRAGMA audit.cache_size = -4096; PRAGMA audit.mmap_size = 1073741824;";
+/// Page cache of the writer's `custos.db`, smaller than a reader's: SQLite walks the whole
+/// page cache of a connection at the end of a commit in which a B-tree balance renumbered
+/// pages (`balance_nonroot` parks a page at the locking page's number, past the end of the
+/// file, and the commit then drops every cached page past the end, hash bucket by bucket).
+/// Random-keyed indexes (`consents_subject`, `records_subject`) rebalance in most group
+/// commits: with 8 MiB (5,000 pages and 8,192 buckets) that walk was 3–4% of the server's CPU
+/// under consent changes (docs/benchmarks.md); 2 MiB keeps it to a few hundred pages. A page
+/// the writer no longer caches is read from the operating system's cache.
+const WRITER_CACHE: &str = "PRAGMA main.cache_size = -2048;";
 /// Page cache of the writer while it stores a batch of more than [`BULK_SUBJECTS`] new
 /// subjects: thousands touch pages all over the random-keyed indexes, and a small cache
-/// spills them to the WAL and reads them back mid-transaction. Set back to [`IDLE_CACHE`]
-/// after (which frees the pages), so the memory is held only while such a batch is written;
-/// the collector's batches of concurrent single collections stay within the small cache.
+/// spills them to the WAL and reads them back mid-transaction. The writer is opened afresh
+/// after (see [`SqliteStore::create_subjects`]), so the memory is held only while such a
+/// batch is written; the collector's batches of concurrent single collections stay within
+/// the small cache.
 const BULK_CACHE: &str = "PRAGMA main.cache_size = -65536; PRAGMA keys.cache_size = -65536;";
 
 /// Prepared statements each connection keeps.
@@ -578,6 +588,27 @@ fn connect(dir: &Path, audit: Audit) -> Result<Connection> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(IDLE_CACHE)?;
     Ok(conn)
+}
+
+/// What makes a data connection the writer: per connection, so set on every one opened as
+/// the writer (at open, and afresh after a bulk batch).
+fn writer_settings(conn: &Connection) -> Result<()> {
+    for schema in ["main", "keys", "audit"] {
+        // INVARIANT: audit before data — a commit returns only after the WAL is fsynced.
+        // Erasable by key: the key database zeroes every deleted byte (`ON`); the data
+        // database, which holds only ciphertext, zeroes deleted cells in the pages it
+        // rewrites anyway (`FAST`) but does not rewrite whole freed pages — what may
+        // linger there is ciphertext under a data key that no longer exists.
+        let secure_delete = if schema == "keys" { "ON" } else { "FAST" };
+        conn.execute_batch(&format!(
+            "PRAGMA {schema}.synchronous = FULL; \
+             PRAGMA {schema}.secure_delete = {secure_delete};"
+        ))?;
+    }
+    // The checkpointer copies the WALs into the database files; commits do not.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")?;
+    conn.execute_batch(WRITER_CACHE)?;
+    Ok(())
 }
 
 /// Creates the database files readable and writable by their owner only (0600) before SQLite
@@ -654,19 +685,8 @@ impl SqliteStore {
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(Error::Storage("cannot enable write-ahead logging".into()));
             }
-            // INVARIANT: audit before data — a commit returns only after the WAL is fsynced.
-            // Erasable by key: the key database zeroes every deleted byte (`ON`); the data
-            // database, which holds only ciphertext, zeroes deleted cells in the pages it
-            // rewrites anyway (`FAST`) but does not rewrite whole freed pages — what may
-            // linger there is ciphertext under a data key that no longer exists.
-            let secure_delete = if schema == "keys" { "ON" } else { "FAST" };
-            conn.execute_batch(&format!(
-                "PRAGMA {schema}.synchronous = FULL; \
-                 PRAGMA {schema}.secure_delete = {secure_delete};"
-            ))?;
         }
-        // The checkpointer copies the WALs into the database files; commits do not.
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")?;
+        writer_settings(&conn)?;
         let ledger = Connection::open(dir.join(LEDGER_FILE))?;
         ledger.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         ledger.busy_handler(Some(busy_wait))?;
@@ -936,6 +956,13 @@ impl SqliteStore {
             .prepare_cached("DELETE FROM pending_ledger WHERE id = ?1")?
             .execute(params![id])?;
         Ok(())
+    }
+
+    /// A new writer connection, as [`SqliteStore::open`] leaves it.
+    fn fresh_writer(&self) -> Result<Connection> {
+        let conn = connect(&self.dir, Audit::ReadOnly)?;
+        writer_settings(&conn)?;
+        Ok(conn)
     }
 
     fn write(&self) -> MutexGuard<'_, Connection> {
@@ -1512,9 +1539,12 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         let mut conn = self.write();
         let created = self.create_on(&mut conn, subjects);
+        // After a bulk batch (or a failed one, which may have been) the writer is opened
+        // afresh: setting the cache back would free its pages but not its hash table, which
+        // SQLite never shrinks and walks whole at many commits (see `WRITER_CACHE`).
         let restored = match created {
             Ok(n) if n < BULK_SUBJECTS as u64 => Ok(()),
-            _ => conn.execute_batch(IDLE_CACHE),
+            _ => self.fresh_writer().map(|fresh| *conn = fresh),
         };
         let n = created?;
         restored?;
@@ -2880,6 +2910,73 @@ mod tests {
             .execute_batch("BEGIN IMMEDIATE")
             .unwrap();
         assert_eq!(store.append_ledger(&[draft("b")], &none).unwrap(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The writer's per-connection settings, read back from the connection.
+    fn writer_pragmas(conn: &Connection) -> Vec<(String, i64)> {
+        [
+            "main.synchronous",
+            "keys.synchronous",
+            "main.secure_delete",
+            "keys.secure_delete",
+            "foreign_keys",
+            "wal_autocheckpoint",
+            "main.cache_size",
+        ]
+        .into_iter()
+        .map(|p| {
+            let v: i64 = conn
+                .query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+                .unwrap();
+            (p.to_string(), v)
+        })
+        .collect()
+    }
+
+    /// A bulk batch leaves the writer opened afresh (its big page cache gone) and set as the
+    /// store opened it: durable commits, keys zeroed when deleted, foreign keys checked, no
+    /// checkpoint in a commit, the writer's small cache.
+    #[test]
+    fn the_writer_after_a_bulk_batch_is_set_as_at_open() {
+        let dir = std::env::temp_dir().join(format!("custos_sqlite_bulk_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir).unwrap();
+        let expected: Vec<(String, i64)> = [
+            ("main.synchronous", 2),
+            ("keys.synchronous", 2),
+            ("main.secure_delete", 2),
+            ("keys.secure_delete", 1),
+            ("foreign_keys", 1),
+            ("wal_autocheckpoint", 0),
+            ("main.cache_size", -2048),
+        ]
+        .into_iter()
+        .map(|(p, v)| (p.to_string(), v))
+        .collect();
+        assert_eq!(writer_pragmas(&store.write()), expected, "at open");
+        let subjects: Vec<NewSubject> = (0..BULK_SUBJECTS + 1)
+            .map(|i| NewSubject {
+                row: SubjectRow {
+                    id: format!("00000000-0000-7000-8000-{i:012}"),
+                    status: Status::Active,
+                    age: Age::Unknown,
+                    tenants: Vec::new(),
+                    created_ms: 1,
+                },
+                wrapped_dek: vec![1; 8],
+                values: Vec::new(),
+                index: Vec::new(),
+            })
+            .collect();
+        let n = store.create_subjects(&mut subjects.iter().map(Ok)).unwrap();
+        assert_eq!(n, subjects.len() as u64);
+        assert_eq!(
+            writer_pragmas(&store.write()),
+            expected,
+            "after a bulk batch"
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
