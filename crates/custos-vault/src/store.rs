@@ -491,6 +491,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// or before the cutoff, with their blind-index terms, in one transaction; returns how
     /// many values, per entry of `expiries`.
     fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>>;
+    /// Deletes the sign-in codes made before `codes_before_ms` (past their expiry and the
+    /// window their address's limit counts in) and the sessions expired at `now_ms` or
+    /// revoked, in one transaction; returns how many codes and how many sessions.
+    fn delete_expired_sign_ins(&self, codes_before_ms: i64, now_ms: i64) -> Result<(u64, u64)>;
 
     /// Records a consent or objection event.
     fn put_consent(&self, consent: &ConsentRow) -> Result<()>;

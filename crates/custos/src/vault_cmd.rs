@@ -139,7 +139,8 @@ pub fn retention(cmd: RetentionCommand) -> ExitCode {
     }
 }
 
-/// `deleted 3 record(s) and 2 value(s) (network.ip_address 2)`.
+/// `deleted 3 record(s) and 2 value(s) (network.ip_address 2)`, and when there were any,
+/// `; 4 sign-in code(s) and 1 session(s)`.
 pub fn sweep_line(sweep: &custos_vault::Sweep) -> String {
     let by: Vec<String> = sweep
         .values
@@ -151,8 +152,16 @@ pub fn sweep_line(sweep: &custos_vault::Sweep) -> String {
     } else {
         format!(" ({})", by.join(", "))
     };
+    let people = if sweep.codes + sweep.sessions > 0 {
+        format!(
+            "; {} sign-in code(s) and {} session(s)",
+            sweep.codes, sweep.sessions
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "deleted {} record(s) and {} value(s){by}",
+        "deleted {} record(s) and {} value(s){by}{people}",
         sweep.records,
         sweep.value_count()
     )

@@ -1330,6 +1330,21 @@ impl Store for PostgresStore {
         )?)
     }
 
+    fn delete_expired_sign_ins(&self, codes_before_ms: i64, now_ms: i64) -> Result<(u64, u64)> {
+        let mut c = self.lock();
+        let mut tx = c.transaction()?;
+        let codes = tx.execute(
+            "DELETE FROM sign_in_codes WHERE created_ms < $1",
+            &[&codes_before_ms],
+        )?;
+        let sessions = tx.execute(
+            "DELETE FROM sessions WHERE expires_ms <= $1 OR revoked",
+            &[&now_ms],
+        )?;
+        tx.commit()?;
+        Ok((codes, sessions))
+    }
+
     fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;

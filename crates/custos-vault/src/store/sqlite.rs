@@ -1868,6 +1868,21 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    fn delete_expired_sign_ins(&self, codes_before_ms: i64, now_ms: i64) -> Result<(u64, u64)> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let codes = tx.execute(
+            "DELETE FROM sign_in_codes WHERE created_ms < ?1",
+            params![codes_before_ms],
+        )?;
+        let sessions = tx.execute(
+            "DELETE FROM sessions WHERE expires_ms <= ?1 OR revoked <> 0",
+            params![now_ms],
+        )?;
+        tx.commit()?;
+        Ok((codes as u64, sessions as u64))
+    }
+
     fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -2,9 +2,12 @@
 //! ledgered. Records carry their deadline from their collection's retention; values expire
 //! by their category's retention, counted from when they were last collected. `account`
 //! retention lasts as long as the subject (erasure deletes it); `transient` is never stored.
+//! People's sign-in codes go once they neither sign in nor count towards their address's
+//! limit, sessions once they expire or are signed out.
 
 use custos_policy::PeriodKind;
 
+use super::people::{CODE_TTL, CODE_WINDOW};
 use super::{MS_PER_DAY, Vault};
 use crate::error::Result;
 use crate::store::now_ms;
@@ -16,6 +19,10 @@ pub struct Sweep {
     pub records: u64,
     /// Values past their category's retention, by category (only those with any).
     pub values: Vec<(String, u64)>,
+    /// People's sign-in codes past their expiry and their address's limit window.
+    pub codes: u64,
+    /// People's sessions expired or signed out.
+    pub sessions: u64,
 }
 
 impl Sweep {
@@ -26,10 +33,12 @@ impl Sweep {
 }
 
 impl Vault {
-    /// Deletes every record past its retention deadline and every value held longer than
-    /// its category's retention allows, in one pass; ledgers one `purge_expired` entry
-    /// (`categories`: the categories whose values went; `reasons`:
-    /// `records:N,values:M`) with no subject. Safe to run from several processes at once:
+    /// Deletes every record past its retention deadline, every value held longer than its
+    /// category's retention allows, every sign-in code older than its expiry and its
+    /// address's limit window ([`CODE_TTL`], [`CODE_WINDOW`]) and every session expired or
+    /// signed out, in one pass; ledgers one `purge_expired` entry (`categories`: the
+    /// categories whose values went; `reasons`: `records:N,values:M,codes:C,sessions:S`)
+    /// with no subject. Safe to run from several processes at once:
     /// each deletes what is due when it runs.
     pub fn purge_expired(&self, actor: &str) -> Result<Sweep> {
         let now = now_ms();
@@ -46,6 +55,10 @@ impl Vault {
             .collect();
         let counts = self.store.delete_expired_values(&expiries)?;
         let records = self.store.delete_expired_records(now)?;
+        let code_age = i64::try_from(CODE_TTL.max(CODE_WINDOW).as_millis()).unwrap_or(i64::MAX);
+        let (codes, sessions) = self
+            .store
+            .delete_expired_sign_ins(now.saturating_sub(code_age), now)?;
         let sweep = Sweep {
             records,
             values: expiries
@@ -54,6 +67,8 @@ impl Vault {
                 .filter(|(_, n)| *n > 0)
                 .map(|((c, _), n)| (c, n))
                 .collect(),
+            codes,
+            sessions,
         };
         let mut d = self.draft(actor, "purge_expired", "");
         d.effect = "done".into();
@@ -63,7 +78,13 @@ impl Vault {
             .map(|(c, _)| c.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        d.reasons = format!("records:{},values:{}", sweep.records, sweep.value_count());
+        d.reasons = format!(
+            "records:{},values:{},codes:{},sessions:{}",
+            sweep.records,
+            sweep.value_count(),
+            sweep.codes,
+            sweep.sessions
+        );
         self.record(d)?;
         Ok(sweep)
     }

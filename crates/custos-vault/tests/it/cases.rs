@@ -14,7 +14,7 @@ use custos_vault::{
 use crate::support::{Harness, attendee, registration};
 
 pub use crate::people::{
-    outbox_seals_and_forgets_what_it_sent, sign_in_codes_are_bounded,
+    expired_sign_ins_are_swept, outbox_seals_and_forgets_what_it_sent, sign_in_codes_are_bounded,
     sign_in_reaches_the_address_subjects_only,
 };
 
@@ -84,7 +84,7 @@ fn ledger_up(h: &Harness) {
     });
 }
 
-fn last_entry(v: &Vault) -> custos_vault::LedgerEntry {
+pub(crate) fn last_entry(v: &Vault) -> custos_vault::LedgerEntry {
     let store = v.store();
     let n = v.verify_ledger().unwrap().entries;
     store.ledger_page(n, 1).unwrap().pop().unwrap()
@@ -1076,7 +1076,7 @@ pub fn retention_deadline(h: Harness) {
         (
             "purge_expired",
             "network.ip_address",
-            "records:1,values:1",
+            "records:1,values:1,codes:0,sessions:0",
             ""
         )
     );

@@ -92,6 +92,7 @@ macro_rules! conformance {
                 outbox_seals_and_forgets_what_it_sent,
                 sign_in_reaches_the_address_subjects_only,
                 sign_in_codes_are_bounded,
+                expired_sign_ins_are_swept,
                 only_a_holder_records_a_persons_choice,
                 consent_takes_effect_for_the_next_decision,
                 objection_by_choice_and_its_withdrawal,

@@ -276,3 +276,77 @@ pub fn sign_in_codes_are_bounded(h: Harness) {
         "invalid_email"
     );
 }
+
+/// The retention sweep deletes a sign-in code once it can neither sign in nor count towards
+/// its address's hourly limit, and a session once it has expired or been signed out; a code
+/// still counting, and a live session, stay — the person stays signed in and the limit holds.
+pub fn expired_sign_ins_are_swept(h: Harness) {
+    use sha2::Digest as _;
+    let v = h.vault();
+    let (live_mail, old_mail) = (
+        "zq-sweep-live@example.invalid",
+        "zq-sweep-old@example.invalid",
+    );
+    v.collect("meeting-center", &attendee("Live", live_mail))
+        .unwrap();
+    v.collect("meeting-center", &attendee("Old", old_mail))
+        .unwrap();
+    let age_codes = |minutes: i64| {
+        h.exec(&format!(
+            "UPDATE sign_in_codes SET created_ms = created_ms - {0}, expires_ms = expires_ms - {0}",
+            minutes * 60_000
+        ));
+    };
+    // The old address's code, made 91 minutes ago: past its expiry and out of its hour.
+    v.request_sign_in(old_mail).unwrap();
+    let _ = codes(v);
+    age_codes(61);
+    // The live address's three codes, one made 30 minutes ago and two now (expired or used,
+    // they still count towards its hour), and their three sessions: one live, one expired,
+    // one signed out.
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        v.request_sign_in(live_mail).unwrap();
+        let code = code_of(v, live_mail);
+        sessions.push(v.verify_sign_in(live_mail, &code).unwrap().session);
+        if i == 0 {
+            age_codes(30);
+        }
+    }
+    let hash: String = sha2::Sha256::digest(sessions[1].as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    h.exec(&format!(
+        "UPDATE sessions SET expires_ms = 1 WHERE hash = '{hash}'"
+    ));
+    let out = v.authenticate_person(&sessions[2]).unwrap();
+    v.sign_out(&out).unwrap();
+    assert_eq!(h.count("SELECT COUNT(*) FROM sign_in_codes"), 4);
+    assert_eq!(h.count("SELECT COUNT(*) FROM sessions"), 3);
+    let sweep = v.purge_expired("retention").unwrap();
+    assert_eq!((sweep.codes, sweep.sessions), (1, 2));
+    assert_eq!(h.count("SELECT COUNT(*) FROM sign_in_codes"), 3);
+    assert_eq!(h.count("SELECT COUNT(*) FROM sessions"), 1);
+    let entry = crate::cases::last_entry(v);
+    assert_eq!(
+        (entry.draft.action.as_str(), entry.draft.reasons.as_str()),
+        ("purge_expired", "records:0,values:0,codes:1,sessions:2")
+    );
+    // The live session still signs in; the others sign in nobody.
+    assert!(v.authenticate_person(&sessions[0]).is_ok());
+    for s in &sessions[1..] {
+        assert_eq!(err_code(v.authenticate_person(s)), "unauthorized");
+    }
+    // The live address's codes still count: two more this hour, then it is limited.
+    for _ in 3..MAX_CODES_PER_HOUR {
+        assert_eq!(v.request_sign_in(live_mail).unwrap(), SignInRequest::Queued);
+    }
+    assert!(matches!(
+        v.request_sign_in(live_mail).unwrap(),
+        SignInRequest::RateLimited { .. }
+    ));
+    // Nothing more is due.
+    let again = v.purge_expired("retention").unwrap();
+    assert_eq!((again.codes, again.sessions), (0, 0));
+}
