@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::consents::ConsentOut;
 use crate::input::{JsonBody, Name};
-use crate::people::Person;
+use crate::people::{Client, Person};
 use crate::problem::Problem;
 
 /// How long the browser keeps the choice: six months, the policy's `web-logs` retention
@@ -144,12 +144,28 @@ impl FromRequestParts<AppState> for Visitor {
         (status = 413, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 415, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "the client's bucket is empty (`Retry-After`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     ),
     security((), ("session" = [])))]
 pub async fn record(
     State(state): State<AppState>,
+    client: Client,
     visitor: Visitor,
     JsonBody(body): JsonBody<CookieConsentRequest>,
+) -> Result<Response, Response> {
+    client
+        .take_from(state.cookie_clients())
+        .map_err(IntoResponse::into_response)?;
+    recorded(&state, visitor, body)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+/// The choice recorded, and the answer.
+async fn recorded(
+    state: &AppState,
+    visitor: Visitor,
+    body: CookieConsentRequest,
 ) -> Result<Response, Problem> {
     let choice = CookieChoice {
         choices: body.choices.into_iter().map(|(k, v)| (k.0, v)).collect(),

@@ -181,6 +181,8 @@ struct Shared {
     workers: workers::Workers,
     /// Per-client token buckets of the sign-in routes (`people.rs`).
     clients: people::ClientLimiter,
+    /// Per-client token buckets of `POST /v1/cookie-consents` (`cookies.rs`).
+    cookie_clients: people::ClientLimiter,
     metrics: Metrics,
     config: Config,
     log: Log,
@@ -203,7 +205,8 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             vault: Some(vault),
             workers,
-            clients: people::ClientLimiter::default(),
+            clients: people::ClientLimiter::new("sign-in"),
+            cookie_clients: people::ClientLimiter::new("cookie consent"),
             metrics: Metrics::default(),
             config,
             log,
@@ -225,6 +228,11 @@ impl AppState {
     /// The sign-in routes' per-client limiter.
     pub(crate) fn clients(&self) -> &people::ClientLimiter {
         &self.0.clients
+    }
+
+    /// The cookie consents' per-client limiter.
+    pub(crate) fn cookie_clients(&self) -> &people::ClientLimiter {
+        &self.0.cookie_clients
     }
 
     /// The vault, or a 500 once it is closed (shutting down).

@@ -13,12 +13,12 @@
 //! `Retry-After`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -31,22 +31,35 @@ use crate::AppState;
 use crate::input::JsonBody;
 use crate::problem::Problem;
 
-/// Requests a client may make to the sign-in routes in a burst.
+/// Requests a client may make to a group of limited routes (the sign-in routes; cookie
+/// consents) in a burst.
 pub const CLIENT_BURST: u32 = 20;
 /// One more request is allowed every this long, up to [`CLIENT_BURST`].
 pub const CLIENT_REFILL: Duration = Duration::from_secs(3);
 /// Clients the limiter remembers at most; past it, full buckets are forgotten first.
 const CLIENTS_MAX: usize = 100_000;
 
-/// Per-client token buckets over the sign-in routes, in memory (one server's view: behind
-/// several servers a client gets each server's allowance).
-#[derive(Debug, Default)]
-pub(crate) struct ClientLimiter(Mutex<HashMap<IpAddr, (f64, Instant)>>);
+/// Per-client token buckets over a group of routes (the sign-in routes; cookie consents), in
+/// memory (one server's view: behind several servers a client gets each server's allowance).
+#[derive(Debug)]
+pub(crate) struct ClientLimiter {
+    /// What the routes do, for the `429`'s message: "too many {what} requests".
+    what: &'static str,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
 
 impl ClientLimiter {
+    /// Buckets of [`CLIENT_BURST`] tokens, one more every [`CLIENT_REFILL`].
+    pub(crate) fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes a token for `ip`; `Err(wait)` when its bucket is empty.
     fn take(&self, ip: IpAddr) -> Result<(), Duration> {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let per_sec = 1.0 / CLIENT_REFILL.as_secs_f64();
         let burst = f64::from(CLIENT_BURST);
@@ -69,14 +82,14 @@ impl ClientLimiter {
 
 /// `429 rate_limited`, with `Retry-After` in whole seconds (rounded up).
 #[derive(Debug)]
-pub struct RateLimited(Duration);
+pub struct RateLimited(Duration, &'static str);
 
 impl IntoResponse for RateLimited {
     fn into_response(self) -> Response {
         let secs = (self.0.as_secs() + u64::from(self.0.subsec_nanos() > 0)).max(1);
         let mut res = Problem::new(
             "rate_limited",
-            format!("too many sign-in requests; try again in {secs} seconds"),
+            format!("too many {} requests; try again in {secs} seconds", self.1),
         )
         .into_response();
         res.headers_mut()
@@ -85,17 +98,9 @@ impl IntoResponse for RateLimited {
     }
 }
 
-/// The client's address, for its token bucket: the connection's peer (a proxy in front
-/// shares one bucket among its clients).
-fn client_ip(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip().to_canonical())
-}
-
-/// The client of a sign-in request, whose token bucket pays for it once its body parsed (a
-/// malformed request is answered `400` and costs nothing).
+/// The client of a rate-limited request (its address, as [`crate::transport::client_ip`]
+/// finds it), whose token bucket pays for it once its body parsed (a malformed request is
+/// answered `400` and costs nothing).
 #[derive(Debug, Clone, Copy)]
 pub struct Client(IpAddr);
 
@@ -104,15 +109,26 @@ impl FromRequestParts<AppState> for Client {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &AppState,
+        state: &AppState,
     ) -> Result<Self, std::convert::Infallible> {
-        Ok(Self(client_ip(parts)))
+        Ok(Self(crate::transport::client_ip(
+            parts,
+            &state.config().tls_proxy,
+        )))
     }
 }
 
 impl Client {
+    /// A token of the sign-in routes' bucket.
     fn take_turn(self, state: &AppState) -> Result<(), RateLimited> {
-        state.clients().take(self.0).map_err(RateLimited)
+        self.take_from(state.clients())
+    }
+
+    /// A token of `limiter`'s bucket for this client.
+    pub(crate) fn take_from(self, limiter: &ClientLimiter) -> Result<(), RateLimited> {
+        limiter
+            .take(self.0)
+            .map_err(|wait| RateLimited(wait, limiter.what))
     }
 }
 
@@ -198,7 +214,9 @@ pub async fn sign_in(
                 expires_in: custos_vault::vault::CODE_TTL.as_secs(),
             }),
         )),
-        SignInRequest::RateLimited { retry_after } => Err(RateLimited(retry_after).into_response()),
+        SignInRequest::RateLimited { retry_after } => {
+            Err(RateLimited(retry_after, "sign-in").into_response())
+        }
     }
 }
 

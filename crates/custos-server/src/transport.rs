@@ -114,11 +114,12 @@ impl std::fmt::Display for Cidr {
 }
 
 /// How the request of `parts` reached the server, given the stated proxy ranges.
-pub(crate) fn channel(parts: &Parts, tls_proxy: &[Cidr]) -> Channel {
-    if parts.extensions.get::<Tls>().is_some() {
-        return Channel::Tls;
-    }
-    let peer = parts
+/// The header a proxy appends its client's address to.
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The connection's peer, as [`crate::serve`] or a test's `MockConnectInfo` put it.
+fn peer(parts: &Parts) -> Option<SocketAddr> {
+    parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
@@ -127,9 +128,49 @@ pub(crate) fn channel(parts: &Parts, tls_proxy: &[Cidr]) -> Channel {
                 .extensions
                 .get::<MockConnectInfo<SocketAddr>>()
                 .map(|c| c.0)
-        });
+        })
+}
+
+/// The client's address, for a per-client limit: the connection's peer, unless the peer is
+/// in a range the operator stated as proxies (`--tls-proxy`); then the last address of
+/// `X-Forwarded-For` (every such header, in order, comma-separated) that is not itself in
+/// those ranges — each proxy appends the address it saw, so the entries left of it are the
+/// client's own word. A proxy that sent no `X-Forwarded-For`, or an entry that is not an
+/// address, leaves the peer: all its clients then share one bucket. `0.0.0.0` when the peer
+/// is unknown (a test's router). Never logged.
+pub(crate) fn client_ip(parts: &Parts, proxies: &[Cidr]) -> IpAddr {
+    let Some(peer) = peer(parts) else {
+        return IpAddr::from([0, 0, 0, 0]);
+    };
+    let peer = peer.ip().to_canonical();
+    let is_proxy = |ip: IpAddr| proxies.iter().any(|c| c.contains(ip));
+    if !is_proxy(peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = parts
+        .headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .collect();
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            return peer;
+        };
+        let ip = ip.to_canonical();
+        if !is_proxy(ip) {
+            return ip;
+        }
+    }
+    peer
+}
+
+pub(crate) fn channel(parts: &Parts, tls_proxy: &[Cidr]) -> Channel {
+    if parts.extensions.get::<Tls>().is_some() {
+        return Channel::Tls;
+    }
     // Not served by `serve` (a test's router): nobody vouches for the peer.
-    let Some(peer) = peer else {
+    let Some(peer) = peer(parts) else {
         return Channel::Plain;
     };
     let ip = peer.ip().to_canonical();
@@ -199,6 +240,49 @@ mod tests {
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
+    }
+
+    /// `X-Forwarded-For` counts only from a stated proxy, and only its right end: what a
+    /// client writes into the header itself cannot choose its bucket.
+    #[test]
+    fn the_client_address_is_what_the_stated_proxies_saw() {
+        let proxies: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |peer: Option<&str>, xff: &[&str]| {
+            let mut p = parts(peer, &[], false);
+            for v in xff {
+                p.headers.append(X_FORWARDED_FOR, v.parse().unwrap());
+            }
+            client_ip(&p, &proxies).to_string()
+        };
+        // Not from a proxy: the peer, whatever the header says.
+        assert_eq!(
+            ip(Some("203.0.113.5:4000"), &["198.51.100.1"]),
+            "203.0.113.5"
+        );
+        // From a proxy: the address it appended; what the client put before it is ignored.
+        assert_eq!(ip(Some("10.0.0.2:4000"), &["198.51.100.1"]), "198.51.100.1");
+        assert_eq!(
+            ip(Some("10.0.0.2:4000"), &["1.2.3.4, 198.51.100.1"]),
+            "198.51.100.1"
+        );
+        // Through two proxies, over two headers: the first address no proxy of ours holds.
+        assert_eq!(
+            ip(
+                Some("10.0.0.2:4000"),
+                &["1.2.3.4, 198.51.100.1", "10.9.9.9"]
+            ),
+            "198.51.100.1"
+        );
+        assert_eq!(
+            ip(Some("[::ffff:10.0.0.2]:4000"), &["::ffff:198.51.100.1"]),
+            "198.51.100.1"
+        );
+        // No header, an entry that is not an address, only proxies: the proxy's own.
+        assert_eq!(ip(Some("10.0.0.2:4000"), &[]), "10.0.0.2");
+        assert_eq!(ip(Some("10.0.0.2:4000"), &["1.2.3.4, unknown"]), "10.0.0.2");
+        assert_eq!(ip(Some("10.0.0.2:4000"), &["10.0.0.3"]), "10.0.0.2");
+        // No peer (a test's router): one bucket for all.
+        assert_eq!(ip(None, &["198.51.100.1"]), "0.0.0.0");
     }
 
     #[test]

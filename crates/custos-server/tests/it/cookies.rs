@@ -698,3 +698,60 @@ async fn consent_banner_works_in_chromium() {
         .unwrap();
     assert!(!stored.gpc);
 }
+
+/// A keyless route that ledgers and signs must not be a free way to fill the vault: cookie
+/// consents are limited per client (a bucket of 20, one more every 3 s), apart from the
+/// sign-in routes' buckets. Behind a stated proxy the client is the address the proxy
+/// appended to `X-Forwarded-For`: what a client writes into the header itself does not move
+/// it to a fresh bucket, and another client keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_consents_are_rate_limited_per_client() {
+    let config = custos_server::Config {
+        tls_proxy: vec!["10.0.0.0/8".parse().unwrap()],
+        ..custos_server::Config::default()
+    };
+    let app = TestApp::spawn_remote(config, "10.0.0.2:40000", false).await;
+    let choose = |xff: &'static str| {
+        let app = &app;
+        async move { consent(app, &[("X-Forwarded-For", xff)], json!({"analytics": true})).await }
+    };
+    for _ in 0..20 {
+        assert_eq!(choose("198.51.100.1").await.status, 201);
+    }
+    let r = choose("198.51.100.1").await;
+    let p = r.problem(429, "rate_limited");
+    assert!(
+        p.to_string().contains("too many cookie consent requests"),
+        "{p}"
+    );
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3).contains(&wait), "{wait}");
+    // A client naming another address before the proxy's entry is still itself.
+    choose("203.0.113.77, 198.51.100.1")
+        .await
+        .problem(429, "rate_limited");
+    // Another client behind the same proxy has its own bucket.
+    assert_eq!(choose("198.51.100.2").await.status, 201);
+    // The sign-in routes' buckets are their own: the limited client still asks for a code.
+    let r = send_with(
+        &app,
+        "POST",
+        "/v1/people/sign-in",
+        &[("X-Forwarded-For", "198.51.100.1")],
+        Some(&json!({"email": "zq-bucket@example.invalid"})),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    // Only the 21 choices answered 201 were recorded; the refused ones left nothing.
+    let recorded = blocking(|| {
+        let store = app.vault().store();
+        let last = store.ledger_last_seq().unwrap();
+        store
+            .ledger_page(1, last)
+            .unwrap()
+            .iter()
+            .filter(|e| e.draft.action == "cookie_consent")
+            .count()
+    });
+    assert_eq!(recorded, 21);
+}
