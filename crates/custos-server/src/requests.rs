@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
+use custos_vault::vault::MAX_REQUESTS_LISTED;
 use custos_vault::{PersonRequest, RequestInput, RequestList};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -208,11 +209,14 @@ pub struct RequestOut {
     pub updated_by: String,
 }
 
-/// Requests, due soonest first.
+/// One page of requests, due soonest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestsOut {
     /// The requests.
     pub requests: Vec<RequestOut>,
+    /// Present when the page was full: the `after` of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 fn kind_of(s: &str) -> RequestKind {
@@ -303,10 +307,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(out.into())))
 }
 
-/// `GET /v1/requests?state=open|overdue|all` — requests, due soonest first (open when no
-/// `state` is given); staff only. Ledgered.
+/// `GET /v1/requests?state=open|overdue|all[&limit=N][&after=CURSOR]` — one page of
+/// requests, due soonest first (open when no `state` is given; 100 a page unless said, 1,000
+/// at most); `next`, when present, is the `after` of the following page. Staff only.
+/// Ledgered.
 #[utoipa::path(operation_id = "listRequests", get, path = "/v1/requests", tag = "requests",
-    params(("state" = Option<String>, Query, pattern = "^(open|overdue|all)$", description = "`open` (received or verified; the default), `overdue` (open and past due) or `all`")),
+    params(
+        ("state" = Option<String>, Query, pattern = "^(open|overdue|all)$", description = "`open` (received or verified; the default), `overdue` (open and past due) or `all`"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "requests per page (default 100)"),
+        ("after" = Option<String>, Query, pattern = "^[0-9]{1,18}_[0-9a-f-]{1,64}$", description = "the `next` of the previous page"),
+    ),
     responses(
         (status = 200, description = "the requests", body = RequestsOut),
         (status = 400, body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
@@ -328,10 +338,27 @@ pub async fn list(caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<Reques
             ));
         }
     };
+    let limit = match q.opt("limit") {
+        None => 0,
+        Some(l) => match l.parse::<u64>() {
+            Ok(n) if (1..=MAX_REQUESTS_LISTED).contains(&n) => n,
+            _ => {
+                return Err(Problem::field(
+                    "invalid_query",
+                    "limit",
+                    format!("`limit` is a whole number from 1 to {MAX_REQUESTS_LISTED}"),
+                ));
+            }
+        },
+    };
+    let after = q.opt("after");
     q.finish()?;
-    let out = caller.run(move |v, a| v.requests(a, which)).await?;
+    let out = caller
+        .run(move |v, a| v.requests_page(a, which, after.as_deref(), limit))
+        .await?;
     Ok(Json(RequestsOut {
-        requests: out.into_iter().map(Into::into).collect(),
+        requests: out.requests.into_iter().map(Into::into).collect(),
+        next: out.next,
     }))
 }
 

@@ -606,8 +606,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put_request(&self, row: &RequestRow) -> Result<()>;
     /// A request by id.
     fn request(&self, id: &str) -> Result<Option<RequestRow>>;
-    /// Requests, due soonest first, at most `limit`.
-    fn requests(&self, filter: RequestFilter, limit: u64) -> Result<Vec<RequestRow>>;
+    /// Requests, due soonest first (by due time, then id), after the `(due_ms, id)` of
+    /// `after` when given, at most `limit`.
+    fn requests(
+        &self,
+        filter: RequestFilter,
+        after: Option<(i64, &str)>,
+        limit: u64,
+    ) -> Result<Vec<RequestRow>>;
     /// Moves a request from state `from` to `row`'s state, reason and update time, only if
     /// it is still in `from`; returns whether it was (a concurrent change wins otherwise).
     fn transition_request(&self, row: &RequestRow, from: &str) -> Result<bool>;

@@ -74,9 +74,10 @@ pub use referral::{
     Referral, ReferralInput,
 };
 pub use requests::{
-    Completion, MAX_REQUESTS_LISTED, PersonRequest, REFUSAL_REASONS, REQUEST_CHANNELS,
-    REQUEST_COMPLETE, REQUEST_LIST, REQUEST_RECEIVE, REQUEST_REFUSE, REQUEST_SHOW, REQUEST_VERIFY,
-    RequestHandler, RequestInput, RequestList, VERIFICATIONS,
+    Completion, DEFAULT_REQUESTS_PAGE, MAX_REQUESTS_LISTED, PersonRequest, REFUSAL_REASONS,
+    REQUEST_CHANNELS, REQUEST_COMPLETE, REQUEST_LIST, REQUEST_RECEIVE, REQUEST_REFUSE,
+    REQUEST_SHOW, REQUEST_VERIFY, RequestHandler, RequestInput, RequestList, RequestsPage,
+    VERIFICATIONS,
 };
 pub use retention::Sweep;
 pub use rights::{CORRECT, MAX_CORRECTED_BYTES, Requester};

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
+use custos_vault::vault::MAX_REQUESTS_LISTED;
 use custos_vault::{PersonRequest, RequestHandler, RequestInput, RequestList};
 
 use crate::vault_cmd::{Location, fail, open};
@@ -21,7 +22,8 @@ pub enum Which {
 
 #[derive(Debug, Subcommand)]
 pub enum RequestsCommand {
-    /// List requests, due soonest first: one line each (id, kind, state, due, subject).
+    /// List requests, due soonest first: one line each (id, kind, state, due, subject), all
+    /// of them (read a page of 1,000 at a time, each page ledgered).
     List {
         /// `open` (the default), `overdue` or `all`.
         #[arg(long, value_enum, default_value_t = Which::Open)]
@@ -121,19 +123,30 @@ pub fn run(cmd: RequestsCommand) -> ExitCode {
                 Which::Overdue => RequestList::Overdue,
                 Which::All => RequestList::All,
             };
-            vault.requests(op, which).map(|list| {
-                for r in &list {
-                    println!(
-                        "{}\t{}\t{}\t{}{}\t{}",
-                        r.id,
-                        r.kind,
-                        r.state,
-                        r.due,
-                        if r.overdue { " (overdue)" } else { "" },
-                        r.subject.as_deref().unwrap_or("-")
-                    );
+            // Every page, in turn (each ledgered as it is read).
+            let mut after: Option<String> = None;
+            loop {
+                match vault.requests_page(op, which, after.as_deref(), MAX_REQUESTS_LISTED) {
+                    Ok(page) => {
+                        for r in &page.requests {
+                            println!(
+                                "{}\t{}\t{}\t{}{}\t{}",
+                                r.id,
+                                r.kind,
+                                r.state,
+                                r.due,
+                                if r.overdue { " (overdue)" } else { "" },
+                                r.subject.as_deref().unwrap_or("-")
+                            );
+                        }
+                        match page.next {
+                            Some(next) => after = Some(next),
+                            None => break Ok(()),
+                        }
+                    }
+                    Err(e) => break Err(e),
                 }
-            })
+            }
         }
         RequestsCommand::Show { id, .. } => {
             vault.request(op, &id).map(|r| print!("{}", describe(&r)))

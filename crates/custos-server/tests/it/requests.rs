@@ -347,3 +347,73 @@ async fn staff_take_a_request_to_completion_on_sqlite() {
 async fn staff_take_a_request_to_completion_on_postgresql() {
     staff_take_a_request_to_completion(Backend::Postgres).await;
 }
+
+/// `GET /v1/requests` is paged: `limit` a page, `next` the `after` of the following one,
+/// every request once; a bad `limit` or `after` is refused by its field, and another
+/// service's key is refused before either is read.
+async fn requests_are_listed_page_by_page(backend: Backend) {
+    let app = TestApp::spawn_requests(backend).await;
+    let admin = app.key("admin");
+    let ann = app.attendee("Ann Page", "ann.page@acme.example").await;
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .post("/v1/requests", Some(admin), &erase_by_email(&ann))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        created.push(r.json()["request"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/requests?state=all&limit=2".to_string();
+    let mut pages = 0;
+    loop {
+        let r = app.get(&path, Some(admin)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        let page = body["requests"].as_array().unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(
+            page.iter()
+                .map(|q| q["request"].as_str().unwrap().to_string()),
+        );
+        pages += 1;
+        match body["next"].as_str() {
+            Some(next) => path = format!("/v1/requests?state=all&limit=2&after={next}"),
+            None => break,
+        }
+        assert!(pages <= 4, "the pages never end");
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "{seen:?}");
+    created.sort();
+    assert_eq!(sorted, created);
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=two", "limit"),
+        ("after=nope", "after"),
+        ("after=1_", "after"),
+    ] {
+        let p = app
+            .get(&format!("/v1/requests?{query}"), Some(admin))
+            .await
+            .problem(400, "invalid_query");
+        assert_eq!(p["field"], field, "{query}");
+    }
+    app.get("/v1/requests?after=nope", Some(app.key("marketing")))
+        .await
+        .problem(403, "not_staff");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_listed_page_by_page_sqlite() {
+    requests_are_listed_page_by_page(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_listed_page_by_page_postgres() {
+    requests_are_listed_page_by_page(Backend::Postgres).await;
+}

@@ -2023,7 +2023,12 @@ impl Store for PostgresStore {
         Ok(row.as_ref().map(request_row))
     }
 
-    fn requests(&self, filter: RequestFilter, limit: u64) -> Result<Vec<RequestRow>> {
+    fn requests(
+        &self,
+        filter: RequestFilter,
+        after: Option<(i64, &str)>,
+        limit: u64,
+    ) -> Result<Vec<RequestRow>> {
         let mut c = self.lock();
         let (open, before) = match filter {
             RequestFilter::All => (false, i64::MAX),
@@ -2037,9 +2042,17 @@ impl Store for PostgresStore {
                 request_columns!(),
                 " FROM requests
                   WHERE (NOT $1 OR state IN ('received', 'verified')) AND due_ms < $2
+                    AND ($4::BIGINT IS NULL OR due_ms > $4
+                         OR (due_ms = $4 AND id > $5::TEXT))
                   ORDER BY due_ms, id LIMIT $3"
             ),
-            &[&open, &before, &limit],
+            &[
+                &open,
+                &before,
+                &limit,
+                &after.map(|a| a.0),
+                &after.map(|a| a.1),
+            ],
         )?;
         Ok(rows.iter().map(request_row).collect())
     }

@@ -2573,7 +2573,12 @@ impl Store for SqliteStore {
         Ok(row)
     }
 
-    fn requests(&self, filter: RequestFilter, limit: u64) -> Result<Vec<RequestRow>> {
+    fn requests(
+        &self,
+        filter: RequestFilter,
+        after: Option<(i64, &str)>,
+        limit: u64,
+    ) -> Result<Vec<RequestRow>> {
         let conn = self.read();
         let (open, before) = match filter {
             RequestFilter::All => (false, i64::MAX),
@@ -2583,11 +2588,18 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests
               WHERE (?1 = 0 OR state IN ('received', 'verified')) AND due_ms < ?2
+                AND (?4 IS NULL OR due_ms > ?4 OR (due_ms = ?4 AND id > ?5))
               ORDER BY due_ms, id LIMIT ?3"
         ))?;
         let rows = stmt
             .query_map(
-                params![open, before, i64::try_from(limit).unwrap_or(i64::MAX)],
+                params![
+                    open,
+                    before,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    after.map(|a| a.0),
+                    after.map(|a| a.1)
+                ],
                 request_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;

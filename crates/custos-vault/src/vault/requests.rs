@@ -59,8 +59,40 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "manifestly_unfounded",
     "duplicate",
 ];
-/// Requests one list returns at most.
+/// Requests one page of a list holds at most.
 pub const MAX_REQUESTS_LISTED: u64 = 1000;
+/// Requests one page holds when the caller does not say.
+pub const DEFAULT_REQUESTS_PAGE: u64 = 100;
+
+/// One page of a list of requests ([`Vault::requests_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestsPage {
+    /// The requests, due soonest first.
+    pub requests: Vec<PersonRequest>,
+    /// Present when the page was full: the `after` of the next page (`<due ms>_<id>` of
+    /// this page's last request).
+    pub next: Option<String>,
+}
+
+/// The `(due_ms, id)` a page's `after` names; `invalid_query` (field `after`) otherwise.
+fn parse_after(after: &str) -> Result<(i64, &str)> {
+    let bad = || Error::InvalidField {
+        code: "invalid_query",
+        field: "after".into(),
+        message: "`after` is the `next` of a previous page (`<due ms>_<request id>`)".into(),
+    };
+    let (due, id) = after.split_once('_').ok_or_else(bad)?;
+    if due.is_empty() || due.len() > 18 || !due.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let due: i64 = due.parse().map_err(|_| bad())?;
+    let id_shaped =
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if !id_shaped {
+        return Err(bad());
+    }
+    Ok((due, id))
+}
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -220,22 +252,42 @@ impl Vault {
         Ok(view(row, now_ms()))
     }
 
-    /// The requests `which` names, due soonest first (at most [`MAX_REQUESTS_LISTED`]); for
-    /// staff and the operator only. Ledgered (`request_list`, with the count).
+    /// The first page of [`Vault::requests_page`], of [`MAX_REQUESTS_LISTED`] requests.
     pub fn requests<'a>(
         &self,
         by: impl Into<RequestHandler<'a>>,
         which: RequestList,
     ) -> Result<Vec<PersonRequest>> {
+        Ok(self
+            .requests_page(by, which, None, MAX_REQUESTS_LISTED)?
+            .requests)
+    }
+
+    /// One page of the requests `which` names, due soonest first: those after `after` (the
+    /// `next` of the previous page; `None` for the first), at most `limit` (0 means
+    /// [`DEFAULT_REQUESTS_PAGE`]; more than [`MAX_REQUESTS_LISTED`] is that). For staff and
+    /// the operator only. Ledgered (`request_list`, with the page's count).
+    pub fn requests_page<'a>(
+        &self,
+        by: impl Into<RequestHandler<'a>>,
+        which: RequestList,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<RequestsPage> {
         let by = by.into();
         let actor = self.request_staff_only(by, REQUEST_LIST)?;
+        let after = after.map(parse_after).transpose()?;
+        let limit = match limit {
+            0 => DEFAULT_REQUESTS_PAGE,
+            n => n.min(MAX_REQUESTS_LISTED),
+        };
         let now = now_ms();
         let filter = match which {
             RequestList::Open => RequestFilter::Open,
             RequestList::Overdue => RequestFilter::DueBefore(now),
             RequestList::All => RequestFilter::All,
         };
-        let rows = self.store.requests(filter, MAX_REQUESTS_LISTED)?;
+        let rows = self.store.requests(filter, after, limit)?;
         let mut d = self.draft(actor, REQUEST_LIST, "");
         d.effect = "done".into();
         d.reasons = format!(
@@ -248,7 +300,13 @@ impl Vault {
             rows.len()
         );
         self.record(d)?;
-        Ok(rows.into_iter().map(|r| view(r, now)).collect())
+        let next = (rows.len() as u64 == limit)
+            .then(|| rows.last().map(|r| format!("{}_{}", r.due_ms, r.id)))
+            .flatten();
+        Ok(RequestsPage {
+            requests: rows.into_iter().map(|r| view(r, now)).collect(),
+            next,
+        })
     }
 
     /// One request, for staff and the operator. Ledgered (`request_show`).

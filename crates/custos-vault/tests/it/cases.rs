@@ -43,7 +43,8 @@ pub use crate::mailings::{
 };
 pub use crate::requests::{
     completing_a_request_does_it, only_staff_handle_requests, open_and_overdue_requests_are_listed,
-    requests_are_checked_field_by_field, requests_move_through_their_states,
+    requests_are_checked_field_by_field, requests_are_listed_page_by_page,
+    requests_move_through_their_states,
 };
 pub use crate::rights::{
     a_person_reaches_only_their_own_subjects, a_person_reads_the_ledger_entries_about_them,

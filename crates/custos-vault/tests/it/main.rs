@@ -81,6 +81,7 @@ macro_rules! conformance {
                 completing_a_request_does_it,
                 requests_are_checked_field_by_field,
                 open_and_overdue_requests_are_listed,
+                requests_are_listed_page_by_page,
                 ledger_transparency_log,
                 ledger_tree_shared_by_two_writers,
                 ledger_tree_of_a_store_with_level0_tiles,

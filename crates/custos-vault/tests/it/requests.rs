@@ -547,3 +547,90 @@ fn a_request_kind_without_a_deadline_is_not_taken_and_staff_are_the_policys() {
     drop(v);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A list is read page by page: every request once, in due order (ties by id), whatever the
+/// page size; a cursor that is not a page's `next` is refused by its field; a key that may
+/// not list is refused `not_staff` before its cursor is even read.
+pub fn requests_are_listed_page_by_page(h: Harness) {
+    let v = h.vault();
+    let gi = v
+        .collect("meeting-center", &attendee("Pa Ged", "pa.ged@acme.example"))
+        .unwrap();
+    // Seven requests: three created now, four stored due at one and the same time (the
+    // page boundary falls between equal due times).
+    let mut want: Vec<(i64, String)> = Vec::new();
+    for kind in ["access", "export", "erase"] {
+        let r = v
+            .create_request("admin", &by_email(kind, Some(&gi)))
+            .unwrap();
+        let row = v.store().request(&r.id).unwrap().unwrap();
+        want.push((row.due_ms, r.id));
+    }
+    let now = now_ms_for_tests();
+    for i in [4, 1, 3, 2] {
+        let row = RequestRow {
+            id: format!("0190a000-0000-7000-8000-00000000000{i}"),
+            kind: "erase".into(),
+            subject: Some(gi.to_string()),
+            channel: "letter".into(),
+            verification: "document_checked".into(),
+            purpose: None,
+            state: "received".into(),
+            reason: None,
+            received_ms: now - 5 * 86_400_000,
+            due_ms: now + 86_400_000,
+            updated_ms: now - 5 * 86_400_000,
+            created_by: "admin".into(),
+            updated_by: "admin".into(),
+        };
+        want.push((row.due_ms, row.id.clone()));
+        v.store().put_request(&row).unwrap();
+    }
+    want.sort();
+    let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
+    for limit in [1, 2, 3, 7, 1000] {
+        let mut got = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = v
+                .requests_page("admin", RequestList::All, after.as_deref(), limit)
+                .unwrap();
+            pages += 1;
+            assert!(page.requests.len() as u64 <= limit);
+            got.extend(page.requests.into_iter().map(|r| r.id));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+            assert!(pages <= 8, "the pages never end");
+        }
+        assert_eq!(got, want, "limit {limit}");
+    }
+    // The default page, and the first page of `requests`.
+    let first = v.requests_page("admin", RequestList::All, None, 0).unwrap();
+    assert_eq!(first.requests.len(), 7);
+    assert_eq!(first.next, None);
+    assert_eq!(v.requests("admin", RequestList::All).unwrap().len(), 7);
+    for bad in [
+        "",
+        "x",
+        "12",
+        "12_",
+        "_0190",
+        "12_0190 a",
+        "abc_0190a000",
+        "-5_0190a000",
+        "+5_0190a000",
+        "1234567890123456789_0190a000",
+    ] {
+        let e = v
+            .requests_page("admin", RequestList::All, Some(bad), 2)
+            .unwrap_err();
+        assert_eq!(code(&e), ("invalid_query", Some("after")), "{bad:?}");
+    }
+    let e = v
+        .requests_page("marketing", RequestList::All, Some("x"), 2)
+        .unwrap_err();
+    assert_eq!(e.code(), "not_staff");
+}
