@@ -444,6 +444,22 @@ impl Query {
         Some(self.pairs.swap_remove(i).1)
     }
 
+    /// A page's `limit`: a whole number from 1 to `max`; 0 when absent (the vault's
+    /// default); `invalid_query` on the field `limit` otherwise.
+    pub fn limit(&mut self, max: u64) -> Result<u64, Problem> {
+        match self.opt("limit") {
+            None => Ok(0),
+            Some(l) => match l.parse::<u64>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(Problem::field(
+                    "invalid_query",
+                    "limit",
+                    format!("`limit` is a whole number from 1 to {max}"),
+                )),
+            },
+        }
+    }
+
     /// A required parameter.
     pub fn required(&mut self, name: &str, code: &str, what: &str) -> Result<String, Problem> {
         match self.opt(name) {

@@ -189,19 +189,7 @@ pub async fn read(
     let mut q = input::Query::parse(raw.as_deref())?;
     let collection = q.required("collection", "missing_field", "the record collection")?;
     let purpose = q.required("purpose", "purpose_required", "why the records are read")?;
-    let limit = match q.opt("limit") {
-        None => 0,
-        Some(l) => match l.parse::<u64>() {
-            Ok(n) if (1..=MAX_RECORDS_PAGE).contains(&n) => n,
-            _ => {
-                return Err(Problem::field(
-                    "invalid_query",
-                    "limit",
-                    format!("`limit` is a whole number from 1 to {MAX_RECORDS_PAGE}"),
-                ));
-            }
-        },
-    };
+    let limit = q.limit(MAX_RECORDS_PAGE)?;
     let after = q.opt("after");
     if after
         .as_deref()

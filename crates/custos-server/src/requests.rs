@@ -338,19 +338,7 @@ pub async fn list(caller: Caller, RawQuery(raw): RawQuery) -> Result<Json<Reques
             ));
         }
     };
-    let limit = match q.opt("limit") {
-        None => 0,
-        Some(l) => match l.parse::<u64>() {
-            Ok(n) if (1..=MAX_REQUESTS_LISTED).contains(&n) => n,
-            _ => {
-                return Err(Problem::field(
-                    "invalid_query",
-                    "limit",
-                    format!("`limit` is a whole number from 1 to {MAX_REQUESTS_LISTED}"),
-                ));
-            }
-        },
-    };
+    let limit = q.limit(MAX_REQUESTS_LISTED)?;
     let after = q.opt("after");
     q.finish()?;
     let out = caller
