@@ -375,6 +375,17 @@ pub enum RequestFilter {
     DueBefore(i64),
 }
 
+impl RequestFilter {
+    /// As a query's two bounds: open requests only, and due before when (ms).
+    pub(crate) fn bounds(self) -> (bool, i64) {
+        match self {
+            Self::All => (false, i64::MAX),
+            Self::Open => (true, i64::MAX),
+            Self::DueBefore(t) => (true, t),
+        }
+    }
+}
+
 /// What one [`Store::purge_records`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {

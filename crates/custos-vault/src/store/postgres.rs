@@ -2030,11 +2030,7 @@ impl Store for PostgresStore {
         limit: u64,
     ) -> Result<Vec<RequestRow>> {
         let mut c = self.lock();
-        let (open, before) = match filter {
-            RequestFilter::All => (false, i64::MAX),
-            RequestFilter::Open => (true, i64::MAX),
-            RequestFilter::DueBefore(t) => (true, t),
-        };
+        let (open, before) = filter.bounds();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = c.query(
             concat!(

@@ -2580,11 +2580,7 @@ impl Store for SqliteStore {
         limit: u64,
     ) -> Result<Vec<RequestRow>> {
         let conn = self.read();
-        let (open, before) = match filter {
-            RequestFilter::All => (false, i64::MAX),
-            RequestFilter::Open => (true, i64::MAX),
-            RequestFilter::DueBefore(t) => (true, t),
-        };
+        let (open, before) = filter.bounds();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {REQUEST_COLUMNS} FROM requests
               WHERE (?1 = 0 OR state IN ('received', 'verified')) AND due_ms < ?2
