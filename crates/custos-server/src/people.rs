@@ -68,7 +68,7 @@ impl ClientLimiter {
                 *tokens + now.duration_since(*at).as_secs_f64() * per_sec < burst
             });
         }
-        let (tokens, at) = map.entry(ip).or_insert((burst, now));
+        let (tokens, at) = map.entry(bucket_of(ip)).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_sec).min(burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -77,6 +77,18 @@ impl ClientLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - *tokens) / per_sec))
         }
+    }
+}
+
+/// The bucket an address pays from: an IPv4 address its own, an IPv6 address its /64 (one
+/// host or site is commonly given a whole /64, so per address it could spread its requests
+/// over as many buckets as it liked).
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
+        v4 => v4,
     }
 }
 
@@ -334,5 +346,30 @@ impl FromRequestParts<AppState> for Person {
             }),
             None => Err(invalid_session()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    /// Every address of an IPv6 /64 pays from one bucket: a client with a /64 cannot step
+    /// around its limit by changing its address; another /64, and an IPv4 address, have
+    /// their own.
+    #[test]
+    fn an_ipv6_slash_64_is_one_client() {
+        let limiter = ClientLimiter::new("test");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for i in 0..CLIENT_BURST {
+            limiter
+                .take(ip(&format!("2001:db8:1:2::{:x}", i + 1)))
+                .unwrap();
+        }
+        assert!(limiter.take(ip("2001:db8:1:2:ffff::9")).is_err());
+        assert!(limiter.take(ip("2001:db8:1:3::1")).is_ok());
+        assert!(limiter.take(ip("192.0.2.1")).is_ok());
+        assert!(limiter.take(ip("::ffff:192.0.2.2")).is_ok());
+        assert_eq!(bucket_of(ip("::ffff:192.0.2.2")), ip("192.0.2.2"));
     }
 }
