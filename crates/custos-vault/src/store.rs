@@ -506,6 +506,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// window their address's limit counts in) and the sessions expired at `now_ms` or
     /// revoked, in one transaction; returns how many codes and how many sessions.
     fn delete_expired_sign_ins(&self, codes_before_ms: i64, now_ms: i64) -> Result<(u64, u64)>;
+    /// Deletes the outbox's rows of messages sent or given up before `done_before_ms`;
+    /// returns how many.
+    fn delete_finished_mail(&self, done_before_ms: i64) -> Result<u64>;
 
     /// Records a consent or objection event.
     fn put_consent(&self, consent: &ConsentRow) -> Result<()>;

@@ -57,8 +57,8 @@ pub use instruments::{
     MAX_ISSUER_CHARS, civil_from_days, format_date_time,
 };
 pub use mail::{
-    FIRST_RETRY_DELAY, MAIL_FAILED, MAIL_LEASE, MAIL_SENT, MAX_MAIL_ATTEMPTS, MAX_RETRY_DELAY,
-    Mail, MailStatus, OutgoingMail, retry_delay,
+    FINISHED_MAIL_KEPT, FIRST_RETRY_DELAY, MAIL_FAILED, MAIL_LEASE, MAIL_SENT, MAX_MAIL_ATTEMPTS,
+    MAX_RETRY_DELAY, Mail, MailStatus, OutgoingMail, retry_delay,
 };
 pub use mailings::{
     MAILING, MAILING_RECIPIENT, MAX_MAILING_SUBJECT, MAX_MAILING_TEXT, MailingBy, MailingInfo,

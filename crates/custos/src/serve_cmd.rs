@@ -130,7 +130,7 @@ fn retention_sweeper(
         .spawn(move || {
             loop {
                 match vault.purge_expired("retention") {
-                    Ok(s) if s.records + s.value_count() + s.codes + s.sessions > 0 => {
+                    Ok(s) if s.records + s.value_count() + s.codes + s.sessions + s.mail > 0 => {
                         let line = crate::vault_cmd::sweep_line(&s);
                         tracing::info!(target: TARGET, "retention: {line}");
                     }

@@ -140,7 +140,7 @@ pub fn retention(cmd: RetentionCommand) -> ExitCode {
 }
 
 /// `deleted 3 record(s) and 2 value(s) (network.ip_address 2)`, and when there were any,
-/// `; 4 sign-in code(s) and 1 session(s)`.
+/// `; 4 sign-in code(s), 1 session(s) and 2 finished mail row(s)`.
 pub fn sweep_line(sweep: &custos_vault::Sweep) -> String {
     let by: Vec<String> = sweep
         .values
@@ -152,10 +152,10 @@ pub fn sweep_line(sweep: &custos_vault::Sweep) -> String {
     } else {
         format!(" ({})", by.join(", "))
     };
-    let people = if sweep.codes + sweep.sessions > 0 {
+    let people = if sweep.codes + sweep.sessions + sweep.mail > 0 {
         format!(
-            "; {} sign-in code(s) and {} session(s)",
-            sweep.codes, sweep.sessions
+            "; {} sign-in code(s), {} session(s) and {} finished mail row(s)",
+            sweep.codes, sweep.sessions, sweep.mail
         )
     } else {
         String::new()

@@ -1345,6 +1345,13 @@ impl Store for PostgresStore {
         Ok((codes, sessions))
     }
 
+    fn delete_finished_mail(&self, done_before_ms: i64) -> Result<u64> {
+        Ok(self.lock().execute(
+            "DELETE FROM outbox WHERE state <> 'queued' AND done_ms < $1",
+            &[&done_before_ms],
+        )?)
+    }
+
     fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>> {
         let mut c = self.lock();
         let mut tx = c.transaction()?;

@@ -1883,6 +1883,14 @@ impl Store for SqliteStore {
         Ok((codes as u64, sessions as u64))
     }
 
+    fn delete_finished_mail(&self, done_before_ms: i64) -> Result<u64> {
+        let n = self.write().execute(
+            "DELETE FROM outbox WHERE state <> 'queued' AND done_ms < ?1",
+            params![done_before_ms],
+        )?;
+        Ok(n as u64)
+    }
+
     fn delete_expired_values(&self, expiries: &[(String, i64)]) -> Result<Vec<u64>> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -40,6 +40,9 @@ pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 /// Bytes of a message's body at most.
 pub const MAX_MAIL_BODY: usize = 64 * 1024;
+/// How long the outbox keeps a message's row (id, state, attempts, times; its content went
+/// when it was sent or given up) once it is done: the retention sweep deletes it after.
+pub const FINISHED_MAIL_KEPT: Duration = Duration::from_secs(30 * 86_400);
 
 /// The ledger action of a message sent.
 pub const MAIL_SENT: &str = "mail_sent";

@@ -3,10 +3,12 @@
 //! by their category's retention, counted from when they were last collected. `account`
 //! retention lasts as long as the subject (erasure deletes it); `transient` is never stored.
 //! People's sign-in codes go once they neither sign in nor count towards their address's
-//! limit, sessions once they expire or are signed out.
+//! limit, sessions once they expire or are signed out, the outbox's rows of finished mail
+//! after [`FINISHED_MAIL_KEPT`].
 
 use custos_policy::PeriodKind;
 
+use super::mail::FINISHED_MAIL_KEPT;
 use super::people::{CODE_TTL, CODE_WINDOW};
 use super::{MS_PER_DAY, Vault};
 use crate::error::Result;
@@ -23,6 +25,8 @@ pub struct Sweep {
     pub codes: u64,
     /// People's sessions expired or signed out.
     pub sessions: u64,
+    /// Rows of the outbox's messages sent or given up more than [`FINISHED_MAIL_KEPT`] ago.
+    pub mail: u64,
 }
 
 impl Sweep {
@@ -36,9 +40,10 @@ impl Vault {
     /// Deletes every record past its retention deadline, every value held longer than its
     /// category's retention allows, every sign-in code older than its expiry and its
     /// address's limit window ([`CODE_TTL`], [`CODE_WINDOW`]) and every session expired or
-    /// signed out, in one pass; ledgers one `purge_expired` entry (`categories`: the
-    /// categories whose values went; `reasons`: `records:N,values:M,codes:C,sessions:S`)
-    /// with no subject. Safe to run from several processes at once:
+    /// signed out, and every outbox row of a message finished more than
+    /// [`FINISHED_MAIL_KEPT`] ago, in one pass; ledgers one `purge_expired` entry
+    /// (`categories`: the categories whose values went; `reasons`:
+    /// `records:N,values:M,codes:C,sessions:S,mail:K`) with no subject. Safe to run from several processes at once:
     /// each deletes what is due when it runs.
     pub fn purge_expired(&self, actor: &str) -> Result<Sweep> {
         let now = now_ms();
@@ -59,6 +64,8 @@ impl Vault {
         let (codes, sessions) = self
             .store
             .delete_expired_sign_ins(now.saturating_sub(code_age), now)?;
+        let kept = i64::try_from(FINISHED_MAIL_KEPT.as_millis()).unwrap_or(i64::MAX);
+        let mail = self.store.delete_finished_mail(now.saturating_sub(kept))?;
         let sweep = Sweep {
             records,
             values: expiries
@@ -69,6 +76,7 @@ impl Vault {
                 .collect(),
             codes,
             sessions,
+            mail,
         };
         let mut d = self.draft(actor, "purge_expired", "");
         d.effect = "done".into();
@@ -79,11 +87,12 @@ impl Vault {
             .collect::<Vec<_>>()
             .join(",");
         d.reasons = format!(
-            "records:{},values:{},codes:{},sessions:{}",
+            "records:{},values:{},codes:{},sessions:{},mail:{}",
             sweep.records,
             sweep.value_count(),
             sweep.codes,
-            sweep.sessions
+            sweep.sessions,
+            sweep.mail
         );
         self.record(d)?;
         Ok(sweep)

@@ -14,8 +14,8 @@ use custos_vault::{
 use crate::support::{Harness, attendee, registration};
 
 pub use crate::people::{
-    expired_sign_ins_are_swept, outbox_seals_and_forgets_what_it_sent, sign_in_codes_are_bounded,
-    sign_in_reaches_the_address_subjects_only,
+    expired_sign_ins_are_swept, finished_mail_is_swept, outbox_seals_and_forgets_what_it_sent,
+    sign_in_codes_are_bounded, sign_in_reaches_the_address_subjects_only,
 };
 
 pub use crate::consent::{
@@ -1077,7 +1077,7 @@ pub fn retention_deadline(h: Harness) {
         (
             "purge_expired",
             "network.ip_address",
-            "records:1,values:1,codes:0,sessions:0",
+            "records:1,values:1,codes:0,sessions:0,mail:0",
             ""
         )
     );

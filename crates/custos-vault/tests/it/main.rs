@@ -94,6 +94,7 @@ macro_rules! conformance {
                 sign_in_reaches_the_address_subjects_only,
                 sign_in_codes_are_bounded,
                 expired_sign_ins_are_swept,
+                finished_mail_is_swept,
                 only_a_holder_records_a_persons_choice,
                 consent_takes_effect_for_the_next_decision,
                 objection_by_choice_and_its_withdrawal,

@@ -331,7 +331,10 @@ pub fn expired_sign_ins_are_swept(h: Harness) {
     let entry = crate::cases::last_entry(v);
     assert_eq!(
         (entry.draft.action.as_str(), entry.draft.reasons.as_str()),
-        ("purge_expired", "records:0,values:0,codes:1,sessions:2")
+        (
+            "purge_expired",
+            "records:0,values:0,codes:1,sessions:2,mail:0"
+        )
     );
     // The live session still signs in; the others sign in nobody.
     assert!(v.authenticate_person(&sessions[0]).is_ok());
@@ -349,4 +352,44 @@ pub fn expired_sign_ins_are_swept(h: Harness) {
     // Nothing more is due.
     let again = v.purge_expired("retention").unwrap();
     assert_eq!((again.codes, again.sessions), (0, 0));
+}
+
+/// The retention sweep deletes an outbox row once its message has been done (sent or given
+/// up) for longer than `FINISHED_MAIL_KEPT`; one done recently stays, and so does a queued
+/// one, however old.
+pub fn finished_mail_is_swept(h: Harness) {
+    let v = h.vault();
+    let mail = |to: &str| Mail {
+        to: to.into(),
+        subject: "Qxsweep".into(),
+        text: "Qxsweep body".into(),
+        ..Default::default()
+    };
+    let old = v.queue_mail(&mail("zq-old@example.invalid")).unwrap();
+    let recent = v.queue_mail(&mail("zq-recent@example.invalid")).unwrap();
+    for m in v.claim_mail(10).unwrap() {
+        v.mail_sent(&m).unwrap();
+    }
+    let queued = v.queue_mail(&mail("zq-queued@example.invalid")).unwrap();
+    let day = 86_400_000_i64;
+    h.exec(&format!(
+        "UPDATE outbox SET done_ms = done_ms - {} WHERE id = '{old}'",
+        31 * day
+    ));
+    h.exec(&format!(
+        "UPDATE outbox SET created_ms = created_ms - {0}, next_ms = next_ms - {0} WHERE id = '{queued}'",
+        90 * day
+    ));
+    let sweep = v.purge_expired("retention").unwrap();
+    assert_eq!(sweep.mail, 1);
+    assert!(v.mail_status(&old).unwrap().is_none());
+    assert_eq!(v.mail_status(&recent).unwrap().unwrap().state, "sent");
+    assert_eq!(v.mail_status(&queued).unwrap().unwrap().state, "queued");
+    assert!(
+        crate::cases::last_entry(v)
+            .draft
+            .reasons
+            .ends_with(",mail:1")
+    );
+    assert_eq!(v.purge_expired("retention").unwrap().mail, 0);
 }
