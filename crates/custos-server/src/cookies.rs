@@ -21,7 +21,8 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::consents::ConsentOut;
 use crate::input::{JsonBody, Name};
-use crate::people::{Client, Person};
+use crate::limits::Client;
+use crate::people::Person;
 use crate::problem::Problem;
 
 /// How long the browser keeps the choice: six months, the policy's `web-logs` retention

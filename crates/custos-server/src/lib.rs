@@ -26,6 +26,7 @@ pub mod inbound_mail;
 mod input;
 pub mod instruments;
 pub mod ledger;
+pub mod limits;
 mod log_buffer;
 pub mod mail;
 pub mod mailings;
@@ -179,10 +180,10 @@ struct Shared {
     // Private: handlers reach the vault only through `Caller`. `None` only while dropping.
     vault: Option<Arc<Vault>>,
     workers: workers::Workers,
-    /// Per-client token buckets of the sign-in routes (`people.rs`).
-    clients: people::ClientLimiter,
+    /// Per-client token buckets of the sign-in routes (`limits.rs`).
+    clients: limits::ClientLimiter,
     /// Per-client token buckets of `POST /v1/cookie-consents` (`cookies.rs`).
-    cookie_clients: people::ClientLimiter,
+    cookie_clients: limits::ClientLimiter,
     metrics: Metrics,
     config: Config,
     log: Log,
@@ -205,8 +206,8 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             vault: Some(vault),
             workers,
-            clients: people::ClientLimiter::new("sign-in"),
-            cookie_clients: people::ClientLimiter::new("cookie consent"),
+            clients: limits::ClientLimiter::new("sign-in"),
+            cookie_clients: limits::ClientLimiter::new("cookie consent"),
             metrics: Metrics::default(),
             config,
             log,
@@ -226,12 +227,12 @@ impl AppState {
     }
 
     /// The sign-in routes' per-client limiter.
-    pub(crate) fn clients(&self) -> &people::ClientLimiter {
+    pub(crate) fn clients(&self) -> &limits::ClientLimiter {
         &self.0.clients
     }
 
     /// The cookie consents' per-client limiter.
-    pub(crate) fn cookie_clients(&self) -> &people::ClientLimiter {
+    pub(crate) fn cookie_clients(&self) -> &limits::ClientLimiter {
         &self.0.cookie_clients
     }
 

@@ -147,13 +147,12 @@ pub(crate) fn client_ip(parts: &Parts, proxies: &[Cidr]) -> IpAddr {
     if !is_proxy(peer) {
         return peer;
     }
-    let entries: Vec<&str> = parts
+    let entries = parts
         .headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-        .collect();
-    for entry in entries.iter().rev() {
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','));
+    for entry in entries.rev() {
         let Ok(ip) = entry.trim().parse::<IpAddr>() else {
             return peer;
         };
