@@ -466,7 +466,7 @@ impl Vault {
         let signer = CheckpointSigner::new(&vault_secret(&*store, &kek, SECRET_SIGNING)?);
         let outbox = OutboxKey::new(&vault_secret(&*store, &kek, SECRET_OUTBOX)?);
         let people = BlindIndex::new(vault_secret(&*store, &kek, SECRET_PEOPLE)?);
-        let receipts = consent::ReceiptSigner::new(&vault_secret(&*store, &kek, SECRET_RECEIPTS)?);
+        let receipts = consent::ReceiptSigner::new(&vault_secret(&*store, &kek, SECRET_RECEIPTS)?)?;
         let tokens = mailings::TokenKey::new(vault_secret(&*store, &kek, SECRET_UNSUBSCRIBE)?);
         // A ledger kept before the Merkle tree gets its tree, a step (one transaction) at a
         // time, before anything is appended.

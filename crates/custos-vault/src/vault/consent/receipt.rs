@@ -11,10 +11,14 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde_json::{Map, Value};
 
 use crate::crypto::{Secret, sha256};
+use crate::error::{Error, Result};
 
 /// The `version` a receipt carries.
 pub const RECEIPT_VERSION: &str = "KI-CR-v1.1.0";
@@ -24,7 +28,10 @@ pub const RECEIPT_TYP: &str = "JWT";
 /// The vault's receipt-signing key.
 #[derive(Clone)]
 pub(crate) struct ReceiptSigner {
-    key: SigningKey,
+    /// aws-lc's Ed25519: the same signature as any Ed25519 (it is deterministic), in about
+    /// two thirds of ed25519-dalek's time (docs/benchmarks.md). aws-lc wipes the key when
+    /// the last clone drops.
+    key: Arc<Ed25519KeyPair>,
     jwk: ReceiptKey,
     /// The JWS header, base64url: the same for every receipt.
     header: String,
@@ -75,12 +82,19 @@ pub fn jwks(keys: &[ReceiptKey]) -> Value {
 }
 
 impl ReceiptSigner {
-    pub(crate) fn new(seed: &Secret) -> Self {
-        let key = SigningKey::from_bytes(seed);
-        let jwk = ReceiptKey::of(&key.verifying_key());
+    pub(crate) fn new(seed: &Secret) -> Result<Self> {
+        let unusable = || Error::Crypto("the receipt-signing key is not an Ed25519 seed");
+        let key = Ed25519KeyPair::from_seed_unchecked(seed.as_slice()).map_err(|_| unusable())?;
+        let public = <[u8; 32]>::try_from(key.public_key().as_ref()).map_err(|_| unusable())?;
+        let public = VerifyingKey::from_bytes(&public).map_err(|_| unusable())?;
+        let jwk = ReceiptKey::of(&public);
         let header = serde_json::json!({"alg": "EdDSA", "kid": jwk.kid, "typ": RECEIPT_TYP});
         let header = B64.encode(header.to_string());
-        Self { key, jwk, header }
+        Ok(Self {
+            key: Arc::new(key),
+            jwk,
+            header,
+        })
     }
 
     pub(crate) fn key(&self) -> &ReceiptKey {
@@ -95,7 +109,7 @@ impl ReceiptSigner {
         B64.encode_string(claims, &mut out);
         let sig = self.key.sign(out.as_bytes());
         out.push('.');
-        out.push_str(&B64.encode(sig.to_bytes()));
+        out.push_str(&B64.encode(sig.as_ref()));
         out
     }
 }
@@ -317,8 +331,22 @@ mod tests {
     }
 
     #[test]
+    fn the_signature_is_the_ed25519_signature_of_the_seed() {
+        // aws-lc signs; any Ed25519 gives the same bytes (RFC 8032 is deterministic), so
+        // the signature must be ed25519-dalek's over the signing input, and the JWK its key.
+        use ed25519_dalek::Signer as _;
+        let seed = Secret::new([7; 32]);
+        let signer = ReceiptSigner::new(&seed).unwrap();
+        let jws = signer.sign(claims().to_string().as_bytes());
+        let (input, sig) = jws.rsplit_once('.').unwrap();
+        let dalek = ed25519_dalek::SigningKey::from_bytes(&seed);
+        assert_eq!(sig, B64.encode(dalek.sign(input.as_bytes()).to_bytes()));
+        assert_eq!(signer.key().x, B64.encode(dalek.verifying_key().as_bytes()));
+    }
+
+    #[test]
     fn a_signed_receipt_verifies_and_any_changed_byte_fails() {
-        let signer = ReceiptSigner::new(&Secret::new([7; 32]));
+        let signer = ReceiptSigner::new(&Secret::new([7; 32])).unwrap();
         let jwks = jwks(&[signer.key().clone()]).to_string();
         let jws = signer.sign(claims().to_string().as_bytes());
         let ok = verify_receipt(&jws, &jwks).unwrap();
@@ -335,7 +363,7 @@ mod tests {
             assert!(verify_receipt(&changed, &jwks).is_err(), "byte {i}");
         }
         // Another vault's key does not verify it.
-        let other = ReceiptSigner::new(&Secret::new([8; 32]));
+        let other = ReceiptSigner::new(&Secret::new([8; 32])).unwrap();
         let mut theirs = jwks_of(&other);
         theirs = theirs.replace(&other.key().kid, &signer.key().kid);
         assert_eq!(
@@ -350,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_receipt_missing_a_field_is_refused() {
-        let signer = ReceiptSigner::new(&Secret::new([7; 32]));
+        let signer = ReceiptSigner::new(&Secret::new([7; 32])).unwrap();
         let mut c = claims();
         c.as_object_mut().unwrap().remove("piiPrincipalId");
         let e =
