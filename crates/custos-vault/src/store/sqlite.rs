@@ -550,9 +550,13 @@ const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size
 /// pages (`balance_nonroot` parks a page at the locking page's number, past the end of the
 /// file, and the commit then drops every cached page past the end, hash bucket by bucket).
 /// Random-keyed indexes (`consents_subject`, `records_subject`) rebalance in most group
-/// commits: with 8 MiB (5,000 pages and 8,192 buckets) that walk was 3–4% of the server's CPU
-/// under consent changes (docs/benchmarks.md); 2 MiB keeps it to a few hundred pages. A page
-/// the writer no longer caches is read from the operating system's cache.
+/// commits: with 5,000 pages and 8,192 buckets that walk was 4–5% of the server's CPU under
+/// consent changes (docs/benchmarks.md); 2 MiB keeps it to about 500 pages. The bound holds
+/// because each connection has a cache of its own (`-USQLITE_ENABLE_MEMORY_MANAGEMENT` in
+/// `.cargo/config.toml`: with one shared pool the writer's cache grew to the sum of all
+/// connections' sizes), and because the consent writer stores at most 128 records a
+/// transaction (a transaction's dirty pages stay cached, and grow the hash table, until it
+/// commits). A page the writer no longer caches is read from the operating system's cache.
 const WRITER_CACHE: &str = "PRAGMA main.cache_size = -2048;";
 /// Page cache of the writer while it stores a batch of more than [`BULK_SUBJECTS`] new
 /// subjects: thousands touch pages all over the random-keyed indexes, and a small cache
@@ -2969,6 +2973,23 @@ mod tests {
     /// A bulk batch leaves the writer opened afresh (its big page cache gone) and set as the
     /// store opened it: durable commits, keys zeroed when deleted, foreign keys checked, no
     /// checkpoint in a commit, the writer's small cache.
+    /// Each connection's page cache is its own, bounded by its own `cache_size`: with SQLite's
+    /// memory management compiled in (libsqlite3-sys's default) every connection shares one
+    /// pool, and the writer's cache grows to thousands of pages walked at its commits.
+    #[test]
+    fn each_connection_keeps_a_page_cache_of_its_own() {
+        let conn = Connection::open_in_memory().unwrap();
+        let shared: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_compile_options
+                 WHERE compile_options = 'ENABLE_MEMORY_MANAGEMENT'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(shared, 0, "build with LIBSQLITE3_FLAGS from .cargo/config.toml");
+    }
+
     #[test]
     fn the_writer_after_a_bulk_batch_is_set_as_at_open() {
         let dir = std::env::temp_dir().join(format!("custos_sqlite_bulk_{}", std::process::id()));

@@ -4,7 +4,7 @@
 //! A change is checked, and its receipt signed, on its caller's thread; the record and its
 //! ledger draft go to the gathering thread, which hands everything queued to the ledger
 //! writer at once — under load once the batch has stopped growing (`ledger::Gather`). Once the entries are durable the storing thread stores the records with
-//! [`Store::put_consents`] in one transaction and answers the callers.
+//! [`Store::put_consents`], at most [`STORE_BATCH`] a transaction, and answers the callers.
 //!
 //! INVARIANT: audit before data — the entries commit before the records, so a crash between
 //! the two leaves entries without records (the callers were never answered), never a record
@@ -19,6 +19,12 @@ use crate::store::{ConsentRow, Store};
 
 /// Most records stored in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Most records stored in one transaction: what the ledger commits while a transaction is
+/// written is stored in transactions of at most this many. A transaction's pages stay in
+/// its connection's page cache until it commits, and SQLite never shrinks a cache's hash
+/// table, which it walks whole at the end of most commits (see `WRITER_CACHE` in
+/// `store/sqlite.rs`); 128 records dirty a few hundred pages (docs/benchmarks.md).
+const STORE_BATCH: usize = 128;
 /// The smallest last batch after which, while changes keep coming, a batch is held open
 /// to grow ([`Gather::new`]).
 const GATHER_FROM: usize = 2;
@@ -151,33 +157,39 @@ fn storer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Ledgered>) {
                 }
             }
         }
-        if batch.is_empty() {
-            continue;
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            let chunk: Vec<Pending> = batch.by_ref().take(STORE_BATCH).collect();
+            store_chunk(store, ledger, chunk);
         }
-        let rows: Vec<&ConsentRow> = batch.iter().map(|p| &p.row).collect();
-        // A panic in the store fails this batch, not the writer.
-        let stored =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.put_consents(&rows)))
-                .unwrap_or_else(|_| Err(Error::Storage("the consent writer failed".into())));
-        if let Err(e) = stored {
-            // The entries said `given` or `withdrawn`; the ledger now says no record was kept.
-            let failed: Vec<Draft> = batch
-                .iter()
-                .map(|p| Draft {
-                    time_ms: crate::store::now_ms(),
-                    effect: "failed".into(),
-                    reasons: e.code().into(),
-                    ..p.draft.clone()
-                })
-                .collect();
-            let _ = ledger.append_many(failed);
-            for p in batch {
-                (p.reply)(Err(e.clone()));
-            }
-            continue;
-        }
+    }
+}
+
+/// Stores one transaction's records and answers their callers.
+fn store_chunk(store: &dyn Store, ledger: &Appender, batch: Vec<Pending>) {
+    let rows: Vec<&ConsentRow> = batch.iter().map(|p| &p.row).collect();
+    // A panic in the store fails this batch, not the writer.
+    let stored =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.put_consents(&rows)))
+            .unwrap_or_else(|_| Err(Error::Storage("the consent writer failed".into())));
+    if let Err(e) = stored {
+        // The entries said `given` or `withdrawn`; the ledger now says no record was kept.
+        let failed: Vec<Draft> = batch
+            .iter()
+            .map(|p| Draft {
+                time_ms: crate::store::now_ms(),
+                effect: "failed".into(),
+                reasons: e.code().into(),
+                ..p.draft.clone()
+            })
+            .collect();
+        let _ = ledger.append_many(failed);
         for p in batch {
-            (p.reply)(Ok(()));
+            (p.reply)(Err(e.clone()));
         }
+        return;
+    }
+    for p in batch {
+        (p.reply)(Ok(()));
     }
 }
