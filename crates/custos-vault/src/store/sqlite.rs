@@ -40,6 +40,7 @@ use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
 
 mod checkpoint;
+mod receipts;
 use checkpoint::WalCheckpointer;
 
 /// Name of the data database in the data directory.
@@ -445,6 +446,16 @@ CREATE TABLE IF NOT EXISTS aggregate_counts (
     PRIMARY KEY (kind, day, name)
 );
 ",
+    // 15: the dictionaries consent receipts are packed with (`sqlite/receipts.rs`): an
+    // earlier receipt's header and claims with the person's and the receipt's ids blanked.
+    // A packed receipt is a BLOB in `consent_receipts.receipt`; one stored before stays TEXT.
+    // New table only: safe to apply again.
+    r"
+CREATE TABLE IF NOT EXISTS receipt_dicts (
+    id INTEGER PRIMARY KEY,
+    dict BLOB NOT NULL
+);
+",
 ];
 
 /// Columns added to an existing table, each by its migration (numbered from 1): `(migration,
@@ -493,6 +504,10 @@ pub struct SqliteStore {
     next: AtomicUsize,
     dir: PathBuf,
     checkpointer: WalCheckpointer,
+    /// The consent receipts' packer, locked while the writer connection is.
+    packer: Mutex<receipts::Packer>,
+    /// The receipts' dictionaries read so far.
+    dicts: receipts::Dictionaries,
 }
 
 /// How long a connection sleeps between tries of a lock another connection holds.
@@ -707,6 +722,8 @@ impl SqliteStore {
             next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
             checkpointer: WalCheckpointer::start(dir)?,
+            packer: Mutex::new(receipts::Packer::new()),
+            dicts: receipts::Dictionaries::default(),
         };
         store.migrate()?;
         store.upgrade_ledger()?;
@@ -962,6 +979,64 @@ impl SqliteStore {
         Ok(())
     }
 
+    fn put_consents_on(
+        &self,
+        conn: &mut Connection,
+        packer: &mut receipts::Packer,
+        rows: &[&ConsentRow],
+    ) -> Result<()> {
+        // Deferred: the first statement, an insert, takes the write lock of `custos.db`
+        // alone. `IMMEDIATE` takes that of every database attached writable (`keys.db`
+        // too), which SQLite then ends at every commit: 118–128 µs of server CPU per consent
+        // change against 134–141 µs (docs/benchmarks.md).
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        {
+            let mut event = tx.prepare_cached(
+                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut evidence = tx.prepare_cached(
+                "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut receipt =
+                tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
+            for c in rows {
+                event.execute(params![
+                    c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
+                ])?;
+                let seq = tx.last_insert_rowid();
+                match &c.evidence {
+                    Some(e) => {
+                        evidence.execute(params![
+                            seq,
+                            c.recipient,
+                            e.actor,
+                            e.notice_sha256,
+                            e.receipt_id
+                        ])?;
+                        match packer.pack(&tx, &e.receipt, &c.subject, &e.receipt_id)? {
+                            receipts::Stored::Packed(p) => {
+                                receipt.execute(params![e.receipt_id, p])?
+                            }
+                            receipts::Stored::Text => {
+                                receipt.execute(params![e.receipt_id, e.receipt])?
+                            }
+                        };
+                    }
+                    None if c.recipient.is_some() => {
+                        return Err(crate::Error::Storage(
+                            "a consent about a recipient needs its evidence".into(),
+                        ));
+                    }
+                    None => {}
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// A new writer connection, as [`SqliteStore::open`] leaves it.
     fn fresh_writer(&self) -> Result<Connection> {
         let conn = connect(&self.dir, Audit::ReadOnly)?;
@@ -1153,40 +1228,66 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
     .collect()
 }
 
-/// A subject's consent and objection events, oldest first.
-fn consents_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
-    conn.prepare_cached(
-        "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, e.recipient, e.actor,
-                e.notice_sha256, e.receipt_id, r.receipt
-         FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
-                         LEFT JOIN consent_receipts r ON r.id = e.receipt_id
-         WHERE c.subject = ?1 ORDER BY c.seq",
-    )?
-    .query_map(params![subject], |r| {
-        let evidence = match (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?) {
-            (Some(actor), Some(notice_sha256), Some(receipt_id), Some(receipt)) => {
-                Some(ConsentEvidence {
+/// A subject's consent and objection events, oldest first, their receipts unpacked.
+fn consents_on(
+    conn: &Connection,
+    dicts: &receipts::Dictionaries,
+    subject: &str,
+) -> Result<Vec<ConsentRow>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms, e.recipient,
+                    e.actor, e.notice_sha256, e.receipt_id, r.receipt
+             FROM consents c LEFT JOIN consent_evidence e ON e.seq = c.seq
+                             LEFT JOIN consent_receipts r ON r.id = e.receipt_id
+             WHERE c.subject = ?1 ORDER BY c.seq",
+        )?
+        .query_map(params![subject], |r| {
+            // A receipt stored packed is a BLOB, one stored before packing TEXT.
+            let receipt = match r.get_ref(10)? {
+                ValueRef::Text(t) => Some(Ok(String::from_utf8_lossy(t).into_owned())),
+                ValueRef::Blob(b) => Some(Err(b.to_vec())),
+                _ => None,
+            };
+            let evidence = match (r.get(7)?, r.get(8)?, r.get(9)?, receipt) {
+                (Some(actor), Some(notice_sha256), Some(receipt_id), Some(receipt)) => {
+                    Some((actor, notice_sha256, receipt_id, receipt))
+                }
+                _ => None,
+            };
+            Ok((
+                ConsentRow {
+                    subject: subject.to_string(),
+                    purpose: r.get(0)?,
+                    kind: r.get(1)?,
+                    given: r.get(2)?,
+                    notice: r.get(3)?,
+                    method: r.get(4)?,
+                    time_ms: r.get(5)?,
+                    recipient: r.get(6)?,
+                    evidence: None,
+                },
+                evidence,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(mut row, evidence)| {
+            if let Some((actor, notice_sha256, receipt_id, receipt)) = evidence {
+                let receipt = match receipt {
+                    Ok(text) => text,
+                    Err(packed) => dicts.unpack(conn, &packed)?,
+                };
+                row.evidence = Some(ConsentEvidence {
                     actor,
                     notice_sha256,
                     receipt_id,
                     receipt,
-                })
+                });
             }
-            _ => None,
-        };
-        Ok(ConsentRow {
-            subject: subject.to_string(),
-            purpose: r.get(0)?,
-            kind: r.get(1)?,
-            given: r.get(2)?,
-            notice: r.get(3)?,
-            method: r.get(4)?,
-            time_ms: r.get(5)?,
-            recipient: r.get(6)?,
-            evidence,
+            Ok(row)
         })
-    })?
-    .collect()
+        .collect()
 }
 
 /// Inserts or replaces field values and their index terms inside a transaction.
@@ -1921,53 +2022,20 @@ impl Store for SqliteStore {
 
     fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
         let mut conn = self.write();
-        // Deferred: the first statement, an insert, takes the write lock of `custos.db`
-        // alone. `IMMEDIATE` takes that of every database attached writable (`keys.db`
-        // too), which SQLite then ends at every commit: 118–128 µs of server CPU per consent
-        // change against 134–141 µs (docs/benchmarks.md).
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        {
-            let mut event = tx.prepare_cached(
-                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut evidence = tx.prepare_cached(
-                "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut receipt =
-                tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
-            for c in rows {
-                event.execute(params![
-                    c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
-                ])?;
-                let seq = tx.last_insert_rowid();
-                match &c.evidence {
-                    Some(e) => {
-                        evidence.execute(params![
-                            seq,
-                            c.recipient,
-                            e.actor,
-                            e.notice_sha256,
-                            e.receipt_id
-                        ])?;
-                        receipt.execute(params![e.receipt_id, e.receipt])?;
-                    }
-                    None if c.recipient.is_some() => {
-                        return Err(crate::Error::Storage(
-                            "a consent about a recipient needs its evidence".into(),
-                        ));
-                    }
-                    None => {}
-                }
-            }
+        let mut packer = self
+            .packer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stored = self.put_consents_on(&mut conn, &mut packer, rows);
+        // A dictionary stored in a transaction that failed is gone with it.
+        match &stored {
+            Ok(()) => packer.committed(&self.dicts),
+            Err(_) => packer.forget(),
         }
-        tx.commit()?;
-        Ok(())
+        stored
     }
-
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {
-        Ok(consents_on(&self.read(), subject)?)
+        consents_on(&self.read(), &self.dicts, subject)
     }
 
     fn erase_subject(
@@ -2987,7 +3055,10 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(shared, 0, "build with LIBSQLITE3_FLAGS from .cargo/config.toml");
+        assert_eq!(
+            shared, 0,
+            "build with LIBSQLITE3_FLAGS from .cargo/config.toml"
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ macro_rules! conformance {
                 consent_begun_is_answered_once_durable,
                 refusals_queued_are_durable_when_told,
                 subject_holders_is_what_a_change_checks,
+                receipts_read_back_as_signed_after_reopen,
                 c031_every_mailing_message_carries_unsubscribe_headers_and_footer,
                 c031_html_mailings_carry_the_footer_too,
                 unsubscribe_tokens_cannot_be_forged_or_moved,
