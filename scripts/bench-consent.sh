@@ -5,7 +5,8 @@
 # giving and withdrawing consent to `newsletters` in turn. Every request is a consent change:
 # its ledger entry (group commit), its Ed25519-signed receipt, its record. Prints wrk's
 # summary, the server's CPU per change, the server's own time per change (from its access
-# lines), the ledger's commits, and checks a receipt from the run with `custos receipt verify`.
+# lines), the ledger's commits, checks a receipt from the run with `custos receipt verify`, and
+# prints what a receipt takes in custos.db (python3's sqlite3).
 # Usage: scripts/bench-consent.sh [duration, default 10s] [connections, default 64]
 # With CUSTOS_BIN=PATH it runs that binary instead of building this checkout's.
 set -euo pipefail
@@ -104,3 +105,10 @@ curl -s -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
 curl -s "$URL/.well-known/jwks.json" >"$DATA/jwks.json"
 "$BIN" receipt verify "$DATA/receipt.jws" --jwks "$DATA/jwks.json" >"$DATA/verified.txt"
 head -1 "$DATA/verified.txt"
+# What a receipt costs in custos.db (stored packed: store/sqlite/receipts.rs), against the JWS.
+python3 - "$DATA/custos.db" "$(wc -c <"$DATA/receipt.jws")" <<'PY' || true
+import sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+n, avg = c.execute("SELECT count(*), avg(length(receipt)) FROM consent_receipts").fetchone()
+print(f"  stored receipts: {n}, {avg:.0f} bytes each on average (the JWS: {sys.argv[2]} bytes)")
+PY
