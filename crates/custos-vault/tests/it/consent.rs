@@ -657,6 +657,7 @@ pub fn receipts_read_back_as_signed_after_reopen(mut h: Harness) {
             6
         );
         assert!(h.count("SELECT MAX(length(receipt)) FROM consent_receipts") < 400);
+        assert_eq!(h.count("SELECT COUNT(*) FROM receipt_dicts"), 1);
         for p in &people {
             let named = format!(
                 "SELECT COUNT(*) FROM receipt_dicts WHERE instr(dict, CAST('{p}' AS BLOB)) > 0"

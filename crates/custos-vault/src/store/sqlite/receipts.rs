@@ -32,13 +32,17 @@ const REFRESH_BELOW: usize = 4;
 const GRAM: usize = 6;
 /// log2 of the index's slots.
 const INDEX_BITS: u32 = 12;
+/// Dictionaries a packer keeps at hand, the last used first: receipts of a few shapes
+/// (purposes whose texts differ much) taking turns do not each start a dictionary.
+const RECENT: usize = 8;
 /// The largest header and claims unpacked (a receipt's are about 1.4 KB).
 const MAX_UNPACKED: usize = 1 << 20;
 
 /// The consent writer's packer: its compressor and the dictionary it packs with (locked
 /// with the writer connection).
 pub(super) struct Packer {
-    current: Option<(u32, Arc<Index>)>,
+    /// The last [`RECENT`] dictionaries used, the last first.
+    recent: Vec<(u32, Arc<Index>)>,
     /// A dictionary stored in the transaction being written: readers learn it only once
     /// that commits ([`Packer::committed`]); a rolled-back id is given again by SQLite.
     pending: Option<(u32, Arc<[u8]>)>,
@@ -135,7 +139,10 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 impl std::fmt::Debug for Packer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Packer")
-            .field("dictionary", &self.current.as_ref().map(|(id, _)| *id))
+            .field(
+                "dictionaries",
+                &self.recent.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +150,7 @@ impl std::fmt::Debug for Packer {
 impl Packer {
     pub(super) fn new() -> Self {
         Self {
-            current: None,
+            recent: Vec::new(),
             pending: None,
         }
     }
@@ -158,8 +165,9 @@ impl Packer {
     /// After a failed transaction, which rolled back any dictionary stored in it: the next
     /// receipt starts one.
     pub(super) fn forget(&mut self) {
-        self.current = None;
-        self.pending = None;
+        if let Some((id, _)) = self.pending.take() {
+            self.recent.retain(|(i, _)| *i != id);
+        }
     }
 
     /// `receipt` (of `subject`, with id `receipt_id`) as stored: packed, or as it came when
@@ -175,9 +183,14 @@ impl Packer {
         let Some((signed, signature)) = parts(receipt) else {
             return Ok(Stored::Text);
         };
-        if let Some((id, index)) = &self.current {
+        for at in 0..self.recent.len() {
+            let Some((id, index)) = self.recent.get(at) else {
+                break;
+            };
             let packed = packed_with(&signed, index, *id, &signature);
             if (packed.len() - HEAD) * REFRESH_BELOW <= signed.len() {
+                let used = self.recent.remove(at);
+                self.recent.insert(0, used);
                 return Ok(Stored::Packed(packed));
             }
         }
@@ -189,7 +202,8 @@ impl Packer {
         let index = Index::of(dict.clone());
         let packed = packed_with(&signed, &index, id, &signature);
         self.pending = Some((id, dict));
-        self.current = Some((id, Arc::new(index)));
+        self.recent.insert(0, (id, Arc::new(index)));
+        self.recent.truncate(RECENT);
         Ok(Stored::Packed(packed))
     }
 }
@@ -494,6 +508,31 @@ mod tests {
         for (packed, r) in &stored {
             assert_eq!(&dicts.unpack(&c, packed).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn shapes_taking_turns_keep_their_dictionaries() {
+        let c = conn();
+        let (mut p, dicts) = (Packer::new(), Dictionaries::default());
+        // Three purposes whose texts share little: each its own shape.
+        let purposes: Vec<String> = (0..3u64)
+            .map(|k| {
+                (1..120u64)
+                    .map(|i| format!("{:x}", (i + 1000 * k) * 0x9e37_79b9 % 0xffff_ffff))
+                    .collect()
+            })
+            .collect();
+        for n in 0..30 {
+            let (subject, rid) = (id(500 + n), id(n));
+            let r = receipt(&subject, &rid, &purposes[n % 3], 4);
+            let packed = pack(&mut p, &c, &r, &subject, &rid);
+            p.committed(&dicts);
+            assert_eq!(dicts.unpack(&c, &packed).unwrap(), r);
+        }
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM receipt_dicts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
     }
 
     #[test]
