@@ -979,64 +979,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn put_consents_on(
-        &self,
-        conn: &mut Connection,
-        packer: &mut receipts::Packer,
-        rows: &[&ConsentRow],
-    ) -> Result<()> {
-        // Deferred: the first statement, an insert, takes the write lock of `custos.db`
-        // alone. `IMMEDIATE` takes that of every database attached writable (`keys.db`
-        // too), which SQLite then ends at every commit: 118–128 µs of server CPU per consent
-        // change against 134–141 µs (docs/benchmarks.md).
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        {
-            let mut event = tx.prepare_cached(
-                "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut evidence = tx.prepare_cached(
-                "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut receipt =
-                tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
-            for c in rows {
-                event.execute(params![
-                    c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
-                ])?;
-                let seq = tx.last_insert_rowid();
-                match &c.evidence {
-                    Some(e) => {
-                        evidence.execute(params![
-                            seq,
-                            c.recipient,
-                            e.actor,
-                            e.notice_sha256,
-                            e.receipt_id
-                        ])?;
-                        match packer.pack(&tx, &e.receipt, &c.subject, &e.receipt_id)? {
-                            receipts::Stored::Packed(p) => {
-                                receipt.execute(params![e.receipt_id, p])?
-                            }
-                            receipts::Stored::Text => {
-                                receipt.execute(params![e.receipt_id, e.receipt])?
-                            }
-                        };
-                    }
-                    None if c.recipient.is_some() => {
-                        return Err(crate::Error::Storage(
-                            "a consent about a recipient needs its evidence".into(),
-                        ));
-                    }
-                    None => {}
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// A new writer connection, as [`SqliteStore::open`] leaves it.
     fn fresh_writer(&self) -> Result<Connection> {
         let conn = connect(&self.dir, Audit::ReadOnly)?;
@@ -1226,6 +1168,62 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
         })
     })?
     .collect()
+}
+
+/// [`Store::put_consents`] on the writer connection, in one transaction.
+fn put_consents_on(
+    conn: &mut Connection,
+    packer: &mut receipts::Packer,
+    rows: &[&ConsentRow],
+) -> Result<()> {
+    // Deferred: the first statement, an insert, takes the write lock of `custos.db`
+    // alone. `IMMEDIATE` takes that of every database attached writable (`keys.db`
+    // too), which SQLite then ends at every commit: 118–128 µs of server CPU per consent
+    // change against 134–141 µs (docs/benchmarks.md).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    {
+        let mut event = tx.prepare_cached(
+            "INSERT INTO consents (subject, purpose, kind, given, notice, method, time_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut evidence = tx.prepare_cached(
+            "INSERT INTO consent_evidence (seq, recipient, actor, notice_sha256, receipt_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut receipt =
+            tx.prepare_cached("INSERT INTO consent_receipts (id, receipt) VALUES (?1, ?2)")?;
+        for c in rows {
+            event.execute(params![
+                c.subject, c.purpose, c.kind, c.given, c.notice, c.method, c.time_ms
+            ])?;
+            let seq = tx.last_insert_rowid();
+            match &c.evidence {
+                Some(e) => {
+                    evidence.execute(params![
+                        seq,
+                        c.recipient,
+                        e.actor,
+                        e.notice_sha256,
+                        e.receipt_id
+                    ])?;
+                    match packer.pack(&tx, &e.receipt, &c.subject, &e.receipt_id)? {
+                        receipts::Stored::Packed(p) => receipt.execute(params![e.receipt_id, p])?,
+                        receipts::Stored::Text => {
+                            receipt.execute(params![e.receipt_id, e.receipt])?
+                        }
+                    };
+                }
+                None if c.recipient.is_some() => {
+                    return Err(crate::Error::Storage(
+                        "a consent about a recipient needs its evidence".into(),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// A subject's consent and objection events, oldest first, their receipts unpacked.
@@ -2026,7 +2024,7 @@ impl Store for SqliteStore {
             .packer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stored = self.put_consents_on(&mut conn, &mut packer, rows);
+        let stored = put_consents_on(&mut conn, &mut packer, rows);
         // A dictionary stored in a transaction that failed is gone with it.
         match &stored {
             Ok(()) => packer.committed(&self.dicts),
