@@ -1,7 +1,7 @@
 //! Consent receipts packed for `custos.db`: a receipt (a compact JWS, about 2 KB) is stored
 //! as its signature and its header and claims written as copies from a dictionary — an
 //! earlier receipt of the same shape with the person's and the receipt's ids blanked — and
-//! the bytes it does not hold, in about 250 bytes. The copies are found through an index of
+//! the bytes it does not hold, in about 210 bytes (docs/benchmarks.md). The copies are found through an index of
 //! the dictionary built once (a general compressor with a preset dictionary, deflate, spent
 //! more time setting its tables up for each receipt than the smaller log saved). The write-ahead log a consent change costs is what bounds the consent writer's
 //! tail: the receipt was nearly half of it (docs/benchmarks.md).
