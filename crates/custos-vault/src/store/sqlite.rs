@@ -1241,9 +1241,10 @@ fn consents_on(
              WHERE c.subject = ?1 ORDER BY c.seq",
         )?
         .query_map(params![subject], |r| {
-            // A receipt stored packed is a BLOB, one stored before packing TEXT.
+            // A receipt stored packed is a BLOB, one stored before packing TEXT — UTF-8 as
+            // written, or the read fails: a receipt is given back as signed or not at all.
             let receipt = match r.get_ref(10)? {
-                ValueRef::Text(t) => Some(Ok(String::from_utf8_lossy(t).into_owned())),
+                ValueRef::Text(t) => Some(Ok(std::str::from_utf8(t)?.to_owned())),
                 ValueRef::Blob(b) => Some(Err(b.to_vec())),
                 _ => None,
             };
@@ -3011,6 +3012,45 @@ mod tests {
             .execute_batch("BEGIN IMMEDIATE")
             .unwrap();
         assert_eq!(store.append_ledger(&[draft("b")], &none).unwrap(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A receipt stored as TEXT (before packing, or not the canonical JWS) reads back as
+    /// written; bytes that are not UTF-8 fail the read rather than come back altered.
+    #[test]
+    fn a_text_receipt_reads_back_as_written_or_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("custos_sqlite_text_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir).unwrap();
+        let row = |receipt_id: &str| ConsentRow {
+            subject: "s1".into(),
+            purpose: "newsletters".into(),
+            kind: "consent".into(),
+            given: true,
+            notice: "2010-04-24".into(),
+            method: "settings_page".into(),
+            time_ms: 1,
+            recipient: None,
+            evidence: Some(ConsentEvidence {
+                actor: "person".into(),
+                notice_sha256: "00".repeat(32),
+                receipt_id: receipt_id.into(),
+                // Not a JWS: stored as TEXT.
+                receipt: "not a receipt \u{e9}".into(),
+            }),
+        };
+        store.put_consents(&[&row("r1")]).unwrap();
+        let read = store.consents("s1").unwrap();
+        assert_eq!(read, vec![row("r1")]);
+        store
+            .write()
+            .execute(
+                "UPDATE consent_receipts SET receipt = CAST(x'6e6fff' AS TEXT) WHERE id = 'r1'",
+                [],
+            )
+            .unwrap();
+        assert!(store.consents("s1").is_err());
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
