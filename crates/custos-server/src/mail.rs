@@ -3,10 +3,11 @@
 //! (the message's content is deleted), failed for now (retried with exponential backoff), or
 //! refused for good / out of attempts (given up, content deleted).
 //!
-//! Two transports: SMTP (`custos serve --smtp-url smtp://user:pass@host:port`, STARTTLS when
-//! the server offers it, or `smtps://…` for TLS from the first byte; AUTH with the URL's
-//! user and password), and, without one, files: each message written as an RFC 5322 `.eml`
-//! file under `<data>/outbox/`, so `custos serve` needs nothing else to run.
+//! Two transports: SMTP (`custos serve --smtp-url smtp://user:pass@host:port`, STARTTLS —
+//! required unless the relay is on this machine ([`SmtpTls::of`]) — or `smtps://…` for TLS
+//! from the first byte; AUTH with the URL's user and password; `--smtp-ca` for a relay whose
+//! certificate a private CA signed), and, without one, files: each message written as an
+//! RFC 5322 `.eml` file under `<data>/outbox/`, so `custos serve` needs nothing else to run.
 //!
 //! A plain thread, not a task: the vault's PostgreSQL client must not run inside the
 //! runtime (`workers.rs`), and lettre's blocking SMTP client is as simple as it gets.
@@ -25,7 +26,9 @@ use lettre::message::{
     Mailbox,
     header::{ContentType, HeaderName, HeaderValue},
 };
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport as _};
+use rustls_pki_types::pem::PemObject as _;
 
 use crate::observe::Log;
 
@@ -61,26 +64,110 @@ impl Transport {
         Self::Files(data.join("outbox"))
     }
 
-    /// An SMTP transport from `smtp://[user:pass@]host[:port]` (STARTTLS when offered;
-    /// `?tls=required` to insist) or `smtps://…` (implicit TLS). The user and password are
-    /// percent-decoded and used for AUTH.
-    pub fn smtp(url: &str) -> Result<Self, String> {
+    /// An SMTP transport from `smtp://[user:pass@]host[:port]` (STARTTLS) or
+    /// `smtps://…` (TLS from the first byte); the user and password are percent-decoded and
+    /// used for AUTH. The server's certificate is checked against the public (webpki) roots
+    /// and the PEM certificates of `extra_roots` (`--smtp-ca`: a relay with a private CA).
+    ///
+    /// How much TLS `smtp://` insists on ([`SmtpTls::of`]): STARTTLS is required unless the
+    /// host is this machine (`localhost`, a loopback address), where it is used when offered;
+    /// `?tls=required` insists anywhere; `?tls=opportunistic` settles for plain text when the
+    /// server offers no STARTTLS — never with a user and password to another host, whose
+    /// credentials an attacker stripping `STARTTLS` from the server's answer would read.
+    pub fn smtp(url: &str, extra_roots: Option<&[u8]>) -> Result<Self, String> {
         let bad = |e: &dyn std::fmt::Display| format!("--smtp-url: {e}");
-        let lower = url.to_ascii_lowercase();
-        let url = if lower.starts_with("smtp://") && !lower.contains("tls=") {
-            // STARTTLS whenever the server offers it.
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}tls=opportunistic")
-        } else if lower.starts_with("smtp://") || lower.starts_with("smtps://") {
-            url.to_string()
-        } else {
-            return Err("--smtp-url: use smtp://user:pass@host:port or smtps://…".into());
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e))?;
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad(&"the URL names no host"))?;
+        let tls = SmtpTls::of(&parsed)?;
+        // lettre reads the host, port, credentials and EHLO name; the TLS is set here.
+        let mut base = parsed.clone();
+        base.set_query(None);
+        let mut params = TlsParameters::builder(host.trim_matches(['[', ']']).to_string());
+        if let Some(pem) = extra_roots {
+            let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--smtp-ca: not PEM certificates: {e}"))?;
+            if certs.is_empty() {
+                return Err("--smtp-ca: the file holds no PEM certificate".into());
+            }
+            for c in certs {
+                let cert = Certificate::from_der(c.to_vec())
+                    .map_err(|e| format!("--smtp-ca: a certificate is invalid: {e}"))?;
+                params = params.add_root_certificate(cert);
+            }
+        }
+        let params = params.build_rustls().map_err(|e| bad(&e))?;
+        let (url, tls) = match tls {
+            SmtpTls::Wrapper => (base.as_str().to_string(), Tls::Wrapper(params)),
+            // lettre's `tls=required` gives the submission port (587) when none is named.
+            SmtpTls::Required => (format!("{base}?tls=required"), Tls::Required(params)),
+            SmtpTls::Opportunistic => (
+                format!("{base}?tls=opportunistic"),
+                Tls::Opportunistic(params),
+            ),
         };
         let transport = SmtpTransport::from_url(&url)
             .map_err(|e| bad(&e))?
+            .tls(tls)
             .timeout(Some(SMTP_TIMEOUT))
             .build();
         Ok(Self::Smtp(Box::new(transport)))
+    }
+}
+
+/// How much TLS an SMTP URL insists on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte.
+    Wrapper,
+    /// STARTTLS, or no message is sent.
+    Required,
+    /// STARTTLS when the server offers it, else plain text.
+    Opportunistic,
+}
+
+impl SmtpTls {
+    /// What `url` asks for, with its defaults (see [`Transport::smtp`]); an error for a
+    /// scheme or `tls` value it does not know, and for credentials that could cross the
+    /// network in plain text.
+    pub fn of(url: &url::Url) -> Result<Self, String> {
+        let asked = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        // `smtp` is not a scheme the URL standard knows: its host is text, an address too.
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        let local = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let tls = match (url.scheme(), asked.as_deref()) {
+            ("smtps", None) => Self::Wrapper,
+            ("smtp", Some("required")) => Self::Required,
+            ("smtp", Some("opportunistic")) => Self::Opportunistic,
+            ("smtp", None) if local => Self::Opportunistic,
+            ("smtp", None) => Self::Required,
+            ("smtp" | "smtps", Some(other)) => {
+                return Err(format!(
+                    "--smtp-url: tls={other} is not a choice; use tls=required or tls=opportunistic with smtp://, nothing with smtps://"
+                ));
+            }
+            (scheme, _) => {
+                return Err(format!(
+                    "--smtp-url: scheme `{scheme}`; use smtp://user:pass@host:port or smtps://…"
+                ));
+            }
+        };
+        if tls == Self::Opportunistic && !local && url.password().is_some() {
+            return Err(
+                "--smtp-url: tls=opportunistic with a user and password to another host would send them in plain text if STARTTLS were stripped; drop tls=opportunistic (STARTTLS is then required) or use smtps://"
+                    .into(),
+            );
+        }
+        Ok(tls)
     }
 }
 
@@ -255,4 +342,68 @@ impl Drop for MailWorker {
 pub fn sender(from: &str) -> Result<Mailbox, String> {
     from.parse::<Mailbox>()
         .map_err(|_| format!("--mail-from: `{from}` is not an email address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(url: &str) -> Result<SmtpTls, String> {
+        SmtpTls::of(&url::Url::parse(url).map_err(|e| e.to_string())?)
+    }
+
+    /// STARTTLS is required by default, except to this machine; a password never goes to
+    /// another host where a stripped `STARTTLS` would leave it in plain text.
+    #[test]
+    fn an_smtp_url_insists_on_tls_unless_the_relay_is_this_machine() {
+        for (url, want) in [
+            ("smtp://mail.example.com", SmtpTls::Required),
+            ("smtp://u:p@mail.example.com:587", SmtpTls::Required),
+            ("smtp://u:p@10.0.0.5:25", SmtpTls::Required),
+            ("smtp://mail.example.com?tls=required", SmtpTls::Required),
+            (
+                "smtp://mail.example.com?tls=opportunistic",
+                SmtpTls::Opportunistic,
+            ),
+            ("smtp://u:p@127.0.0.1:25", SmtpTls::Opportunistic),
+            ("smtp://u:p@127.8.0.1:25", SmtpTls::Opportunistic),
+            ("smtp://u:p@[::1]:25", SmtpTls::Opportunistic),
+            ("smtp://u:p@LocalHost:25", SmtpTls::Opportunistic),
+            ("smtp://u:p@localhost:25?tls=required", SmtpTls::Required),
+            (
+                "smtp://u:p@127.0.0.1:25?tls=opportunistic",
+                SmtpTls::Opportunistic,
+            ),
+            ("smtps://u:p@mail.example.com", SmtpTls::Wrapper),
+        ] {
+            assert_eq!(tls(url), Ok(want), "{url}");
+        }
+        for (url, says) in [
+            (
+                "smtp://u:p@mail.example.com?tls=opportunistic",
+                "plain text",
+            ),
+            (
+                "smtp://u:p@localhost.example.com?tls=opportunistic",
+                "plain text",
+            ),
+            (
+                "smtp://mail.example.com?tls=none",
+                "tls=none is not a choice",
+            ),
+            (
+                "smtps://mail.example.com?tls=required",
+                "nothing with smtps://",
+            ),
+            ("http://mail.example.com", "scheme `http`"),
+        ] {
+            let e = tls(url).unwrap_err();
+            assert!(
+                e.starts_with("--smtp-url: ") && e.contains(says),
+                "{url}: {e}"
+            );
+        }
+        assert!(Transport::smtp("smtp://", None).is_err());
+        assert!(Transport::smtp("not a url", None).is_err());
+    }
 }

@@ -46,13 +46,23 @@ pub struct ServeArgs {
         value_name = "CIDR"
     )]
     tls_proxy: Vec<custos_server::transport::Cidr>,
-    /// Where the outbox's mail goes (people's sign-in codes): `smtp://user:pass@host:port`
-    /// (STARTTLS when the server offers it; `?tls=required` to insist) or
+    /// Where the outbox's mail goes: `smtp://user:pass@host:port` (STARTTLS, required
+    /// unless the host is this machine; `?tls=opportunistic` to settle for plain text when
+    /// the server offers no STARTTLS, refused with a password to another host) or
     /// `smtps://user:pass@host:port` (TLS from the first byte); the user and password, if
     /// any, are used for AUTH. Without it, each message is written as an RFC 5322 `.eml` file
     /// under `<data>/outbox/`.
     #[arg(long, env = "CUSTOS_SMTP_URL", value_name = "URL")]
     smtp_url: Option<String>,
+    /// PEM certificates trusted for the SMTP server's, besides the public roots: a relay
+    /// whose certificate a private CA signed.
+    #[arg(
+        long,
+        env = "CUSTOS_SMTP_CA",
+        value_name = "FILE",
+        requires = "smtp_url"
+    )]
+    smtp_ca: Option<PathBuf>,
     /// The server's public base URL, which the unsubscribe links of mailings start with
     /// (`https://privacy.example.com`); default: the scheme and `--listen` address.
     #[arg(long, env = "CUSTOS_PUBLIC_URL", value_name = "URL")]
@@ -204,7 +214,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     }
     let transport = match &args.smtp_url {
-        Some(url) => match custos_server::mail::Transport::smtp(url) {
+        Some(url) => match smtp_ca(args.smtp_ca.as_deref())
+            .and_then(|ca| custos_server::mail::Transport::smtp(url, ca.as_deref()))
+        {
             Ok(t) => t,
             Err(e) => return fail(e),
         },
@@ -333,4 +345,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
     // The request lines still waiting to be written in a batch.
     log.flush();
     code
+}
+
+/// The PEM file of `--smtp-ca`, read (at most 1 MiB).
+fn smtp_ca(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("--smtp-ca {}: cannot read it: {e}", path.display()))?;
+    if bytes.len() > 1 << 20 {
+        return Err(format!(
+            "--smtp-ca {}: more than 1 MiB; give the CA's certificates only",
+            path.display()
+        ));
+    }
+    Ok(Some(bytes))
 }

@@ -22,6 +22,7 @@ mod people;
 mod referrals;
 mod requests;
 mod rights;
+mod smtp_tls;
 mod subjects;
 mod support;
 mod tenants;

@@ -2,14 +2,18 @@
 //! own, over TCP) and as `.eml` files, and people's sign-in over HTTP, from the attacker's
 //! side, on both backends.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
+use std::io::{BufRead as _, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use custos_server::mail::{Transport, deliver_due, sender};
 use custos_vault::{Mail, Vault};
 use serde_json::json;
+use tokio_rustls::rustls::crypto::aws_lc_rs;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::support::{Backend, TestApp};
 
@@ -20,30 +24,89 @@ pub(crate) struct Received {
     pub(crate) from: String,
     pub(crate) to: Vec<String>,
     pub(crate) data: String,
+    /// Whether the session had turned TLS (STARTTLS) before the message.
+    pub(crate) tls: bool,
+}
+
+/// A test SMTP server's connection: TCP, or TLS over it after `STARTTLS`.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The TLS configuration of a test SMTP server offering STARTTLS: the `localhost`
+/// certificate of `fixtures/` (also valid for 127.0.0.1).
+pub(crate) fn starttls_config() -> Arc<ServerConfig> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+    let certs = CertificateDer::pem_file_iter(dir.join("localhost.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("localhost.key")).unwrap();
+    Arc::new(
+        ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    )
 }
 
 /// A minimal SMTP server (RFC 5321: EHLO/HELO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP,
-/// QUIT) on a loopback port, one session at a time, recording what it received. With
+/// QUIT; RFC 3207 STARTTLS when given a TLS configuration) on a loopback port, one session
+/// at a time, recording what it received, and every command that came in plain text. With
 /// `busy`, it answers `451` to `MAIL FROM`, as a server that wants the client to retry.
 pub(crate) struct SmtpServer {
     pub(crate) port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    plain: Arc<Mutex<Vec<String>>>,
 }
 
 impl SmtpServer {
     pub(crate) fn start(busy: bool) -> Self {
+        Self::start_with(busy, None)
+    }
+
+    pub(crate) fn start_with(busy: bool, starttls: Option<Arc<ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&received);
+        let plain = Arc::new(Mutex::new(Vec::new()));
+        let (sink, plain_sink) = (Arc::clone(&received), Arc::clone(&plain));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let mut out = stream.try_clone().unwrap();
-                let mut lines = BufReader::new(stream);
+                let mut lines = BufReader::new(Conn::Plain(stream));
                 let mut r = Received::default();
-                let mut say = |s: &str| out.write_all(format!("{s}\r\n").as_bytes());
-                if say("220 test.invalid ESMTP ready").is_err() {
+                let say = |c: &mut BufReader<Conn>, s: &str| {
+                    c.get_mut().write_all(format!("{s}\r\n").as_bytes())
+                };
+                if say(&mut lines, "220 test.invalid ESMTP ready").is_err() {
                     continue;
                 }
                 let mut line = String::new();
@@ -53,11 +116,39 @@ impl SmtpServer {
                         break;
                     }
                     let cmd = line.trim_end().to_string();
+                    if !r.tls {
+                        plain_sink.lock().unwrap().push(cmd.clone());
+                    }
                     let upper = cmd.to_ascii_uppercase();
                     let answer = if upper.starts_with("EHLO") {
-                        "250-test.invalid\r\n250-AUTH PLAIN\r\n250 8BITMIME".to_string()
+                        let tls = if starttls.is_some() && !r.tls {
+                            "250-STARTTLS\r\n"
+                        } else {
+                            ""
+                        };
+                        format!("250-test.invalid\r\n{tls}250-AUTH PLAIN\r\n250 8BITMIME")
                     } else if upper.starts_with("HELO") {
                         "250 test.invalid".into()
+                    } else if upper == "STARTTLS" && !r.tls {
+                        let Some(config) = &starttls else {
+                            let _ = say(&mut lines, "502 not implemented");
+                            continue;
+                        };
+                        if say(&mut lines, "220 2.0.0 ready to start TLS").is_err() {
+                            break;
+                        }
+                        // The client waits for the 220 before its handshake: nothing is
+                        // buffered. The session starts over (RFC 3207, 4.2).
+                        let Conn::Plain(tcp) = lines.into_inner() else {
+                            unreachable!("a plain connection before STARTTLS")
+                        };
+                        let tls = ServerConnection::new(Arc::clone(config)).unwrap();
+                        lines = BufReader::new(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))));
+                        r = Received {
+                            tls: true,
+                            ..Received::default()
+                        };
+                        continue;
                     } else if upper.starts_with("AUTH PLAIN") {
                         r.auth = cmd.get(11..).map(str::to_string);
                         "235 2.7.0 authenticated".into()
@@ -72,7 +163,7 @@ impl SmtpServer {
                         r.to.push(cmd[8..].to_string());
                         "250 ok".into()
                     } else if upper == "DATA" {
-                        let _ = say("354 end with <CRLF>.<CRLF>");
+                        let _ = say(&mut lines, "354 end with <CRLF>.<CRLF>");
                         let mut data = String::new();
                         loop {
                             line.clear();
@@ -88,24 +179,33 @@ impl SmtpServer {
                         sink.lock().unwrap().push(r.clone());
                         "250 queued".into()
                     } else if upper == "QUIT" {
-                        let _ = say("221 bye");
+                        let _ = say(&mut lines, "221 bye");
                         break;
                     } else if upper == "RSET" || upper == "NOOP" {
                         "250 ok".into()
                     } else {
                         "502 not implemented".into()
                     };
-                    if say(&answer).is_err() {
+                    if say(&mut lines, &answer).is_err() {
                         break;
                     }
                 }
             }
         });
-        Self { port, received }
+        Self {
+            port,
+            received,
+            plain,
+        }
     }
 
     pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Every command received in plain text, in order, across sessions.
+    pub(crate) fn plain_commands(&self) -> Vec<String> {
+        self.plain.lock().unwrap().clone()
     }
 }
 
@@ -142,7 +242,7 @@ async fn the_outbox_delivers_over_smtp_and_retries_a_busy_server() {
         .unwrap();
     // Busy first: the attempt fails, the message waits for its retry.
     let busy = SmtpServer::start(true);
-    let t = Transport::smtp(&format!("smtp://127.0.0.1:{}", busy.port)).unwrap();
+    let t = Transport::smtp(&format!("smtp://127.0.0.1:{}", busy.port), None).unwrap();
     assert_eq!(deliver(v, &t).await, 0);
     let s = v.mail_status(&id).unwrap().unwrap();
     assert_eq!(
@@ -152,7 +252,11 @@ async fn the_outbox_delivers_over_smtp_and_retries_a_busy_server() {
     assert!(busy.received().is_empty());
     // Not due yet: a pass now sends nothing, even to a willing server.
     let smtp = SmtpServer::start(false);
-    let t = Transport::smtp(&format!("smtp://mailer:s%40cret@127.0.0.1:{}", smtp.port)).unwrap();
+    let t = Transport::smtp(
+        &format!("smtp://mailer:s%40cret@127.0.0.1:{}", smtp.port),
+        None,
+    )
+    .unwrap();
     assert_eq!(deliver(v, &t).await, 0);
     assert!(smtp.received().is_empty());
     // Due: delivered.
@@ -188,7 +292,7 @@ async fn the_outbox_delivers_over_smtp_and_retries_a_busy_server() {
 
 /// Makes every queued message of the app's SQLite vault due now, through a second store
 /// over the same files (as a second server would open them).
-fn make_due(dir: &Path) {
+pub(crate) fn make_due(dir: &Path) {
     use custos_vault::Store as _;
     let store = custos_vault::SqliteStore::open(dir).unwrap();
     for m in store.claim_mail(i64::MAX, 0, 100).unwrap() {

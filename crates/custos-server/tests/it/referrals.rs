@@ -100,7 +100,7 @@ async fn a_referral_leaves_no_trace_of_the_friend(backend: Backend) {
     assert_nowhere(&app, &needles);
 
     let smtp = SmtpServer::start(false);
-    let t = Transport::smtp(&format!("smtp://127.0.0.1:{}", smtp.port)).unwrap();
+    let t = Transport::smtp(&format!("smtp://127.0.0.1:{}", smtp.port), None).unwrap();
     assert_eq!(deliver(app.vault(), &t).await, 1);
     let got = smtp.received();
     assert_eq!(got.len(), 1);

@@ -143,7 +143,7 @@ async fn an_email_to_unsubscribe_objects_to_every_topic(backend: Backend) {
     );
     // The confirmation reaches the address, once; the stranger gets nothing.
     let smtp = SmtpServer::start(false);
-    let t = Transport::smtp(&format!("smtp://127.0.0.1:{}", smtp.port)).unwrap();
+    let t = Transport::smtp(&format!("smtp://127.0.0.1:{}", smtp.port), None).unwrap();
     assert_eq!(deliver(app.vault(), &t).await, 1);
     let got = smtp.received();
     assert_eq!(got[0].to, vec![format!("<{address}>")]);

@@ -599,3 +599,54 @@ fn a_kept_checkpoint_is_extended_and_a_cut_ledger_is_caught() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--smtp-url` and `--smtp-ca` mistakes stop `custos serve` before it listens, naming the
+/// flag and what to do; the password is not repeated.
+#[test]
+fn smtp_settings_that_would_leak_or_cannot_work_are_refused_at_start() {
+    let dir = temp("smtp");
+    std::fs::write(dir.join("empty.pem"), "").unwrap();
+    for (args, says) in [
+        (
+            &[
+                "--smtp-url",
+                "smtp://mailer:hunter2@mail.example.com?tls=opportunistic",
+            ][..],
+            "plain text if STARTTLS were stripped",
+        ),
+        (
+            &["--smtp-url", "smtp://mail.example.com?tls=none"],
+            "tls=none is not a choice",
+        ),
+        (
+            &[
+                "--smtp-url",
+                "smtp://mail.example.com",
+                "--smtp-ca",
+                "empty.pem",
+            ],
+            "--smtp-ca: the file holds no PEM certificate",
+        ),
+        (
+            &[
+                "--smtp-url",
+                "smtp://mail.example.com",
+                "--smtp-ca",
+                "missing.pem",
+            ],
+            "--smtp-ca missing.pem: cannot read it",
+        ),
+    ] {
+        let out = custos(&dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data", "data"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(!stderr.contains("listening on"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
