@@ -5,6 +5,7 @@
 //! database). One conformance suite (`tests/it/conformance.rs`) runs against both.
 
 pub mod postgres;
+mod receipts;
 pub mod sqlite;
 
 use crate::error::Result;

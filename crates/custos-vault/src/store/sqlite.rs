@@ -40,7 +40,6 @@ use crate::ledger::tree::{self, Edge, TileIo, TileKey, Tiles};
 use crate::ledger::{Chained, Checkpoint, Draft, GENESIS, LedgerEntry, block};
 
 mod checkpoint;
-mod receipts;
 use checkpoint::WalCheckpointer;
 
 /// Name of the data database in the data directory.
@@ -446,7 +445,7 @@ CREATE TABLE IF NOT EXISTS aggregate_counts (
     PRIMARY KEY (kind, day, name)
 );
 ",
-    // 15: the dictionaries consent receipts are packed with (`sqlite/receipts.rs`): an
+    // 15: the dictionaries consent receipts are packed with (`store/receipts.rs`): an
     // earlier receipt's header and claims with the person's and the receipt's ids blanked.
     // A packed receipt is a BLOB in `consent_receipts.receipt`; one stored before stays TEXT.
     // New table only: safe to apply again.
@@ -505,9 +504,9 @@ pub struct SqliteStore {
     dir: PathBuf,
     checkpointer: WalCheckpointer,
     /// The consent receipts' packer, locked while the writer connection is.
-    packer: Mutex<receipts::Packer>,
+    packer: Mutex<super::receipts::Packer>,
     /// The receipts' dictionaries read so far.
-    dicts: receipts::Dictionaries,
+    dicts: super::receipts::Dictionaries,
 }
 
 /// How long a connection sleeps between tries of a lock another connection holds.
@@ -722,8 +721,8 @@ impl SqliteStore {
             next: AtomicUsize::new(0),
             dir: dir.to_path_buf(),
             checkpointer: WalCheckpointer::start(dir)?,
-            packer: Mutex::new(receipts::Packer::new()),
-            dicts: receipts::Dictionaries::default(),
+            packer: Mutex::new(super::receipts::Packer::new()),
+            dicts: super::receipts::Dictionaries::default(),
         };
         store.migrate()?;
         store.upgrade_ledger()?;
@@ -1170,10 +1169,34 @@ fn values_on(conn: &Connection, subject: &str) -> rusqlite::Result<Vec<ValueRow>
     .collect()
 }
 
+/// `custos.db`'s `receipt_dicts`, through a connection (in the transaction being written,
+/// for [`super::receipts::Packer::pack`]).
+pub(crate) struct SqliteDicts<'a>(pub(crate) &'a Connection);
+
+impl super::receipts::DictWriter for SqliteDicts<'_> {
+    fn insert_dict(&mut self, dict: &[u8]) -> Result<u32> {
+        self.0
+            .prepare_cached("INSERT INTO receipt_dicts (dict) VALUES (?1)")?
+            .execute(params![dict])?;
+        u32::try_from(self.0.last_insert_rowid())
+            .map_err(|_| crate::Error::Storage("too many receipt dictionaries".into()))
+    }
+}
+
+impl super::receipts::DictTable for SqliteDicts<'_> {
+    fn dict(&mut self, id: u32) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT dict FROM receipt_dicts WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?)
+    }
+}
+
 /// [`Store::put_consents`] on the writer connection, in one transaction.
 fn put_consents_on(
     conn: &mut Connection,
-    packer: &mut receipts::Packer,
+    packer: &mut super::receipts::Packer,
     rows: &[&ConsentRow],
 ) -> Result<()> {
     // Deferred: the first statement, an insert, takes the write lock of `custos.db`
@@ -1206,9 +1229,16 @@ fn put_consents_on(
                         e.notice_sha256,
                         e.receipt_id
                     ])?;
-                    match packer.pack(&tx, &e.receipt, &c.subject, &e.receipt_id)? {
-                        receipts::Stored::Packed(p) => receipt.execute(params![e.receipt_id, p])?,
-                        receipts::Stored::Text => {
+                    match packer.pack(
+                        &mut SqliteDicts(&tx),
+                        &e.receipt,
+                        &c.subject,
+                        &e.receipt_id,
+                    )? {
+                        super::receipts::Stored::Packed(p) => {
+                            receipt.execute(params![e.receipt_id, p])?
+                        }
+                        super::receipts::Stored::Text => {
                             receipt.execute(params![e.receipt_id, e.receipt])?
                         }
                     };
@@ -1229,7 +1259,7 @@ fn put_consents_on(
 /// A subject's consent and objection events, oldest first, their receipts unpacked.
 fn consents_on(
     conn: &Connection,
-    dicts: &receipts::Dictionaries,
+    dicts: &super::receipts::Dictionaries,
     subject: &str,
 ) -> Result<Vec<ConsentRow>> {
     let rows = conn
@@ -1275,7 +1305,7 @@ fn consents_on(
             if let Some((actor, notice_sha256, receipt_id, receipt)) = evidence {
                 let receipt = match receipt {
                     Ok(text) => text,
-                    Err(packed) => dicts.unpack(conn, &packed)?,
+                    Err(packed) => dicts.unpack(&mut SqliteDicts(conn), &packed)?,
                 };
                 row.evidence = Some(ConsentEvidence {
                     actor,

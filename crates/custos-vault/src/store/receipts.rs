@@ -1,25 +1,42 @@
-//! Consent receipts packed for `custos.db`: a receipt (a compact JWS, about 2 KB) is stored
-//! as its signature and its header and claims written as copies from a dictionary — an
-//! earlier receipt of the same shape with the person's and the receipt's ids blanked — and
-//! the bytes it does not hold, in about 210 bytes (docs/benchmarks.md). The copies are found through an index of
-//! the dictionary built once (a general compressor with a preset dictionary, deflate, spent
-//! more time setting its tables up for each receipt than the smaller log saved). The write-ahead log a consent change costs is what bounds the consent writer's
-//! tail: the receipt was nearly half of it (docs/benchmarks.md).
+//! Consent receipts packed for the store (SQLite's `custos.db`, PostgreSQL): a receipt (a
+//! compact JWS, about 2 KB) is stored as its signature and its header and claims written as
+//! copies from a dictionary — an earlier receipt of the same shape with the person's and the
+//! receipt's ids blanked — and the bytes it does not hold, in about 210 bytes
+//! (docs/benchmarks.md). The copies are found through an index of the dictionary built once
+//! (a general compressor with a preset dictionary, deflate, spent more time setting its
+//! tables up for each receipt than the smaller log saved). The write-ahead log a consent
+//! change costs is what bounds the consent writer's tail: the receipt was nearly half of it
+//! (docs/benchmarks.md).
 //!
 //! Packing is lossless and checked: a receipt is stored packed only if it is three canonical
 //! base64url parts with a 64-byte signature, so unpacking gives back the very bytes that
 //! were signed; anything else is stored as it came. A dictionary holds no personal
 //! information: the subject's id and the receipt's id are overwritten before it is kept, and
 //! what is left is the policy's names and the change's kind, method and time.
+//!
+//! Each backend keeps the dictionaries in a table `receipt_dicts (id, dict)` of its own,
+//! reached through [`DictTable`] and [`DictWriter`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::error::{Error, Result};
+/// A backend's table of dictionaries, `receipt_dicts (id, dict)`, read: dictionaries are
+/// never changed once stored.
+pub(super) trait DictTable {
+    /// The dictionary stored with `id`, if any.
+    fn dict(&mut self, id: u32) -> Result<Option<Vec<u8>>>;
+}
+
+/// [`DictTable`] in the transaction receipts are packed in.
+pub(super) trait DictWriter: DictTable {
+    /// Stores `dict` in the transaction being written; its id (never one of a dictionary
+    /// committed before).
+    fn insert_dict(&mut self, dict: &[u8]) -> Result<u32>;
+}
 
 /// The first byte of a packed receipt: its format.
 const FORMAT: u8 = 1;
@@ -39,12 +56,13 @@ const RECENT: usize = 8;
 const MAX_UNPACKED: usize = 1 << 20;
 
 /// The consent writer's packer: its compressor and the dictionary it packs with (locked
-/// with the writer connection).
+/// for the whole transaction receipts are packed in: a dictionary stored in a transaction
+/// is used by no other before that one ends).
 pub(super) struct Packer {
     /// The last [`RECENT`] dictionaries used, the last first.
     recent: Vec<(u32, Arc<Index>)>,
     /// A dictionary stored in the transaction being written: readers learn it only once
-    /// that commits ([`Packer::committed`]); a rolled-back id is given again by SQLite.
+    /// that commits ([`Packer::committed`]); a rolled-back id may be given again.
     pending: Option<(u32, Arc<[u8]>)>,
 }
 
@@ -171,11 +189,11 @@ impl Packer {
     }
 
     /// `receipt` (of `subject`, with id `receipt_id`) as stored: packed, or as it came when
-    /// it is not a canonical compact JWS. A new dictionary is stored in `tx`'s transaction;
-    /// call [`Packer::committed`] or [`Packer::forget`] once it ends.
+    /// it is not a canonical compact JWS. A new dictionary is stored in `table`'s
+    /// transaction; call [`Packer::committed`] or [`Packer::forget`] once it ends.
     pub(super) fn pack(
         &mut self,
-        tx: &Connection,
+        table: &mut impl DictWriter,
         receipt: &str,
         subject: &str,
         receipt_id: &str,
@@ -195,10 +213,7 @@ impl Packer {
             }
         }
         let dict: Arc<[u8]> = blank(&signed, &[subject, receipt_id]).into();
-        tx.prepare_cached("INSERT INTO receipt_dicts (dict) VALUES (?1)")?
-            .execute(params![&*dict])?;
-        let id = u32::try_from(tx.last_insert_rowid())
-            .map_err(|_| Error::Storage("too many receipt dictionaries".into()))?;
+        let id = table.insert_dict(&dict)?;
         let index = Index::of(dict.clone());
         let packed = packed_with(&signed, &index, id, &signature);
         self.pending = Some((id, dict));
@@ -237,7 +252,7 @@ impl Dictionaries {
             .insert(id, dict);
     }
 
-    fn get(&self, conn: &Connection, id: u32) -> Result<Arc<[u8]>> {
+    fn get(&self, table: &mut impl DictTable, id: u32) -> Result<Arc<[u8]>> {
         if let Some(d) = self
             .0
             .read()
@@ -246,10 +261,8 @@ impl Dictionaries {
         {
             return Ok(d.clone());
         }
-        let dict: Vec<u8> = conn
-            .prepare_cached("SELECT dict FROM receipt_dicts WHERE id = ?1")?
-            .query_row(params![id], |r| r.get(0))
-            .optional()?
+        let dict = table
+            .dict(id)?
             .ok_or_else(|| Error::Storage("a consent receipt's dictionary is missing".into()))?;
         let dict: Arc<[u8]> = dict.into();
         self.put(id, dict.clone());
@@ -257,7 +270,7 @@ impl Dictionaries {
     }
 
     /// A stored receipt as it was signed: `packed` unpacked with its dictionary.
-    pub(super) fn unpack(&self, conn: &Connection, packed: &[u8]) -> Result<String> {
+    pub(super) fn unpack(&self, table: &mut impl DictTable, packed: &[u8]) -> Result<String> {
         let corrupt = || Error::Storage("a stored consent receipt is corrupt".into());
         if packed.len() < HEAD || packed.first() != Some(&FORMAT) {
             return Err(corrupt());
@@ -269,7 +282,7 @@ impl Dictionaries {
             .map(u32::from_le_bytes)
             .ok_or_else(corrupt)?;
         let signature = head.get(5..).ok_or_else(corrupt)?;
-        let dict = self.get(conn, id)?;
+        let dict = self.get(table, id)?;
         let mut signed = Vec::with_capacity(dict.len() + 256);
         while !ops.is_empty() {
             let (op, rest) = read_varint(ops).ok_or_else(corrupt)?;
@@ -350,6 +363,8 @@ fn blank(signed: &[u8], ids: &[&str]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::SqliteDicts;
+    use rusqlite::Connection;
 
     fn conn() -> Connection {
         let c = Connection::open_in_memory().unwrap();
@@ -375,7 +390,7 @@ mod tests {
     }
 
     fn pack(p: &mut Packer, c: &Connection, r: &str, subject: &str, rid: &str) -> Vec<u8> {
-        match p.pack(c, r, subject, rid).unwrap() {
+        match p.pack(&mut SqliteDicts(c), r, subject, rid).unwrap() {
             Stored::Packed(b) => b,
             Stored::Text => panic!("not packed"),
         }
@@ -409,7 +424,7 @@ mod tests {
         // Read by a store that has not seen the dictionary (it loads it from its table).
         let fresh = Dictionaries::default();
         for (r, packed) in &stored {
-            assert_eq!(&fresh.unpack(&c, packed).unwrap(), r);
+            assert_eq!(&fresh.unpack(&mut SqliteDicts(&c), packed).unwrap(), r);
         }
         let n: i64 = c
             .query_row("SELECT count(*) FROM receipt_dicts", [], |r| r.get(0))
@@ -463,7 +478,11 @@ mod tests {
             }
             let packed = pack(&mut p, &c, &r, &id(1), &id(2));
             p.committed(&dicts);
-            assert_eq!(dicts.unpack(&c, &packed).unwrap(), r, "round {round}");
+            assert_eq!(
+                dicts.unpack(&mut SqliteDicts(&c), &packed).unwrap(),
+                r,
+                "round {round}"
+            );
         }
     }
 
@@ -480,7 +499,12 @@ mod tests {
         let dict = String::from_utf8(dict).unwrap();
         assert!(!dict.contains(&subject) && !dict.contains(&rid), "{dict}");
         assert!(dict.contains("Surveys"));
-        assert_eq!(Dictionaries::default().unpack(&c, &packed).unwrap(), r);
+        assert_eq!(
+            Dictionaries::default()
+                .unpack(&mut SqliteDicts(&c), &packed)
+                .unwrap(),
+            r
+        );
     }
 
     #[test]
@@ -506,7 +530,7 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
         for (packed, r) in &stored {
-            assert_eq!(&dicts.unpack(&c, packed).unwrap(), r);
+            assert_eq!(&dicts.unpack(&mut SqliteDicts(&c), packed).unwrap(), r);
         }
     }
 
@@ -527,7 +551,7 @@ mod tests {
             let r = receipt(&subject, &rid, &purposes[n % 3], 4);
             let packed = pack(&mut p, &c, &r, &subject, &rid);
             p.committed(&dicts);
-            assert_eq!(dicts.unpack(&c, &packed).unwrap(), r);
+            assert_eq!(dicts.unpack(&mut SqliteDicts(&c), &packed).unwrap(), r);
         }
         let n: i64 = c
             .query_row("SELECT count(*) FROM receipt_dicts", [], |r| r.get(0))
@@ -555,7 +579,7 @@ mod tests {
         let packed = pack(&mut p, &tx, &other, &id(3), &id(4));
         tx.commit().unwrap();
         p.committed(&dicts);
-        assert_eq!(dicts.unpack(&c, &packed).unwrap(), other);
+        assert_eq!(dicts.unpack(&mut SqliteDicts(&c), &packed).unwrap(), other);
     }
 
     #[test]
@@ -573,7 +597,10 @@ mod tests {
             "not a receipt".to_string(),
         ] {
             assert!(
-                matches!(p.pack(&c, &odd, &id(1), &id(2)).unwrap(), Stored::Text),
+                matches!(
+                    p.pack(&mut SqliteDicts(&c), &odd, &id(1), &id(2)).unwrap(),
+                    Stored::Text
+                ),
                 "{odd}"
             );
         }
@@ -593,7 +620,7 @@ mod tests {
             [&packed[..1], &[9, 0, 0, 0][..], &packed[5..]].concat(),
             vec![],
         ] {
-            assert!(dicts.unpack(&c, &bad).is_err());
+            assert!(dicts.unpack(&mut SqliteDicts(&c), &bad).is_err());
         }
     }
 }
