@@ -31,7 +31,7 @@ CHECKS=$CHECKS,negative_data_rejection,positive_data_acceptance,missing_required
 CHECKS=$CHECKS,unsupported_method,allow_header_conformance,use_after_free
 CHECKS=$CHECKS,ensure_resource_availability,ignored_auth,object_level_authorization
 status=0
-for accessor in ${FUZZ_ACCESSORS:-meeting-center connect}; do
+for accessor in ${FUZZ_ACCESSORS:-meeting-center connect admin}; do
   key=$(grep "^$accessor:" "$DATA/keys.txt" | cut -d' ' -f2)
   echo "== schemathesis as $accessor, ${SECONDS_PER_KEY}s"
   # The report of a failure can hold megabytes of generated body: keep the summary here and
@@ -49,7 +49,7 @@ for accessor in ${FUZZ_ACCESSORS:-meeting-center connect}; do
     cp "$DATA/st-$accessor.txt" "${TMPDIR:-/tmp}/custos-fuzz-$accessor.txt"
     echo "(the whole report: ${TMPDIR:-/tmp}/custos-fuzz-$accessor.txt)"
   else
-    grep -E "passed|failed|generated|Seed" "$DATA/st-$accessor.txt" | cut -c1-200 | tail -5
+    grep -E "passed|failed|generated|Seed|⚠️|^  [A-Z]+ /" "$DATA/st-$accessor.txt" | cut -c1-200 | tail -40
   fi
 done
 if grep -q "panicked" "$DATA/log.txt"; then
