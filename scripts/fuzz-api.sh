@@ -4,7 +4,8 @@
 # and fails on any 5xx, any answer that disagrees with the document (status, content type,
 # headers, body schema), any schema-valid request the server refuses as malformed, and any
 # schema-violating request it accepts (.ci/schemathesis.toml says which statuses count).
-# Usage: scripts/fuzz-api.sh [seconds per key, default 40]. Needs `st` (pip install
+# Keys: FUZZ_ACCESSORS (default: the services meeting-center and connect, and admin, the
+# policy's staff). Usage: scripts/fuzz-api.sh [seconds per key, default 40]. Needs `st` (pip install
 # schemathesis) and a built binary (CUSTOS_BIN, default target/debug/custos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
