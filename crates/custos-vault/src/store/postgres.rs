@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, NoTls, Row, Statement};
 
-use super::receipts::{DictTable, DictWriter, Dictionaries, Packer, Stored};
+use super::receipts::{DictTable, DictWriter, Dictionaries, Packer, Stored, packing};
 use super::{
     Age, ApiKeyRow, ConsentEvidence, ConsentRow, InstrumentRow, MailRow, MailingRow, NewSubject,
     Purged, RecordRow, RequestFilter, RequestRow, SessionRow, SignInCodeRow, Status, Store,
@@ -582,17 +582,6 @@ impl DictWriter for postgres::Transaction<'_> {
             )?
             .get(0);
         u32::try_from(id).map_err(|_| Error::Storage("too many receipt dictionaries".into()))
-    }
-}
-
-impl DictTable for postgres::Transaction<'_> {
-    fn dict(&mut self, id: u32) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .query_opt(
-                "SELECT dict FROM receipt_dicts WHERE id = $1",
-                &[&i64::from(id)],
-            )?
-            .map(|r| r.get(0)))
     }
 }
 
@@ -1488,17 +1477,9 @@ impl Store for PostgresStore {
 
     fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
         let mut c = self.lock();
-        let mut packer = self
-            .packer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stored = put_consents_in(&mut c, &mut packer, rows);
-        // A dictionary stored in a transaction that failed is gone with it.
-        match &stored {
-            Ok(()) => packer.committed(&self.dicts),
-            Err(_) => packer.forget(),
-        }
-        stored
+        packing(&self.packer, &self.dicts, |packer| {
+            put_consents_in(&mut c, packer, rows)
+        })
     }
 
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {

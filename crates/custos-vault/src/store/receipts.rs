@@ -18,7 +18,7 @@
 //! reached through [`DictTable`] and [`DictWriter`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::error::{Error, Result};
 use base64::Engine as _;
@@ -31,8 +31,8 @@ pub(super) trait DictTable {
     fn dict(&mut self, id: u32) -> Result<Option<Vec<u8>>>;
 }
 
-/// [`DictTable`] in the transaction receipts are packed in.
-pub(super) trait DictWriter: DictTable {
+/// A backend's `receipt_dicts` in the transaction receipts are packed in.
+pub(super) trait DictWriter {
     /// Stores `dict` in the transaction being written; its id (never one of a dictionary
     /// committed before).
     fn insert_dict(&mut self, dict: &[u8]) -> Result<u32>;
@@ -174,7 +174,7 @@ impl Packer {
     }
 
     /// After the transaction commits: its new dictionary, if any, can be read.
-    pub(super) fn committed(&mut self, dicts: &Dictionaries) {
+    fn committed(&mut self, dicts: &Dictionaries) {
         if let Some((id, dict)) = self.pending.take() {
             dicts.put(id, dict);
         }
@@ -182,7 +182,7 @@ impl Packer {
 
     /// After a failed transaction, which rolled back any dictionary stored in it: the next
     /// receipt starts one.
-    pub(super) fn forget(&mut self) {
+    fn forget(&mut self) {
         if let Some((id, _)) = self.pending.take() {
             self.recent.retain(|(i, _)| *i != id);
         }
@@ -221,6 +221,24 @@ impl Packer {
         self.recent.truncate(RECENT);
         Ok(Stored::Packed(packed))
     }
+}
+
+/// Runs `write`, a transaction packing receipts with the packer behind `packer` (held
+/// throughout: no other transaction uses a dictionary this one stores before it ends), then
+/// lets readers find its new dictionary, or forgets it, rolled back with a failed
+/// transaction.
+pub(super) fn packing<T>(
+    packer: &Mutex<Packer>,
+    dicts: &Dictionaries,
+    write: impl FnOnce(&mut Packer) -> Result<T>,
+) -> Result<T> {
+    let mut p = packer.lock().unwrap_or_else(PoisonError::into_inner);
+    let written = write(&mut p);
+    match &written {
+        Ok(_) => p.committed(dicts),
+        Err(_) => p.forget(),
+    }
+    written
 }
 
 fn packed_with(signed: &[u8], index: &Index, id: u32, signature: &[u8; 64]) -> Vec<u8> {

@@ -2051,17 +2051,9 @@ impl Store for SqliteStore {
 
     fn put_consents(&self, rows: &[&ConsentRow]) -> Result<()> {
         let mut conn = self.write();
-        let mut packer = self
-            .packer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stored = put_consents_on(&mut conn, &mut packer, rows);
-        // A dictionary stored in a transaction that failed is gone with it.
-        match &stored {
-            Ok(()) => packer.committed(&self.dicts),
-            Err(_) => packer.forget(),
-        }
-        stored
+        super::receipts::packing(&self.packer, &self.dicts, |packer| {
+            put_consents_on(&mut conn, packer, rows)
+        })
     }
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>> {
         consents_on(&self.read(), &self.dicts, subject)
