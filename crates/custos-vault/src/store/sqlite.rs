@@ -527,7 +527,8 @@ fn busy_wait(tries: i32) -> bool {
     true
 }
 
-/// Attaches `ledger.db` as `audit`.
+/// Attaches `ledger.db` as `audit`, read through [`AUDIT_READS`] (settings of an attached
+/// schema go with it when it is detached: attached again, it is set again).
 fn attach_audit(conn: &Connection, dir: &Path, audit: Audit) -> Result<()> {
     let path = dir.join(LEDGER_FILE);
     let name = match audit {
@@ -535,6 +536,7 @@ fn attach_audit(conn: &Connection, dir: &Path, audit: Audit) -> Result<()> {
         Audit::ReadOnly => read_only_uri(&path),
     };
     conn.execute("ATTACH DATABASE ?1 AS audit", params![name])?;
+    conn.execute_batch(AUDIT_READS)?;
     Ok(())
 }
 
@@ -553,12 +555,13 @@ fn read_only_uri(path: &Path) -> String {
 }
 
 /// Page cache of a connection between bulk writes (KiB, as negative `cache_size`s): reads
-/// touch a subject's few pages, and the operating system caches the files anyway. The
-/// ledger is read memory-mapped (up to 1 GiB of it): a scan of its blocks (an export
-/// looks for the entries about a person) then reads the operating system's cache in place,
-/// with no read call and no copy per page.
-const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096; \
-     PRAGMA audit.cache_size = -4096; PRAGMA audit.mmap_size = 1073741824;";
+/// touch a subject's few pages, and the operating system caches the files anyway.
+const IDLE_CACHE: &str = "PRAGMA main.cache_size = -8192; PRAGMA keys.cache_size = -4096;";
+/// How a data connection reads the attached ledger: a small page cache, and the file
+/// memory-mapped (up to 1 GiB of it): a scan of its blocks (an export looks for the entries
+/// about a person) then reads the operating system's cache in place, with no read call and
+/// no copy per page.
+const AUDIT_READS: &str = "PRAGMA audit.cache_size = -4096; PRAGMA audit.mmap_size = 1073741824;";
 /// Page cache of the writer's `custos.db`, smaller than a reader's: SQLite walks the whole
 /// page cache of a connection at the end of a commit in which a B-tree balance renumbered
 /// pages (`balance_nonroot` parks a page at the locking page's number, past the end of the
@@ -3087,6 +3090,8 @@ mod tests {
             "foreign_keys",
             "wal_autocheckpoint",
             "main.cache_size",
+            "audit.cache_size",
+            "audit.mmap_size",
         ]
         .into_iter()
         .map(|p| {
@@ -3098,9 +3103,6 @@ mod tests {
         .collect()
     }
 
-    /// A bulk batch leaves the writer opened afresh (its big page cache gone) and set as the
-    /// store opened it: durable commits, keys zeroed when deleted, foreign keys checked, no
-    /// checkpoint in a commit, the writer's small cache.
     /// Each connection's page cache is its own, bounded by its own `cache_size`: with SQLite's
     /// memory management compiled in (libsqlite3-sys's default) every connection shares one
     /// pool, and the writer's cache grows to thousands of pages walked at its commits.
@@ -3121,6 +3123,10 @@ mod tests {
         );
     }
 
+    /// A bulk batch leaves the writer opened afresh (its big page cache gone) and set as the
+    /// store opened it: durable commits, keys zeroed when deleted, foreign keys checked, no
+    /// checkpoint in a commit, the writer's small cache, the ledger read memory-mapped (at
+    /// open too, though the writer attaches `ledger.db` again read-only after the migrations).
     #[test]
     fn the_writer_after_a_bulk_batch_is_set_as_at_open() {
         let dir = std::env::temp_dir().join(format!("custos_sqlite_bulk_{}", std::process::id()));
@@ -3134,6 +3140,8 @@ mod tests {
             ("foreign_keys", 1),
             ("wal_autocheckpoint", 0),
             ("main.cache_size", -2048),
+            ("audit.cache_size", -4096),
+            ("audit.mmap_size", 1 << 30),
         ]
         .into_iter()
         .map(|(p, v)| (p.to_string(), v))
