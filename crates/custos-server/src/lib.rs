@@ -187,7 +187,7 @@ struct Shared {
     metrics: Metrics,
     config: Config,
     log: Log,
-    notice_html: String,
+    notice_html: axum::body::Bytes,
     openapi: String,
 }
 
@@ -201,7 +201,8 @@ impl AppState {
     /// State with explicit limits and log.
     pub fn with(vault: Arc<Vault>, config: Config, log: Log) -> std::io::Result<Self> {
         let workers = workers::Workers::start(config.vault_threads, &log)?;
-        let notice_html = custos_policy::render::html(vault.policy());
+        // The very bytes the vault hashed for consent records (`Vault::notice_sha256`).
+        let notice_html = axum::body::Bytes::from(vault.notice_html().as_bytes().to_vec());
         let openapi = openapi::document(vault.policy()).to_string();
         Ok(Self(Arc::new(Shared {
             vault: Some(vault),

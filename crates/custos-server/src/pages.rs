@@ -98,7 +98,7 @@ pub async fn method_not_allowed() -> Problem {
     )
 }
 
-fn with_type(body: String, content_type: &'static str) -> Response {
+fn with_type(body: impl IntoResponse, content_type: &'static str) -> Response {
     let mut res = body.into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

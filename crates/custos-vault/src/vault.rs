@@ -353,8 +353,9 @@ pub struct Vault {
     signer: CheckpointSigner,
     /// The consent receipts' signing key (`vault/consent/receipt.rs`).
     receipts: consent::ReceiptSigner,
-    /// SHA-256 of the notice as `/privacy` serves it, hex; rendered on first need.
-    notice_sha256: OnceLock<String>,
+    /// The notice `/privacy` serves ([`Vault::notice_html`]) and its SHA-256, hex; rendered
+    /// on first need.
+    notice: OnceLock<(Arc<str>, String)>,
     /// The parts of receipts' claims that do not change between receipts, serialized once.
     receipt_parts: consent::ClaimsCache,
     /// The ledger's origin as a transparency log (`vault/tlog.rs`).
@@ -495,7 +496,7 @@ impl Vault {
             leaf_tiles: crate::ledger::tree::LeafTileCache::default(),
             signer,
             receipts,
-            notice_sha256: OnceLock::new(),
+            notice: OnceLock::new(),
             receipt_parts: consent::ClaimsCache::default(),
             purger,
             collector,

@@ -342,13 +342,23 @@ fn field(code: &'static str, field: &str, message: impl Into<String>) -> Error {
 }
 
 impl Vault {
-    /// SHA-256 of the notice as `GET /privacy` serves it (`custos_policy::render::html`),
-    /// hex; rendered once.
+    /// The notice people read, as `GET /privacy` serves it: the policy rendered
+    /// (`custos_policy::render::html`) once per vault.
+    pub fn notice_html(&self) -> Arc<str> {
+        Arc::clone(&self.notice().0)
+    }
+
+    /// SHA-256 of [`Vault::notice_html`]'s very bytes, hex: what a consent record says the
+    /// person was shown.
     pub fn notice_sha256(&self) -> &str {
-        self.notice_sha256.get_or_init(|| {
-            hex(&sha256(
-                custos_policy::render::html(&self.policy).as_bytes(),
-            ))
+        &self.notice().1
+    }
+
+    fn notice(&self) -> &(Arc<str>, String) {
+        self.notice.get_or_init(|| {
+            let html: Arc<str> = custos_policy::render::html(&self.policy).into();
+            let sha = hex(&sha256(html.as_bytes()));
+            (html, sha)
         })
     }
 
