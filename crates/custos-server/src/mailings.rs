@@ -275,7 +275,24 @@ pub async fn unsubscribe(
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    match on_token(&state, move |v| v.unsubscribe(&token)).await {
+    // Checked and signed on the request's thread (when the store is embedded); the answer
+    // comes once the change's group commit is durable, no thread waiting through it.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let queued = state
+        .on_vault_short(move |v| {
+            v.begin_unsubscribe(&token, move |r| {
+                let _ = tx.send(r);
+            })
+        })
+        .await;
+    let done = match queued {
+        Ok(()) => rx
+            .await
+            .map_err(|_| Problem::internal("the consent writer stopped"))
+            .and_then(|r| r.map_err(Problem::from)),
+        Err(p) => Err(p),
+    };
+    match done {
         Ok(u) if html => page(
             StatusCode::OK,
             "You are unsubscribed",

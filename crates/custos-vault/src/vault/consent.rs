@@ -565,7 +565,21 @@ impl Vault {
     ) -> Result<()> {
         let by = by.into();
         let (state, info) = self.checked(by, subject, input)?;
-        let (row, draft, receipt) = self.prepare(by, subject, &state, info, input)?;
+        self.begin_change(by, subject, &state, info, input, done)
+    }
+
+    /// A checked choice about `subject`, whose `state` was read, queued as
+    /// [`Vault::begin_consent`] queues it.
+    pub(super) fn begin_change(
+        &self,
+        by: ConsentBy<'_>,
+        subject: &SubjectId,
+        state: &SubjectState,
+        info: &PurposeInfo,
+        input: &ConsentInput,
+        done: impl FnOnce(Result<ConsentChange>) + Send + 'static,
+    ) -> Result<()> {
+        let (row, draft, receipt) = self.prepare(by, subject, state, info, input)?;
         let change = ConsentChange {
             consent: Consent::of(row.clone()),
             receipt,
@@ -584,11 +598,22 @@ impl Vault {
         input: &ConsentInput,
     ) -> Result<(SubjectState, &PurposeInfo)> {
         let state = self.chooser_subject(by, CONSENT, subject, Load::Holders)?;
+        Ok((state, self.checked_choice(by, subject, input)?))
+    }
+
+    /// The purpose of a choice, checked (declared, of basis consent or opt-out, the input's
+    /// method, notice and recipient); a refusal is ledgered.
+    pub(super) fn checked_choice(
+        &self,
+        by: ConsentBy<'_>,
+        subject: &SubjectId,
+        input: &ConsentInput,
+    ) -> Result<&PurposeInfo> {
         let checked = self
             .choosable(&input.purpose)
             .and_then(|(_, info)| self.check_choice(input, info).map(|()| info));
         match checked {
-            Ok(info) => Ok((state, info)),
+            Ok(info) => Ok(info),
             Err(e) => {
                 let mut d = self.draft(&by.actor(self), CONSENT, subject.as_str());
                 d.purpose = self.declared_purpose(&input.purpose);

@@ -54,7 +54,7 @@ use super::{Actor, EMAIL_CATEGORY, OPERATOR, SubjectId, Vault, format_date_time,
 use crate::crypto::{DataKey, Entropy, Secret};
 use crate::error::{Error, Result};
 use crate::ledger::Draft;
-use crate::store::{MailRow, MailingRow, Status, SubjectState, now_ms};
+use crate::store::{Age, MailRow, MailingRow, Status, SubjectState, now_ms};
 
 /// The ledger action of a mailing.
 pub const MAILING: &str = "mailing";
@@ -778,6 +778,26 @@ impl Vault {
     /// mailing's purpose, with a receipt, so the next decision refuses. Idempotent: when the
     /// person is already out of the purpose (or no longer held), nothing is recorded.
     pub fn unsubscribe(&self, token: &str) -> Result<Unsubscribed> {
+        let (tx, answer) = std::sync::mpsc::sync_channel(1);
+        self.begin_unsubscribe(token, move |r| {
+            let _ = tx.send(r);
+        })?;
+        answer
+            .recv()
+            .map_err(|_| Error::Storage("consent writer stopped".into()))?
+    }
+
+    /// [`Vault::unsubscribe`] without waiting for the change's commits: the token verified,
+    /// the person's state read once, the change checked and its receipt signed here, then
+    /// queued for the next group commit; `done` is called with the outcome once its entry is
+    /// durable and its record stored — at once when there is nothing to record — on the
+    /// consent writer's thread or this one. An error returned here means `done` is never
+    /// called.
+    pub fn begin_unsubscribe(
+        &self,
+        token: &str,
+        done: impl FnOnce(Result<Unsubscribed>) + Send + 'static,
+    ) -> Result<()> {
         let (t, purpose_name) = self.unsubscribe_preview(token)?;
         let (_, info) = self
             .mailing_purpose(&t.purpose)
@@ -786,14 +806,15 @@ impl Vault {
             .store
             .subject_state(t.subject.as_str())?
             .filter(|s| s.status != Status::Erased);
-        let already = |receipt: Option<String>| Unsubscribed {
-            purpose: t.purpose.clone(),
-            purpose_name: purpose_name.clone(),
+        let answer = move |receipt: Option<String>| Unsubscribed {
+            purpose: t.purpose,
+            purpose_name,
             already: receipt.is_none(),
             receipt,
         };
         let Some(state) = state else {
-            return Ok(already(None));
+            done(Ok(answer(None)));
+            return Ok(());
         };
         let (consents, objections) = self.consent_state(&state.consents, None);
         let on = match info.basis {
@@ -803,7 +824,12 @@ impl Vault {
             _ => !info.ancestors.intersects(&objections),
         };
         if !on {
-            return Ok(already(None));
+            done(Ok(answer(None)));
+            return Ok(());
+        }
+        // A person under the minimum age is not held: nothing of theirs is recorded.
+        if state.age == Age::UnderMinimum {
+            return Err(Error::SubjectNotFound);
         }
         let input = ConsentInput {
             purpose: info.id.clone(),
@@ -813,8 +839,10 @@ impl Vault {
             notice: self.policy.version().to_string(),
         };
         let by = ConsentBy::Unsubscribe(&t.mailing);
-        let change: ConsentChange = self.record_consent(by, &t.subject, &input)?;
-        Ok(already(Some(change.receipt)))
+        let info = self.checked_choice(by, &t.subject, &input)?;
+        self.begin_change(by, &t.subject, &state, info, &input, move |r| {
+            done(r.map(|change: ConsentChange| answer(Some(change.receipt))));
+        })
     }
 }
 
