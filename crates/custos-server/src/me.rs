@@ -425,9 +425,19 @@ pub async fn consent(
         method: body.method.0,
         notice: body.notice.0,
     };
-    let change = person
-        .run(move |v, p| v.record_consent(Requester::Person(p), &subject, &choice))
+    // As a service's consent change: checked and signed on the request's thread (embedded
+    // store), answered once its group commit is durable, no thread waiting through it.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    person
+        .run_short(move |v, p| {
+            v.begin_consent(Requester::Person(p), &subject, &choice, move |r| {
+                let _ = tx.send(r);
+            })
+        })
         .await?;
+    let change = rx
+        .await
+        .map_err(|_| Problem::internal("the consent writer stopped"))??;
     Ok((axum::http::StatusCode::CREATED, Json(change.into())))
 }
 

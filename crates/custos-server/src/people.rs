@@ -189,6 +189,17 @@ impl Person {
         let person = self.person.clone();
         self.state.on_vault(move |v| op(v, &person)).await
     }
+
+    /// Runs a short vault operation for this person on the request's own thread when the
+    /// store is embedded ([`AppState::on_vault_short`]).
+    pub(crate) async fn run_short<T, F>(&self, op: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Vault, &custos_vault::Person) -> custos_vault::Result<T> + Send + 'static,
+    {
+        let person = self.person.clone();
+        self.state.on_vault_short(move |v| op(v, &person)).await
+    }
 }
 
 fn invalid_session() -> Problem {
