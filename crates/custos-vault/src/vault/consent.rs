@@ -1079,7 +1079,8 @@ impl Vault {
             return Err(field("missing_field", "topics", "name at least one topic"));
         }
         let now = self.preferences_of(&state);
-        let mut changes = Vec::new();
+        // Every change is checked before any is recorded.
+        let mut checked = Vec::new();
         for (info, on) in plan {
             if now.iter().any(|p| p.purpose == info.id && p.on == on) {
                 continue;
@@ -1092,9 +1093,27 @@ impl Vault {
                 notice: self.policy.version().to_string(),
             };
             self.check_choice(&input, info)?;
-            changes.push(self.change(by, subject, &state, info, &input)?);
+            checked.push((info, input));
         }
-        Ok(changes)
+        // Queued together, they share a group commit: one wait, not one per topic.
+        let (tx, answers) = std::sync::mpsc::channel();
+        for (i, (info, input)) in checked.iter().enumerate() {
+            let tx = tx.clone();
+            self.begin_change(by, subject, &state, info, input, move |r| {
+                let _ = tx.send((i, r));
+            })?;
+        }
+        drop(tx);
+        let mut changes: Vec<Option<ConsentChange>> = checked.iter().map(|_| None).collect();
+        for _ in 0..checked.len() {
+            let (i, r) = answers
+                .recv()
+                .map_err(|_| Error::Storage("consent writer stopped".into()))?;
+            if let Some(slot) = changes.get_mut(i) {
+                *slot = Some(r?);
+            }
+        }
+        Ok(changes.into_iter().flatten().collect())
     }
 }
 
