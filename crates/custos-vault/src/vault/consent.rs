@@ -548,7 +548,13 @@ impl Vault {
     ) -> Result<ConsentChange> {
         let by = by.into();
         let (state, info) = self.checked(by, subject, input)?;
-        self.change(by, subject, &state, info, input)
+        let (tx, answer) = std::sync::mpsc::sync_channel(1);
+        self.begin_change(by, subject, &state, info, input, move |r| {
+            let _ = tx.send(r);
+        })?;
+        answer
+            .recv()
+            .map_err(|_| Error::Storage("consent writer stopped".into()))?
     }
 
     /// [`Vault::record_consent`] without waiting: checks the choice and signs its receipt,
@@ -584,8 +590,8 @@ impl Vault {
             consent: Consent::of(row.clone()),
             receipt,
         };
-        // INVARIANT: audit before data — as in `change`; the receipt leaves only through
-        // `done`, after both commits.
+        // INVARIANT: audit before data — the writer stores the record once its entry is
+        // durable; the receipt leaves only through `done`, after both commits.
         self.consent_writer
             .submit(row, draft, Box::new(move |r| done(r.map(|()| change))))
     }
@@ -623,26 +629,6 @@ impl Vault {
                 Err(e)
             }
         }
-    }
-
-    /// Records one checked choice: ledger entry, then the record; the receipt is given once
-    /// both are durable.
-    fn change(
-        &self,
-        by: ConsentBy<'_>,
-        subject: &SubjectId,
-        state: &SubjectState,
-        info: &PurposeInfo,
-        input: &ConsentInput,
-    ) -> Result<ConsentChange> {
-        let (row, draft, receipt) = self.prepare(by, subject, state, info, input)?;
-        // INVARIANT: audit before data — the writer stores the record once its entry is
-        // durable; the receipt is given only then.
-        self.consent_writer.write(row.clone(), draft)?;
-        Ok(ConsentChange {
-            consent: Consent::of(row),
-            receipt,
-        })
     }
 
     /// A checked choice's record, ledger draft and signed receipt.

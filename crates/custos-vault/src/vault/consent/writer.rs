@@ -73,20 +73,6 @@ impl Writer {
         })
     }
 
-    /// Ledgers a change and stores its record; returns once both are durable.
-    pub(crate) fn write(&self, row: ConsentRow, draft: Draft) -> Result<()> {
-        let stopped = || Error::Storage("consent writer stopped".into());
-        let (tx, answer) = mpsc::sync_channel(1);
-        self.submit(
-            row,
-            draft,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )?;
-        answer.recv().map_err(|_| stopped())?
-    }
-
     /// Queues a change and returns at once; `reply` is called once its entry is durable and
     /// its record stored, or with the error (dropped uncalled only if the writer stopped,
     /// which this then reports).
