@@ -878,11 +878,10 @@ impl Drop for Ledger {
 /// size of the crowd of callers; later groups wait only until they are that large again (a
 /// larger one sets the crowd anew), the last [`AWAIT_FEW`] woken by each arrival.
 #[derive(Debug)]
-pub(crate) struct Gather {
-    /// The smallest last commit after which a group is held open ([`GATHER_FROM`] for the
-    /// ledger's own callers).
+struct Gather {
+    /// The smallest last commit after which a group is held open ([`GATHER_FROM`]).
     from: usize,
-    /// The most entries a group holds ([`MAX_BATCH`] for the ledger's own callers).
+    /// The most entries a group holds ([`MAX_BATCH`]).
     max: usize,
     /// Entries in the last commit.
     last: usize,
@@ -892,7 +891,12 @@ pub(crate) struct Gather {
 
 impl Default for Gather {
     fn default() -> Self {
-        Self::new(GATHER_FROM, MAX_BATCH)
+        Self {
+            from: GATHER_FROM,
+            max: MAX_BATCH,
+            last: 0,
+            crowd: None,
+        }
     }
 }
 
@@ -908,18 +912,6 @@ enum Hold {
 }
 
 impl Gather {
-    /// Holds groups of at most `max` entries open once a commit held `from` entries or
-    /// more. A caller whose groups each cost more than the ledger's one commit (the
-    /// consent writer stores each group in a second transaction) gathers from fewer.
-    pub(crate) fn new(from: usize, max: usize) -> Self {
-        Self {
-            from,
-            max,
-            last: 0,
-            crowd: None,
-        }
-    }
-
     /// What to do with a group of `n` entries, open for `held`: `streaming` says entries
     /// came while the last commit was written, `idle` how many sleeps in a row brought
     /// nothing. A [`Hold::Commit`] is remembered.
@@ -945,7 +937,7 @@ impl Gather {
 /// everything already queued, and under load what comes while the group is held. An item
 /// holds `size(item)` entries; a group stops taking items once it holds the [`Gather`]'s
 /// most. `None` once every sender is gone and nothing is queued.
-pub(crate) fn next_group<T>(
+fn next_group<T>(
     rx: &mpsc::Receiver<T>,
     gather: &mut Gather,
     size: impl Fn(&T) -> usize,

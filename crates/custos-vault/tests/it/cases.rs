@@ -19,11 +19,13 @@ pub use crate::people::{
 };
 
 pub use crate::consent::{
-    consent_begun_is_answered_once_durable, consent_takes_effect_for_the_next_decision,
-    objection_by_choice_and_its_withdrawal, only_a_holder_records_a_persons_choice,
-    partner_consent_is_for_its_recipient, preferences_are_consent_records,
-    receipts_read_back_as_signed_after_reopen, refusals_queued_are_durable_when_told,
-    subject_holders_is_what_a_change_checks, what_is_not_consent_is_refused,
+    consent_begun_is_answered_once_durable,
+    consent_changes_share_commits_and_a_failed_store_says_so,
+    consent_takes_effect_for_the_next_decision, objection_by_choice_and_its_withdrawal,
+    only_a_holder_records_a_persons_choice, partner_consent_is_for_its_recipient,
+    preferences_are_consent_records, receipts_read_back_as_signed_after_reopen,
+    refusals_queued_are_durable_when_told, subject_holders_is_what_a_change_checks,
+    what_is_not_consent_is_refused,
 };
 pub use crate::cookies::{
     cookie_consent_is_an_anonymous_record, counts_are_flushed_and_bounded,

@@ -535,6 +535,102 @@ pub fn consent_begun_is_answered_once_durable(h: Harness) {
     assert!(rx.recv().is_err(), "done was called for a refused change");
 }
 
+/// Changes begun together are each answered once, after their entry and record are durable;
+/// a change the store fails is answered with the failure, its `given` entry followed by a
+/// `failed` one, no record kept — and the writer goes on.
+pub fn consent_changes_share_commits_and_a_failed_store_says_so(h: Harness) {
+    let v = h.vault();
+    let people: Vec<_> = (0..24)
+        .map(|i| {
+            v.collect(
+                "website",
+                &registration(&format!("many{i}@example.com"), &["account"]),
+            )
+            .unwrap()
+        })
+        .collect();
+    let before = v.verify_ledger().unwrap().entries;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for (i, who) in people.iter().enumerate() {
+            let tx = tx.clone();
+            s.spawn(move || {
+                v.begin_consent(
+                    "website",
+                    who,
+                    &choice("newsletters", i % 2 == 0, "settings_page"),
+                    move |r| tx.send((i, r)).unwrap(),
+                )
+                .unwrap();
+            });
+        }
+    });
+    drop(tx);
+    let answers: Vec<_> = rx.iter().collect();
+    assert_eq!(answers.len(), people.len(), "each change answered once");
+    let ledgered = v
+        .store()
+        .ledger_page(before + 1, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.draft)
+        .collect::<Vec<_>>();
+    for (i, r) in answers {
+        let change = r.unwrap();
+        let stored = v.consents("website", &people[i]).unwrap();
+        assert_eq!(stored, std::slice::from_ref(&change.consent));
+        // Its entry names its receipt.
+        let id = change.consent.receipt_id.as_ref().unwrap();
+        let entry = ledgered
+            .iter()
+            .find(|d| d.reasons.ends_with(&format!("receipt:{id}")))
+            .unwrap();
+        assert_eq!(entry.subject, people[i].as_str());
+    }
+    // The store refuses every consent record about surveys from now on.
+    if h.is_sqlite() {
+        h.exec(
+            "CREATE TRIGGER surveys_down BEFORE INSERT ON consents \
+             WHEN NEW.purpose = 'surveys' BEGIN SELECT RAISE(ABORT, 'surveys down'); END;",
+        );
+    } else {
+        h.exec(
+            "CREATE FUNCTION surveys_down() RETURNS trigger AS $$ \
+             BEGIN IF NEW.purpose = 'surveys' THEN RAISE EXCEPTION 'surveys down'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER surveys_down BEFORE INSERT ON consents \
+             FOR EACH ROW EXECUTE FUNCTION surveys_down();",
+        );
+    }
+    let ann = &people[0];
+    let e = v
+        .record_consent("website", ann, &choice("surveys", true, "settings_page"))
+        .unwrap_err();
+    assert_eq!(e.code(), "storage_failure", "{e:?}");
+    let n = v.verify_ledger().unwrap().entries;
+    let tail = v.store().ledger_page(n - 1, 2).unwrap();
+    assert_eq!(
+        tail.iter()
+            .map(|e| (e.draft.effect.as_str(), e.draft.subject.as_str()))
+            .collect::<Vec<_>>(),
+        [("given", ann.as_str()), ("failed", ann.as_str())]
+    );
+    assert_eq!(
+        v.consents("website", ann).unwrap().len(),
+        1,
+        "no record kept"
+    );
+    // The writer goes on.
+    let change = v
+        .record_consent(
+            "website",
+            ann,
+            &choice("newsletters", false, "settings_page"),
+        )
+        .unwrap();
+    assert_eq!(v.consents("website", ann).unwrap()[1], change.consent);
+}
+
 /// `Store::subject_holders`, what a consent change checks: the status, age and tenants of
 /// `Store::subject_state` and each service holding a value, once — not the sealed values, the
 /// consent events or the key; `None` for a subject never collected; an erased subject keeps

@@ -102,6 +102,7 @@ macro_rules! conformance {
                 partner_consent_is_for_its_recipient,
                 preferences_are_consent_records,
                 consent_begun_is_answered_once_durable,
+                consent_changes_share_commits_and_a_failed_store_says_so,
                 refusals_queued_are_durable_when_told,
                 subject_holders_is_what_a_change_checks,
                 receipts_read_back_as_signed_after_reopen,

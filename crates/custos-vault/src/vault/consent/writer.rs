@@ -1,10 +1,13 @@
 //! Group commit of consent changes: concurrent [`crate::Vault::record_consent`] calls share
 //! one ledger commit and one store transaction, as single collections do (`collector.rs`).
 //!
-//! A change is checked, and its receipt signed, on its caller's thread; the record and its
-//! ledger draft go to the gathering thread, which hands everything queued to the ledger
-//! writer at once — under load once the batch has stopped growing (`ledger::Gather`). Once the entries are durable the storing thread stores the records with
+//! A change is checked, and its receipt signed, on its caller's thread; its ledger draft
+//! goes straight to the ledger writer, whose group commit it joins (held open under load,
+//! `ledger::Gather`). Once an entry is durable the ledger writer hands its change to the
+//! storing thread, which stores everything that came while it wrote the last records with
 //! [`Store::put_consents`], at most [`STORE_BATCH`] a transaction, and answers the callers.
+//! (A gathering thread of its own between the callers and the ledger, as before, cost a
+//! thread hop and two context switches a batch: docs/benchmarks.md.)
 //!
 //! INVARIANT: audit before data — the entries commit before the records, so a crash between
 //! the two leaves entries without records (the callers were never answered), never a record
@@ -14,10 +17,11 @@ use std::sync::mpsc;
 use std::thread;
 
 use crate::error::{Error, Result};
-use crate::ledger::{Appender, Draft, Gather, next_group};
+use crate::ledger::{Appender, Draft};
 use crate::store::{ConsentRow, Store};
 
-/// Most records stored in one transaction.
+/// Most records stored at once: what the ledger made durable while the last records were
+/// written, taken in one go (and stored [`STORE_BATCH`] a transaction).
 const MAX_BATCH: usize = 1024;
 /// Most records stored in one transaction: what the ledger commits while a transaction is
 /// written is stored in transactions of at most this many. A transaction's pages stay in
@@ -25,9 +29,6 @@ const MAX_BATCH: usize = 1024;
 /// table, which it walks whole at the end of most commits (see `WRITER_CACHE` in
 /// `store/sqlite.rs`); 128 records dirty a few hundred pages (docs/benchmarks.md).
 const STORE_BATCH: usize = 128;
-/// The smallest last batch after which, while changes keep coming, a batch is held open
-/// to grow ([`Gather::new`]).
-const GATHER_FROM: usize = 2;
 
 /// What a caller is told once its change is stored and ledgered, or why not.
 pub(crate) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -38,12 +39,14 @@ struct Pending {
     reply: Reply,
 }
 
-type Ledgered = (Vec<Pending>, Result<()>);
+/// A change whose entry the ledger committed (or failed).
+type Ledgered = (Pending, Result<()>);
 
 /// The writer of consent changes.
 pub(crate) struct Writer {
-    tx: Option<mpsc::Sender<Pending>>,
-    threads: Vec<thread::JoinHandle<()>>,
+    ledger: Option<Appender>,
+    durable: Option<mpsc::Sender<Ledgered>>,
+    storer: Option<thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -53,23 +56,18 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts the gathering and storing threads.
+    /// Starts the storing thread.
     pub(crate) fn start(store: std::sync::Arc<dyn Store>, ledger: Appender) -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<Pending>();
-        let (durable_tx, durable_rx) = mpsc::channel::<Ledgered>();
+        let (durable, rx) = mpsc::channel::<Ledgered>();
         let store_ledger = ledger.clone();
-        let failed = || Error::Storage("cannot start the consent writer".into());
-        let gather = thread::Builder::new()
-            .name("custos-consent".into())
-            .spawn(move || gatherer(&ledger, &rx, &durable_tx))
-            .map_err(|_| failed())?;
         let storer = thread::Builder::new()
             .name("custos-consent-store".into())
-            .spawn(move || storer(&*store, &store_ledger, &durable_rx))
-            .map_err(|_| failed())?;
+            .spawn(move || storer(&*store, &store_ledger, &rx))
+            .map_err(|_| Error::Storage("cannot start the consent writer".into()))?;
         Ok(Self {
-            tx: Some(tx),
-            threads: vec![gather, storer],
+            ledger: Some(ledger),
+            durable: Some(durable),
+            storer: Some(storer),
         })
     }
 
@@ -78,42 +76,34 @@ impl Writer {
     /// which this then reports).
     pub(crate) fn submit(&self, row: ConsentRow, draft: Draft, reply: Reply) -> Result<()> {
         let stopped = || Error::Storage("consent writer stopped".into());
-        self.tx
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(Pending { row, draft, reply })
-            .map_err(|_| stopped())
+        let (Some(ledger), Some(durable)) = (&self.ledger, &self.durable) else {
+            return Err(stopped());
+        };
+        let next = durable.clone();
+        let pending = Pending {
+            row,
+            draft: draft.clone(),
+            reply,
+        };
+        // The entry joins the ledger's next group commit, with everything else queued
+        // there; once it is durable the change goes to the storing thread.
+        ledger.submit(
+            vec![draft],
+            Box::new(move |r| {
+                let _ = next.send((pending, r.map(|_| ())));
+            }),
+        )
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        drop(self.tx.take());
-        for t in self.threads.drain(..) {
+        // The storing thread ends once every sender is gone: this one, and those of the
+        // changes still queued at the ledger (sent on, or dropped, by its writer).
+        drop(self.ledger.take());
+        drop(self.durable.take());
+        if let Some(t) = self.storer.take() {
             let _ = t.join();
-        }
-    }
-}
-
-fn gatherer(ledger: &Appender, rx: &mpsc::Receiver<Pending>, durable: &mpsc::Sender<Ledgered>) {
-    // One batch at the ledger at a time: while it commits, the next one gathers — and under
-    // load it is held open while it grows (`ledger::Gather`): each batch costs two commits,
-    // the ledger's and the records', whose fsyncs and whole-page WAL writes cost the same
-    // for one change as for fifty.
-    let mut gather = Gather::new(GATHER_FROM, MAX_BATCH);
-    while let Some(batch) = next_group(rx, &mut gather, |_| 1) {
-        let drafts: Vec<Draft> = batch.iter().map(|p| p.draft.clone()).collect();
-        let next = durable.clone();
-        let (done, committed) = mpsc::sync_channel::<()>(1);
-        let submitted = ledger.submit(
-            drafts,
-            Box::new(move |r| {
-                let _ = next.send((batch, r.map(|_| ())));
-                let _ = done.send(());
-            }),
-        );
-        if submitted.is_ok() {
-            let _ = committed.recv();
         }
     }
 }
@@ -121,26 +111,15 @@ fn gatherer(ledger: &Appender, rx: &mpsc::Receiver<Pending>, durable: &mpsc::Sen
 fn storer(store: &dyn Store, ledger: &Appender, rx: &mpsc::Receiver<Ledgered>) {
     while let Ok(first) = rx.recv() {
         // Everything ledgered while the last transaction was written goes in one.
-        let mut ledgered = vec![first];
-        let mut rows = ledgered.iter().map(|(b, _)| b.len()).sum::<usize>();
-        while rows < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(b) => {
-                    rows += b.0.len();
-                    ledgered.push(b);
-                }
-                Err(_) => break,
-            }
-        }
         let mut batch = Vec::new();
-        for (b, r) in ledgered {
+        let mut next = Some(first);
+        while let Some((p, r)) = next.take() {
             match r {
-                Ok(()) => batch.extend(b),
-                Err(e) => {
-                    for p in b {
-                        (p.reply)(Err(e.clone()));
-                    }
-                }
+                Ok(()) => batch.push(p),
+                Err(e) => (p.reply)(Err(e)),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
         let mut batch = batch.into_iter().peekable();
