@@ -877,27 +877,12 @@ impl Drop for Ledger {
 /// [`LINGER_MAX`]. A group that stops growing ([`STALLED`] sleeps bring nothing) tells the
 /// size of the crowd of callers; later groups wait only until they are that large again (a
 /// larger one sets the crowd anew), the last [`AWAIT_FEW`] woken by each arrival.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Gather {
-    /// The smallest last commit after which a group is held open ([`GATHER_FROM`]).
-    from: usize,
-    /// The most entries a group holds ([`MAX_BATCH`]).
-    max: usize,
     /// Entries in the last commit.
     last: usize,
     /// How many callers come when the entries are a crowd's, once a group has shown it.
     crowd: Option<usize>,
-}
-
-impl Default for Gather {
-    fn default() -> Self {
-        Self {
-            from: GATHER_FROM,
-            max: MAX_BATCH,
-            last: 0,
-            crowd: None,
-        }
-    }
 }
 
 /// What the writer does with an open group.
@@ -916,9 +901,9 @@ impl Gather {
     /// came while the last commit was written, `idle` how many sleeps in a row brought
     /// nothing. A [`Hold::Commit`] is remembered.
     fn hold(&mut self, streaming: bool, n: usize, idle: u32, held: Duration) -> Hold {
-        let crowd = if !streaming || self.last < self.from {
+        let crowd = if !streaming || self.last < GATHER_FROM {
             self.crowd
-        } else if n >= self.max || held >= LINGER_MAX {
+        } else if n >= MAX_BATCH || held >= LINGER_MAX {
             None
         } else if self.crowd.is_some_and(|c| n >= c) || idle >= STALLED {
             Some(n)
@@ -935,14 +920,14 @@ impl Gather {
 
 /// The next group from `rx`, as [`Gather`] holds it open: the first item (waited for),
 /// everything already queued, and under load what comes while the group is held. An item
-/// holds `size(item)` entries; a group stops taking items once it holds the [`Gather`]'s
-/// most. `None` once every sender is gone and nothing is queued.
+/// holds `size(item)` entries; a group stops taking items once it holds [`MAX_BATCH`] or
+/// more. `None` once every sender is gone and nothing is queued.
 fn next_group<T>(
     rx: &mpsc::Receiver<T>,
     gather: &mut Gather,
     size: impl Fn(&T) -> usize,
 ) -> Option<Vec<T>> {
-    let max = gather.max;
+    let max = MAX_BATCH;
     // Items that came while the last group was committed: a stream, not only callers that
     // each wait for their last entry.
     let (streaming, first) = match rx.try_recv() {

@@ -548,13 +548,7 @@ impl Vault {
     ) -> Result<ConsentChange> {
         let by = by.into();
         let (state, info) = self.checked(by, subject, input)?;
-        let (tx, answer) = std::sync::mpsc::sync_channel(1);
-        self.begin_change(by, subject, &state, info, input, move |r| {
-            let _ = tx.send(r);
-        })?;
-        answer
-            .recv()
-            .map_err(|_| Error::Storage("consent writer stopped".into()))?
+        waiting(|done| self.begin_change(by, subject, &state, info, input, done))
     }
 
     /// [`Vault::record_consent`] without waiting: checks the choice and signs its receipt,
@@ -1209,6 +1203,20 @@ impl Vault {
 /// A receipt's id: a UUIDv7 ([`super::uuid_v7`]), so the receipts' index grows at its end
 /// (a random id put every receipt in a random page of it, written whole at each commit);
 /// unguessable by its 74 random bits. The millisecond it reveals is the receipt's `iat`.
+/// The blocking form of a `begin_*` call: runs `begin` with a `done` that hands its outcome
+/// back, and waits for it (`begin`'s own error returns at once: `done` is then never called).
+pub(super) fn waiting<T: Send + 'static>(
+    begin: impl FnOnce(Box<dyn FnOnce(Result<T>) + Send>) -> Result<()>,
+) -> Result<T> {
+    let (tx, answer) = std::sync::mpsc::sync_channel(1);
+    begin(Box::new(move |r| {
+        let _ = tx.send(r);
+    }))?;
+    answer
+        .recv()
+        .map_err(|_| Error::Storage("consent writer stopped".into()))?
+}
+
 fn receipt_id() -> Result<String> {
     let random = crate::crypto::random_bytes::<10>()?;
     Ok(super::uuid_v7_with(&random).hyphenated().to_string())

@@ -1348,20 +1348,7 @@ pub fn collect_many_in_order_all_or_none(h: Harness) {
     // All or none: the subject at 2090 (in the last store round on either backend) cannot be
     // written; nothing of the batch stays, and the ledger says so: each `collect` entry,
     // durable before the data, is followed by a `failed` one.
-    if h.is_sqlite() {
-        h.exec(
-            "CREATE TRIGGER tenant_down BEFORE INSERT ON subject_tenants \
-             WHEN NEW.tenant = 'down' BEGIN SELECT RAISE(ABORT, 'tenant down'); END;",
-        );
-    } else {
-        h.exec(
-            "CREATE FUNCTION tenant_down() RETURNS trigger AS $$ \
-             BEGIN IF NEW.tenant = 'down' THEN RAISE EXCEPTION 'tenant down'; END IF; \
-             RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER tenant_down BEFORE INSERT ON subject_tenants \
-             FOR EACH ROW EXECUTE FUNCTION tenant_down();",
-        );
-    }
+    h.refuse_inserts("tenant_down", "subject_tenants", "tenant", "down");
     let keys_table = if h.is_sqlite() {
         "keys.subject_keys"
     } else {

@@ -588,20 +588,7 @@ pub fn consent_changes_share_commits_and_a_failed_store_says_so(h: Harness) {
         assert_eq!(entry.subject, people[i].as_str());
     }
     // The store refuses every consent record about surveys from now on.
-    if h.is_sqlite() {
-        h.exec(
-            "CREATE TRIGGER surveys_down BEFORE INSERT ON consents \
-             WHEN NEW.purpose = 'surveys' BEGIN SELECT RAISE(ABORT, 'surveys down'); END;",
-        );
-    } else {
-        h.exec(
-            "CREATE FUNCTION surveys_down() RETURNS trigger AS $$ \
-             BEGIN IF NEW.purpose = 'surveys' THEN RAISE EXCEPTION 'surveys down'; END IF; \
-             RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER surveys_down BEFORE INSERT ON consents \
-             FOR EACH ROW EXECUTE FUNCTION surveys_down();",
-        );
-    }
+    h.refuse_inserts("surveys_down", "consents", "purpose", "surveys");
     let ann = &people[0];
     let e = v
         .record_consent("website", ann, &choice("surveys", true, "settings_page"))

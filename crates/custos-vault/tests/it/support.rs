@@ -127,6 +127,25 @@ impl Harness {
         self.vault = None;
     }
 
+    /// Makes the store refuse, from now on, every row inserted into `table` whose `column`
+    /// is `value` (a trigger named `name`, on either backend): a store failing mid-batch.
+    pub fn refuse_inserts(&self, name: &str, table: &str, column: &str, value: &str) {
+        if self.is_sqlite() {
+            self.exec(&format!(
+                "CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+                 WHEN NEW.{column} = '{value}' BEGIN SELECT RAISE(ABORT, '{name}'); END;"
+            ));
+        } else {
+            self.exec(&format!(
+                "CREATE FUNCTION {name}() RETURNS trigger AS $$ \
+                 BEGIN IF NEW.{column} = '{value}' THEN RAISE EXCEPTION '{name}'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {name}();"
+            ));
+        }
+    }
+
     pub fn exec(&self, sql: &str) {
         match &self.backend {
             Backend::Sqlite(dir) => {
