@@ -130,6 +130,12 @@ pub fn retry_delay(attempts: u32) -> Duration {
         .min(MAX_RETRY_DELAY)
 }
 
+/// Whether `to` can be a message's recipient: not blank, and at most 320 bytes (RFC 3696's
+/// longest address).
+pub(crate) fn mailable(to: &str) -> bool {
+    !to.trim().is_empty() && to.len() <= 320
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -145,7 +151,7 @@ impl Vault {
 
     /// The outbox row of a new message, sealed.
     pub(crate) fn seal_mail(&self, rng: &mut Entropy, mail: &Mail) -> Result<MailRow> {
-        if mail.to.trim().is_empty() || mail.to.len() > 320 {
+        if !mailable(&mail.to) {
             return Err(Error::invalid(
                 "invalid_email",
                 "an address is 1 to 320 bytes",

@@ -14,8 +14,9 @@
 //! objection, status and age decide. A tenant-bound key reaches only its tenant's people;
 //! the others are not counted (to it they do not exist). The excluded are counted by the
 //! decision's reason code (`objected`, `consent_missing`, `subject_deactivated`, …) and
-//! `no_address` for a person with no address. Only an eligible person's address is
-//! decrypted.
+//! `no_address` for a person with no address, or with one that cannot be mailed (found once
+//! decrypted: that person's `mail` entry is followed by a `failed` one). Only an eligible
+//! person's address is decrypted.
 //!
 //! **Audit before data:** the mailing's entry (`mailing`) and one entry per decided person
 //! (`mail`, `contact.email`, the purpose, `mailing:<id>` and the refusal's reason) are
@@ -62,7 +63,8 @@ pub const MAILING: &str = "mailing";
 pub const MAILING_RECIPIENT: &str = "mail";
 /// The consent method a one-click unsubscribe records.
 pub const ONE_CLICK: &str = "one_click_unsubscribe";
-/// The exclusion of a person with no address.
+/// The exclusion of a person with no address, or whose stored address cannot be mailed
+/// (blank, or longer than an address is).
 pub const NO_ADDRESS: &str = "no_address";
 /// Bytes of a mailing's subject line at most.
 pub const MAX_MAILING_SUBJECT: usize = 998;
@@ -469,7 +471,6 @@ impl Vault {
                 }
             }
         }
-        let recipients = eligible.len() as u64;
         let mut head = self.draft(&actor_name, MAILING, "");
         head.time_ms = now;
         head.purpose = info.id.clone();
@@ -487,20 +488,6 @@ impl Vault {
         let sealed_subject =
             self.outbox
                 .seal(rng, &format!("mailing:{mailing}"), input.subject.as_bytes())?;
-        let row = MailingRow {
-            id: mailing.clone(),
-            purpose: info.id.clone(),
-            actor: actor_name.clone(),
-            tenant: tenant.map(str::to_string),
-            subject: sealed_subject,
-            recipients,
-            excluded: excluded
-                .iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-            created_ms: now,
-        };
         let footer = self.footer_parts(&info.name);
         let stored = self
             .compose_all(
@@ -512,16 +499,55 @@ impl Vault {
                 &footer,
                 threads,
             )
-            .and_then(|mails| self.store.put_mailing(&row, &mails));
-        if let Err(e) = stored {
-            let mut d = self.draft(&actor_name, MAILING, "");
-            d.purpose = info.id.clone();
-            d.categories = EMAIL_CATEGORY.into();
-            d.effect = "failed".into();
-            d.reasons = format!("{tag},{}", e.code());
-            self.record(d)?;
-            return Err(e);
-        }
+            .and_then(|composed| {
+                // A person the policy let the mailing reach whose stored address cannot be
+                // mailed (found only now: no address is decrypted before the decisions are
+                // durable) is excluded, and the ledger says so; the others are sent.
+                let mut mails = Vec::with_capacity(composed.len());
+                let mut unmailable = Vec::new();
+                for (member, mail) in eligible.iter().zip(composed) {
+                    match mail {
+                        Some(m) => mails.push(m),
+                        None => unmailable.push(entry(
+                            &member.0,
+                            "failed",
+                            format!("{tag},{NO_ADDRESS}"),
+                        )),
+                    }
+                }
+                if !unmailable.is_empty() {
+                    *excluded.entry(NO_ADDRESS.into()).or_default() += unmailable.len() as u64;
+                    self.ledger.append_many(unmailable)?;
+                }
+                let row = MailingRow {
+                    id: mailing.clone(),
+                    purpose: info.id.clone(),
+                    actor: actor_name.clone(),
+                    tenant: tenant.map(str::to_string),
+                    subject: sealed_subject,
+                    recipients: mails.len() as u64,
+                    excluded: excluded
+                        .iter()
+                        .map(|(k, v)| format!("{k}:{v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    created_ms: now,
+                };
+                self.store.put_mailing(&row, &mails)?;
+                Ok(row.recipients)
+            });
+        let recipients = match stored {
+            Ok(n) => n,
+            Err(e) => {
+                let mut d = self.draft(&actor_name, MAILING, "");
+                d.purpose = info.id.clone();
+                d.categories = EMAIL_CATEGORY.into();
+                d.effect = "failed".into();
+                d.reasons = format!("{tag},{}", e.code());
+                self.record(d)?;
+                return Err(e);
+            }
+        };
         Ok(MailingSent {
             mailing,
             purpose: info.id.clone(),
@@ -563,7 +589,8 @@ impl Vault {
         Outcome::Refused(code)
     }
 
-    /// The outbox rows of the eligible, sealed on every core.
+    /// The outbox rows of the eligible, sealed on every core, in their order (`None` for a
+    /// person whose stored address cannot be mailed).
     #[expect(clippy::too_many_arguments, reason = "one mailing's parts, each named")]
     fn compose_all(
         &self,
@@ -574,7 +601,7 @@ impl Vault {
         base: &str,
         footer: &Footer,
         threads: usize,
-    ) -> Result<Vec<MailRow>> {
+    ) -> Result<Vec<Option<MailRow>>> {
         let chunk = eligible.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
             let handles: Vec<_> = eligible
@@ -592,7 +619,7 @@ impl Vault {
                     })
                 })
                 .collect();
-            let mut out = Vec::with_capacity(eligible.len());
+            let mut out: Vec<Option<MailRow>> = Vec::with_capacity(eligible.len());
             for h in handles {
                 out.extend(
                     h.join()
@@ -603,7 +630,8 @@ impl Vault {
         })
     }
 
-    /// One person's message, sealed.
+    /// One person's message, sealed; `None` when their stored address cannot be mailed
+    /// ([`super::mail::mailable`]).
     #[expect(clippy::too_many_arguments, reason = "one message's parts, each named")]
     fn compose(
         &self,
@@ -615,7 +643,7 @@ impl Vault {
         input: &MailingInput,
         base: &str,
         footer: &Footer,
-    ) -> Result<MailRow> {
+    ) -> Result<Option<MailRow>> {
         let value = state.values.first().ok_or(Error::SubjectNotFound)?;
         let wrapped = state.wrapped_dek.as_deref().ok_or(Error::SubjectNotFound)?;
         let dek = DataKey::unwrap(&self.kek, id, wrapped)?;
@@ -624,6 +652,9 @@ impl Vault {
             String::from_utf8(plain.to_vec())
                 .map_err(|_| Error::Crypto("an address does not decode"))?,
         );
+        if !super::mail::mailable(to.trim()) {
+            return Ok(None);
+        }
         let subject = Uuid::parse_str(id).map_err(|_| Error::SubjectNotFound)?;
         let token = self.tokens.token(mailing, &subject, &info.id)?;
         let url = format!("{base}/u/{token}");
@@ -648,7 +679,7 @@ impl Vault {
                 .as_ref()
                 .map(|h| format!("{h}\n{}", footer.html(&url, &token))),
         };
-        self.seal_mail(rng, &mail)
+        self.seal_mail(rng, &mail).map(Some)
     }
 
     /// The footer's parts: the ways to unsubscribe the policy's `unsubscribe` right offers
@@ -778,13 +809,7 @@ impl Vault {
     /// mailing's purpose, with a receipt, so the next decision refuses. Idempotent: when the
     /// person is already out of the purpose (or no longer held), nothing is recorded.
     pub fn unsubscribe(&self, token: &str) -> Result<Unsubscribed> {
-        let (tx, answer) = std::sync::mpsc::sync_channel(1);
-        self.begin_unsubscribe(token, move |r| {
-            let _ = tx.send(r);
-        })?;
-        answer
-            .recv()
-            .map_err(|_| Error::Storage("consent writer stopped".into()))?
+        super::consent::waiting(|done| self.begin_unsubscribe(token, done))
     }
 
     /// [`Vault::unsubscribe`] without waiting for the change's commits: the token verified,

@@ -372,7 +372,8 @@ pub fn only_entitled_senders_mail(h: Harness) {
     }
 }
 
-/// The excluded are counted by the decision's reason: objected, deactivated, no address.
+/// The excluded are counted by the decision's reason: objected, deactivated, no address (or
+/// one that cannot be mailed, found once decrypted and ledgered `failed`).
 /// Addresses and subject lines are stored sealed: neither is in the database in plaintext.
 pub fn mailings_count_the_excluded_and_store_nothing_in_plaintext(h: Harness) {
     let v = h.vault();
@@ -402,6 +403,14 @@ pub fn mailings_count_the_excluded_and_store_nothing_in_plaintext(h: Harness) {
     let mut no_address = attendee("Nomail", "x@example.com");
     no_address.data.remove("contact.email");
     v.collect("meeting-center", &no_address).unwrap();
+    // A person whose stored address cannot be mailed (blank): permitted by the policy, but
+    // excluded once it is decrypted — the mailing goes to the others.
+    let blank = v
+        .collect(
+            "website",
+            &registration("   ", &["account", "marketing.announcements"]),
+        )
+        .unwrap();
     let sent = v
         .send_mailing(
             "marketing",
@@ -419,12 +428,24 @@ pub fn mailings_count_the_excluded_and_store_nothing_in_plaintext(h: Harness) {
         Some(&1),
         "{sent:?}"
     );
-    assert_eq!(sent.excluded.get("no_address"), Some(&1), "{sent:?}");
+    assert_eq!(sent.excluded.get("no_address"), Some(&2), "{sent:?}");
     let refused: Vec<Draft> = entries(v)
         .into_iter()
         .filter(|d| d.action == "mail" && d.effect == "deny")
         .collect();
     assert_eq!(refused.len(), 2);
+    let unmailable: Vec<Draft> = entries(v)
+        .into_iter()
+        .filter(|d| d.action == "mail" && d.effect == "failed")
+        .collect();
+    assert_eq!(unmailable.len(), 1);
+    assert_eq!(unmailable[0].subject, blank.as_str());
+    assert_eq!(
+        unmailable[0].reasons,
+        format!("mailing:{},no_address", sent.mailing)
+    );
+    let stored = v.mailing("marketing", &sent.mailing).unwrap().unwrap().sent;
+    assert_eq!((stored.recipients, &stored.excluded), (1, &sent.excluded));
     let dump = h.dump();
     for needle in [
         canary,
