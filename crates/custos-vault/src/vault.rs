@@ -317,6 +317,8 @@ pub const MAX_RECORDS_PAGE: u64 = 1000;
 pub const MAX_RECORDS_APPEND: usize = 1000;
 /// Bytes one record value may hold at most.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// The refusal of a blank value (collected or corrected).
+pub const INVALID_VALUE: &str = "invalid_value";
 
 /// Sealed value rows and their blind-index terms `(category, term)`.
 type SealedValues = (Vec<ValueRow>, Vec<(String, String)>);
@@ -920,6 +922,21 @@ impl Vault {
                     Ok(_) => errors = Err(vec![e]),
                     Err(list) => list.push(e),
                 }
+            }
+        }
+        // A blank value is no value: refused as a correction's is (a blank address was
+        // collected once, and failed every mailing it was eligible for).
+        for (category, _) in input.data.iter().filter(|(_, v)| v.trim().is_empty()) {
+            let e = custos_policy::CollectionError {
+                code: INVALID_VALUE,
+                field: format!("data.{category}"),
+                message: "a value holds at least one character that is not a space; leave out \
+                          a category you have no value for"
+                    .into(),
+            };
+            match &mut errors {
+                Ok(_) => errors = Err(vec![e]),
+                Err(list) => list.push(e),
             }
         }
         match errors {

@@ -138,6 +138,15 @@ async fn client_errors_name_the_field_and_the_code() {
             "unknown_notice_version",
             "notice",
         ),
+        (
+            with(
+                "data",
+                json!({"contact.name": "Ann", "contact.email": " \t "}),
+            ),
+            422,
+            "invalid_value",
+            "data.contact.email",
+        ),
     ];
     for (body, status, code, field) in cases {
         let r = app.post("/v1/subjects", key, &body).await;

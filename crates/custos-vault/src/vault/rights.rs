@@ -129,7 +129,7 @@ impl Vault {
             }
             if value.len() > MAX_CORRECTED_BYTES || value.trim().is_empty() {
                 return Err(Error::InvalidField {
-                    code: "invalid_value",
+                    code: super::INVALID_VALUE,
                     field,
                     message: format!(
                         "a corrected value holds 1 to {MAX_CORRECTED_BYTES} bytes, not only spaces"

@@ -229,10 +229,35 @@ pub fn collection_refusals(h: Harness) {
         v.collect("meeting-center", &old_notice).unwrap_err().code(),
         "unknown_notice_version"
     );
+    // A blank value is no value: refused, naming its field, and ledgered.
+    let blank = attendee("Cy", " \t ");
+    match v.collect("meeting-center", &blank).unwrap_err() {
+        Error::CollectionRefused(errors) => {
+            let named: Vec<_> = errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+            assert_eq!(named, [("invalid_value", "data.contact.email")]);
+        }
+        e => panic!("{e:?}"),
+    }
+    let last = last_entry(v).draft;
+    assert_eq!(
+        (
+            last.effect.as_str(),
+            last.reasons.as_str(),
+            last.subject.as_str()
+        ),
+        ("refused", "invalid_value", "")
+    );
     assert_eq!(h.count("SELECT COUNT(*) FROM subjects"), 0);
-    let last = last_entry(v);
-    assert_eq!(last.draft.effect, "refused");
-    assert_eq!(last.draft.subject, "");
+    let held = v
+        .collect("meeting-center", &attendee("Cy", "cy@example.com"))
+        .unwrap();
+    assert_eq!(
+        v.collect_more("meeting-center", &held, &attendee(" ", "cy@example.com"))
+            .unwrap_err()
+            .code(),
+        "invalid_value"
+    );
+    assert_eq!(last_entry(v).draft.reasons, "invalid_value");
     let dump = h.dump();
     assert!(!contains(&dump, b"4111111111111111"));
     assert!(!contains(&dump, b"cy@example.com"));
