@@ -1200,9 +1200,6 @@ impl Vault {
     }
 }
 
-/// A receipt's id: a UUIDv7 ([`super::uuid_v7`]), so the receipts' index grows at its end
-/// (a random id put every receipt in a random page of it, written whole at each commit);
-/// unguessable by its 74 random bits. The millisecond it reveals is the receipt's `iat`.
 /// The blocking form of a `begin_*` call: runs `begin` with a `done` that hands its outcome
 /// back, and waits for it (`begin`'s own error returns at once: `done` is then never called).
 pub(super) fn waiting<T: Send + 'static>(
@@ -1217,6 +1214,9 @@ pub(super) fn waiting<T: Send + 'static>(
         .map_err(|_| Error::Storage("consent writer stopped".into()))?
 }
 
+/// A receipt's id: a UUIDv7 ([`super::uuid_v7`]), so the receipts' index grows at its end
+/// (a random id put every receipt in a random page of it, written whole at each commit);
+/// unguessable by its 74 random bits. The millisecond it reveals is the receipt's `iat`.
 fn receipt_id() -> Result<String> {
     let random = crate::crypto::random_bytes::<10>()?;
     Ok(super::uuid_v7_with(&random).hyphenated().to_string())
