@@ -14,9 +14,9 @@ use custos_vault::{Consent, ConsentChange, ConsentInput, Preference};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::Caller;
 use crate::input::{self, JsonBody, Name};
 use crate::problem::Problem;
+use crate::{AppState, Caller};
 
 /// A person's choice about a purpose (`POST /v1/subjects/{id}/consents`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -175,18 +175,11 @@ pub async fn record(
     // The change is checked, signed and queued without waiting (on the request's thread
     // when the store is embedded); the answer comes when its group commit is durable (no
     // thread waits through the fsyncs).
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (done, answer) = AppState::begun();
     caller
-        .run_short(move |v, a| {
-            v.begin_consent(a, &subject, &choice, move |r| {
-                let _ = tx.send(r);
-            })
-        })
+        .run_short(move |v, a| v.begin_consent(a, &subject, &choice, done))
         .await?;
-    let out = rx
-        .await
-        .map_err(|_| Problem::internal("the consent writer stopped"))??;
-    Ok((StatusCode::CREATED, Json(out.into())))
+    Ok((StatusCode::CREATED, Json(answer.await?.into())))
 }
 
 /// `GET /v1/subjects/{id}/consents` — the person's consent and objection records, each with

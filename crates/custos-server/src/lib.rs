@@ -293,6 +293,26 @@ impl AppState {
         out.map_err(Problem::from)
     }
 
+    /// The `done` of a vault's `begin_*` call and the future of what it is called with:
+    /// the change is checked and queued by a short call ([`AppState::on_vault_short`]), its
+    /// answer awaited here once its group commit is durable — no thread waits through the
+    /// fsyncs.
+    pub(crate) fn begun<T: Send + 'static>() -> (
+        impl FnOnce(custos_vault::Result<T>) + Send + 'static,
+        impl std::future::Future<Output = Result<T, Problem>>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<custos_vault::Result<T>>();
+        let done = move |r| {
+            let _ = tx.send(r);
+        };
+        let answer = async move {
+            rx.await
+                .map_err(|_| Problem::internal("the consent writer stopped"))?
+                .map_err(Problem::from)
+        };
+        (done, answer)
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics

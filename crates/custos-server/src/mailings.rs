@@ -277,19 +277,12 @@ pub async fn unsubscribe(
         .is_some_and(|a| a.contains("text/html"));
     // Checked and signed on the request's thread (when the store is embedded); the answer
     // comes once the change's group commit is durable, no thread waiting through it.
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (done, answer) = AppState::begun();
     let queued = state
-        .on_vault_short(move |v| {
-            v.begin_unsubscribe(&token, move |r| {
-                let _ = tx.send(r);
-            })
-        })
+        .on_vault_short(move |v| v.begin_unsubscribe(&token, done))
         .await;
     let done = match queued {
-        Ok(()) => rx
-            .await
-            .map_err(|_| Problem::internal("the consent writer stopped"))
-            .and_then(|r| r.map_err(Problem::from)),
+        Ok(()) => answer.await,
         Err(p) => Err(p),
     };
     match done {

@@ -427,18 +427,11 @@ pub async fn consent(
     };
     // As a service's consent change: checked and signed on the request's thread (embedded
     // store), answered once its group commit is durable, no thread waiting through it.
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (done, answer) = crate::AppState::begun();
     person
-        .run_short(move |v, p| {
-            v.begin_consent(Requester::Person(p), &subject, &choice, move |r| {
-                let _ = tx.send(r);
-            })
-        })
+        .run_short(move |v, p| v.begin_consent(Requester::Person(p), &subject, &choice, done))
         .await?;
-    let change = rx
-        .await
-        .map_err(|_| Problem::internal("the consent writer stopped"))??;
-    Ok((axum::http::StatusCode::CREATED, Json(change.into())))
+    Ok((axum::http::StatusCode::CREATED, Json(answer.await?.into())))
 }
 
 /// `GET /v1/me/preferences` — the policy's communication topics, each on or off for the
